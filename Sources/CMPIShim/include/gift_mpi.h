@@ -1,0 +1,23 @@
+// A plain-C facade over the MPI calls gift needs. No MPI type or macro crosses this header,
+// so Swift never imports mpi.h.
+#ifndef GIFT_MPI_H
+#define GIFT_MPI_H
+#include <stddef.h>
+
+// Returns 1 when this process was started by an MPI launcher (mpirun, srun with PMIx).
+int gift_mpi_launched(void);
+// MPI_Init_thread with MPI_THREAD_SERIALIZED: only one thread calls MPI at a time (the caller
+// guarantees it), which Open MPI supports without the cost of full MPI_THREAD_MULTIPLE.
+// Returns 0 on success.
+int gift_mpi_init(void);
+int gift_mpi_finalize(void);
+int gift_mpi_rank(void);
+int gift_mpi_size(void);
+// In-place sum of `count` floats across all ranks, in pieces of at most `piece` floats.
+int gift_mpi_allreduce_sum_f32(float *buf, size_t count, size_t piece);
+int gift_mpi_allreduce_sum_f64(double *buf, size_t count);
+int gift_mpi_broadcast_bytes(void *buf, size_t count, int root);
+int gift_mpi_barrier(void);
+void gift_mpi_abort(int code);
+double gift_mpi_wtime(void);
+#endif

@@ -1,0 +1,578 @@
+import Foundation
+
+// The safetensors format (https://github.com/huggingface/safetensors):
+//
+//   [8 bytes]  N, little-endian UInt64
+//   [N bytes]  UTF-8 JSON object, possibly padded with trailing spaces:
+//              {"<tensor name>": {"dtype": "F32", "shape": [2, 3], "data_offsets": [begin, end]}, ...,
+//               "__metadata__": {"<key>": "<string>", ...}}          (optional)
+//   [rest]     the data section; data_offsets are byte offsets relative to its start (8 + N),
+//              element values little-endian, row-major.
+
+/// Element types a safetensors header may name. Every one is accepted when reading (with its element
+/// size), but only F32, BF16 and F16 decode to floats, and only F32 and BF16 can be written.
+public enum SafetensorsDType: String, CaseIterable, Sendable {
+    case F64, F32, F16, BF16, I64, I32, I16, I8, U64, U32, U16, U8, BOOL, F8_E4M3, F8_E5M2
+
+    /// Bytes per element.
+    public var size: Int {
+        switch self {
+        case .F64, .I64, .U64: return 8
+        case .F32, .I32, .U32: return 4
+        case .F16, .BF16, .I16, .U16: return 2
+        case .I8, .U8, .BOOL, .F8_E4M3, .F8_E5M2: return 1
+        }
+    }
+}
+
+/// One tensor entry of a validated header. `begin`/`end` are byte offsets into the data section.
+public struct SafetensorsTensor: Equatable, Sendable {
+    public let name: String
+    public let dtype: SafetensorsDType
+    public let shape: [Int]
+    public let begin: Int
+    public let end: Int
+    /// Number of elements (product of `shape`; 1 for a scalar). Validated not to overflow.
+    public let elementCount: Int
+    public var byteCount: Int { end - begin }
+}
+
+/// A safetensors file read into memory (mapped where the platform allows) with a fully validated header:
+/// every tensor's byte range lies inside the file, matches its shape and dtype, and overlaps no other.
+public struct SafetensorsFile: Sendable {
+    public let path: String
+    public let tensors: [String: SafetensorsTensor]
+    public let metadata: [String: String]
+    /// The whole file.
+    let data: Data
+    /// Byte offset of the data section in `data` (8 + header length).
+    let dataStart: Int
+
+    /// Headers larger than this are refused before any allocation (the Rust reference also caps at 100 MB).
+    public static let maxHeaderBytes = 100_000_000
+
+    /// Tensor names in file order (by data offset, then name).
+    public var names: [String] {
+        tensors.values.sorted { ($0.begin, $0.name) < ($1.begin, $1.name) }.map(\.name)
+    }
+
+    /// Reads and validates the file at `path`. Errors: `.io` when the file cannot be read, `.format`
+    /// (naming the path and, where there is one, the tensor) for anything malformed.
+    public static func read(path: String) throws -> SafetensorsFile {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw GiftError(.io, "\(path): no such file")
+        }
+        if isDir.boolValue { throw GiftError(.io, "\(path): is a directory, expected a safetensors file") }
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
+            throw GiftError(.io, "\(path): cannot read (\(error.localizedDescription))")
+        }
+        return try parse(data, path: path)
+    }
+
+    /// Validates `data` as the bytes of a safetensors file; `path` is used in messages only.
+    public static func parse(_ data: Data, path: String) throws -> SafetensorsFile {
+        func bad(_ why: String) -> GiftError { GiftError(.format, "\(path): \(why)") }
+        func badTensor(_ name: String, _ why: String) -> GiftError {
+            GiftError(.format, "\(path): tensor '\(name)': \(why)")
+        }
+        let fileSize = data.count
+        guard fileSize >= 8 else {
+            throw bad("file is \(fileSize) bytes, shorter than the 8-byte safetensors header length")
+        }
+        let headerLength64: UInt64 = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        guard headerLength64 <= UInt64(maxHeaderBytes) else {
+            throw bad("header length \(headerLength64) is absurd (more than \(maxHeaderBytes) bytes)")
+        }
+        guard headerLength64 <= UInt64(fileSize - 8) else {
+            throw bad("header length \(headerLength64) exceeds the \(fileSize - 8) bytes that follow it in the file")
+        }
+        let headerLength = Int(headerLength64)
+        let dataStart = 8 + headerLength
+        let headerBytes: [UInt8] = data.withUnsafeBytes { Array($0[8..<dataStart]) }
+
+        // UTF-8 check: decoding repairs invalid sequences, so a lossless round trip means the bytes were valid.
+        let decoded = String(decoding: headerBytes, as: UTF8.self)
+        guard decoded.utf8.elementsEqual(headerBytes) else { throw bad("header is not valid UTF-8") }
+        let root: StrictJSON
+        do { root = try StrictJSON.parse(headerBytes) } catch let e as StrictJSON.ParseError {
+            throw bad("header is not valid JSON (\(e.message) at byte \(e.offset) of the header)")
+        }
+        guard case .object(let entries) = root else { throw bad("header is not a JSON object") }
+
+        var metadata: [String: String] = [:]
+        var tensors: [String: SafetensorsTensor] = [:]
+        let dataSize = fileSize - dataStart
+        // Sorted so that, of several problems, the same one is always reported.
+        for name in entries.keys.sorted() {
+            guard let entry = entries[name] else { continue }
+            if name == "__metadata__" {
+                guard case .object(let m) = entry else { throw bad("__metadata__ is not an object of strings") }
+                for (k, v) in m {
+                    guard case .string(let s) = v else {
+                        throw bad("__metadata__ value for key '\(k)' is not a string (metadata must be an object of strings)")
+                    }
+                    metadata[k] = s
+                }
+                continue
+            }
+            guard case .object(let fields) = entry else { throw badTensor(name, "entry is not an object") }
+
+            guard let dtypeValue = fields["dtype"] else { throw badTensor(name, "missing field 'dtype'") }
+            guard case .string(let dtypeName) = dtypeValue else { throw badTensor(name, "field 'dtype' is not a string") }
+            guard let dtype = SafetensorsDType(rawValue: dtypeName) else {
+                throw badTensor(name, "unknown dtype '\(dtypeName)' (known: "
+                                + SafetensorsDType.allCases.map(\.rawValue).joined(separator: ", ") + ")")
+            }
+
+            guard let shapeValue = fields["shape"] else { throw badTensor(name, "missing field 'shape'") }
+            guard case .array(let dims) = shapeValue else { throw badTensor(name, "field 'shape' is not an array") }
+            var shape: [Int] = []
+            var count = 1
+            for d in dims {
+                guard let n = d.intValue else {
+                    throw badTensor(name, "shape dimension \(d.brief) is not an integer")
+                }
+                guard n >= 0 else { throw badTensor(name, "shape dimension \(n) is negative") }
+                let (product, overflow) = count.multipliedReportingOverflow(by: n)
+                guard !overflow else { throw badTensor(name, "element count of shape \(dims.map(\.brief)) overflows") }
+                count = product
+                shape.append(n)
+            }
+            let (needed, bytesOverflow) = count.multipliedReportingOverflow(by: dtype.size)
+            guard !bytesOverflow else { throw badTensor(name, "byte size of shape \(shape) of \(dtypeName) overflows") }
+
+            guard let offsetsValue = fields["data_offsets"] else { throw badTensor(name, "missing field 'data_offsets'") }
+            guard case .array(let offsets) = offsetsValue, offsets.count == 2,
+                  let begin = offsets[0].intValue, let end = offsets[1].intValue else {
+                throw badTensor(name, "field 'data_offsets' is not an array of two integers")
+            }
+            guard begin >= 0, end >= 0 else { throw badTensor(name, "data_offsets [\(begin), \(end)] are negative") }
+            guard begin <= end else { throw badTensor(name, "data_offsets [\(begin), \(end)] begin after they end") }
+            guard end - begin == needed else {
+                throw badTensor(name, "data_offsets [\(begin), \(end)] span \(end - begin) bytes but shape \(shape) of "
+                                + "\(dtypeName) needs \(needed) bytes")
+            }
+            guard end <= dataSize else {
+                throw badTensor(name, "data_offsets [\(begin), \(end)] extend past the end of the file "
+                                + "(data section is \(dataSize) bytes)")
+            }
+            tensors[name] = SafetensorsTensor(name: name, dtype: dtype, shape: shape, begin: begin, end: end,
+                                              elementCount: count)
+        }
+
+        // Overlap: after sorting by start, each non-empty range must start at or after the furthest end so far.
+        let ranges = tensors.values.filter { $0.end > $0.begin }.sorted { ($0.begin, $0.name) < ($1.begin, $1.name) }
+        if var furthest = ranges.first {
+            for t in ranges.dropFirst() {
+                if t.begin < furthest.end {
+                    throw bad("tensors '\(furthest.name)' [\(furthest.begin), \(furthest.end)] and '\(t.name)' "
+                              + "[\(t.begin), \(t.end)] overlap")
+                }
+                if t.end > furthest.end { furthest = t }
+            }
+        }
+        return SafetensorsFile(path: path, tensors: tensors, metadata: metadata, data: data, dataStart: dataStart)
+    }
+
+    /// The entry for `name`, or an error naming the file and the tensor.
+    public func tensor(_ name: String) throws -> SafetensorsTensor {
+        guard let t = tensors[name] else { throw GiftError(.format, "\(path): no tensor '\(name)'") }
+        return t
+    }
+
+    /// The raw little-endian bytes of a tensor.
+    public func bytes(_ name: String) throws -> Data {
+        let t = try tensor(name)
+        let lo = data.startIndex + dataStart + t.begin
+        return data.subdata(in: lo..<(lo + t.byteCount))
+    }
+
+    /// A tensor's values as floats: F32 as is, BF16 and F16 widened exactly. Other dtypes are an error
+    /// naming the dtype.
+    public func floats(_ name: String) throws -> [Float] {
+        let t = try tensor(name)
+        try checkFloatDType(t)
+        var out = [Float](repeating: 0, count: t.elementCount)
+        try out.withUnsafeMutableBufferPointer { buf in
+            // An empty array may have no base address; there is nothing to copy then.
+            if let p = buf.baseAddress { try copyFloats(name, into: p, count: t.elementCount) }
+        }
+        return out
+    }
+
+    private func checkFloatDType(_ t: SafetensorsTensor) throws {
+        guard t.dtype == .F32 || t.dtype == .BF16 || t.dtype == .F16 else {
+            throw GiftError(.format, "\(path): tensor '\(t.name)' has dtype \(t.dtype.rawValue); "
+                            + "only F32, BF16 and F16 can be read as floats")
+        }
+    }
+
+    /// Writes a tensor's `count` values as floats to `dst` (see `floats`). `count` must equal the tensor's
+    /// element count.
+    public func copyFloats(_ name: String, into dst: UnsafeMutablePointer<Float>, count: Int) throws {
+        let t = try tensor(name)
+        guard count == t.elementCount else {
+            throw GiftError(.mismatch, "\(path): tensor '\(name)' has \(t.elementCount) elements, expected \(count)")
+        }
+        try checkFloatDType(t)
+        if count == 0 { return }
+        data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+            // Non-nil: the file holds at least 8 bytes. The range was validated against the file size.
+            guard let base = raw.baseAddress else { return }
+            let src = base + dataStart + t.begin
+            switch t.dtype {
+            case .F32:
+                #if _endian(little)
+                UnsafeMutableRawPointer(dst).copyMemory(from: src, byteCount: t.byteCount)
+                #else
+                for i in 0..<count {
+                    dst[i] = Float(bitPattern: UInt32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+                }
+                #endif
+            case .BF16: BFloat16.decode(littleEndianBytes: src, into: dst, count: count)
+            case .F16: Float16Bits.decode(littleEndianBytes: src, into: dst, count: count)
+            default: break
+            }
+        }
+    }
+}
+
+// MARK: writing
+
+/// One tensor to write: a name, a shape, the on-disk dtype (.F32 or .BF16) and the source floats.
+/// The pointer form does not copy; the pointer must stay valid until `SafetensorsFile.write` returns.
+public struct SafetensorsWriteEntry {
+    enum Source { case pointer(UnsafePointer<Float>), array([Float]) }
+    public let name: String
+    public let shape: [Int]
+    public let dtype: SafetensorsDType
+    public let count: Int
+    let source: Source
+
+    public init(name: String, shape: [Int], dtype: SafetensorsDType = .F32, pointer: UnsafePointer<Float>, count: Int) {
+        self.name = name; self.shape = shape; self.dtype = dtype; self.count = count; source = .pointer(pointer)
+    }
+
+    public init(name: String, shape: [Int], dtype: SafetensorsDType = .F32, values: [Float]) {
+        self.name = name; self.shape = shape; self.dtype = dtype; count = values.count; source = .array(values)
+    }
+
+    /// Bytes this tensor takes in the data section.
+    public var byteCount: Int { count * dtype.size }
+}
+
+extension SafetensorsFile {
+    /// Writes a standard safetensors file: tensors' data in the given order and contiguous, the header's
+    /// keys sorted, the header padded with spaces so the data section starts at a multiple of 8. The file
+    /// is written to a temporary file in the same folder, synced, then renamed over `path`, so readers
+    /// see either the old file or the complete new one.
+    public static func write(path: String, tensors: [SafetensorsWriteEntry], metadata: [String: String] = [:]) throws {
+        // Validate the entries and lay out the data section.
+        var seen = Set<String>()
+        var header: [(key: String, json: String)] = []
+        var offset = 0
+        for e in tensors {
+            guard !e.name.isEmpty, e.name != "__metadata__" else {
+                throw GiftError(.usage, "\(path): invalid tensor name '\(e.name)'")
+            }
+            guard seen.insert(e.name).inserted else { throw GiftError(.usage, "\(path): tensor '\(e.name)' given twice") }
+            guard e.dtype == .F32 || e.dtype == .BF16 else {
+                throw GiftError(.usage, "\(path): tensor '\(e.name)': can only write F32 or BF16, not \(e.dtype.rawValue)")
+            }
+            let product = e.shape.reduce(into: Optional(1)) { acc, d in
+                guard let a = acc, d >= 0 else { acc = nil; return }
+                let (m, overflow) = a.multipliedReportingOverflow(by: d)
+                acc = overflow ? nil : m
+            }
+            guard product == e.count else {
+                throw GiftError(.mismatch, "\(path): tensor '\(e.name)': shape \(e.shape) does not hold \(e.count) values")
+            }
+            let end = offset + e.byteCount
+            header.append((e.name, "{\"dtype\":\"\(e.dtype.rawValue)\",\"shape\":[\(e.shape.map(String.init).joined(separator: ","))],"
+                           + "\"data_offsets\":[\(offset),\(end)]}"))
+            offset = end
+        }
+        if !metadata.isEmpty {
+            let fields = metadata.sorted { Array($0.key.utf8).lexicographicallyPrecedes($1.key.utf8) }
+                .map { "\(jsonString($0.key)):\(jsonString($0.value))" }
+            header.append(("__metadata__", "{" + fields.joined(separator: ",") + "}"))
+        }
+        // Byte (= code point) order, like Python's json.dumps(sort_keys=True).
+        header.sort { Array($0.key.utf8).lexicographicallyPrecedes($1.key.utf8) }
+        var headerBytes = Array(("{" + header.map { "\(jsonString($0.key)):\($0.json)" }.joined(separator: ",") + "}").utf8)
+        while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }
+
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent().path
+        let tmp = dir + "/." + url.lastPathComponent + ".tmp-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))"
+        guard FileManager.default.createFile(atPath: tmp, contents: nil) else {
+            throw GiftError(.io, "\(path): cannot create temporary file \(tmp)")
+        }
+        var done = false
+        defer { if !done { try? FileManager.default.removeItem(atPath: tmp) } }
+        do {
+            guard let h = FileHandle(forWritingAtPath: tmp) else { throw GiftError(.io, "\(tmp): cannot open for writing") }
+            defer { try? h.close() }
+            var prefix = Data(count: 8)
+            prefix.withUnsafeMutableBytes { $0.storeBytes(of: UInt64(headerBytes.count).littleEndian, as: UInt64.self) }
+            prefix.append(contentsOf: headerBytes)
+            try h.write(contentsOf: prefix)
+            // Convert and write in chunks so a large model never needs a second full copy in memory.
+            let chunk = 1 << 20
+            var buffer = Data(count: chunk * 4)
+            for e in tensors {
+                func emit(_ src: UnsafePointer<Float>) throws {
+                    var i = 0
+                    while i < e.count {
+                        let n = min(chunk, e.count - i)
+                        let bytes = n * e.dtype.size
+                        buffer.withUnsafeMutableBytes { (raw: UnsafeMutableRawBufferPointer) in
+                            guard let dst = raw.baseAddress else { return }
+                            if e.dtype == .BF16 {
+                                BFloat16.encode(src + i, intoLittleEndianBytes: dst, count: n)
+                            } else {
+                                for j in 0..<n { dst.storeBytes(of: src[i + j].bitPattern.littleEndian, toByteOffset: 4 * j, as: UInt32.self) }
+                            }
+                        }
+                        try h.write(contentsOf: buffer.prefix(bytes))
+                        i += n
+                    }
+                }
+                switch e.source {
+                case .pointer(let p): try emit(p)
+                case .array(let a): try a.withUnsafeBufferPointer { if let p = $0.baseAddress { try emit(p) } }
+                }
+            }
+            try h.synchronize()
+        } catch let e as GiftError { throw e } catch {
+            throw GiftError(.io, "\(tmp): write failed (\(error.localizedDescription))")
+        }
+        guard rename(tmp, path) == 0 else {
+            throw GiftError(.io, "\(path): cannot move \(tmp) into place (\(String(cString: strerror(errno))))")
+        }
+        done = true
+    }
+
+    /// A JSON string literal (quotes, backslash and control characters escaped; other text as UTF-8).
+    static func jsonString(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out + "\""
+    }
+}
+
+// MARK: strict JSON reader
+
+/// A small, strict JSON reader for untrusted headers. Unlike JSONSerialization it keeps integers exact
+/// (as their literal text, so `1.0`, `1e3`, `true` and out-of-range values are never taken for an Int),
+/// refuses duplicate keys and lone surrogates, and bounds nesting depth so no input can exhaust the stack.
+enum StrictJSON {
+    case null
+    case bool(Bool)
+    case number(String)
+    case string(String)
+    case array([StrictJSON])
+    case object([String: StrictJSON])
+
+    struct ParseError: Error { let message: String; let offset: Int }
+
+    static let maxDepth = 64
+
+    /// The value when it is an integer literal that fits in Int.
+    var intValue: Int? {
+        if case .number(let text) = self { return Int(text) }
+        return nil
+    }
+
+    /// A short rendering for error messages.
+    var brief: String {
+        switch self {
+        case .null: return "null"
+        case .bool(let b): return String(b)
+        case .number(let t): return t
+        case .string(let s): return "\"\(s.prefix(40))\""
+        case .array: return "an array"
+        case .object: return "an object"
+        }
+    }
+
+    /// Parses one JSON value; only whitespace may follow it.
+    static func parse(_ bytes: [UInt8]) throws -> StrictJSON {
+        var p = Parser(b: bytes)
+        p.skipWhitespace()
+        let v = try p.value(depth: 0)
+        p.skipWhitespace()
+        if p.i != bytes.count { throw ParseError(message: "unexpected data after the JSON value", offset: p.i) }
+        return v
+    }
+
+    private struct Parser {
+        let b: [UInt8]
+        var i = 0
+
+        func fail(_ m: String) -> ParseError { ParseError(message: m, offset: i) }
+
+        mutating func skipWhitespace() {
+            while i < b.count, b[i] == 0x20 || b[i] == 0x0A || b[i] == 0x0D || b[i] == 0x09 { i += 1 }
+        }
+
+        mutating func expect(_ c: UInt8) throws {
+            guard i < b.count, b[i] == c else {
+                throw fail(i < b.count ? "expected '\(Character(Unicode.Scalar(c)))'" : "unexpected end of header")
+            }
+            i += 1
+        }
+
+        mutating func value(depth: Int) throws -> StrictJSON {
+            guard depth < StrictJSON.maxDepth else { throw fail("nested more than \(StrictJSON.maxDepth) levels deep") }
+            guard i < b.count else { throw fail("unexpected end of header") }
+            switch b[i] {
+            case UInt8(ascii: "{"):
+                i += 1
+                var o: [String: StrictJSON] = [:]
+                skipWhitespace()
+                if i < b.count, b[i] == UInt8(ascii: "}") { i += 1; return .object(o) }
+                while true {
+                    skipWhitespace()
+                    guard i < b.count, b[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
+                    let k = try string()
+                    skipWhitespace()
+                    try expect(UInt8(ascii: ":"))
+                    skipWhitespace()
+                    let v = try value(depth: depth + 1)
+                    guard o.updateValue(v, forKey: k) == nil else { throw fail("duplicate key '\(k)'") }
+                    skipWhitespace()
+                    guard i < b.count else { throw fail("unexpected end of header") }
+                    if b[i] == UInt8(ascii: ",") { i += 1; continue }
+                    try expect(UInt8(ascii: "}"))
+                    return .object(o)
+                }
+            case UInt8(ascii: "["):
+                i += 1
+                var a: [StrictJSON] = []
+                skipWhitespace()
+                if i < b.count, b[i] == UInt8(ascii: "]") { i += 1; return .array(a) }
+                while true {
+                    skipWhitespace()
+                    a.append(try value(depth: depth + 1))
+                    skipWhitespace()
+                    guard i < b.count else { throw fail("unexpected end of header") }
+                    if b[i] == UInt8(ascii: ",") { i += 1; continue }
+                    try expect(UInt8(ascii: "]"))
+                    return .array(a)
+                }
+            case UInt8(ascii: "\""):
+                return .string(try string())
+            case UInt8(ascii: "t"): try literal("true"); return .bool(true)
+            case UInt8(ascii: "f"): try literal("false"); return .bool(false)
+            case UInt8(ascii: "n"): try literal("null"); return .null
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                return .number(try number())
+            default:
+                throw fail("unexpected character")
+            }
+        }
+
+        mutating func literal(_ word: String) throws {
+            let w = Array(word.utf8)
+            guard i + w.count <= b.count, Array(b[i..<(i + w.count)]) == w else { throw fail("invalid literal") }
+            i += w.count
+        }
+
+        /// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? ; returns the literal text.
+        mutating func number() throws -> String {
+            let start = i
+            func isDigit(_ j: Int) -> Bool { j < b.count && b[j] >= 0x30 && b[j] <= 0x39 }
+            if b[i] == UInt8(ascii: "-") { i += 1 }
+            guard isDigit(i) else { throw fail("invalid number") }
+            if b[i] == UInt8(ascii: "0") { i += 1 } else { while isDigit(i) { i += 1 } }
+            if i < b.count, b[i] == UInt8(ascii: ".") {
+                i += 1
+                guard isDigit(i) else { throw fail("invalid number") }
+                while isDigit(i) { i += 1 }
+            }
+            if i < b.count, b[i] == UInt8(ascii: "e") || b[i] == UInt8(ascii: "E") {
+                i += 1
+                if i < b.count, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") { i += 1 }
+                guard isDigit(i) else { throw fail("invalid number") }
+                while isDigit(i) { i += 1 }
+            }
+            return String(decoding: b[start..<i], as: UTF8.self)
+        }
+
+        /// A string literal starting at the opening quote. The header was checked to be valid UTF-8
+        /// beforehand, so bytes >= 0x80 are copied through.
+        mutating func string() throws -> String {
+            i += 1
+            var out: [UInt8] = []
+            while true {
+                guard i < b.count else { throw fail("unterminated string") }
+                let c = b[i]
+                if c == UInt8(ascii: "\"") { i += 1; break }
+                if c < 0x20 { throw fail("control character in string") }
+                if c != UInt8(ascii: "\\") { out.append(c); i += 1; continue }
+                i += 1
+                guard i < b.count else { throw fail("unterminated string") }
+                let e = b[i]
+                i += 1
+                switch e {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(e)
+                case UInt8(ascii: "b"): out.append(0x08)
+                case UInt8(ascii: "f"): out.append(0x0C)
+                case UInt8(ascii: "n"): out.append(0x0A)
+                case UInt8(ascii: "r"): out.append(0x0D)
+                case UInt8(ascii: "t"): out.append(0x09)
+                case UInt8(ascii: "u"):
+                    var code = try hex4()
+                    if code >= 0xD800 && code < 0xDC00 {
+                        // A high surrogate must be followed by an escaped low one.
+                        guard i + 1 < b.count, b[i] == UInt8(ascii: "\\"), b[i + 1] == UInt8(ascii: "u") else {
+                            throw fail("lone surrogate in string")
+                        }
+                        i += 2
+                        let low = try hex4()
+                        guard low >= 0xDC00 && low < 0xE000 else { throw fail("lone surrogate in string") }
+                        code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                    } else if code >= 0xDC00 && code < 0xE000 {
+                        throw fail("lone surrogate in string")
+                    }
+                    guard let scalar = Unicode.Scalar(code) else { throw fail("invalid \\u escape") }
+                    out.append(contentsOf: Array(String(Character(scalar)).utf8))
+                default:
+                    throw fail("invalid escape in string")
+                }
+            }
+            return String(decoding: out, as: UTF8.self)
+        }
+
+        mutating func hex4() throws -> UInt32 {
+            guard i + 4 <= b.count else { throw fail("invalid \\u escape") }
+            var v: UInt32 = 0
+            for _ in 0..<4 {
+                let c = b[i]
+                let d: UInt32
+                switch c {
+                case 0x30...0x39: d = UInt32(c - 0x30)
+                case 0x41...0x46: d = UInt32(c - 0x41 + 10)
+                case 0x61...0x66: d = UInt32(c - 0x61 + 10)
+                default: throw fail("invalid \\u escape")
+                }
+                v = v * 16 + d
+                i += 1
+            }
+            return v
+        }
+    }
+}

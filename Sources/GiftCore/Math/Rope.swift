@@ -1,0 +1,45 @@
+import Foundation
+
+/// Rotary position embedding, rotate-half form (LLaDA/Llama): for j < h = headDim/2,
+/// out[j] = x[j]·cos − x[j+h]·sin, out[j+h] = x[j+h]·cos + x[j]·sin, angle = pos · theta^(−2j/headDim).
+/// Angles are computed in Double once per (position, j) ("rope_full_precision").
+public final class Rope: @unchecked Sendable {
+    public let headDim: Int
+    public let maxLen: Int
+    let cosT: FloatBuffer, sinT: FloatBuffer   // [maxLen, headDim/2]
+
+    public init(headDim: Int, maxLen: Int, theta: Double) {
+        self.headDim = headDim; self.maxLen = maxLen
+        let h = headDim / 2
+        cosT = FloatBuffer(count: maxLen * h); sinT = FloatBuffer(count: maxLen * h)
+        for p in 0..<maxLen {
+            for j in 0..<h {
+                let invFreq = 1.0 / Foundation.pow(theta, Double(2 * j) / Double(headDim))
+                let a = Double(p) * invFreq
+                cosT[p * h + j] = Float(Foundation.cos(a)); sinT[p * h + j] = Float(Foundation.sin(a))
+            }
+        }
+    }
+
+    /// In place on x laid out [batch, seqLen, heads, headDim] (row stride heads·headDim).
+    /// `inverse` applies the transpose rotation: that is the backward pass.
+    public func apply(_ x: UnsafeMutablePointer<Float>, batch: Int, seqLen: Int, heads: Int, inverse: Bool = false) {
+        precondition(seqLen <= maxLen, "sequence longer than the rope table")
+        let h = headDim / 2
+        let sign: Float = inverse ? -1 : 1
+        for b in 0..<batch {
+            for p in 0..<seqLen {
+                let c = cosT.pointer + p * h, s = sinT.pointer + p * h
+                let row = x + (b * seqLen + p) * heads * headDim
+                for hd in 0..<heads {
+                    let v = row + hd * headDim
+                    for j in 0..<h {
+                        let x1 = v[j], x2 = v[j + h], sn = sign * s[j]
+                        v[j] = x1 * c[j] - x2 * sn
+                        v[j + h] = x2 * c[j] + x1 * sn
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+/// Hands out 64-byte aligned slices of one FloatBuffer, so a model's working memory is one allocation
+/// made before the first step and reused by every step.
+struct Arena {
+    private(set) var used = 0
+    mutating func take(_ n: Int) -> Int {
+        let off = used
+        used += (n + 15) / 16 * 16
+        return off
+    }
+}
+
+/// What one transformer block keeps from forward for backward (all [tokens, width] row-major).
+public struct LayerActs {
+    public let xin: UnsafeMutablePointer<Float>      // block input (residual stream)
+    public let rstd1: UnsafeMutablePointer<Float>
+    public let xn1: UnsafeMutablePointer<Float>      // attn_norm output
+    public let q, k, v: UnsafeMutablePointer<Float>  // after RoPE (q, k)
+    public let ao: UnsafeMutablePointer<Float>       // attention output before attn_out
+    public let lse: UnsafeMutablePointer<Float>      // [batch, heads, L]
+    public let xmid: UnsafeMutablePointer<Float>     // residual after attention
+    public let rstd2: UnsafeMutablePointer<Float>
+    public let xn2: UnsafeMutablePointer<Float>      // ff_norm output
+    public let a, u, h: UnsafeMutablePointer<Float>  // ff_proj, up_proj, silu(a)·u
+}
+
+/// Working memory of the model for batches of up to `capacityTokens` tokens and sequences of up to
+/// `maxSeqLen`. Training activations keep every block's tensors (O(L·d) per block, no [heads, L, L]);
+/// inference activations (`training: false`) share one set of buffers between all blocks.
+public final class Activations: @unchecked Sendable {
+    public let capacityTokens: Int
+    public let maxSeqLen: Int
+    public let training: Bool
+    let storage: FloatBuffer
+    public let layers: [LayerActs]
+    public let xout: UnsafeMutablePointer<Float>     // last block's output (input of ln_f)
+    public let rstdF: UnsafeMutablePointer<Float>
+    public let hf: UnsafeMutablePointer<Float>       // ln_f output [tokens, d]
+    public let hsel: UnsafeMutablePointer<Float>     // ln_f output gathered at the head's rows
+    public let logits: UnsafeMutablePointer<Float>   // [head rows, vocab]; holds dlogits for backward
+    public let attnScratch: UnsafeMutablePointer<Float>
+    // backward scratch (training only; aliases nothing above)
+    let dx, dxn, dq, dk, dv, dao, da, du, dh: UnsafeMutablePointer<Float>
+    public var tokens: [Int32]
+    public private(set) var batch = 0, seqLen = 0
+    public internal(set) var headRows: [Int32] = []
+
+    public init(config c: ModelConfig, capacityTokens T: Int, maxSeqLen: Int, training: Bool) {
+        capacityTokens = T; self.maxSeqLen = maxSeqLen; self.training = training
+        let d = c.dModel, kv = c.kvDim, ff = c.mlpHiddenSize, V = c.vocab
+        let lseCount = T * c.nHeads   // batch·heads·L
+        var arena = Arena()
+        struct LayerOff { var xin, rstd1, xn1, q, k, v, ao, lse, xmid, rstd2, xn2, a, u, h: Int }
+        func layerOff(_ ar: inout Arena) -> LayerOff {
+            LayerOff(xin: ar.take(T * d), rstd1: ar.take(T), xn1: ar.take(T * d), q: ar.take(T * d),
+                     k: ar.take(T * kv), v: ar.take(T * kv), ao: ar.take(T * d), lse: ar.take(lseCount),
+                     xmid: ar.take(T * d), rstd2: ar.take(T), xn2: ar.take(T * d), a: ar.take(T * ff),
+                     u: ar.take(T * ff), h: ar.take(T * ff))
+        }
+        var offs: [LayerOff] = []
+        if training {
+            for _ in 0..<c.nLayers { offs.append(layerOff(&arena)) }
+        } else {
+            let shared = layerOff(&arena)
+            offs = Array(repeating: shared, count: c.nLayers)
+        }
+        let xoutO = training ? arena.take(T * d) : offs[0].xin   // inference: blocks write back in place
+        let rstdFO = arena.take(T), hfO = arena.take(T * d), hselO = arena.take(T * d), logitsO = arena.take(T * V)
+        let scratchO = arena.take(2 * max(1 << 18, maxSeqLen) + 16)
+        var back = [Int](repeating: 0, count: 9)
+        if training {
+            back = [arena.take(T * d), arena.take(T * d), arena.take(T * d), arena.take(T * kv), arena.take(T * kv),
+                    arena.take(T * d), arena.take(T * ff), arena.take(T * ff), arena.take(T * ff)]
+        }
+        storage = FloatBuffer(count: arena.used)
+        let p = storage.pointer
+        layers = offs.map { o in
+            LayerActs(xin: p + o.xin, rstd1: p + o.rstd1, xn1: p + o.xn1, q: p + o.q, k: p + o.k, v: p + o.v,
+                      ao: p + o.ao, lse: p + o.lse, xmid: p + o.xmid, rstd2: p + o.rstd2, xn2: p + o.xn2,
+                      a: p + o.a, u: p + o.u, h: p + o.h)
+        }
+        xout = p + xoutO; rstdF = p + rstdFO; hf = p + hfO; hsel = p + hselO; logits = p + logitsO
+        attnScratch = p + scratchO
+        dx = p + back[0]; dxn = p + back[1]; dq = p + back[2]; dk = p + back[3]; dv = p + back[4]
+        dao = p + back[5]; da = p + back[6]; du = p + back[7]; dh = p + back[8]
+        tokens = [Int32](repeating: 0, count: T)
+    }
+
+    /// Bytes held (for memory reports).
+    public var bytes: Int { storage.count * 4 }
+
+    func setShape(batch b: Int, seqLen l: Int) {
+        precondition(b * l <= capacityTokens && l <= maxSeqLen, "batch \(b)×\(l) exceeds activation capacity")
+        batch = b; seqLen = l
+    }
+}

@@ -1,0 +1,148 @@
+import Foundation
+
+/// The model's shape and constants, read from and written to the Hugging Face LLaDA `config.json`.
+public struct ModelConfig: Equatable, Sendable {
+    public var dModel: Int
+    public var nHeads: Int
+    public var nKVHeads: Int
+    public var nLayers: Int
+    public var mlpHiddenSize: Int
+    public var vocabSize: Int
+    public var embeddingSize: Int
+    public var maskTokenId: Int
+    public var eosTokenId: Int
+    public var padTokenId: Int
+    public var ropeTheta: Double
+    public var rmsNormEps: Double
+    public var maxSequenceLength: Int
+
+    public var headDim: Int { dModel / nHeads }
+    public var kvDim: Int { nKVHeads * headDim }
+    /// Rows of the embedding and the output head (LLaDA sizes both by embedding_size).
+    public var vocab: Int { embeddingSize }
+
+    public init(dModel: Int, nHeads: Int, nKVHeads: Int? = nil, nLayers: Int, mlpHiddenSize: Int,
+                vocabSize: Int, embeddingSize: Int? = nil, maskTokenId: Int, eosTokenId: Int? = nil,
+                padTokenId: Int? = nil, ropeTheta: Double = 10000, rmsNormEps: Double = 1e-5,
+                maxSequenceLength: Int = 4096) {
+        self.dModel = dModel; self.nHeads = nHeads; self.nKVHeads = nKVHeads ?? nHeads
+        self.nLayers = nLayers; self.mlpHiddenSize = mlpHiddenSize; self.vocabSize = vocabSize
+        self.embeddingSize = embeddingSize ?? vocabSize; self.maskTokenId = maskTokenId
+        let eos = eosTokenId ?? (maskTokenId > 0 ? maskTokenId - 1 : 0)
+        self.eosTokenId = eos; self.padTokenId = padTokenId ?? eos
+        self.ropeTheta = ropeTheta; self.rmsNormEps = rmsNormEps; self.maxSequenceLength = maxSequenceLength
+    }
+
+    /// Checks the sizes fit together; `source` names the file in the message.
+    public func validate(source: String = "config") throws {
+        func bad(_ field: String, _ why: String) -> GiftError {
+            GiftError(.config, "\(source): field '\(field)' \(why)")
+        }
+        for (f, v) in [("d_model", dModel), ("n_heads", nHeads), ("n_kv_heads", nKVHeads), ("n_layers", nLayers),
+                       ("mlp_hidden_size", mlpHiddenSize), ("vocab_size", vocabSize),
+                       ("embedding_size", embeddingSize), ("max_sequence_length", maxSequenceLength)] where v <= 0 {
+            throw bad(f, "must be positive, got \(v)")
+        }
+        if dModel % nHeads != 0 { throw bad("d_model", "(\(dModel)) must be divisible by n_heads (\(nHeads))") }
+        if headDim % 2 != 0 { throw bad("d_model", "/ n_heads must be even for rotary embeddings, got \(headDim)") }
+        if nHeads % nKVHeads != 0 { throw bad("n_heads", "(\(nHeads)) must be a multiple of n_kv_heads (\(nKVHeads))") }
+        if embeddingSize < vocabSize { throw bad("embedding_size", "(\(embeddingSize)) is smaller than vocab_size (\(vocabSize))") }
+        for (f, v) in [("mask_token_id", maskTokenId), ("eos_token_id", eosTokenId), ("pad_token_id", padTokenId)]
+        where v < 0 || v >= embeddingSize {
+            throw bad(f, "(\(v)) is outside the vocabulary of \(embeddingSize) tokens")
+        }
+        if !(ropeTheta > 0) { throw bad("rope_theta", "must be positive") }
+        if !(rmsNormEps > 0) { throw bad("rms_norm_eps", "must be positive") }
+    }
+
+    // MARK: presets
+
+    public static let presetNames = ["tiny", "small", "base"]
+
+    public static func preset(_ name: String) throws -> ModelConfig {
+        switch name {
+        case "tiny": return ModelConfig(dModel: 64, nHeads: 4, nLayers: 2, mlpHiddenSize: 176, vocabSize: 64, maskTokenId: 63)
+        case "small": return ModelConfig(dModel: 512, nHeads: 8, nLayers: 8, mlpHiddenSize: 1376, vocabSize: 4096, maskTokenId: 4095)
+        case "base": return ModelConfig(dModel: 1024, nHeads: 16, nLayers: 16, mlpHiddenSize: 2816, vocabSize: 32768, maskTokenId: 32767)
+        default: throw GiftError(.usage, "unknown preset '\(name)'; known presets: \(presetNames.joined(separator: ", "))")
+        }
+    }
+
+    // MARK: config.json
+
+    /// The full LLaDA config.json, with every field LLaDA's own modeling code checks.
+    public func jsonObject() -> [String: Any] {
+        [
+            "model_type": "llada", "architectures": ["LLaDAModelLM"],
+            "d_model": dModel, "n_heads": nHeads, "n_kv_heads": nKVHeads, "n_layers": nLayers,
+            "mlp_hidden_size": mlpHiddenSize, "mlp_ratio": max(1, mlpHiddenSize / dModel),
+            "vocab_size": vocabSize, "embedding_size": embeddingSize,
+            "mask_token_id": maskTokenId, "eos_token_id": eosTokenId, "pad_token_id": padTokenId,
+            "rope_theta": ropeTheta, "rms_norm_eps": rmsNormEps, "max_sequence_length": maxSequenceLength,
+            "weight_tying": false, "block_type": "llama", "activation_type": "silu", "rope": true,
+            "rope_full_precision": true, "layer_norm_type": "rms", "layer_norm_with_affine": true,
+            "include_bias": false, "include_qkv_bias": false, "bias_for_layer_norm": false,
+            "attention_layer_norm": false, "alibi": false, "scale_logits": false, "use_cache": false,
+        ]
+    }
+
+    public func jsonData() -> Data {
+        try! JSONSerialization.data(withJSONObject: jsonObject(), options: [.prettyPrinted, .sortedKeys])
+    }
+
+    /// Parses a config.json. Every required field is checked for presence and type, and every
+    /// architecture switch gift does not implement is refused by name.
+    public static func parse(_ data: Data, source: String) throws -> ModelConfig {
+        let any: Any
+        do { any = try JSONSerialization.jsonObject(with: data) } catch {
+            throw GiftError(.format, "\(source): not valid JSON (\(error.localizedDescription))")
+        }
+        guard let o = any as? [String: Any] else { throw GiftError(.format, "\(source): expected a JSON object") }
+        func int(_ k: String, required: Bool = true) throws -> Int? {
+            guard let v = o[k], !(v is NSNull) else {
+                if required { throw GiftError(.config, "\(source): missing field '\(k)'") }
+                return nil
+            }
+            guard let n = v as? NSNumber, let i = Int(exactly: n.doubleValue) else {
+                throw GiftError(.config, "\(source): field '\(k)' must be an integer, got \(v)")
+            }
+            return i
+        }
+        func double(_ k: String, default d: Double) throws -> Double {
+            guard let v = o[k], !(v is NSNull) else { return d }
+            guard let n = v as? NSNumber else { throw GiftError(.config, "\(source): field '\(k)' must be a number, got \(v)") }
+            return n.doubleValue
+        }
+        func flag(_ k: String, expect: Bool) throws {
+            guard let v = o[k], !(v is NSNull) else { return }
+            guard let b = v as? Bool else { throw GiftError(.config, "\(source): field '\(k)' must be true or false") }
+            if b != expect { throw GiftError(.config, "\(source): field '\(k)' is \(b); gift supports only \(expect)") }
+        }
+        if let mt = o["model_type"] as? String, mt != "llada" {
+            throw GiftError(.config, "\(source): field 'model_type' is '\(mt)'; gift supports 'llada'")
+        }
+        try flag("weight_tying", expect: false)
+        try flag("include_bias", expect: false)
+        try flag("include_qkv_bias", expect: false)
+        try flag("alibi", expect: false)
+        try flag("attention_layer_norm", expect: false)
+        try flag("scale_logits", expect: false)
+        try flag("rope", expect: true)
+        for (k, want) in [("activation_type", "silu"), ("layer_norm_type", "rms"), ("block_type", "llama")] {
+            if let v = o[k], !(v is NSNull), (v as? String) != want {
+                throw GiftError(.config, "\(source): field '\(k)' is \(v); gift supports only '\(want)'")
+            }
+        }
+        let d = try int("d_model")!, h = try int("n_heads")!
+        let c = ModelConfig(
+            dModel: d, nHeads: h, nKVHeads: try int("n_kv_heads", required: false) ?? h,
+            nLayers: try int("n_layers")!, mlpHiddenSize: try int("mlp_hidden_size")!,
+            vocabSize: try int("vocab_size")!, embeddingSize: try int("embedding_size", required: false),
+            maskTokenId: try int("mask_token_id")!, eosTokenId: try int("eos_token_id", required: false),
+            padTokenId: try int("pad_token_id", required: false), ropeTheta: try double("rope_theta", default: 10000),
+            rmsNormEps: try double("rms_norm_eps", default: 1e-5),
+            maxSequenceLength: try int("max_sequence_length", required: false) ?? 4096)
+        try c.validate(source: source)
+        return c
+    }
+}

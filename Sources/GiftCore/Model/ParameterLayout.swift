@@ -1,0 +1,79 @@
+import Foundation
+
+/// One named tensor inside the flat parameter buffer.
+public struct TensorInfo: Equatable, Sendable {
+    public let name: String
+    public let shape: [Int]
+    public let offset: Int
+    public var count: Int { shape.reduce(1, *) }
+    /// Norm weights get no weight decay and are initialised to 1.
+    public var isNorm: Bool { name.hasSuffix("_norm.weight") || name.hasSuffix("ln_f.weight") }
+}
+
+/// Offsets of one transformer block's tensors in the flat buffer.
+public struct BlockOffsets: Sendable {
+    public let attnNorm, q, k, v, attnOut, ffNorm, ffProj, upProj, ffOut: Int
+}
+
+/// The table (name, shape, offset) of every parameter, in LLaDA's Hugging Face names. Parameters,
+/// gradients and optimizer moments all use these offsets into buffers of `count` floats.
+public struct ParameterLayout: Sendable {
+    public let config: ModelConfig
+    public let tensors: [TensorInfo]
+    public let count: Int
+    public let wte: Int, lnF: Int, head: Int
+    public let blocks: [BlockOffsets]
+
+    public init(_ c: ModelConfig) {
+        config = c
+        var t: [TensorInfo] = []
+        var off = 0
+        func add(_ name: String, _ shape: [Int]) -> Int {
+            let o = off
+            t.append(TensorInfo(name: name, shape: shape, offset: o))
+            off += shape.reduce(1, *)
+            return o
+        }
+        let d = c.dModel, kv = c.kvDim, ff = c.mlpHiddenSize
+        wte = add("model.transformer.wte.weight", [c.vocab, d])
+        var bl: [BlockOffsets] = []
+        for i in 0..<c.nLayers {
+            let p = "model.transformer.blocks.\(i)."
+            bl.append(BlockOffsets(
+                attnNorm: add(p + "attn_norm.weight", [d]), q: add(p + "q_proj.weight", [d, d]),
+                k: add(p + "k_proj.weight", [kv, d]), v: add(p + "v_proj.weight", [kv, d]),
+                attnOut: add(p + "attn_out.weight", [d, d]), ffNorm: add(p + "ff_norm.weight", [d]),
+                ffProj: add(p + "ff_proj.weight", [ff, d]), upProj: add(p + "up_proj.weight", [ff, d]),
+                ffOut: add(p + "ff_out.weight", [d, ff])))
+        }
+        blocks = bl
+        lnF = add("model.transformer.ln_f.weight", [d])
+        head = add("model.transformer.ff_out.weight", [c.vocab, d])
+        tensors = t
+        count = off
+    }
+
+    public func tensor(named name: String) -> TensorInfo? { tensors.first { $0.name == name } }
+
+    /// Parameters that take part in matrix multiplies (all but the embedding table and the norms):
+    /// the N in the 6·N·tokens FLOP estimate.
+    public var matmulParameterCount: Int {
+        tensors.filter { !$0.isNorm && $0.name != "model.transformer.wte.weight" }.reduce(0) { $0 + $1.count }
+    }
+
+    /// A fresh parameter buffer: normal(0, 0.02) matrices, unit norm weights. Same seed, same bytes:
+    /// each tensor draws from its own counter stream keyed by (seed, tensor index).
+    public func initialize(seed: UInt64, std: Double = 0.02) -> FloatBuffer {
+        let buf = FloatBuffer(count: count)
+        for (i, t) in tensors.enumerated() {
+            let p = buf.pointer + t.offset
+            if t.isNorm {
+                p.update(repeating: 1, count: t.count)
+            } else {
+                let rng = CounterRNG(seed, 0x1417, UInt64(i))
+                for j in 0..<t.count { p[j] = Float(std * rng.normal(UInt64(j))) }
+            }
+        }
+        return buf
+    }
+}

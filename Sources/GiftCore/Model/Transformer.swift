@@ -1,0 +1,119 @@
+import Foundation
+
+/// The LLaDA transformer: explicit forward and backward per block over the flat parameter buffer.
+/// Forward fills `Activations`; `head` computes logits only at the rows asked for (the loss needs
+/// nothing else); backward takes dlogits in `acts.logits` and accumulates into the flat gradient.
+public final class Transformer: @unchecked Sendable {
+    public let config: ModelConfig
+    public let layout: ParameterLayout
+    public let rope: Rope
+
+    public init(config: ModelConfig, maxSeqLen: Int? = nil) {
+        self.config = config
+        layout = ParameterLayout(config)
+        rope = Rope(headDim: config.headDim, maxLen: maxSeqLen ?? config.maxSequenceLength, theta: config.ropeTheta)
+    }
+
+    func attnShape(_ acts: Activations) -> AttentionShape {
+        AttentionShape(batch: acts.batch, seqLen: acts.seqLen, heads: config.nHeads, kvHeads: config.nKVHeads,
+                       headDim: config.headDim)
+    }
+
+    /// Runs the blocks and the final norm on `tokens` ([batch, seqLen], row-major).
+    public func forward(_ params: UnsafePointer<Float>, tokens: [Int32], batch: Int, seqLen: Int, acts: Activations) {
+        precondition(tokens.count == batch * seqLen)
+        acts.setShape(batch: batch, seqLen: seqLen)
+        let c = config, T = batch * seqLen, d = c.dModel, kv = c.kvDim, ff = c.mlpHiddenSize
+        let eps = Float(c.rmsNormEps)
+        let shape = attnShape(acts)
+        for i in 0..<T {
+            precondition(tokens[i] >= 0 && Int(tokens[i]) < c.vocab, "token id \(tokens[i]) outside the vocabulary")
+            acts.tokens[i] = tokens[i]
+        }
+        acts.tokens.withUnsafeBufferPointer {
+            Embedding.forward(tokens: $0.baseAddress!, table: params + layout.wte, out: acts.layers[0].xin, count: T, d: d)
+        }
+        for l in 0..<c.nLayers {
+            let A = acts.layers[l], o = layout.blocks[l]
+            let next = l + 1 < c.nLayers ? acts.layers[l + 1].xin : acts.xout
+            // attention sub-block
+            RMSNorm.forward(x: A.xin, weight: params + o.attnNorm, y: A.xn1, rstd: A.rstd1, rows: T, d: d, eps: eps)
+            Gemm.linear(A.xn1, params + o.q, A.q, rows: T, inDim: d, outDim: d)
+            Gemm.linear(A.xn1, params + o.k, A.k, rows: T, inDim: d, outDim: kv)
+            Gemm.linear(A.xn1, params + o.v, A.v, rows: T, inDim: d, outDim: kv)
+            rope.apply(A.q, batch: batch, seqLen: seqLen, heads: c.nHeads)
+            rope.apply(A.k, batch: batch, seqLen: seqLen, heads: c.nKVHeads)
+            Attention.forward(shape, q: A.q, k: A.k, v: A.v, out: A.ao, lse: A.lse, scratch: acts.attnScratch)
+            A.xmid.update(from: A.xin, count: T * d)
+            Gemm.linear(A.ao, params + o.attnOut, A.xmid, rows: T, inDim: d, outDim: d, accumulate: true)
+            // MLP sub-block
+            RMSNorm.forward(x: A.xmid, weight: params + o.ffNorm, y: A.xn2, rstd: A.rstd2, rows: T, d: d, eps: eps)
+            Gemm.linear(A.xn2, params + o.ffProj, A.a, rows: T, inDim: d, outDim: ff)
+            Gemm.linear(A.xn2, params + o.upProj, A.u, rows: T, inDim: d, outDim: ff)
+            SwiGLU.forward(a: A.a, u: A.u, h: A.h, count: T * ff)
+            if next != A.xmid { next.update(from: A.xmid, count: T * d) }
+            Gemm.linear(A.h, params + o.ffOut, next, rows: T, inDim: ff, outDim: d, accumulate: true)
+        }
+        RMSNorm.forward(x: acts.xout, weight: params + layout.lnF, y: acts.hf, rstd: acts.rstdF, rows: T, d: d, eps: eps)
+    }
+
+    /// Logits at the given token rows (indices into batch·seqLen) into `acts.logits` [rows.count, vocab].
+    @discardableResult
+    public func head(_ params: UnsafePointer<Float>, rows: [Int32], acts: Activations) -> UnsafeMutablePointer<Float> {
+        let d = config.dModel
+        acts.headRows = rows
+        for (r, t) in rows.enumerated() { (acts.hsel + r * d).update(from: acts.hf + Int(t) * d, count: d) }
+        Gemm.linear(acts.hsel, params + layout.head, acts.logits, rows: rows.count, inDim: d, outDim: config.vocab)
+        return acts.logits
+    }
+
+    /// Backward from dlogits (in `acts.logits`, at `acts.headRows`) to every parameter; adds into `grads`.
+    public func backward(_ params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>, acts: Activations) {
+        precondition(acts.training, "backward needs training activations")
+        let c = config, T = acts.batch * acts.seqLen, d = c.dModel, kv = c.kvDim, ff = c.mlpHiddenSize
+        let shape = attnShape(acts)
+        let R = acts.headRows.count
+        // output head: dW_head += dlogitsᵀ hsel ; dhsel = dlogits W_head, scattered into dhf (acts.dxn)
+        Gemm.linearBackward(x: acts.hsel, w: params + layout.head, dy: acts.logits, dx: acts.hsel, dw: grads + layout.head,
+                            rows: R, inDim: d, outDim: c.vocab)
+        acts.dxn.update(repeating: 0, count: T * d)
+        for (r, t) in acts.headRows.enumerated() {
+            let dst = acts.dxn + Int(t) * d, src = acts.hsel + r * d
+            for i in 0..<d { dst[i] += src[i] }
+        }
+        acts.dx.update(repeating: 0, count: T * d)
+        RMSNorm.backward(x: acts.xout, weight: params + layout.lnF, rstd: acts.rstdF, dy: acts.dxn, dx: acts.dx,
+                         dw: grads + layout.lnF, rows: T, d: d)
+        for l in stride(from: c.nLayers - 1, through: 0, by: -1) {
+            let A = acts.layers[l], o = layout.blocks[l]
+            // MLP: out = xmid + h W2ᵀ
+            Gemm.linearBackward(x: A.h, w: params + o.ffOut, dy: acts.dx, dx: acts.dh, dw: grads + o.ffOut,
+                                rows: T, inDim: ff, outDim: d)
+            SwiGLU.backward(a: A.a, u: A.u, dh: acts.dh, da: acts.da, du: acts.du, count: T * ff)
+            Gemm.linearBackward(x: A.xn2, w: params + o.ffProj, dy: acts.da, dx: acts.dxn, dw: grads + o.ffProj,
+                                rows: T, inDim: d, outDim: ff)
+            Gemm.linearBackward(x: A.xn2, w: params + o.upProj, dy: acts.du, dx: acts.dxn, dw: grads + o.upProj,
+                                rows: T, inDim: d, outDim: ff, accumulateDx: true)
+            RMSNorm.backward(x: A.xmid, weight: params + o.ffNorm, rstd: A.rstd2, dy: acts.dxn, dx: acts.dx,
+                             dw: grads + o.ffNorm, rows: T, d: d)
+            // attention: xmid = xin + ao Woᵀ
+            Gemm.linearBackward(x: A.ao, w: params + o.attnOut, dy: acts.dx, dx: acts.dao, dw: grads + o.attnOut,
+                                rows: T, inDim: d, outDim: d)
+            Attention.backward(shape, q: A.q, k: A.k, v: A.v, out: A.ao, lse: A.lse, dout: acts.dao,
+                               dq: acts.dq, dk: acts.dk, dv: acts.dv, scratch: acts.attnScratch)
+            rope.apply(acts.dq, batch: acts.batch, seqLen: acts.seqLen, heads: c.nHeads, inverse: true)
+            rope.apply(acts.dk, batch: acts.batch, seqLen: acts.seqLen, heads: c.nKVHeads, inverse: true)
+            Gemm.linearBackward(x: A.xn1, w: params + o.q, dy: acts.dq, dx: acts.dxn, dw: grads + o.q,
+                                rows: T, inDim: d, outDim: d)
+            Gemm.linearBackward(x: A.xn1, w: params + o.k, dy: acts.dk, dx: acts.dxn, dw: grads + o.k,
+                                rows: T, inDim: d, outDim: kv, accumulateDx: true)
+            Gemm.linearBackward(x: A.xn1, w: params + o.v, dy: acts.dv, dx: acts.dxn, dw: grads + o.v,
+                                rows: T, inDim: d, outDim: kv, accumulateDx: true)
+            RMSNorm.backward(x: A.xin, weight: params + o.attnNorm, rstd: A.rstd1, dy: acts.dxn, dx: acts.dx,
+                             dw: grads + o.attnNorm, rows: T, d: d)
+        }
+        acts.tokens.withUnsafeBufferPointer {
+            Embedding.backward(tokens: $0.baseAddress!, dx: acts.dx, dtable: grads + layout.wte, count: T, d: d)
+        }
+    }
+}

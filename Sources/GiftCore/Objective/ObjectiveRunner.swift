@@ -1,0 +1,223 @@
+import Foundation
+
+/// One training sequence of a batch: prompt + response (EOS-padded to the batch length).
+public struct TrainSequence: Sendable {
+    public var tokens: [Int32]
+    public var promptLength: Int
+    /// Global index of the example: keys its random draws, whatever the ranks and micro-batches.
+    public var exampleIndex: Int
+    /// Fixed time and mask (inspect, tests); drawn from (seed, step, exampleIndex) when nil.
+    public var fixedT: Double?
+    public var fixedMask: [Bool]?
+    /// gift-ref: betas of the response positions from the frozen initial weights.
+    public var cachedBetas: [Float]?
+
+    public init(tokens: [Int32], promptLength: Int, exampleIndex: Int = 0, fixedT: Double? = nil,
+                fixedMask: [Bool]? = nil, cachedBetas: [Float]? = nil) {
+        self.tokens = tokens; self.promptLength = promptLength; self.exampleIndex = exampleIndex
+        self.fixedT = fixedT; self.fixedMask = fixedMask; self.cachedBetas = cachedBetas
+    }
+    public var responseLength: Int { tokens.count - promptLength }
+}
+
+/// The denominators of objective.md's normalisation, counted over the whole global batch
+/// (all ranks, all accumulation micro-batches).
+public struct LossNormalizer: Sendable {
+    public var responseTokens: Int
+    public var sequences: Int
+    public init(responseTokens: Int, sequences: Int) { self.responseTokens = responseTokens; self.sequences = sequences }
+    public static func of(_ seqs: [TrainSequence]) -> LossNormalizer {
+        LossNormalizer(responseTokens: seqs.reduce(0) { $0 + $1.responseLength }, sequences: seqs.count)
+    }
+}
+
+/// Sums a step reports (add them over micro-batches and ranks, then read the means).
+public struct StepStats: Sendable {
+    public var loss = 0.0
+    public var maskedTokens = 0
+    public var responseTokens = 0
+    public var weightSum = 0.0
+    public var betaSum = 0.0
+    public var betaCount = 0
+    public var nonFinite = 0
+    public init() {}
+    public var maskRate: Double { responseTokens > 0 ? Double(maskedTokens) / Double(responseTokens) : 0 }
+    public var meanWeight: Double { maskedTokens > 0 ? weightSum / Double(maskedTokens) : 0 }
+    public var meanBeta: Double { betaCount > 0 ? betaSum / Double(betaCount) : 0 }
+    public mutating func add(_ o: StepStats) {
+        loss += o.loss; maskedTokens += o.maskedTokens; responseTokens += o.responseTokens
+        weightSum += o.weightSum; betaSum += o.betaSum; betaCount += o.betaCount; nonFinite += o.nonFinite
+    }
+}
+
+/// What pass 1 and the draws decided for a batch, per position ([batch·L]).
+public struct PreparedBatch: Sendable {
+    public var batch: Int, seqLen: Int
+    public var noisy: [Int32]
+    public var masked: [Bool]
+    public var weights: [Double]
+    public var betas: [Double]
+    public var times: [Double]
+}
+
+/// Runs an objective on a batch: pass 1 (betas, no activations kept), masks and weights, pass 2 forward,
+/// the weighted cross-entropy at masked positions only, and backward into the flat gradient.
+public final class ObjectiveRunner: @unchecked Sendable {
+    public let model: Transformer
+    public var options: ObjectiveOptions
+    public let train: Activations
+    public let infer: Activations
+    var tmp: [Float]
+
+    public init(model: Transformer, options: ObjectiveOptions, capacityTokens: Int, maxSeqLen: Int) {
+        self.model = model; self.options = options
+        train = Activations(config: model.config, capacityTokens: capacityTokens, maxSeqLen: maxSeqLen, training: true)
+        infer = Activations(config: model.config, capacityTokens: capacityTokens, maxSeqLen: maxSeqLen, training: false)
+        tmp = [Float](repeating: 0, count: model.config.vocab + 16)
+    }
+
+    static func shape(_ seqs: [TrainSequence]) -> (Int, Int) {
+        let L = seqs.first?.tokens.count ?? 0
+        precondition(seqs.allSatisfy { $0.tokens.count == L }, "sequences of a batch must share one length")
+        return (seqs.count, L)
+    }
+
+    /// Pass 1: betas at every response position ([batch·L], 0 on prompts): entropy^gamma of the model's
+    /// prediction with the whole response masked, or for `nll` the NLL of the true token. No gradient.
+    public func pass1Betas(_ params: UnsafePointer<Float>, _ seqs: [TrainSequence]) -> [Double] {
+        let (B, L) = Self.shape(seqs)
+        let M = Int32(model.config.maskTokenId), V = model.config.vocab
+        var input = [Int32](), rows = [Int32]()
+        input.reserveCapacity(B * L)
+        for (b, s) in seqs.enumerated() {
+            for i in 0..<L {
+                let resp = i >= s.promptLength
+                input.append(resp ? M : s.tokens[i])
+                if resp { rows.append(Int32(b * L + i)) }
+            }
+        }
+        var betas = [Double](repeating: 0, count: B * L)
+        if rows.isEmpty { return betas }
+        model.forward(params, tokens: input, batch: B, seqLen: L, acts: infer)
+        let logits = model.head(params, rows: rows, acts: infer)
+        let gamma = options.gamma
+        tmp.withUnsafeMutableBufferPointer { tb in
+            for (r, pos) in rows.enumerated() {
+                let z = logits + r * V
+                let v: Float
+                if options.kind == .nll {
+                    let target = seqs[Int(pos) / L].tokens[Int(pos) % L]
+                    v = Softmax.crossEntropy(z, count: V, target: Int(target), grad: nil, scale: 0, tmp: tb.baseAddress!)
+                } else {
+                    v = Softmax.entropy(z, count: V, tmp: tb.baseAddress!)
+                }
+                betas[Int(pos)] = Foundation.pow(max(0, Double(v)), gamma)
+            }
+        }
+        return betas
+    }
+
+    /// Masks, weights and noisy inputs for a batch. Draws are keyed by (seed, step, exampleIndex).
+    public func prepare(_ params: UnsafePointer<Float>, _ seqs: [TrainSequence], seed: UInt64, step: Int) -> PreparedBatch {
+        let (B, L) = Self.shape(seqs)
+        let o = options, cfg = model.config
+        var betas = [Double](repeating: 0, count: B * L)
+        if o.kind.needsPass1 {
+            betas = pass1Betas(params, seqs)
+        } else if o.kind == .giftRef {
+            for (b, s) in seqs.enumerated() {
+                guard let cb = s.cachedBetas, cb.count == s.responseLength else {
+                    preconditionFailure("gift-ref needs cached betas for example \(s.exampleIndex)")
+                }
+                for i in 0..<s.responseLength { betas[b * L + s.promptLength + i] = Double(cb[i]) }
+            }
+        }
+        var p = PreparedBatch(batch: B, seqLen: L, noisy: [], masked: Array(repeating: false, count: B * L),
+                              weights: Array(repeating: 0, count: B * L), betas: betas, times: [])
+        p.noisy.reserveCapacity(B * L)
+        for (b, s) in seqs.enumerated() {
+            let rng = CounterRNG(seed, UInt64(step), UInt64(s.exampleIndex))
+            let t = s.fixedT ?? Masking.time(u: rng.uniform(0), eps: o.timeEpsilon)
+            p.times.append(t)
+            let P = s.promptLength, n = s.responseLength
+            var r = [Double](repeating: 1, count: n)
+            if o.kind.usesBetas {
+                let resp = Array(betas[(b * L + P)..<(b * L + L)])
+                let include = (0..<n).map { i in
+                    o.betaReference == .response ||
+                        (Int(s.tokens[P + i]) != cfg.eosTokenId && Int(s.tokens[P + i]) != cfg.padTokenId)
+                }
+                r = Masking.importance(betas: resp, include: include)
+            }
+            var maskedRow = [Bool](repeating: false, count: L)
+            for i in 0..<n {
+                if let fm = s.fixedMask {
+                    maskedRow[P + i] = fm[P + i]
+                } else {
+                    maskedRow[P + i] = rng.uniform(UInt64(1 + P + i)) < Masking.maskProbability(o, r: r[i], t: t)
+                }
+            }
+            let dream = o.kind == .dream ? Masking.dreamWeights(masked: maskedRow, p: o.dreamP) : []
+            for i in 0..<L {
+                let pos = b * L + i
+                p.masked[pos] = maskedRow[i]
+                p.noisy.append(maskedRow[i] ? Int32(cfg.maskTokenId) : s.tokens[i])
+                if maskedRow[i] {
+                    p.weights[pos] = o.kind == .dream ? dream[i] : Masking.weight(o, r: r[i - P], t: t)
+                }
+            }
+        }
+        return p
+    }
+
+    /// Pass 2 and (when `grads` is given) backward. Adds into `grads`; returns this batch's share of the
+    /// normalised loss and statistics. `captureLogits` ([batch·L·V]) asks for logits at every position.
+    @discardableResult
+    public func run(_ params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>?, _ seqs: [TrainSequence],
+                    seed: UInt64, step: Int, normalizer: LossNormalizer,
+                    captureLogits: UnsafeMutablePointer<Float>? = nil) -> (StepStats, PreparedBatch) {
+        let prep = prepare(params, seqs, seed: seed, step: step)
+        let B = prep.batch, L = prep.seqLen, V = model.config.vocab
+        var st = StepStats()
+        for (b, s) in seqs.enumerated() {
+            st.responseTokens += s.responseLength
+            if options.kind.usesBetas {
+                st.betaCount += s.responseLength
+                for i in s.promptLength..<L { st.betaSum += prep.betas[b * L + i] }
+            }
+        }
+        var rows: [Int32] = []
+        for pos in 0..<(B * L) where prep.masked[pos] || captureLogits != nil { rows.append(Int32(pos)) }
+        let acts = train
+        if grads != nil || captureLogits != nil || !rows.isEmpty {
+            model.forward(params, tokens: prep.noisy, batch: B, seqLen: L, acts: acts)
+        }
+        let logits = model.head(params, rows: rows, acts: acts)
+        if let captureLogits { captureLogits.update(from: logits, count: B * L * V) }
+        var loss = 0.0
+        tmp.withUnsafeMutableBufferPointer { tb in
+            for (r, pos32) in rows.enumerated() {
+                let pos = Int(pos32), z = logits + r * V
+                guard prep.masked[pos] else {
+                    z.update(repeating: 0, count: V)   // no loss at unmasked positions
+                    continue
+                }
+                let b = pos / L, s = seqs[b]
+                let denom = options.lossNorm == .token
+                    ? Double(normalizer.responseTokens)
+                    : Double(s.responseLength) * Double(normalizer.sequences)
+                let w = prep.weights[pos]
+                let scale = w / denom
+                let ce = Softmax.crossEntropy(z, count: V, target: Int(s.tokens[pos % L]),
+                                              grad: grads != nil ? z : nil, scale: Float(scale), tmp: tb.baseAddress!)
+                if !ce.isFinite || !w.isFinite { st.nonFinite += 1 }
+                loss += scale * Double(ce)
+                st.maskedTokens += 1
+                st.weightSum += w
+            }
+        }
+        st.loss = loss
+        if let grads { model.backward(params, grads: grads, acts: acts) }
+        return (st, prep)
+    }
+}
