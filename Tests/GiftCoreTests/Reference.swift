@@ -99,7 +99,7 @@ struct Reference {
                 beta = fb[si]
             } else if pass1 {
                 let z = logits((0..<L).map { $0 < P ? toks[$0] : c.maskTokenId })
-                let gamma = o.kind == .giftRaw ? 1.0 : o.entropyPower
+                let gamma = o.kind == .giftRaw || o.kind == .nll ? 1.0 : o.entropyPower
                 for i in P..<L {
                     let lp = Reference.logSoftmax(z[i])
                     let v = o.kind == .nll ? -lp[toks[i]] : -lp.reduce(0) { $0 + Foundation.exp($1) * $1 }

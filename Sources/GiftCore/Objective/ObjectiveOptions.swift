@@ -35,8 +35,9 @@ public struct ObjectiveOptions: Sendable, Codable, Equatable {
              betaReference = "beta_reference", timeEpsilon = "time_epsilon", lossNorm = "loss_norm", dreamP = "dream_p"
     }
 
-    /// gamma of beta = H^gamma: gift-raw is the raw-entropy ablation (gamma = 1).
-    public var gamma: Double { kind == .giftRaw ? 1 : entropyPower }
+    /// gamma of beta = H^gamma: gift-raw is the raw-entropy ablation (gamma = 1); nll's betas are the
+    /// raw NLL of the true token (objective.md's table; the golden outputs agree), so gamma = 1 there too.
+    public var gamma: Double { kind == .giftRaw || kind == .nll ? 1 : entropyPower }
 
     public func validate() throws {
         if !(entropyPower > 0) || !entropyPower.isFinite { throw GiftError(.usage, "--entropy-power must be positive, got \(entropyPower)") }
