@@ -139,9 +139,9 @@ final class KernelTests: XCTestCase {
             let nq = s.batch * s.seqLen * s.qStride, nk = s.batch * s.seqLen * s.kvStride
             var q = randomFloats(nq, seed: 15), k = randomFloats(nk, seed: 16), v = randomFloats(nk, seed: 17)
             let proj = randomFloats(nq, seed: 18)
-            var scratch = [Float](repeating: 0, count: s.scratchCount)
+            var scratch = [Float](repeating: 0, count: s.scratchCount * Parallel.workers)
             func fwd(_ q: [Float], _ k: [Float], _ v: [Float]) -> [Float] {
-                var o = [Float](repeating: 0, count: nq), sc = [Float](repeating: 0, count: s.scratchCount)
+                var o = [Float](repeating: 0, count: nq), sc = [Float](repeating: 0, count: s.scratchCount * Parallel.workers)
                 Attention.forward(s, q: q, k: k, v: v, out: &o, lse: nil, scratch: &sc)
                 return o
             }

@@ -12,7 +12,7 @@ public struct AttentionShape: Sendable {
     public var scale: Float { 1 / Float(headDim).squareRoot() }
     /// Query rows per block: by default the [rows × L] score block is about 256K floats (1 MiB).
     public var blockRows: Int
-    /// Floats of scratch the backward pass needs (forward needs half).
+    /// Floats of scratch one worker needs in backward (forward needs half).
     public var scratchCount: Int { 2 * blockRows * seqLen }
 
     public init(batch: Int, seqLen: Int, heads: Int, kvHeads: Int, headDim: Int, blockRows: Int? = nil) {
@@ -22,13 +22,15 @@ public struct AttentionShape: Sendable {
 }
 
 public enum Attention {
+    /// `scratch` holds `Parallel.workers × s.scratchCount` floats: (batch, kv group) pairs run in parallel.
     public static func forward(_ s: AttentionShape, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
                                v: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
-                               lse: UnsafeMutablePointer<Float>?, scratch: UnsafeMutablePointer<Float>) {
+                               lse: UnsafeMutablePointer<Float>?, scratch scratch0: UnsafeMutablePointer<Float>) {
         let L = s.seqLen, hd = s.headDim, group = s.heads / s.kvHeads, blk = s.blockRows
-        for b in 0..<s.batch {
-            for h in 0..<s.heads {
-                let g = h / group
+        Parallel.tasks(s.batch * s.kvHeads) { task, worker in
+            let b = task / s.kvHeads, g = task % s.kvHeads
+            let scratch = scratch0 + worker * s.scratchCount
+            for h in (g * group)..<((g + 1) * group) {
                 let qh = q + b * L * s.qStride + h * hd
                 let kh = k + b * L * s.kvStride + g * hd, vh = v + b * L * s.kvStride + g * hd
                 let oh = out + b * L * s.qStride + h * hd
@@ -60,14 +62,15 @@ public enum Attention {
                                 v: UnsafePointer<Float>, out: UnsafePointer<Float>, lse: UnsafePointer<Float>,
                                 dout: UnsafePointer<Float>, dq: UnsafeMutablePointer<Float>,
                                 dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
-                                scratch: UnsafeMutablePointer<Float>) {
+                                scratch scratch0: UnsafeMutablePointer<Float>) {
         let L = s.seqLen, hd = s.headDim, group = s.heads / s.kvHeads, blk = s.blockRows
         dk.update(repeating: 0, count: s.batch * L * s.kvStride)
         dv.update(repeating: 0, count: s.batch * L * s.kvStride)
-        let P = scratch, dP = scratch + blk * L
-        for b in 0..<s.batch {
-            for h in 0..<s.heads {
-                let g = h / group
+        // one task per (batch, kv group): the heads sharing a dK/dV slice run in one task, so no races
+        Parallel.tasks(s.batch * s.kvHeads) { task, worker in
+            let b = task / s.kvHeads, g = task % s.kvHeads
+            let P = scratch0 + worker * s.scratchCount, dP = P + blk * L
+            for h in (g * group)..<((g + 1) * group) {
                 let qh = q + b * L * s.qStride + h * hd, oh = out + b * L * s.qStride + h * hd
                 let doh = dout + b * L * s.qStride + h * hd, dqh = dq + b * L * s.qStride + h * hd
                 let kh = k + b * L * s.kvStride + g * hd, vh = v + b * L * s.kvStride + g * hd

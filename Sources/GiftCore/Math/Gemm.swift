@@ -22,8 +22,8 @@ public enum Gemm {
     @inline(__always)
     public static func linear(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                               rows: Int, inDim: Int, outDim: Int, accumulate: Bool = false) {
-        mm(transB: true, m: rows, n: outDim, k: inDim, a: x, lda: inDim, b: w, ldb: inDim,
-           beta: accumulate ? 1 : 0, c: y, ldc: outDim)
+        Profiler.measure("  linear fwd") { mm(transB: true, m: rows, n: outDim, k: inDim, a: x, lda: inDim, b: w, ldb: inDim,
+           beta: accumulate ? 1 : 0, c: y, ldc: outDim) }
     }
 
     /// Backward of `linear`: dW += dyᵀ · x, then dx (= or +=) dy · W.
@@ -32,11 +32,13 @@ public enum Gemm {
                                       dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>,
                                       rows: Int, inDim: Int, outDim: Int, accumulateDx: Bool = false) {
         // dW first: callers may let dx overwrite x (the output head does).
+        Profiler.measure("  linear bwd") {
         mm(transA: true, m: outDim, n: inDim, k: rows, a: dy, lda: outDim, b: x, ldb: inDim,
            beta: 1, c: dw, ldc: inDim)
         if let dx {
             mm(m: rows, n: inDim, k: outDim, a: dy, lda: outDim, b: w, ldb: inDim,
                beta: accumulateDx ? 1 : 0, c: dx, ldc: inDim)
+        }
         }
     }
 

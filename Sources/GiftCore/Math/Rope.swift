@@ -27,10 +27,12 @@ public final class Rope: @unchecked Sendable {
         precondition(seqLen <= maxLen, "sequence longer than the rope table")
         let h = headDim / 2
         let sign: Float = inverse ? -1 : 1
-        for b in 0..<batch {
-            for p in 0..<seqLen {
-                let c = cosT.pointer + p * h, s = sinT.pointer + p * h
-                let row = x + (b * seqLen + p) * heads * headDim
+        let cosP = cosT.pointer, sinP = sinT.pointer, headDim = headDim
+        Parallel.chunks(batch * seqLen, minChunk: 16) { t0, t1 in
+            for t in t0..<t1 {
+                let p = t % seqLen
+                let c = cosP + p * h, s = sinP + p * h
+                let row = x + t * heads * headDim
                 for hd in 0..<heads {
                     let v = row + hd * headDim
                     for j in 0..<h {

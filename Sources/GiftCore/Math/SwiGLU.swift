@@ -5,7 +5,13 @@ public enum SwiGLU {
     @inline(__always) static func sigmoid(_ a: Float) -> Float { 1 / (1 + Foundation.exp(-a)) }
 
     public static func forward(a: UnsafePointer<Float>, u: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>, count n: Int) {
-        var i = 0
+        Parallel.chunks(n / 8, minChunk: 1024) { c0, c1 in
+            forwardRange(a: a, u: u, h: h, from: c0 * 8, to: c1 == n / 8 ? n : c1 * 8)
+        }
+    }
+
+    static func forwardRange(a: UnsafePointer<Float>, u: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>, from: Int, to n: Int) {
+        var i = from
         while i + 8 <= n {
             let av = FastMath.load(a + i), uv = FastMath.load(u + i)
             let sig = 1 / (1 + FastMath.exp(-av))
@@ -18,7 +24,14 @@ public enum SwiGLU {
     /// da = dh · u · silu'(a), du = dh · silu(a), silu'(a) = σ(a)(1 + a(1 − σ(a))).
     public static func backward(a: UnsafePointer<Float>, u: UnsafePointer<Float>, dh: UnsafePointer<Float>,
                                 da: UnsafeMutablePointer<Float>, du: UnsafeMutablePointer<Float>, count n: Int) {
-        var i = 0
+        Parallel.chunks(n / 8, minChunk: 1024) { c0, c1 in
+            backwardRange(a: a, u: u, dh: dh, da: da, du: du, from: c0 * 8, to: c1 == n / 8 ? n : c1 * 8)
+        }
+    }
+
+    static func backwardRange(a: UnsafePointer<Float>, u: UnsafePointer<Float>, dh: UnsafePointer<Float>,
+                              da: UnsafeMutablePointer<Float>, du: UnsafeMutablePointer<Float>, from: Int, to n: Int) {
+        var i = from
         let one = FastMath.V(repeating: 1)
         while i + 8 <= n {
             let av = FastMath.load(a + i), uv = FastMath.load(u + i), g = FastMath.load(dh + i)

@@ -65,7 +65,8 @@ public final class Activations: @unchecked Sendable {
         }
         let xoutO = training ? arena.take(T * d) : offs[0].xin   // inference: blocks write back in place
         let rstdFO = arena.take(T), hfO = arena.take(T * d), hselO = arena.take(T * d), logitsO = arena.take(T * V)
-        let scratchO = arena.take(2 * max(1 << 18, maxSeqLen) + 16)
+        // attention: per worker, two [block rows × L] blocks (block rows · L ≤ max(2^18, L))
+        let scratchO = arena.take(Parallel.workers * 2 * max(1 << 18, maxSeqLen))
         var back = [Int](repeating: 0, count: 9)
         if training {
             back = [arena.take(T * d), arena.take(T * d), arena.take(T * d), arena.take(T * kv), arena.take(T * kv),

@@ -15,8 +15,10 @@ public final class Transformer: @unchecked Sendable {
     }
 
     func attnShape(_ acts: Activations) -> AttentionShape {
-        AttentionShape(batch: acts.batch, seqLen: acts.seqLen, heads: config.nHeads, kvHeads: config.nKVHeads,
-                       headDim: config.headDim)
+        let s = AttentionShape(batch: acts.batch, seqLen: acts.seqLen, heads: config.nHeads, kvHeads: config.nKVHeads,
+                               headDim: config.headDim)
+        precondition(s.scratchCount <= 2 * max(1 << 18, acts.maxSeqLen))
+        return s
     }
 
     /// Runs the blocks and the final norm on `tokens` ([batch, seqLen], row-major).
@@ -43,7 +45,9 @@ public final class Transformer: @unchecked Sendable {
             Gemm.linear(A.xn1, params + o.v, A.v, rows: T, inDim: d, outDim: kv)
             rope.apply(A.q, batch: batch, seqLen: seqLen, heads: c.nHeads)
             rope.apply(A.k, batch: batch, seqLen: seqLen, heads: c.nKVHeads)
-            Attention.forward(shape, q: A.q, k: A.k, v: A.v, out: A.ao, lse: A.lse, scratch: acts.attnScratch)
+            Profiler.measure("  attention fwd") {
+                Attention.forward(shape, q: A.q, k: A.k, v: A.v, out: A.ao, lse: A.lse, scratch: acts.attnScratch)
+            }
             A.xmid.update(from: A.xin, count: T * d)
             Gemm.linear(A.ao, params + o.attnOut, A.xmid, rows: T, inDim: d, outDim: d, accumulate: true)
             // MLP sub-block
@@ -99,8 +103,10 @@ public final class Transformer: @unchecked Sendable {
             // attention: xmid = xin + ao Woᵀ
             Gemm.linearBackward(x: A.ao, w: params + o.attnOut, dy: acts.dx, dx: acts.dao, dw: grads + o.attnOut,
                                 rows: T, inDim: d, outDim: d)
-            Attention.backward(shape, q: A.q, k: A.k, v: A.v, out: A.ao, lse: A.lse, dout: acts.dao,
-                               dq: acts.dq, dk: acts.dk, dv: acts.dv, scratch: acts.attnScratch)
+            Profiler.measure("  attention bwd") {
+                Attention.backward(shape, q: A.q, k: A.k, v: A.v, out: A.ao, lse: A.lse, dout: acts.dao,
+                                   dq: acts.dq, dk: acts.dk, dv: acts.dv, scratch: acts.attnScratch)
+            }
             rope.apply(acts.dq, batch: acts.batch, seqLen: acts.seqLen, heads: c.nHeads, inverse: true)
             rope.apply(acts.dk, batch: acts.batch, seqLen: acts.seqLen, heads: c.nKVHeads, inverse: true)
             Gemm.linearBackward(x: A.xn1, w: params + o.q, dy: acts.dq, dx: acts.dxn, dw: grads + o.q,

@@ -123,7 +123,7 @@ public final class ObjectiveRunner: @unchecked Sendable {
         let o = options, cfg = model.config
         var betas = [Double](repeating: 0, count: B * L)
         if o.kind.needsPass1 {
-            betas = pass1Betas(params, seqs)
+            betas = Profiler.measure("pass 1 (betas)") { pass1Betas(params, seqs) }
         } else if o.kind == .giftRef {
             for (b, s) in seqs.enumerated() {
                 guard let cb = s.cachedBetas, cb.count == s.responseLength else {
@@ -190,12 +190,12 @@ public final class ObjectiveRunner: @unchecked Sendable {
         for pos in 0..<(B * L) where prep.masked[pos] || captureLogits != nil { rows.append(Int32(pos)) }
         let acts = train
         if grads != nil || captureLogits != nil || !rows.isEmpty {
-            model.forward(params, tokens: prep.noisy, batch: B, seqLen: L, acts: acts)
+            Profiler.measure("pass 2 forward") { model.forward(params, tokens: prep.noisy, batch: B, seqLen: L, acts: acts) }
         }
-        let logits = model.head(params, rows: rows, acts: acts)
+        let logits = Profiler.measure("pass 2 head") { model.head(params, rows: rows, acts: acts) }
         if let captureLogits { captureLogits.update(from: logits, count: B * L * V) }
         var loss = 0.0
-        tmp.withUnsafeMutableBufferPointer { tb in
+        Profiler.measure("loss") { tmp.withUnsafeMutableBufferPointer { tb in
             for (r, pos32) in rows.enumerated() {
                 let pos = Int(pos32), z = logits + r * V
                 guard prep.masked[pos] else {
@@ -215,9 +215,9 @@ public final class ObjectiveRunner: @unchecked Sendable {
                 st.maskedTokens += 1
                 st.weightSum += w
             }
-        }
+        } }
         st.loss = loss
-        if let grads { model.backward(params, grads: grads, acts: acts) }
+        if let grads { Profiler.measure("backward") { model.backward(params, grads: grads, acts: acts) } }
         return (st, prep)
     }
 }

@@ -1,0 +1,96 @@
+import Foundation
+
+/// `gift bench`: whole optimizer steps per objective on a synthetic batch, plus a same-run sgemm
+/// measurement at the model's largest matmul shape, so a step's achieved GFLOP/s is read against what
+/// the machine's GEMM reaches right now (the machine is shared and noisy: only ratios from one run count).
+public enum Bench {
+    public struct Result {
+        public var objective: ObjectiveKind
+        public var sPerStep: Double
+        public var tokensPerS: Double
+        public var gflops: Double
+        public var modelFlopsPerStep: Double
+        /// Seconds per step by phase (with `Profiler.enabled`).
+        public var profile: [(String, Double)] = []
+    }
+
+    /// A deterministic synthetic batch: prompt = first quarter, response = the rest.
+    public static func batch(config c: ModelConfig, batch B: Int, seqLen L: Int, seed: UInt64) -> [TrainSequence] {
+        (0..<B).map { b in
+            let r = CounterRNG(seed, 0xB37C, UInt64(b))
+            let toks = (0..<L).map { i in Int32(r.bits(UInt64(i)) % UInt64(max(1, c.vocab - 1))) }
+                .map { $0 == Int32(c.maskTokenId) ? Int32(c.eosTokenId) : $0 }
+            return TrainSequence(tokens: toks, promptLength: L / 4, exampleIndex: b)
+        }
+    }
+
+    /// Model FLOPs (no recompute counted): 2·N per token forward (N = matmul parameters without the
+    /// head), 2·d·V per head row, 4·L·d per token per layer for attention; backward twice forward.
+    public static func modelFlops(config c: ModelConfig, tokens T: Int, seqLen L: Int, headRows: Int,
+                                  backward: Bool) -> Double {
+        let layout = ParameterLayout(c)
+        let body = Double(layout.matmulParameterCount - c.vocab * c.dModel)
+        let f = 2 * body * Double(T) + 2 * Double(c.dModel * c.vocab) * Double(headRows)
+            + 4 * Double(L) * Double(c.dModel) * Double(c.nLayers) * Double(T)
+        return backward ? 3 * f : f
+    }
+
+    /// GFLOP/s of sgemm C[m×n] = A[m×k]·B[k×n]ᵀ (the linear-layer form), best of `reps`.
+    public static func sgemmGFlops(m: Int, n: Int, k: Int, reps: Int = 5) -> Double {
+        let a = FloatBuffer(count: m * k), b = FloatBuffer(count: n * k), c = FloatBuffer(count: m * n)
+        for i in 0..<a.count { a[i] = Float(i % 7) * 0.01 }
+        for i in 0..<b.count { b[i] = Float(i % 5) * 0.01 }
+        Gemm.linear(a.pointer, b.pointer, c.pointer, rows: m, inDim: k, outDim: n)   // warm-up
+        var best = Double.infinity
+        for _ in 0..<reps {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            Gemm.linear(a.pointer, b.pointer, c.pointer, rows: m, inDim: k, outDim: n)
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        return 2 * Double(m) * Double(n) * Double(k) / best / 1e9
+    }
+
+    /// Times `steps` whole optimizer steps (pass 1, pass 2, backward, AdamW) after `warmup` steps.
+    public static func run(model: Transformer, params: FloatBuffer, objective: ObjectiveOptions, batch B: Int,
+                           seqLen L: Int, steps: Int, warmup: Int) -> Result {
+        let c = model.config
+        let seqs0 = batch(config: c, batch: B, seqLen: L, seed: 1)
+        var seqs = seqs0
+        if objective.kind == .giftRef {   // betas of the frozen weights, cached once (not timed: done before training)
+            var o = objective; o.kind = .gift
+            let betas = ObjectiveRunner(model: model, options: o, capacityTokens: B * L, maxSeqLen: L).pass1Betas(params.pointer, seqs)
+            for b in 0..<B { seqs[b].cachedBetas = (seqs[b].promptLength..<L).map { Float(betas[b * L + $0]) } }
+        }
+        let runner = ObjectiveRunner(model: model, options: objective, capacityTokens: B * L, maxSeqLen: L)
+        let grads = FloatBuffer(count: model.layout.count)
+        let opt = AdamW(layout: model.layout, weightDecay: 0.1)
+        let p = params.copy()
+        var elapsed = 0.0, flops = 0.0, profile: [(String, Double)] = []
+        for s in 0..<(warmup + steps) {
+            if s == warmup { Profiler.reset() }
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            grads.zero()
+            let (st, _) = runner.run(p.pointer, grads: grads.pointer, seqs, seed: 7, step: s, normalizer: .of(seqs))
+            Profiler.measure("optimizer") { opt.update(params: p.pointer, grads: grads.pointer, lr: 1e-5) }
+            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            if s >= warmup {
+                elapsed += dt
+                flops += modelFlops(config: c, tokens: B * L, seqLen: L, headRows: st.maskedTokens, backward: true)
+                if objective.kind.needsPass1 {
+                    flops += modelFlops(config: c, tokens: B * L, seqLen: L, headRows: st.responseTokens, backward: false)
+                }
+            }
+        }
+        let per = elapsed / Double(steps)
+        profile = Profiler.report.map { ($0.0, $0.1 / Double(steps)) }
+        return Result(objective: objective.kind, sPerStep: per, tokensPerS: Double(B * L) / per,
+                      gflops: flops / elapsed / 1e9, modelFlopsPerStep: flops / Double(steps), profile: profile)
+    }
+
+    /// Peak resident memory of this process, bytes (Linux: ru_maxrss is in KiB).
+    public static func peakRSS() -> Int {
+        var u = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &u)
+        return Int(u.ru_maxrss) * 1024
+    }
+}

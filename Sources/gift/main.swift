@@ -1,2 +1,0 @@
-import GiftCore
-print("gift")
