@@ -47,7 +47,8 @@ struct BenchCommand: ParsableCommand {
             let r = Bench.run(model: m, params: params, objective: o, batch: batch, seqLen: seq, steps: steps, warmup: warmup)
             results.append(r)
             for (phase, sec) in r.profile {
-                print(String(format: "  %-22@ %8.1f ms/step  %5.1f%%", phase, sec * 1000, 100 * sec / r.sPerStep))
+                print("  " + phase.padding(toLength: 22, withPad: " ", startingAt: 0)
+                      + String(format: "%8.1f ms/step  %5.1f%%", sec * 1000, 100 * sec / r.sPerStep))
             }
             print(String(format: "{\"objective\": \"%@\", \"tokens_per_s\": %.1f, \"s_per_step\": %.4f, \"gflops\": %.1f}",
                          r.objective.rawValue, r.tokensPerS, r.sPerStep, r.gflops))

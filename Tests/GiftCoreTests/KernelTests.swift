@@ -52,19 +52,22 @@ final class KernelTests: XCTestCase {
     }
 
     func testSwiGLUBackward() {
-        let n = 21
-        var a = randomFloats(n, seed: 6, scale: 2), u = randomFloats(n, seed: 7)
-        let proj = randomFloats(n, seed: 8)
-        func fwd(_ a: [Float], _ u: [Float]) -> [Float] {
-            var h = [Float](repeating: 0, count: n); SwiGLU.forward(a: a, u: u, h: &h, count: n); return h
+        let rows = 3, ff = 11   // ff not a multiple of 8: the scalar tail runs too
+        var au = randomFloats(rows * 2 * ff, seed: 6, scale: 2)
+        let proj = randomFloats(rows * ff, seed: 8)
+        func fwd(_ au: [Float]) -> [Float] {
+            var h = [Float](repeating: 0, count: rows * ff); SwiGLU.forward(au: au, h: &h, rows: rows, ff: ff); return h
         }
-        let h = fwd(a, u)
-        for i in 0..<n { XCTAssertEqual(h[i], a[i] / (1 + exp(-a[i])) * u[i], accuracy: 1e-5) }
-        var da = [Float](repeating: 0, count: n), du = [Float](repeating: 0, count: n)
-        SwiGLU.backward(a: a, u: u, dh: proj, da: &da, du: &du, count: n)
-        let a0 = a, u0 = u
-        checkGradient("swiglu da", x: &a, analytic: da) { project(fwd($0, u0), proj) }
-        checkGradient("swiglu du", x: &u, analytic: du) { project(fwd(a0, $0), proj) }
+        let h = fwd(au)
+        for r in 0..<rows {
+            for i in 0..<ff {
+                let a = au[r * 2 * ff + i], u = au[r * 2 * ff + ff + i]
+                XCTAssertEqual(h[r * ff + i], a / (1 + exp(-a)) * u, accuracy: 1e-5)
+            }
+        }
+        var dau = [Float](repeating: 0, count: rows * 2 * ff)
+        SwiGLU.backward(au: au, dh: proj, dau: &dau, rows: rows, ff: ff)
+        checkGradient("swiglu d(a|u)", x: &au, analytic: dau) { project(fwd($0), proj) }
     }
 
     func testFastExpAccuracy() {
@@ -136,7 +139,7 @@ final class KernelTests: XCTestCase {
     func testAttentionForwardBackward() {
         for blockRows in [3, 7] {
             let s = AttentionShape(batch: 2, seqLen: 7, heads: 4, kvHeads: 2, headDim: 4, blockRows: blockRows)
-            let nq = s.batch * s.seqLen * s.qStride, nk = s.batch * s.seqLen * s.kvStride
+            let nq = s.batch * s.seqLen * s.ldQ, nk = s.batch * s.seqLen * s.ldKV
             var q = randomFloats(nq, seed: 15), k = randomFloats(nk, seed: 16), v = randomFloats(nk, seed: 17)
             let proj = randomFloats(nq, seed: 18)
             var scratch = [Float](repeating: 0, count: s.scratchCount * Parallel.workers)
@@ -149,11 +152,11 @@ final class KernelTests: XCTestCase {
             Attention.forward(s, q: q, k: k, v: v, out: &out, lse: &lse, scratch: &scratch)
             // naive check of one output row: batch 1, head 3 (kv group 1), query 2
             let b = 1, h = 3, g = 1, i = 2, L = s.seqLen, hd = s.headDim
-            var sc = (0..<L).map { j in (0..<hd).reduce(0.0) { $0 + Double(q[(b * L + i) * s.qStride + h * hd + $1]) * Double(k[(b * L + j) * s.kvStride + g * hd + $1]) } / 2 }
+            var sc = (0..<L).map { j in (0..<hd).reduce(0.0) { $0 + Double(q[(b * L + i) * s.ldQ + h * hd + $1]) * Double(k[(b * L + j) * s.ldKV + g * hd + $1]) } / 2 }
             let m = sc.max()!; sc = sc.map { exp($0 - m) }; let z = sc.reduce(0, +)
             for e in 0..<hd {
-                let want = (0..<L).reduce(0.0) { $0 + sc[$1] / z * Double(v[(b * L + $1) * s.kvStride + g * hd + e]) }
-                XCTAssertEqual(Double(out[(b * L + i) * s.qStride + h * hd + e]), want, accuracy: 1e-5)
+                let want = (0..<L).reduce(0.0) { $0 + sc[$1] / z * Double(v[(b * L + $1) * s.ldKV + g * hd + e]) }
+                XCTAssertEqual(Double(out[(b * L + i) * s.ldQ + h * hd + e]), want, accuracy: 1e-5)
             }
             XCTAssertEqual(Double(lse[(b * s.heads + h) * L + i]), m + log(z), accuracy: 1e-5)
             var dq = [Float](repeating: 0, count: nq), dk = [Float](repeating: 9, count: nk), dv = [Float](repeating: 9, count: nk)

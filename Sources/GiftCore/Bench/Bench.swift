@@ -35,22 +35,29 @@ public enum Bench {
         return backward ? 3 * f : f
     }
 
-    /// GFLOP/s of sgemm C[m×n] = A[m×k]·B[k×n]ᵀ (the linear-layer form), best of `reps`.
-    public static func sgemmGFlops(m: Int, n: Int, k: Int, reps: Int = 5) -> Double {
+    static func median(_ xs: [Double]) -> Double {
+        let s = xs.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+
+    /// GFLOP/s of sgemm C[m×n] = A[m×k]·B[k×n]ᵀ (the linear-layer form), median of `reps` (the same
+    /// statistic as the step times, so their ratio is fair on a noisy machine).
+    public static func sgemmGFlops(m: Int, n: Int, k: Int, reps: Int = 9) -> Double {
         let a = FloatBuffer(count: m * k), b = FloatBuffer(count: n * k), c = FloatBuffer(count: m * n)
         for i in 0..<a.count { a[i] = Float(i % 7) * 0.01 }
         for i in 0..<b.count { b[i] = Float(i % 5) * 0.01 }
         Gemm.linear(a.pointer, b.pointer, c.pointer, rows: m, inDim: k, outDim: n)   // warm-up
-        var best = Double.infinity
+        var times: [Double] = []
         for _ in 0..<reps {
             let t0 = DispatchTime.now().uptimeNanoseconds
             Gemm.linear(a.pointer, b.pointer, c.pointer, rows: m, inDim: k, outDim: n)
-            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
         }
-        return 2 * Double(m) * Double(n) * Double(k) / best / 1e9
+        return 2 * Double(m) * Double(n) * Double(k) / median(times) / 1e9
     }
 
-    /// Times `steps` whole optimizer steps (pass 1, pass 2, backward, AdamW) after `warmup` steps.
+    /// Times `steps` whole optimizer steps (pass 1, pass 2, backward, AdamW) after `warmup` steps; the
+    /// step time is the median.
     public static func run(model: Transformer, params: FloatBuffer, objective: ObjectiveOptions, batch B: Int,
                            seqLen L: Int, steps: Int, warmup: Int) -> Result {
         let c = model.config
@@ -65,7 +72,7 @@ public enum Bench {
         let grads = FloatBuffer(count: model.layout.count)
         let opt = AdamW(layout: model.layout, weightDecay: 0.1)
         let p = params.copy()
-        var elapsed = 0.0, flops = 0.0, profile: [(String, Double)] = []
+        var times: [Double] = [], flops = 0.0, profile: [(String, Double)] = []
         for s in 0..<(warmup + steps) {
             if s == warmup { Profiler.reset() }
             let t0 = DispatchTime.now().uptimeNanoseconds
@@ -74,17 +81,17 @@ public enum Bench {
             Profiler.measure("optimizer") { opt.update(params: p.pointer, grads: grads.pointer, lr: 1e-5) }
             let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             if s >= warmup {
-                elapsed += dt
+                times.append(dt)
                 flops += modelFlops(config: c, tokens: B * L, seqLen: L, headRows: st.maskedTokens, backward: true)
                 if objective.kind.needsPass1 {
                     flops += modelFlops(config: c, tokens: B * L, seqLen: L, headRows: st.responseTokens, backward: false)
                 }
             }
         }
-        let per = elapsed / Double(steps)
+        let per = median(times)
         profile = Profiler.report.map { ($0.0, $0.1 / Double(steps)) }
         return Result(objective: objective.kind, sPerStep: per, tokensPerS: Double(B * L) / per,
-                      gflops: flops / elapsed / 1e9, modelFlopsPerStep: flops / Double(steps), profile: profile)
+                      gflops: flops / Double(steps) / per / 1e9, modelFlopsPerStep: flops / Double(steps), profile: profile)
     }
 
     /// Peak resident memory of this process, bytes (Linux: ru_maxrss is in KiB).

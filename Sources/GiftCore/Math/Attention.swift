@@ -2,22 +2,27 @@ import Foundation
 
 /// Bidirectional softmax attention with grouped-query heads, flash-attention style: forward keeps only
 /// each row's log-sum-exp (O(L) per head), backward recomputes the scores a block of query rows at a
-/// time, so memory is O(L·d) per layer plus one [block × L] scratch, never [heads, L, L].
+/// time, so memory is O(L·d) per layer plus one [block × L] scratch per worker, never [heads, L, L].
 ///
-/// Layouts: q, out [batch·L, heads·hd]; k, v [batch·L, kvHeads·hd]; lse [batch, heads, L].
+/// Layouts (row-major, token rows of batch·L): q and dq rows of `ldQ` floats, head h at column h·hd;
+/// k, v, dk, dv rows of `ldKV`, kv head g at g·hd; out and dout rows of `ldO`; lse [batch, heads, L].
+/// The model passes q, k, v as column blocks of one fused [tokens, d + 2·kvDim] projection.
 public struct AttentionShape: Sendable {
     public let batch, seqLen, heads, kvHeads, headDim: Int
-    public var qStride: Int { heads * headDim }
-    public var kvStride: Int { kvHeads * headDim }
+    public let ldQ, ldKV, ldO: Int
     public var scale: Float { 1 / Float(headDim).squareRoot() }
     /// Query rows per block: by default the [rows × L] score block is about 256K floats (1 MiB).
     public var blockRows: Int
     /// Floats of scratch one worker needs in backward (forward needs half).
     public var scratchCount: Int { 2 * blockRows * seqLen }
 
-    public init(batch: Int, seqLen: Int, heads: Int, kvHeads: Int, headDim: Int, blockRows: Int? = nil) {
+    public init(batch: Int, seqLen: Int, heads: Int, kvHeads: Int, headDim: Int, blockRows: Int? = nil,
+                ldQ: Int? = nil, ldKV: Int? = nil, ldO: Int? = nil) {
         self.batch = batch; self.seqLen = seqLen; self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim
         self.blockRows = blockRows ?? max(1, min(seqLen, (1 << 18) / max(seqLen, 1)))
+        self.ldQ = ldQ ?? heads * headDim
+        self.ldKV = ldKV ?? kvHeads * headDim
+        self.ldO = ldO ?? heads * headDim
     }
 }
 
@@ -29,74 +34,71 @@ public enum Attention {
         let L = s.seqLen, hd = s.headDim, group = s.heads / s.kvHeads, blk = s.blockRows
         Parallel.tasks(s.batch * s.kvHeads) { task, worker in
             let b = task / s.kvHeads, g = task % s.kvHeads
-            let scratch = scratch0 + worker * s.scratchCount
+            let S = scratch0 + worker * s.scratchCount
+            let kh = k + b * L * s.ldKV + g * hd, vh = v + b * L * s.ldKV + g * hd
             for h in (g * group)..<((g + 1) * group) {
-                let qh = q + b * L * s.qStride + h * hd
-                let kh = k + b * L * s.kvStride + g * hd, vh = v + b * L * s.kvStride + g * hd
-                let oh = out + b * L * s.qStride + h * hd
+                let qh = q + b * L * s.ldQ + h * hd, oh = out + b * L * s.ldO + h * hd
                 var i0 = 0
                 while i0 < L {
                     let rows = min(blk, L - i0)
-                    // S = scale · Q_blk Kᵀ
-                    Gemm.mm(transB: true, m: rows, n: L, k: hd, alpha: s.scale, a: qh + i0 * s.qStride, lda: s.qStride,
-                            b: kh, ldb: s.kvStride, c: scratch, ldc: L)
+                    // S = scale · Q_blk Kᵀ, softmax by rows (keeping lse), O_blk = P V
+                    Gemm.mm(transB: true, m: rows, n: L, k: hd, alpha: s.scale, a: qh + i0 * s.ldQ, lda: s.ldQ,
+                            b: kh, ldb: s.ldKV, c: S, ldc: L)
                     for r in 0..<rows {
-                        let row = scratch + r * L
+                        let row = S + r * L
                         let m = FastMath.max(row, count: L)
                         let sum = FastMath.expShifted(row, row, count: L, shift: m)
                         FastMath.scale(row, count: L, by: 1 / sum)
                         lse?[(b * s.heads + h) * L + i0 + r] = m + Foundation.log(sum)
                     }
-                    // O_blk = P V
-                    Gemm.mm(m: rows, n: hd, k: L, a: scratch, lda: L, b: vh, ldb: s.kvStride,
-                            c: oh + i0 * s.qStride, ldc: s.qStride)
+                    Gemm.mm(m: rows, n: hd, k: L, a: S, lda: L, b: vh, ldb: s.ldKV, c: oh + i0 * s.ldO, ldc: s.ldO)
                     i0 += rows
                 }
             }
         }
     }
 
-    /// Gradients: dq is overwritten; dk and dv are overwritten too (zeroed here, then accumulated
-    /// over the heads of each group).
+    /// Gradients: dq is overwritten; dk and dv are zeroed here, then accumulated over each group's heads.
     public static func backward(_ s: AttentionShape, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
                                 v: UnsafePointer<Float>, out: UnsafePointer<Float>, lse: UnsafePointer<Float>,
                                 dout: UnsafePointer<Float>, dq: UnsafeMutablePointer<Float>,
                                 dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
                                 scratch scratch0: UnsafeMutablePointer<Float>) {
         let L = s.seqLen, hd = s.headDim, group = s.heads / s.kvHeads, blk = s.blockRows
-        dk.update(repeating: 0, count: s.batch * L * s.kvStride)
-        dv.update(repeating: 0, count: s.batch * L * s.kvStride)
         // one task per (batch, kv group): the heads sharing a dK/dV slice run in one task, so no races
         Parallel.tasks(s.batch * s.kvHeads) { task, worker in
             let b = task / s.kvHeads, g = task % s.kvHeads
             let P = scratch0 + worker * s.scratchCount, dP = P + blk * L
+            let kh = k + b * L * s.ldKV + g * hd, vh = v + b * L * s.ldKV + g * hd
+            let dkh = dk + b * L * s.ldKV + g * hd, dvh = dv + b * L * s.ldKV + g * hd
+            for i in 0..<L {
+                (dkh + i * s.ldKV).update(repeating: 0, count: hd)
+                (dvh + i * s.ldKV).update(repeating: 0, count: hd)
+            }
             for h in (g * group)..<((g + 1) * group) {
-                let qh = q + b * L * s.qStride + h * hd, oh = out + b * L * s.qStride + h * hd
-                let doh = dout + b * L * s.qStride + h * hd, dqh = dq + b * L * s.qStride + h * hd
-                let kh = k + b * L * s.kvStride + g * hd, vh = v + b * L * s.kvStride + g * hd
-                let dkh = dk + b * L * s.kvStride + g * hd, dvh = dv + b * L * s.kvStride + g * hd
+                let qh = q + b * L * s.ldQ + h * hd, dqh = dq + b * L * s.ldQ + h * hd
+                let oh = out + b * L * s.ldO + h * hd, doh = dout + b * L * s.ldO + h * hd
                 let lseh = lse + (b * s.heads + h) * L
                 var i0 = 0
                 while i0 < L {
                     let rows = min(blk, L - i0)
-                    let qb = qh + i0 * s.qStride, dob = doh + i0 * s.qStride
+                    let qb = qh + i0 * s.ldQ, dob = doh + i0 * s.ldO
                     // Recompute P = exp(scale · Q Kᵀ − lse)
-                    Gemm.mm(transB: true, m: rows, n: L, k: hd, alpha: s.scale, a: qb, lda: s.qStride,
-                            b: kh, ldb: s.kvStride, c: P, ldc: L)
+                    Gemm.mm(transB: true, m: rows, n: L, k: hd, alpha: s.scale, a: qb, lda: s.ldQ,
+                            b: kh, ldb: s.ldKV, c: P, ldc: L)
                     for r in 0..<rows {
                         _ = FastMath.expShifted(P + r * L, P + r * L, count: L, shift: lseh[i0 + r])
                     }
                     // dV += Pᵀ dO ; dP = dO Vᵀ
-                    Gemm.mm(transA: true, m: L, n: hd, k: rows, a: P, lda: L, b: dob, ldb: s.qStride,
-                            beta: 1, c: dvh, ldc: s.kvStride)
-                    Gemm.mm(transB: true, m: rows, n: L, k: hd, a: dob, lda: s.qStride, b: vh, ldb: s.kvStride,
-                            c: dP, ldc: L)
+                    Gemm.mm(transA: true, m: L, n: hd, k: rows, a: P, lda: L, b: dob, ldb: s.ldO,
+                            beta: 1, c: dvh, ldc: s.ldKV)
+                    Gemm.mm(transB: true, m: rows, n: L, k: hd, a: dob, lda: s.ldO, b: vh, ldb: s.ldKV, c: dP, ldc: L)
                     // dS = P ∘ (dP − rowsum(dO ∘ O))
                     for r in 0..<rows {
-                        let di = FastMath.dot(dob + r * s.qStride, oh + (i0 + r) * s.qStride, count: hd)
+                        let di = FastMath.dot(dob + r * s.ldO, oh + (i0 + r) * s.ldO, count: hd)
                         let pr = P + r * L, dpr = dP + r * L
-                        var j = 0
                         let dv8 = FastMath.V(repeating: di)
+                        var j = 0
                         while j + 8 <= L {
                             FastMath.store(FastMath.load(pr + j) * (FastMath.load(dpr + j) - dv8), dpr + j)
                             j += 8
@@ -104,10 +106,10 @@ public enum Attention {
                         while j < L { dpr[j] = pr[j] * (dpr[j] - di); j += 1 }
                     }
                     // dQ_blk = scale · dS K ; dK += scale · dSᵀ Q_blk
-                    Gemm.mm(m: rows, n: hd, k: L, alpha: s.scale, a: dP, lda: L, b: kh, ldb: s.kvStride,
-                            c: dqh + i0 * s.qStride, ldc: s.qStride)
-                    Gemm.mm(transA: true, m: L, n: hd, k: rows, alpha: s.scale, a: dP, lda: L, b: qb, ldb: s.qStride,
-                            beta: 1, c: dkh, ldc: s.kvStride)
+                    Gemm.mm(m: rows, n: hd, k: L, alpha: s.scale, a: dP, lda: L, b: kh, ldb: s.ldKV,
+                            c: dqh + i0 * s.ldQ, ldc: s.ldQ)
+                    Gemm.mm(transA: true, m: L, n: hd, k: rows, alpha: s.scale, a: dP, lda: L, b: qb, ldb: s.ldQ,
+                            beta: 1, c: dkh, ldc: s.ldKV)
                     i0 += rows
                 }
             }

@@ -21,9 +21,11 @@ public final class Rope: @unchecked Sendable {
         }
     }
 
-    /// In place on x laid out [batch, seqLen, heads, headDim] (row stride heads·headDim).
-    /// `inverse` applies the transpose rotation: that is the backward pass.
-    public func apply(_ x: UnsafeMutablePointer<Float>, batch: Int, seqLen: Int, heads: Int, inverse: Bool = false) {
+    /// In place on x laid out [batch, seqLen] rows of `rowStride` floats (default heads·headDim), the
+    /// heads' vectors at the start of each row. `inverse` applies the transposed rotation (backward).
+    public func apply(_ x: UnsafeMutablePointer<Float>, batch: Int, seqLen: Int, heads: Int, rowStride: Int? = nil,
+                      inverse: Bool = false) {
+        let ld = rowStride ?? heads * headDim
         precondition(seqLen <= maxLen, "sequence longer than the rope table")
         let h = headDim / 2
         let sign: Float = inverse ? -1 : 1
@@ -32,7 +34,7 @@ public final class Rope: @unchecked Sendable {
             for t in t0..<t1 {
                 let p = t % seqLen
                 let c = cosP + p * h, s = sinP + p * h
-                let row = x + t * heads * headDim
+                let row = x + t * ld
                 for hd in 0..<heads {
                     let v = row + hd * headDim
                     for j in 0..<h {

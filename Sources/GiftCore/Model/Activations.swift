@@ -14,13 +14,14 @@ public struct LayerActs {
     public let xin: UnsafeMutablePointer<Float>      // block input (residual stream)
     public let rstd1: UnsafeMutablePointer<Float>
     public let xn1: UnsafeMutablePointer<Float>      // attn_norm output
-    public let q, k, v: UnsafeMutablePointer<Float>  // after RoPE (q, k)
+    public let qkv: UnsafeMutablePointer<Float>      // [tokens, d + 2·kvDim]: q | k | v, after RoPE (q, k)
     public let ao: UnsafeMutablePointer<Float>       // attention output before attn_out
     public let lse: UnsafeMutablePointer<Float>      // [batch, heads, L]
     public let xmid: UnsafeMutablePointer<Float>     // residual after attention
     public let rstd2: UnsafeMutablePointer<Float>
     public let xn2: UnsafeMutablePointer<Float>      // ff_norm output
-    public let a, u, h: UnsafeMutablePointer<Float>  // ff_proj, up_proj, silu(a)·u
+    public let au: UnsafeMutablePointer<Float>       // [tokens, 2·ff]: ff_proj | up_proj
+    public let h: UnsafeMutablePointer<Float>        // silu(a)·u [tokens, ff]
 }
 
 /// Working memory of the model for batches of up to `capacityTokens` tokens and sequences of up to
@@ -39,7 +40,7 @@ public final class Activations: @unchecked Sendable {
     public let logits: UnsafeMutablePointer<Float>   // [head rows, vocab]; holds dlogits for backward
     public let attnScratch: UnsafeMutablePointer<Float>
     // backward scratch (training only; aliases nothing above)
-    let dx, dxn, dq, dk, dv, dao, da, du, dh: UnsafeMutablePointer<Float>
+    let dx, dxn, dqkv, dao, dau, dh: UnsafeMutablePointer<Float>
     public var tokens: [Int32]
     public private(set) var batch = 0, seqLen = 0
     public internal(set) var headRows: [Int32] = []
@@ -49,12 +50,11 @@ public final class Activations: @unchecked Sendable {
         let d = c.dModel, kv = c.kvDim, ff = c.mlpHiddenSize, V = c.vocab
         let lseCount = T * c.nHeads   // batch·heads·L
         var arena = Arena()
-        struct LayerOff { var xin, rstd1, xn1, q, k, v, ao, lse, xmid, rstd2, xn2, a, u, h: Int }
+        struct LayerOff { var xin, rstd1, xn1, qkv, ao, lse, xmid, rstd2, xn2, au, h: Int }
         func layerOff(_ ar: inout Arena) -> LayerOff {
-            LayerOff(xin: ar.take(T * d), rstd1: ar.take(T), xn1: ar.take(T * d), q: ar.take(T * d),
-                     k: ar.take(T * kv), v: ar.take(T * kv), ao: ar.take(T * d), lse: ar.take(lseCount),
-                     xmid: ar.take(T * d), rstd2: ar.take(T), xn2: ar.take(T * d), a: ar.take(T * ff),
-                     u: ar.take(T * ff), h: ar.take(T * ff))
+            LayerOff(xin: ar.take(T * d), rstd1: ar.take(T), xn1: ar.take(T * d), qkv: ar.take(T * (d + 2 * kv)),
+                     ao: ar.take(T * d), lse: ar.take(lseCount), xmid: ar.take(T * d), rstd2: ar.take(T),
+                     xn2: ar.take(T * d), au: ar.take(T * 2 * ff), h: ar.take(T * ff))
         }
         var offs: [LayerOff] = []
         if training {
@@ -67,22 +67,20 @@ public final class Activations: @unchecked Sendable {
         let rstdFO = arena.take(T), hfO = arena.take(T * d), hselO = arena.take(T * d), logitsO = arena.take(T * V)
         // attention: per worker, two [block rows × L] blocks (block rows · L ≤ max(2^18, L))
         let scratchO = arena.take(Parallel.workers * 2 * max(1 << 18, maxSeqLen))
-        var back = [Int](repeating: 0, count: 9)
+        var back = [Int](repeating: 0, count: 6)
         if training {
-            back = [arena.take(T * d), arena.take(T * d), arena.take(T * d), arena.take(T * kv), arena.take(T * kv),
-                    arena.take(T * d), arena.take(T * ff), arena.take(T * ff), arena.take(T * ff)]
+            back = [arena.take(T * d), arena.take(T * d), arena.take(T * (d + 2 * kv)), arena.take(T * d),
+                    arena.take(T * 2 * ff), arena.take(T * ff)]
         }
         storage = FloatBuffer(count: arena.used)
         let p = storage.pointer
         layers = offs.map { o in
-            LayerActs(xin: p + o.xin, rstd1: p + o.rstd1, xn1: p + o.xn1, q: p + o.q, k: p + o.k, v: p + o.v,
-                      ao: p + o.ao, lse: p + o.lse, xmid: p + o.xmid, rstd2: p + o.rstd2, xn2: p + o.xn2,
-                      a: p + o.a, u: p + o.u, h: p + o.h)
+            LayerActs(xin: p + o.xin, rstd1: p + o.rstd1, xn1: p + o.xn1, qkv: p + o.qkv, ao: p + o.ao,
+                      lse: p + o.lse, xmid: p + o.xmid, rstd2: p + o.rstd2, xn2: p + o.xn2, au: p + o.au, h: p + o.h)
         }
         xout = p + xoutO; rstdF = p + rstdFO; hf = p + hfO; hsel = p + hselO; logits = p + logitsO
         attnScratch = p + scratchO
-        dx = p + back[0]; dxn = p + back[1]; dq = p + back[2]; dk = p + back[3]; dv = p + back[4]
-        dao = p + back[5]; da = p + back[6]; du = p + back[7]; dh = p + back[8]
+        dx = p + back[0]; dxn = p + back[1]; dqkv = p + back[2]; dao = p + back[3]; dau = p + back[4]; dh = p + back[5]
         tokens = [Int32](repeating: 0, count: T)
     }
 
