@@ -29,6 +29,7 @@ let package = Package(
         .executableTarget(name: "gift", dependencies: [
             "GiftCore", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/gift"),
-        .testTarget(name: "GiftCoreTests", dependencies: ["GiftCore", "gift"], path: "Tests/GiftCoreTests"),
+        .testTarget(name: "GiftCoreTests", dependencies: ["GiftCore", "gift"], path: "Tests/GiftCoreTests",
+                    swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )

@@ -21,10 +21,11 @@ struct InspectCommand: ParsableCommand {
     @Option(help: "Output safetensors file.") var out: String
 
     func run() throws {
+        let options = try objective.options()   // flags first: a typo fails before any file is read
         let (config, params) = try ModelFolder.load(model)
         let seqs = try Inspect.readBatch(path: batch, config: config)
         let m = Transformer(config: config, maxSeqLen: seqs[0].tokens.count)
-        let result = Inspect.run(model: m, params: params, options: try objective.options(), batch: seqs)
+        let result = Inspect.run(model: m, params: params, options: options, batch: seqs)
         try Inspect.write(result, layout: m.layout, to: out)
         print(result.summaryJSON)
     }

@@ -41,3 +41,57 @@ func checkGradient(_ name: String, x: inout [Float], analytic: [Float], indices:
 func project(_ out: [Float], _ proj: [Float]) -> Double {
     zip(out, proj).reduce(0) { $0 + Double($1.0) * Double($1.1) }
 }
+
+/// The `gift` executable built next to the test bundle.
+let giftBinary: URL = {
+    var candidates: [URL] = []
+    let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    // <bin>/giftPackageTests.xctest (a file on Linux, a bundle elsewhere): gift sits in <bin>
+    var dir = exe.deletingLastPathComponent()
+    for _ in 0..<4 {
+        candidates.append(dir.appendingPathComponent("gift"))
+        dir.deleteLastPathComponent()
+    }
+    candidates += ["release", "debug"].map { packageRoot.appendingPathComponent(".build/\($0)/gift") }
+    return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates.last!
+}()
+
+struct RunResult { var status: Int32; var stdout: String; var stderr: String }
+
+/// Runs a command, capturing its output; `env` adds to the environment.
+@discardableResult
+func runProcess(_ exe: URL, _ args: [String], env: [String: String] = [:], cwd: URL? = nil) throws -> RunResult {
+    let p = Process()
+    p.executableURL = exe
+    p.arguments = args
+    var e = ProcessInfo.processInfo.environment
+    for (k, v) in env { e[k] = v }
+    p.environment = e
+    if let cwd { p.currentDirectoryURL = cwd }
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out; p.standardError = err
+    try p.run()
+    // read both pipes fully before waiting, so a chatty child never blocks on a full pipe
+    final class Box: @unchecked Sendable { var data = Data() }
+    let outBox = Box()
+    let g = DispatchGroup()
+    g.enter(); DispatchQueue.global().async { outBox.data = out.fileHandleForReading.readDataToEndOfFile(); g.leave() }
+    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    g.wait()
+    let outData = outBox.data
+    p.waitUntilExit()
+    return RunResult(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                     stderr: String(decoding: errData, as: UTF8.self))
+}
+
+func runGift(_ args: [String], env: [String: String] = [:]) throws -> RunResult {
+    try runProcess(giftBinary, args, env: env)
+}
+
+/// A fresh temporary folder, removed at the end of the test.
+func temporaryDirectory(_ test: XCTestCase) throws -> URL {
+    let u = FileManager.default.temporaryDirectory.appendingPathComponent("gift-test-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
+    test.addTeardownBlock { try? FileManager.default.removeItem(at: u) }
+    return u
+}

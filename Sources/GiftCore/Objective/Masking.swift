@@ -17,13 +17,17 @@ public enum Masking {
         var sum = 0.0, n = 0
         for (b, inc) in zip(betas, include) where inc { sum += b; n += 1 }
         let b0 = n > 0 ? sum / Double(n) : 0
-        guard b0 >= minBetaReference, b0.isFinite else { return Array(repeating: 1, count: betas.count) }
+        // a non-finite beta makes every r non-finite: the caller reports it instead of training on it
+        if !b0.isFinite { return Array(repeating: .nan, count: betas.count) }
+        guard b0 >= minBetaReference else { return Array(repeating: 1, count: betas.count) }
         return betas.map { $0 / b0 }
     }
 
-    /// t_i = 1 − (1 − t)^{r}, as −expm1(r·log1p(−t)), floored at 1e-6.
+    /// t_i = 1 − (1 − t)^{r}, as −expm1(r·log1p(−t)), floored at 1e-6. At r = 1 it is t itself, bit for
+    /// bit, so GIFT with unit importance masks exactly like SFT from the same draws (objective.md, property 1).
     @inline(__always) public static func maskProbability(r: Double, t: Double) -> Double {
-        max(minMaskProb, -Foundation.expm1(r * Foundation.log1p(-t)))
+        if r == 1 { return max(minMaskProb, t) }
+        return max(minMaskProb, -Foundation.expm1(r * Foundation.log1p(-t)))
     }
 
     /// Masking probability of a response token under `kind`.
@@ -43,7 +47,7 @@ public enum Masking {
             let ti = maskProbability(r: r, t: t)
             switch o.giftWeight {
             case .inverse: return 1 / ti
-            case .exact: return r * Foundation.exp((r - 1) * Foundation.log1p(-t)) / ti
+            case .exact: return r == 1 ? 1 / ti : r * Foundation.exp((r - 1) * Foundation.log1p(-t)) / ti
             }
         }
     }

@@ -58,6 +58,8 @@ public struct PreparedBatch: Sendable {
     public var weights: [Double]
     public var betas: [Double]
     public var times: [Double]
+    /// Response positions whose beta or importance was not finite (the step must not be trained on).
+    public var nonFinite = 0
 }
 
 /// Runs an objective on a batch: pass 1 (betas, no activations kept), masks and weights, pass 2 forward,
@@ -68,6 +70,10 @@ public final class ObjectiveRunner: @unchecked Sendable {
     public let train: Activations
     public let infer: Activations
     var tmp: [Float]
+    /// Tests only: every r_i = 1 (objective.md property 1).
+    var forceUnitImportance = false
+    /// Tests only: response betas ([response length]) used in place of pass 1's for every sequence.
+    var betaOverride: [Double]?
 
     public init(model: Transformer, options: ObjectiveOptions, capacityTokens: Int, maxSeqLen: Int) {
         self.model = model; self.options = options
@@ -122,7 +128,9 @@ public final class ObjectiveRunner: @unchecked Sendable {
         let (B, L) = Self.shape(seqs)
         let o = options, cfg = model.config
         var betas = [Double](repeating: 0, count: B * L)
-        if o.kind.needsPass1 {
+        if o.kind.needsPass1, let bo = betaOverride {
+            for (b, s) in seqs.enumerated() { for i in 0..<s.responseLength { betas[b * L + s.promptLength + i] = bo[i] } }
+        } else if o.kind.needsPass1 {
             betas = Profiler.measure("pass 1 (betas)") { pass1Betas(params, seqs) }
         } else if o.kind == .giftRef {
             for (b, s) in seqs.enumerated() {
@@ -147,7 +155,8 @@ public final class ObjectiveRunner: @unchecked Sendable {
                     o.betaReference == .response ||
                         (Int(s.tokens[P + i]) != cfg.eosTokenId && Int(s.tokens[P + i]) != cfg.padTokenId)
                 }
-                r = Masking.importance(betas: resp, include: include)
+                r = forceUnitImportance ? r : Masking.importance(betas: resp, include: include)
+                p.nonFinite += r.filter { !$0.isFinite }.count
             }
             var maskedRow = [Bool](repeating: false, count: L)
             for i in 0..<n {
@@ -179,6 +188,7 @@ public final class ObjectiveRunner: @unchecked Sendable {
         let prep = prepare(params, seqs, seed: seed, step: step)
         let B = prep.batch, L = prep.seqLen, V = model.config.vocab
         var st = StepStats()
+        st.nonFinite = prep.nonFinite
         for (b, s) in seqs.enumerated() {
             st.responseTokens += s.responseLength
             if options.kind.usesBetas {
@@ -216,7 +226,8 @@ public final class ObjectiveRunner: @unchecked Sendable {
                 st.weightSum += w
             }
         } }
-        st.loss = loss
+        // never average a non-finite value in silently: the loss says so and the caller skips the step
+        st.loss = st.nonFinite > 0 ? .nan : loss
         if let grads { Profiler.measure("backward") { model.backward(params, grads: grads, acts: acts) } }
         return (st, prep)
     }
