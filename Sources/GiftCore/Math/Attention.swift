@@ -34,7 +34,7 @@ public enum Attention {
         let L = s.seqLen, hd = s.headDim, group = s.heads / s.kvHeads, blk = s.blockRows
         Parallel.tasks(s.batch * s.kvHeads) { task, worker in
             let b = task / s.kvHeads, g = task % s.kvHeads
-            let S = scratch0 + worker * s.scratchCount
+            let S = scratch0 + worker * s.scratchCount, inv = S + blk * L   // inv: the spare half
             let kh = k + b * L * s.ldKV + g * hd, vh = v + b * L * s.ldKV + g * hd
             for h in (g * group)..<((g + 1) * group) {
                 let qh = q + b * L * s.ldQ + h * hd, oh = out + b * L * s.ldO + h * hd
@@ -44,14 +44,17 @@ public enum Attention {
                     // S = scale · Q_blk Kᵀ, softmax by rows (keeping lse), O_blk = P V
                     Gemm.mm(transB: true, m: rows, n: L, k: hd, alpha: s.scale, a: qh + i0 * s.ldQ, lda: s.ldQ,
                             b: kh, ldb: s.ldKV, c: S, ldc: L)
+                    // (normalising the hd-wide output rows is cheaper than the L-wide score rows)
                     for r in 0..<rows {
                         let row = S + r * L
                         let m = FastMath.max(row, count: L)
                         let sum = FastMath.expShifted(row, row, count: L, shift: m)
-                        FastMath.scale(row, count: L, by: 1 / sum)
+                        inv[r] = 1 / sum
                         lse?[(b * s.heads + h) * L + i0 + r] = m + Foundation.log(sum)
                     }
-                    Gemm.mm(m: rows, n: hd, k: L, a: S, lda: L, b: vh, ldb: s.ldKV, c: oh + i0 * s.ldO, ldc: s.ldO)
+                    let ob = oh + i0 * s.ldO
+                    Gemm.mm(m: rows, n: hd, k: L, a: S, lda: L, b: vh, ldb: s.ldKV, c: ob, ldc: s.ldO)
+                    for r in 0..<rows { FastMath.scale(ob + r * s.ldO, count: hd, by: inv[r]) }
                     i0 += rows
                 }
             }

@@ -1,0 +1,115 @@
+import Foundation
+
+/// One sequence of a batch: prompt, response and EOS padding (padding counts as response, LLaDA's
+/// convention), and which example it came from.
+public struct PaddedSequence: Equatable, Sendable {
+    public var tokens: [Int32]
+    /// tokens[0..<promptLength] is the prompt; everything after it, padding included, is response.
+    public var promptLength: Int
+    /// The example's global index (into the data set), for deterministic per-example randomness.
+    public var exampleIndex: Int
+
+    public init(tokens: [Int32], promptLength: Int, exampleIndex: Int) {
+        self.tokens = tokens; self.promptLength = promptLength; self.exampleIndex = exampleIndex
+    }
+}
+
+/// Truncation, padding, epoch order and the validation split.
+public enum Batching {
+    /// `e` cut to at most `maxLength` tokens (maxLength >= 1), and whether anything was cut.
+    /// The whole prompt is kept when it leaves room for at least one response token, and the response
+    /// is cut from its end; otherwise one response token is kept and the prompt loses its FIRST tokens
+    /// (its last maxLength-1 tokens stay, next to the response). An example without a response keeps
+    /// the last maxLength prompt tokens.
+    public static func truncate(_ e: Example, maxLength: Int) -> (Example, Bool) {
+        precondition(maxLength >= 1, "maxLength must be at least 1")
+        if e.length <= maxLength { return (e, false) }
+        var t = e
+        if e.prompt.count + 1 <= maxLength {
+            t.response = Array(e.response.prefix(maxLength - e.prompt.count))
+        } else if !e.response.isEmpty {
+            t.prompt = Array(e.prompt.suffix(maxLength - 1))
+            t.response = [e.response[0]]
+        } else {
+            t.prompt = Array(e.prompt.suffix(maxLength))
+        }
+        return (t, true)
+    }
+
+    /// Truncates every example to `maxLength`; returns them and how many were cut.
+    public static func truncateAll(_ examples: [Example], maxLength: Int) -> ([Example], Int) {
+        var n = 0
+        let out = examples.map { e -> Example in
+            let (t, cut) = truncate(e, maxLength: maxLength)
+            if cut { n += 1 }
+            return t
+        }
+        return (out, n)
+    }
+
+    /// Prompt + response of each example, padded by appending `eos` to the response up to the length of
+    /// the batch's longest sequence plus `minEOS`, or to exactly `toLength` when given. `minEOS` EOS
+    /// tokens are always appended (0 by default; 1 teaches the model to end every response with EOS,
+    /// even the longest one). With `toLength`, an example longer than toLength - minEOS is cut by
+    /// `truncate` first (callers who count truncations truncate beforehand).
+    public static func pad(_ examples: [(Example, Int)], eos: Int32, toLength: Int? = nil,
+                           minEOS: Int = 0) -> [PaddedSequence] {
+        precondition(minEOS >= 0)
+        let length = toLength ?? ((examples.map { $0.0.length }.max() ?? 0) + minEOS)
+        return examples.map { (e0, index) in
+            var e = e0
+            if e.length + minEOS > length { e = truncate(e, maxLength: max(1, length - minEOS)).0 }
+            var tokens = e.prompt
+            tokens.reserveCapacity(length)
+            tokens.append(contentsOf: e.response)
+            if tokens.count < length { tokens.append(contentsOf: repeatElement(eos, count: length - tokens.count)) }
+            return PaddedSequence(tokens: tokens, promptLength: e.prompt.count, exampleIndex: index)
+        }
+    }
+
+    /// A deterministic held-out split: example i goes to validation when a hash of (seed, i) falls
+    /// below `validationFraction`. At least one example goes to validation when the fraction is > 0 and
+    /// there are at least 2 examples, and at least one stays in training then. Order within each part
+    /// is the input order.
+    public static func split(_ examples: [Example], validationFraction: Double,
+                             seed: UInt64) -> (train: [Example], validation: [Example]) {
+        let mask = validationMask(count: examples.count, validationFraction: validationFraction, seed: seed)
+        var train: [Example] = [], validation: [Example] = []
+        for (i, e) in examples.enumerated() {
+            if mask[i] { validation.append(e) } else { train.append(e) }
+        }
+        return (train, validation)
+    }
+
+    /// validation[i] for each index of `split`.
+    public static func validationMask(count: Int, validationFraction: Double, seed: UInt64) -> [Bool] {
+        let rng = CounterRNG(seed, 0x5350_4C49_54)  // "SPLIT"
+        let u = (0..<count).map { rng.uniform(UInt64($0)) }
+        var mask = u.map { $0 < validationFraction }
+        if validationFraction > 0 && count >= 2 {
+            if !mask.contains(true) { mask[u.indices.min { u[$0] < u[$1] }!] = true }
+            if !mask.contains(false) { mask[u.indices.max { u[$0] < u[$1] }!] = false }
+        }
+        return mask
+    }
+}
+
+/// The order of one epoch: a permutation of 0..<count that depends only on (seed, epoch), from
+/// Fisher-Yates with counter-based draws.
+public struct EpochOrder: Sendable {
+    public let order: [Int]
+
+    public init(count: Int, seed: UInt64, epoch: Int) {
+        precondition(count >= 0 && epoch >= 0)
+        let rng = CounterRNG(seed, 0x4550_4F43_48, UInt64(epoch))  // "EPOCH"
+        var a = Array(0..<count)
+        var i = count - 1
+        while i > 0 {
+            // Uniform in 0...i (multiply-high: bias below 2^-50 for any realistic count).
+            let j = Int(rng.bits(UInt64(i)).multipliedFullWidth(by: UInt64(i + 1)).high)
+            a.swapAt(i, j)
+            i -= 1
+        }
+        order = a
+    }
+}
