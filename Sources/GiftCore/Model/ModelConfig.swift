@@ -57,11 +57,12 @@ public struct ModelConfig: Equatable, Sendable {
 
     // MARK: presets
 
-    public static let presetNames = ["tiny", "small", "base"]
+    public static let presetNames = ["tiny", "mini", "small", "base"]
 
     public static func preset(_ name: String) throws -> ModelConfig {
         switch name {
         case "tiny": return ModelConfig(dModel: 64, nHeads: 4, nLayers: 2, mlpHiddenSize: 176, vocabSize: 64, maskTokenId: 63)
+        case "mini": return ModelConfig(dModel: 128, nHeads: 4, nLayers: 4, mlpHiddenSize: 352, vocabSize: 64, maskTokenId: 63)
         case "small": return ModelConfig(dModel: 512, nHeads: 8, nLayers: 8, mlpHiddenSize: 1376, vocabSize: 4096, maskTokenId: 4095)
         case "base": return ModelConfig(dModel: 1024, nHeads: 16, nLayers: 16, mlpHiddenSize: 2816, vocabSize: 32768, maskTokenId: 32767)
         default: throw GiftError(.usage, "unknown preset '\(name)'; known presets: \(presetNames.joined(separator: ", "))")

@@ -1,0 +1,42 @@
+import Foundation
+
+/// The examples of a run: a built-in task's generated training set or a JSONL file, truncated to
+/// `max_length − 1` (room for at least one EOS), split into training and validation.
+public struct TrainData: Sendable {
+    public var train: [Example]
+    public var validation: [Example]
+    public var report: DatasetReport
+    public var tokenizer: CharTokenizer?
+    public var task: BuiltinTask?
+    /// Longest example after truncation (tokens, without padding).
+    public var maxExampleLength: Int
+
+    public static func load(_ cfg: RunConfig, model c: ModelConfig) throws -> TrainData {
+        let tok = try? CharTokenizer(vocabSize: c.vocab, eosId: c.eosTokenId, maskId: c.maskTokenId)
+        var examples: [Example], report: DatasetReport, task: BuiltinTask? = nil
+        if let t = try? BuiltinTask(name: cfg.data), !FileManager.default.fileExists(atPath: cfg.data) {
+            task = t
+            guard let tok else {
+                // build it again to get the error that names both sizes
+                _ = try CharTokenizer(vocabSize: c.vocab, eosId: c.eosTokenId, maskId: c.maskTokenId)
+                throw GiftError(.config, "built-in task \(t.name) needs the character tokenizer")
+            }
+            // one EOS ends every answer, so the model learns where answers stop
+            let pairs = t.generate(n: cfg.taskExamples, seed: cfg.seed, split: .train)
+            examples = try BuiltinTask.examples(pairs, tokenizer: tok)
+            report = DatasetReport(examples: examples.count, skippedBadLines: 0, skippedEmptyResponse: 0, truncated: 0)
+        } else {
+            guard FileManager.default.fileExists(atPath: cfg.data) else {
+                throw GiftError(.io, "--data \(cfg.data): no such file, and not a built-in task (\(BuiltinTask.names.joined(separator: ", ")))")
+            }
+            (examples, report) = try JSONLReader.read(path: cfg.data, tokenizer: tok, vocabSize: c.vocab,
+                                                      skipBadLines: cfg.skipBadLines)
+        }
+        let (cut, truncated) = Batching.truncateAll(examples, maxLength: cfg.maxLength - 1)
+        report.truncated += truncated
+        if cut.count < 2 { throw GiftError(.data, "\(cfg.data): \(cut.count) usable examples; training needs at least 2") }
+        let (train, val) = Batching.split(cut, validationFraction: cfg.validationFraction, seed: cfg.seed)
+        return TrainData(train: train, validation: val, report: report, tokenizer: tok, task: task,
+                         maxExampleLength: cut.map(\.length).max() ?? 1)
+    }
+}

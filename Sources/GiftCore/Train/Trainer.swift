@@ -1,0 +1,246 @@
+import Foundation
+
+/// What a finished (or stopped) run reports.
+public struct TrainSummary: Sendable {
+    public var steps: Int
+    public var firstLoss: Double, finalLoss: Double
+    public var finalValLoss: Double?
+    public var tokensPerS: Double
+    public var seconds: Double
+    public var skippedSteps: Int
+    public var text: String
+}
+
+/// The training loop of one rank: its shard of every global batch, both GIFT passes and backward
+/// locally, gradients summed through the communicator, one identical AdamW step everywhere.
+public final class Trainer {
+    public let cfg: RunConfig
+    public let comm: Communicator
+    public let model: Transformer
+    public let params: FloatBuffer
+    let grads: FloatBuffer
+    let opt: AdamW
+    let runner: ObjectiveRunner
+    public let data: TrainData
+    let eos: Int32
+    /// Examples per optimizer step over all ranks, and per rank.
+    public let globalBatch: Int, rankBatch: Int
+    public let stepsPerEpoch: Int, totalSteps: Int, warmupSteps: Int
+    /// gift-ref: response betas of each training example under the frozen initial weights.
+    var refBetas: [[Float]] = []
+    /// Every batch of gift-ref is padded to this length (the cached betas are for that form).
+    let fixedPadLength: Int?
+    public var log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+    var progress: ProgressReporter?
+
+    public init(config: RunConfig, comm: Communicator = SingleProcess(), modelConfig: ModelConfig, params: FloatBuffer,
+                data: TrainData) throws {
+        cfg = config; self.comm = comm; self.params = params; self.data = data
+        model = Transformer(config: modelConfig, maxSeqLen: max(2, min(config.maxLength, data.maxExampleLength + 1)))
+        eos = Int32(modelConfig.eosTokenId)
+        globalBatch = comm.size * config.microBatch * config.gradAccum
+        rankBatch = config.microBatch * config.gradAccum
+        stepsPerEpoch = data.train.count / globalBatch
+        if stepsPerEpoch == 0 {
+            throw GiftError(.config, "a global batch of \(globalBatch) examples (\(comm.size) ranks × micro_batch \(config.microBatch) × grad_accum \(config.gradAccum)) is larger than the \(data.train.count) training examples")
+        }
+        totalSteps = config.maxSteps > 0 ? config.maxSteps : config.epochs * stepsPerEpoch
+        warmupSteps = LRSchedule.warmupSteps(ratio: config.warmupRatio, total: totalSteps)
+        grads = FloatBuffer(count: model.layout.count)
+        opt = AdamW(layout: model.layout, weightDecay: config.weightDecay)
+        opt.beta1 = config.beta1; opt.beta2 = config.beta2; opt.eps = config.adamEps
+        let maxLen = model.rope.maxLen
+        runner = ObjectiveRunner(model: model, options: config.objective, capacityTokens: config.microBatch * maxLen,
+                                 maxSeqLen: maxLen)
+        fixedPadLength = config.objective.kind == .giftRef ? maxLen : nil
+    }
+
+    // MARK: batches
+
+    /// The global batch of optimizer step `step`: dataset indices in this epoch's seeded order.
+    public func globalIndices(step: Int) -> [Int] {
+        let epoch = step / stepsPerEpoch, pos = step % stepsPerEpoch
+        if epoch != cachedEpoch { cachedOrder = EpochOrder(count: data.train.count, seed: cfg.seed, epoch: epoch).order; cachedEpoch = epoch }
+        return Array(cachedOrder[(pos * globalBatch)..<((pos + 1) * globalBatch)])
+    }
+    var cachedEpoch = -1, cachedOrder: [Int] = []
+
+    /// Every sequence of the global batch, padded with EOS to one length (the longest, plus one EOS),
+    /// so the padded form of an example and the normaliser do not depend on how ranks and micro-batches
+    /// split the batch.
+    func sequences(_ indices: [Int], from examples: [Example], padTo: Int? = nil) -> [TrainSequence] {
+        let padded = Batching.pad(indices.map { (examples[$0], $0) }, eos: eos, toLength: padTo, minEOS: 1)
+        return padded.map { p in
+            var s = TrainSequence(tokens: p.tokens, promptLength: p.promptLength, exampleIndex: p.exampleIndex)
+            if !refBetas.isEmpty { s.cachedBetas = refBetas[p.exampleIndex] }
+            return s
+        }
+    }
+
+    // MARK: the loop
+
+    public struct StepResult { public var stats: StepStats; public var gradNorm: Double; public var lr: Double; public var skipped: Bool; public var tokens: Int }
+
+    /// One optimizer step: this rank's micro-batches, gradient sum over ranks, clip, AdamW.
+    public func step(_ step: Int) throws -> StepResult {
+        let all = sequences(globalIndices(step: step), from: data.train, padTo: fixedPadLength)
+        let normalizer = LossNormalizer.of(all)
+        let mine = Array(all[(comm.rank * rankBatch)..<((comm.rank + 1) * rankBatch)])
+        grads.zero()
+        var stats = StepStats()
+        for m in 0..<cfg.gradAccum {
+            let micro = Array(mine[(m * cfg.microBatch)..<((m + 1) * cfg.microBatch)])
+            let (st, _) = runner.run(params.pointer, grads: grads.pointer, micro, seed: cfg.seed, step: step,
+                                     normalizer: normalizer)
+            stats.add(st)
+        }
+        try comm.allreduceSum(grads.pointer, count: grads.count)
+        var sums = [stats.loss, Double(stats.maskedTokens), Double(stats.responseTokens), stats.weightSum,
+                    stats.betaSum, Double(stats.betaCount), Double(stats.nonFinite)]
+        try comm.allreduceSum(&sums)
+        stats.loss = sums[0]; stats.maskedTokens = Int(sums[1]); stats.responseTokens = Int(sums[2])
+        stats.weightSum = sums[3]; stats.betaSum = sums[4]; stats.betaCount = Int(sums[5]); stats.nonFinite = Int(sums[6])
+        let lr = cfg.schedule.lr(step: step, total: totalSteps, warmup: warmupSteps, base: cfg.lr)
+        let norm = GradClip.clip(grads.pointer, count: grads.count, maxNorm: cfg.maxGradNorm)
+        let tokens = all.reduce(0) { $0 + $1.tokens.count }
+        if stats.nonFinite > 0 || !stats.loss.isFinite || !norm.isFinite {
+            return StepResult(stats: stats, gradNorm: norm, lr: lr, skipped: true, tokens: tokens)
+        }
+        opt.update(params: params.pointer, grads: grads.pointer, lr: Float(lr))
+        return StepResult(stats: stats, gradNorm: norm, lr: lr, skipped: false, tokens: tokens)
+    }
+
+    /// Loss of the run's objective on the validation split with fixed draws (the same masks every time,
+    /// so the curve shows the model, not the draws); no gradient.
+    public func validationLoss() throws -> Double? {
+        let n = data.validation.count
+        if n == 0 { return nil }
+        var loss = 0.0
+        // rank r takes every size-th chunk; the normaliser is over the whole split
+        let chunks = stride(from: 0, to: n, by: cfg.microBatch).map { Array($0..<min(n, $0 + cfg.microBatch)) }
+        var seqsByChunk: [[TrainSequence]] = chunks.map { sequences($0, from: data.validation, padTo: fixedPadLength) }
+        if !refBetas.isEmpty { seqsByChunk = seqsByChunk.map { $0.map { var s = $0; s.cachedBetas = valRefBetas[s.exampleIndex]; return s } } }
+        let norm = LossNormalizer(responseTokens: seqsByChunk.joined().reduce(0) { $0 + $1.responseLength }, sequences: n)
+        for (c, seqs) in seqsByChunk.enumerated() where c % comm.size == comm.rank {
+            let (st, _) = runner.run(params.pointer, grads: nil, seqs, seed: cfg.seed ^ 0x5EED_0F_7A1, step: 0, normalizer: norm)
+            loss += st.loss
+        }
+        var v = [loss]
+        try comm.allreduceSum(&v)
+        return v[0]
+    }
+    var valRefBetas: [[Float]] = []
+
+    /// gift-ref: betas of every example under the frozen initial weights, computed once.
+    func cacheReferenceBetas() {
+        guard cfg.objective.kind == .giftRef, let L = fixedPadLength else { return }
+        let t0 = Date()
+        var o = cfg.objective; o.kind = .gift
+        let pass1 = ObjectiveRunner(model: model, options: o, capacityTokens: cfg.microBatch * L, maxSeqLen: L)
+        func compute(_ examples: [Example]) -> [[Float]] {
+            var out = [[Float]](repeating: [], count: examples.count)
+            for start in stride(from: 0, to: examples.count, by: cfg.microBatch) {
+                let idx = Array(start..<min(examples.count, start + cfg.microBatch))
+                let seqs = sequences(idx, from: examples, padTo: L)
+                let betas = pass1.pass1Betas(params.pointer, seqs)
+                for (j, s) in seqs.enumerated() {
+                    out[idx[j]] = (s.promptLength..<L).map { Float(betas[j * L + $0]) }
+                }
+            }
+            return out
+        }
+        refBetas = compute(data.train)
+        valRefBetas = compute(data.validation)
+        log(String(format: "gift-ref: cached the frozen model's betas for %d examples in %.1f s",
+                   data.train.count + data.validation.count, Date().timeIntervalSince(t0)))
+    }
+
+    /// Runs every step from `startStep`, writing metrics, progress, the plot, the summary and the model.
+    public func run(outDir: String, startStep: Int = 0) throws -> TrainSummary {
+        let fm = FileManager.default
+        let isRoot = comm.rank == 0
+        if isRoot {
+            try fm.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+            var resolved = cfg; resolved.out = outDir
+            try resolved.jsonData().write(to: URL(fileURLWithPath: outDir + "/config.json"), options: .atomic)
+        }
+        let metrics = isRoot ? try MetricsWriter(path: outDir + "/metrics.jsonl") : nil
+        cacheReferenceBetas()
+        if isRoot {
+            log("train: \(data.train.count) examples, validation \(data.validation.count) (\(data.report.summary)); "
+                + "\(totalSteps) steps of \(globalBatch) examples (\(comm.size) ranks × \(cfg.microBatch) × \(cfg.gradAccum)), "
+                + "objective \(cfg.objective.kind.rawValue), \(model.layout.count) parameters")
+            progress = ProgressReporter(total: totalSteps, isTerminal: ProgressReporter.stderrIsTerminal)
+        }
+        var losses: [(Double, Double)] = [], vals: [(Double, Double)] = []
+        var badRun = 0, skipped = 0, tokensTotal = 0
+        let t0 = Date()
+        var firstLoss = Double.nan, lastLoss = Double.nan, lastVal: Double? = nil
+        for s in startStep..<totalSteps {
+            let ts = Date()
+            let r = try step(s)
+            let dt = Date().timeIntervalSince(ts)
+            tokensTotal += r.tokens
+            if r.skipped {
+                skipped += 1; badRun += 1
+                log("warning: step \(s + 1): non-finite loss or gradient (loss \(r.stats.loss), grad norm \(r.gradNorm)); step skipped, parameters unchanged")
+                if badRun >= cfg.maxBadSteps {
+                    let saved = outDir + "/model-last-good"
+                    if isRoot { try ModelFolder.save(saved, config: model.config, parameters: params) }
+                    throw GiftError(.numeric, "stopped: \(badRun) consecutive non-finite steps (last at step \(s + 1)); the parameters before them are saved in \(saved). Lower --lr or check the data.")
+                }
+            } else {
+                badRun = 0
+                if firstLoss.isNaN { firstLoss = r.stats.loss }
+                lastLoss = r.stats.loss
+                losses.append((Double(s + 1), r.stats.loss))
+            }
+            let isLast = s == totalSteps - 1
+            var val: Double? = nil
+            if isLast || (cfg.evalEvery > 0 && (s + 1) % cfg.evalEvery == 0) {
+                val = try validationLoss()
+                if let v = val { vals.append((Double(s + 1), v)); lastVal = v }
+            }
+            if let metrics {
+                var f: [(String, Any)] = [
+                    ("step", s + 1), ("epoch", Double(s + 1) / Double(stepsPerEpoch)), ("loss", r.stats.loss),
+                    ("lr", r.lr), ("grad_norm", r.gradNorm), ("tokens", r.tokens), ("tokens_per_s", Double(r.tokens) / dt),
+                    ("mask_rate", r.stats.maskRate), ("mean_weight", r.stats.meanWeight), ("masked_tokens", r.stats.maskedTokens),
+                ]
+                if cfg.objective.kind.usesBetas { f.append(("mean_beta", r.stats.meanBeta)) }
+                if r.skipped { f.append(("skipped", true)) }
+                if let val { f.append(("val_loss", val)) }
+                metrics.write(f)
+                var shown = [("loss", String(format: "%.4f", r.stats.loss))]
+                if let lv = lastVal { shown.append(("val", String(format: "%.4f", lv))) }
+                progress?.update(step: s + 1, fields: shown)
+            }
+        }
+        progress?.finish()
+        let seconds = Date().timeIntervalSince(t0)
+        let steps = totalSteps - startStep
+        var summary = TrainSummary(steps: steps, firstLoss: firstLoss, finalLoss: lastLoss, finalValLoss: lastVal,
+                                   tokensPerS: Double(tokensTotal) / max(seconds, 1e-9), seconds: seconds,
+                                   skippedSteps: skipped, text: "")
+        if isRoot {
+            try ModelFolder.save(outDir + "/model", config: model.config, parameters: params)
+            let plot = LossPlot.svg(series: [LossPlot.Series(name: "train loss", points: losses.map { (x: $0.0, y: $0.1) }),
+                                             LossPlot.Series(name: "validation loss", points: vals.map { (x: $0.0, y: $0.1) })],
+                                    title: "gift train: \(cfg.objective.kind.rawValue) on \(URL(fileURLWithPath: cfg.data).lastPathComponent)",
+                                    xLabel: "optimizer step", yLabel: "loss")
+            try plot.write(toFile: outDir + "/loss.svg", atomically: true, encoding: .utf8)
+            let head = Array(losses.prefix(max(1, losses.count / 10))).map(\.1), tail = Array(losses.suffix(max(1, losses.count / 10))).map(\.1)
+            let h = head.reduce(0, +) / Double(max(1, head.count)), t = tail.reduce(0, +) / Double(max(1, tail.count))
+            summary.text = String(format: """
+                Trained %@ with %@ for %d steps (%.1f epochs of %d examples, global batch %d) in %.0f s at %.0f tokens/s. \
+                Training loss fell from %.4f (mean of the first tenth of the steps) to %.4f (last tenth), %.0f%% lower%@%@. \
+                The model is in %@/model, the metrics in metrics.jsonl and the curves in loss.svg.
+                """, cfg.model, cfg.objective.kind.rawValue, steps, Double(totalSteps) / Double(stepsPerEpoch), data.train.count,
+                globalBatch, seconds, summary.tokensPerS, h, t, 100 * (1 - t / h),
+                lastVal.map { String(format: "; validation loss %.4f", $0) } ?? "",
+                skipped > 0 ? "; \(skipped) non-finite steps were skipped" : "", outDir)
+            try summary.text.write(toFile: outDir + "/summary.txt", atomically: true, encoding: .utf8)
+        }
+        return summary
+    }
+}

@@ -1,0 +1,212 @@
+import Foundation
+import XCTest
+@testable import GiftCore
+
+/// The training loop on one process: loss falls, optimizer and schedule values, accumulation,
+/// determinism and bad input.
+final class TrainTests: XCTestCase {
+    func config(_ objective: ObjectiveKind, dir: URL, steps: Int = 40) -> RunConfig {
+        var c = RunConfig()
+        c.model = "tiny"; c.data = "countdown"; c.taskExamples = 800
+        c.objective = ObjectiveOptions(kind: objective)
+        c.microBatch = 16; c.maxSteps = steps; c.lr = 3e-3; c.warmupRatio = 0.1; c.schedule = .cosine
+        c.maxLength = 48; c.seed = 3; c.out = dir.path; c.validationFraction = 0.05
+        return c
+    }
+
+    func trainer(_ c: RunConfig, comm: Communicator = SingleProcess()) throws -> Trainer {
+        let mc = try ModelConfig.preset(c.model)
+        let t = try Trainer(config: c, comm: comm, modelConfig: mc, params: ParameterLayout(mc).initialize(seed: c.initSeed),
+                            data: try TrainData.load(c, model: mc))
+        t.log = { _ in }
+        return t
+    }
+
+    func losses(_ dir: URL) throws -> [Double] {
+        try MetricsWriter.read(dir.appendingPathComponent("metrics.jsonl").path).map { ($0["loss"] as! NSNumber).doubleValue }
+    }
+
+    /// 40 steps of the tiny model on Countdown: the mean loss of the last 8 steps is at least 25% below
+    /// that of the first 8, for sft and gift (a model that learns nothing stays near log 64 ≈ 4.2).
+    func testLossFallsForSFTAndGIFT() throws {
+        for k in [ObjectiveKind.sft, .gift] {
+            let dir = try temporaryDirectory(self)
+            let s = try trainer(config(k, dir: dir)).run(outDir: dir.path)
+            let l = try losses(dir)
+            XCTAssertEqual(l.count, 40)
+            let first = l.prefix(8).reduce(0, +) / 8, last = l.suffix(8).reduce(0, +) / 8
+            XCTAssertLessThan(last, 0.75 * first, "\(k): loss \(first) -> \(last)")
+            XCTAssertNotNil(s.finalValLoss)
+            for f in ["config.json", "metrics.jsonl", "loss.svg", "summary.txt", "model/config.json", "model/model.safetensors"] {
+                XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent(f).path), f)
+            }
+            let m = try MetricsWriter.read(dir.appendingPathComponent("metrics.jsonl").path)
+            for key in ["step", "epoch", "loss", "lr", "grad_norm", "tokens", "tokens_per_s", "mask_rate", "mean_weight"] {
+                XCTAssertNotNil(m[5][key], "metrics lack \(key)")
+            }
+            XCTAssertNotNil(m.last!["val_loss"])
+            let (_, trained) = try ModelFolder.load(dir.appendingPathComponent("model").path)
+            XCTAssertGreaterThan(trained.count, 0)
+        }
+    }
+
+    func testSameSeedSameLossesBitForBit() throws {
+        let a = try temporaryDirectory(self), b = try temporaryDirectory(self)
+        _ = try trainer(config(.gift, dir: a, steps: 6)).run(outDir: a.path)
+        _ = try trainer(config(.gift, dir: b, steps: 6)).run(outDir: b.path)
+        XCTAssertEqual(try losses(a).map(\.bitPattern), try losses(b).map(\.bitPattern))
+    }
+
+    /// k micro-batches of b accumulate to the same step as one micro-batch of k·b (float tolerance).
+    func testAccumulationEqualsLargerBatch() throws {
+        let d = try temporaryDirectory(self)
+        var c1 = config(.gift, dir: d, steps: 1); c1.microBatch = 4; c1.gradAccum = 4
+        var c2 = c1; c2.microBatch = 16; c2.gradAccum = 1
+        let t1 = try trainer(c1), t2 = try trainer(c2)
+        let r1 = try t1.step(0), r2 = try t2.step(0)
+        XCTAssertEqual(r1.stats.loss, r2.stats.loss, accuracy: 1e-6 * abs(r2.stats.loss))
+        XCTAssertEqual(r1.gradNorm, r2.gradNorm, accuracy: 1e-5 * r2.gradNorm)
+        XCTAssertEqual(r1.stats.maskedTokens, r2.stats.maskedTokens)
+        // the summed (and clipped) gradients agree to float tolerance ...
+        var worst: Float = 0, scale: Float = 0
+        for i in 0..<t1.grads.count { worst = max(worst, abs(t1.grads[i] - t2.grads[i])); scale = max(scale, abs(t2.grads[i])) }
+        XCTAssertLessThan(worst, 1e-5 * scale)
+        // ... and so do the parameters: Adam's first step moves each by about ±lr, so a float-level gradient
+        // difference can only show in entries whose gradient is near eps; bound by 1e-2 of the step's lr
+        var pw: Float = 0
+        for i in 0..<t1.params.count { pw = max(pw, abs(t1.params[i] - t2.params[i])) }
+        XCTAssertLessThan(Double(pw), 1e-2 * r1.lr)
+    }
+
+    func testAdamWMatchesHandComputation() {
+        let c = try! ModelConfig.preset("tiny")
+        let layout = ParameterLayout(c)
+        let opt = AdamW(layout: layout, weightDecay: 0.1)
+        let p = FloatBuffer(count: layout.count), g = FloatBuffer(count: layout.count)
+        let iw = layout.head + 3, inorm = layout.lnF + 1   // a decayed matrix entry and a norm weight
+        p[iw] = 0.5; p[inorm] = 1.0
+        var (m, v, pw, pn) = (0.0, 0.0, 0.5, 1.0), (mn, vn) = (0.0, 0.0)
+        for (t, grad) in [0.2, -0.1, 0.4].enumerated() {
+            g[iw] = Float(grad); g[inorm] = Float(grad)
+            opt.update(params: p.pointer, grads: g.pointer, lr: 0.01)
+            let step = Double(t + 1)
+            m = 0.9 * m + 0.1 * grad; v = 0.999 * v + 0.001 * grad * grad
+            mn = m; vn = v
+            let mh = m / (1 - pow(0.9, step)), vh = v / (1 - pow(0.999, step))
+            pw = pw - 0.01 * (mh / (vh.squareRoot() + 1e-8) + 0.1 * pw)
+            pn = pn - 0.01 * (mh / (vh.squareRoot() + 1e-8))
+            XCTAssertEqual(Double(p[iw]), pw, accuracy: 1e-6)
+            XCTAssertEqual(Double(p[inorm]), pn, accuracy: 1e-6, "norm weights get no decay")
+            XCTAssertEqual(Double(opt.m[iw]), mn, accuracy: 1e-6 * abs(mn)); XCTAssertEqual(Double(opt.v[iw]), vn, accuracy: 1e-5 * vn)
+        }
+    }
+
+    func testSchedulesMatchHandValues() {
+        // total 10 steps, 2 warmup, base 1
+        let total = 10, w = 2
+        XCTAssertEqual(LRSchedule.linear.lr(step: 0, total: total, warmup: w, base: 1), 0.5)
+        XCTAssertEqual(LRSchedule.cosine.lr(step: 1, total: total, warmup: w, base: 1), 1.0)
+        XCTAssertEqual(LRSchedule.linear.lr(step: 2, total: total, warmup: w, base: 1), 1.0)
+        XCTAssertEqual(LRSchedule.linear.lr(step: 6, total: total, warmup: w, base: 1), 0.5, accuracy: 1e-12)
+        XCTAssertEqual(LRSchedule.linear.lr(step: 9, total: total, warmup: w, base: 1), 0.125, accuracy: 1e-12)
+        XCTAssertEqual(LRSchedule.cosine.lr(step: 6, total: total, warmup: w, base: 1), 0.5, accuracy: 1e-12)
+        XCTAssertEqual(LRSchedule.cosine.lr(step: 4, total: total, warmup: w, base: 1), 0.5 * (1 + cos(Double.pi / 4)), accuracy: 1e-12)
+        XCTAssertEqual(LRSchedule.constant.lr(step: 9, total: total, warmup: w, base: 2e-5), 2e-5)
+        XCTAssertEqual(LRSchedule.warmupSteps(ratio: 0.1, total: 25), 3)
+        XCTAssertEqual(LRSchedule.linear.lr(step: 0, total: 5, warmup: 0, base: 1), 1)
+    }
+
+    func testClipping() {
+        let g = FloatBuffer([3, 4, 0, 0])
+        XCTAssertEqual(GradClip.clip(g.pointer, count: 4, maxNorm: 10), 5, accuracy: 1e-12)
+        XCTAssertEqual(g.array, [3, 4, 0, 0])   // below the bound: untouched
+        XCTAssertEqual(GradClip.clip(g.pointer, count: 4, maxNorm: 1), 5, accuracy: 1e-12)
+        XCTAssertEqual(GradClip.norm(g.pointer, count: 4), 1, accuracy: 1e-6)
+        XCTAssertEqual(Double(g[0]), 0.6, accuracy: 1e-6)
+    }
+
+    // MARK: bad input
+
+    func jsonl(_ lines: [String], _ dir: URL) throws -> String {
+        let p = dir.appendingPathComponent("data.jsonl").path
+        try (lines.joined(separator: "\n") + "\n").write(toFile: p, atomically: true, encoding: .utf8)
+        return p
+    }
+
+    func dataConfig(_ path: String, _ dir: URL) -> RunConfig {
+        var c = config(.sft, dir: dir, steps: 2); c.data = path; c.microBatch = 2; c.validationFraction = 0
+        return c
+    }
+
+    func testMalformedLineNamesFileAndLine() throws {
+        let dir = try temporaryDirectory(self)
+        let good = #"{"prompt": "1 2 3 to 6:", "response": "1+2+3"}"#
+        let path = try jsonl([good, good, #"{"prompt": "x", "response": }"#, good, good], dir)
+        let mc = try ModelConfig.preset("tiny")
+        XCTAssertThrowsError(try TrainData.load(dataConfig(path, dir), model: mc)) { e in
+            XCTAssertTrue("\(e)".contains("data.jsonl:3"), "\(e)")
+        }
+        var c = dataConfig(path, dir); c.skipBadLines = true
+        let d = try TrainData.load(c, model: mc)
+        XCTAssertEqual(d.report.skippedBadLines, 1)
+        XCTAssertEqual(d.train.count, 4)
+    }
+
+    func testEmptyResponseSkippedAndOutOfVocabularyIdNamed() throws {
+        let dir = try temporaryDirectory(self)
+        let mc = try ModelConfig.preset("tiny")
+        let good = #"{"prompt_ids": [1, 2], "response_ids": [3, 4]}"#
+        let d = try TrainData.load(dataConfig(try jsonl([good, #"{"prompt_ids": [1], "response_ids": []}"#, good, good], dir), dir), model: mc)
+        XCTAssertEqual(d.report.skippedEmptyResponse, 1)
+        XCTAssertEqual(d.train.count, 3)
+        let bad = try jsonl([good, #"{"prompt_ids": [1], "response_ids": [70]}"#], dir)
+        XCTAssertThrowsError(try TrainData.load(dataConfig(bad, dir), model: mc)) { e in
+            XCTAssertTrue("\(e)".contains(":2") && "\(e)".contains("70"), "\(e)")
+        }
+    }
+
+    func testTokenizerVocabularyMismatchNamesBothSizes() throws {
+        var mc = try ModelConfig.preset("tiny")
+        mc.vocabSize = 40; mc.embeddingSize = 40; mc.maskTokenId = 39; mc.eosTokenId = 38; mc.padTokenId = 38
+        let dir = try temporaryDirectory(self)
+        XCTAssertThrowsError(try TrainData.load(config(.sft, dir: dir), model: mc)) { e in
+            XCTAssertTrue("\(e)".contains("64") && "\(e)".contains("40"), "\(e)")
+        }
+    }
+
+    /// A non-finite loss skips the step with a warning; several in a row stop the run with a clear
+    /// message, and the parameters before them are saved.
+    func testNonFiniteStepsAreSkippedThenStop() throws {
+        let dir = try temporaryDirectory(self)
+        var c = config(.sft, dir: dir, steps: 10); c.maxBadSteps = 3
+        let t = try trainer(c)
+        var warnings: [String] = []
+        t.log = { warnings.append($0) }
+        t.params[t.model.layout.head] = .nan
+        XCTAssertThrowsError(try t.run(outDir: dir.path)) { e in
+            XCTAssertTrue("\(e)".contains("3 consecutive non-finite steps"), "\(e)")
+        }
+        XCTAssertEqual(warnings.filter { $0.contains("non-finite") }.count, 3)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("model-last-good/model.safetensors").path))
+        let m = try MetricsWriter.read(dir.appendingPathComponent("metrics.jsonl").path)
+        XCTAssertEqual(m.count, 2)   // the third bad step stops before its line
+        XCTAssertEqual(m[0]["skipped"] as? Bool, true)
+    }
+
+    func testConfigFileUnknownFieldAndTypes() throws {
+        let dir = try temporaryDirectory(self)
+        let p = dir.appendingPathComponent("c.json").path
+        try #"{"lr": 1e-4, "schedule": "linear", "epochs": 3}"#.write(toFile: p, atomically: true, encoding: .utf8)
+        var c = RunConfig(); try c.apply(file: p)
+        XCTAssertEqual(c.lr, 1e-4); XCTAssertEqual(c.schedule, .linear); XCTAssertEqual(c.epochs, 3)
+        try #"{"lrr": 1}"#.write(toFile: p, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try c.apply(file: p)) { XCTAssertTrue("\($0)".contains("unknown field 'lrr'"), "\($0)") }
+        try #"{"schedule": "cosin"}"#.write(toFile: p, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try c.apply(file: p)) { XCTAssertTrue("\($0)".contains("'schedule'"), "\($0)") }
+        // the written config reads back to the same run
+        var back = RunConfig()
+        try RunConfig.quickstart.jsonData().write(to: URL(fileURLWithPath: p))
+        try back.apply(file: p)
+        XCTAssertEqual(back, RunConfig.quickstart)
+    }
+}
