@@ -36,6 +36,14 @@ int gift_mpi_allreduce_sum_f64(double *buf, size_t count) {
     return MPI_Allreduce(MPI_IN_PLACE, buf, (int)count, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
 }
 
+int gift_mpi_reduce_scatter_sum_f32(const float *send, float *recv, const int *counts) {
+    return MPI_Reduce_scatter(send, recv, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+}
+
+int gift_mpi_allgather_f32(float *buf, const int *counts, const int *displs) {
+    return MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT, MPI_COMM_WORLD);
+}
+
 int gift_mpi_broadcast_bytes(void *buf, size_t count, int root) {
     char *p = buf;
     for (size_t off = 0; off < count; off += INT_MAX) {

@@ -46,6 +46,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Held-out fraction of the data for validation loss.") var validationFraction: Double?
     @Flag(help: "Skip malformed JSONL lines (counted) instead of stopping at the first.") var skipBadLines = false
     @Option(help: "Consecutive non-finite steps tolerated before stopping.") var maxBadSteps: Int?
+    @Option(help: "1: ZeRO-1, shard the AdamW moments over ranks (for large models on small nodes).") var zero: Int?
+    @Option(help: "Gradient allreduce bucket size in MiB (buckets start while backward runs).") var bucketMb: Double?
 
     func resolve() throws -> RunConfig {
         let quick = config == nil && model == nil && data == nil
@@ -58,7 +60,7 @@ struct TrainCommand: ParsableCommand {
             ("max_steps", maxSteps), ("epochs", epochs), ("lr", lr), ("warmup_ratio", warmupRatio), ("schedule", schedule),
             ("weight_decay", weightDecay), ("max_grad_norm", maxGradNorm), ("max_length", maxLength),
             ("seed", seed.map { Int($0) }), ("out", out), ("eval_every", evalEvery),
-            ("validation_fraction", validationFraction), ("max_bad_steps", maxBadSteps),
+            ("validation_fraction", validationFraction), ("max_bad_steps", maxBadSteps), ("zero", zero), ("bucket_mb", bucketMb),
         ]
         for (k, v) in flags { if let v { try c.set(k, v, source: "--" + k.replacingOccurrences(of: "_", with: "-")) } }
         if skipBadLines { c.skipBadLines = true }
@@ -81,8 +83,9 @@ struct TrainCommand: ParsableCommand {
             let summary = try trainer.run(outDir: cfg.out)
             if comm.rank == 0 { print(summary.text) }
             (comm as? MPICommunicator)?.finalize()
-        } catch let e as GiftError where comm.size > 1 {
-            comm.abort(e.message)
+        } catch where comm.size > 1 {
+            // one rank's error stops every rank, naming this rank and the cause
+            comm.abort("\(error)")
         }
     }
 

@@ -16,6 +16,11 @@ int gift_mpi_size(void);
 // In-place sum of `count` floats across all ranks, in pieces of at most `piece` floats.
 int gift_mpi_allreduce_sum_f32(float *buf, size_t count, size_t piece);
 int gift_mpi_allreduce_sum_f64(double *buf, size_t count);
+// Sum of `send` (all ranks' full vectors) scattered: rank r receives counts[r] floats starting at
+// displacement sum(counts[0..<r]). `counts` has one entry per rank.
+int gift_mpi_reduce_scatter_sum_f32(const float *send, float *recv, const int *counts);
+// Every rank's slice (counts[r] floats at displs[r] of buf) gathered in place into every rank's buf.
+int gift_mpi_allgather_f32(float *buf, const int *counts, const int *displs);
 int gift_mpi_broadcast_bytes(void *buf, size_t count, int root);
 int gift_mpi_barrier(void);
 void gift_mpi_abort(int code);

@@ -9,6 +9,11 @@ public protocol Communicator: AnyObject, Sendable {
     /// In-place sum over all ranks.
     func allreduceSum(_ buf: UnsafeMutablePointer<Float>, count: Int) throws
     func allreduceSum(_ values: inout [Double]) throws
+    /// ZeRO-1: the sum over ranks of `send` (count floats), this rank keeping its shard
+    /// `shards[rank]` in `recv` (which has that shard's length).
+    func reduceScatterSum(_ send: UnsafePointer<Float>, _ recv: UnsafeMutablePointer<Float>, shards: [Range<Int>]) throws
+    /// ZeRO-1: every rank's shard of `buf` (count floats) copied into every rank's `buf`.
+    func allgather(_ buf: UnsafeMutablePointer<Float>, shards: [Range<Int>]) throws
     /// Rank `root`'s bytes to every rank.
     func broadcast(_ buf: UnsafeMutableRawPointer, bytes: Int, root: Int) throws
     func barrier() throws
@@ -22,6 +27,10 @@ public final class SingleProcess: Communicator {
     public var size: Int { 1 }
     public func allreduceSum(_ buf: UnsafeMutablePointer<Float>, count: Int) throws {}
     public func allreduceSum(_ values: inout [Double]) throws {}
+    public func reduceScatterSum(_ send: UnsafePointer<Float>, _ recv: UnsafeMutablePointer<Float>, shards: [Range<Int>]) throws {
+        recv.update(from: send + shards[0].lowerBound, count: shards[0].count)
+    }
+    public func allgather(_ buf: UnsafeMutablePointer<Float>, shards: [Range<Int>]) throws {}
     public func broadcast(_ buf: UnsafeMutableRawPointer, bytes: Int, root: Int) throws {}
     public func barrier() throws {}
     public func abort(_ message: String) -> Never {
@@ -57,6 +66,14 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         let n = values.count
         try values.withUnsafeMutableBufferPointer { try check(gift_mpi_allreduce_sum_f64($0.baseAddress, n), "allreduce") }
     }
+    public func reduceScatterSum(_ send: UnsafePointer<Float>, _ recv: UnsafeMutablePointer<Float>, shards: [Range<Int>]) throws {
+        let counts = shards.map { Int32($0.count) }
+        try check(gift_mpi_reduce_scatter_sum_f32(send, recv, counts), "reduce-scatter")
+    }
+    public func allgather(_ buf: UnsafeMutablePointer<Float>, shards: [Range<Int>]) throws {
+        let counts = shards.map { Int32($0.count) }, displs = shards.map { Int32($0.lowerBound) }
+        try check(gift_mpi_allgather_f32(buf, counts, displs), "allgather")
+    }
     public func broadcast(_ buf: UnsafeMutableRawPointer, bytes: Int, root: Int) throws {
         try check(gift_mpi_broadcast_bytes(buf, bytes, Int32(root)), "broadcast")
     }
@@ -67,4 +84,9 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         exit(1)
     }
     public func finalize() { _ = gift_mpi_finalize() }
+}
+
+/// Contiguous, nearly equal shards of `count` elements, one per rank (ZeRO-1, checkpoints).
+public func shardRanges(count: Int, parts: Int) -> [Range<Int>] {
+    (0..<parts).map { (count * $0 / parts)..<(count * ($0 + 1) / parts) }
 }

@@ -79,7 +79,9 @@ public final class Transformer: @unchecked Sendable {
     }
 
     /// Backward from dlogits (in `acts.logits`, at `acts.headRows`) to every parameter; adds into `grads`.
-    public func backward(_ params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>, acts: Activations) {
+    /// `ready(o)` is called whenever every gradient at flat offset ≥ o is final (for overlapped sync).
+    public func backward(_ params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>, acts: Activations,
+                         ready: ((Int) -> Void)? = nil) {
         precondition(acts.training, "backward needs training activations")
         let c = config, T = acts.batch * acts.seqLen, d = c.dModel, kv = c.kvDim, ff = c.mlpHiddenSize, W = qkvWidth
         let shape = attnShape(acts)
@@ -92,9 +94,11 @@ public final class Transformer: @unchecked Sendable {
             let dst = acts.dxn + Int(t) * d, src = acts.hsel + r * d
             for i in 0..<d { dst[i] += src[i] }
         }
+        ready?(layout.head)
         acts.dx.update(repeating: 0, count: T * d)
         RMSNorm.backward(x: acts.xout, weight: params + layout.lnF, rstd: acts.rstdF, dy: acts.dxn, dx: acts.dx,
                          dw: grads + layout.lnF, rows: T, d: d)
+        ready?(layout.lnF)
         for l in stride(from: c.nLayers - 1, through: 0, by: -1) {
             let A = acts.layers[l], o = layout.blocks[l]
             // MLP: out = xmid + h W2ᵀ
@@ -119,9 +123,11 @@ public final class Transformer: @unchecked Sendable {
                                 rows: T, inDim: d, outDim: W)
             RMSNorm.backward(x: A.xin, weight: params + o.attnNorm, rstd: A.rstd1, dy: acts.dxn, dx: acts.dx,
                              dw: grads + o.attnNorm, rows: T, d: d)
+            ready?(o.attnNorm)
         }
         acts.tokens.withUnsafeBufferPointer {
             Embedding.backward(tokens: $0.baseAddress!, dx: acts.dx, dtable: grads + layout.wte, count: T, d: d)
         }
+        ready?(0)
     }
 }

@@ -184,7 +184,8 @@ public final class ObjectiveRunner: @unchecked Sendable {
     @discardableResult
     public func run(_ params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>?, _ seqs: [TrainSequence],
                     seed: UInt64, step: Int, normalizer: LossNormalizer,
-                    captureLogits: UnsafeMutablePointer<Float>? = nil) -> (StepStats, PreparedBatch) {
+                    captureLogits: UnsafeMutablePointer<Float>? = nil,
+                    ready: ((Int) -> Void)? = nil) -> (StepStats, PreparedBatch) {
         let prep = prepare(params, seqs, seed: seed, step: step)
         let B = prep.batch, L = prep.seqLen, V = model.config.vocab
         var st = StepStats()
@@ -228,7 +229,7 @@ public final class ObjectiveRunner: @unchecked Sendable {
         } }
         // never average a non-finite value in silently: the loss says so and the caller skips the step
         st.loss = st.nonFinite > 0 ? .nan : loss
-        if let grads { Profiler.measure("backward") { model.backward(params, grads: grads, acts: acts) } }
+        if let grads { Profiler.measure("backward") { model.backward(params, grads: grads, acts: acts, ready: ready) } }
         return (st, prep)
     }
 }

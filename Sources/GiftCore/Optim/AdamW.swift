@@ -9,14 +9,24 @@ public final class AdamW: @unchecked Sendable {
     /// (offset, count) ranges that get weight decay.
     let decayRanges: [(Int, Int)], plainRanges: [(Int, Int)]
 
-    public init(layout: ParameterLayout, weightDecay: Double = 0) {
-        m = FloatBuffer(count: layout.count); v = FloatBuffer(count: layout.count)
+    /// The flat offsets this optimizer owns: everything, or one rank's shard under ZeRO-1.
+    public let shard: Range<Int>
+
+    public init(layout: ParameterLayout, weightDecay: Double = 0, shard: Range<Int>? = nil) {
+        let sh = shard ?? 0..<layout.count
+        self.shard = sh
+        m = FloatBuffer(count: sh.count); v = FloatBuffer(count: sh.count)
         self.weightDecay = weightDecay
-        decayRanges = layout.tensors.filter { !$0.isNorm }.map { ($0.offset, $0.count) }
-        plainRanges = layout.tensors.filter { $0.isNorm }.map { ($0.offset, $0.count) }
+        func clipped(_ t: TensorInfo) -> (Int, Int)? {
+            let lo = max(t.offset, sh.lowerBound), hi = min(t.offset + t.count, sh.upperBound)
+            return lo < hi ? (lo, hi - lo) : nil
+        }
+        decayRanges = layout.tensors.filter { !$0.isNorm }.compactMap(clipped)
+        plainRanges = layout.tensors.filter { $0.isNorm }.compactMap(clipped)
     }
 
-    /// One update with learning rate `lr`: p ← p − lr·(m̂/(√v̂ + eps) + wd·p).
+    /// One update with learning rate `lr`: p ← p − lr·(m̂/(√v̂ + eps) + wd·p), over the shard.
+    /// `grads` is indexed like `params` (flat offsets); only the shard's entries are read.
     public func update(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, lr: Float) {
         step += 1
         let bc1 = 1 - Foundation.pow(beta1, Double(step)), bc2 = 1 - Foundation.pow(beta2, Double(step))
@@ -26,7 +36,8 @@ public final class AdamW: @unchecked Sendable {
         for (ranges, wdD) in [(decayRanges, weightDecay), (plainRanges, 0.0)] {
             let wd = Float(wdD)
             for (off, n) in ranges {
-                let p = params + off, g = grads + off, mm = m.pointer + off, vv = v.pointer + off
+                let p = params + off, g = grads + off
+                let mm = m.pointer + (off - shard.lowerBound), vv = v.pointer + (off - shard.lowerBound)
                 Parallel.chunks(n, minChunk: 1 << 16) { i0, i1 in
                     for i in i0..<i1 {
                         let gi = g[i]

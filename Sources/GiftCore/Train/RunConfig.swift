@@ -32,6 +32,10 @@ public struct RunConfig: Equatable, Sendable {
     public var maxBadSteps = 3
     /// Seed of a preset model's initial weights.
     public var initSeed: UInt64 = 0
+    /// 1: ZeRO-1, the AdamW moments sharded over ranks (reduce-scatter, update a shard, allgather).
+    public var zero = 0
+    /// Size of the gradient allreduce buckets, MiB.
+    public var bucketMB = 4.0
 
     public init() {}
 
@@ -59,7 +63,7 @@ public struct RunConfig: Equatable, Sendable {
             "beta1": beta1, "beta2": beta2, "adam_eps": adamEps, "max_grad_norm": maxGradNorm,
             "max_length": maxLength, "seed": seed, "out": out, "eval_every": evalEvery,
             "validation_fraction": validationFraction, "skip_bad_lines": skipBadLines,
-            "max_bad_steps": maxBadSteps, "init_seed": initSeed,
+            "max_bad_steps": maxBadSteps, "init_seed": initSeed, "zero": zero, "bucket_mb": bucketMB,
         ]
     }
 
@@ -141,6 +145,8 @@ public struct RunConfig: Equatable, Sendable {
         case "skip_bad_lines": guard case .bool(let b) = v else { throw bad("true or false") }; skipBadLines = b
         case "max_bad_steps": maxBadSteps = try pos()
         case "init_seed": initSeed = UInt64(try nonneg())
+        case "zero": zero = try nonneg(); if zero > 1 { throw bad("0 or 1") }
+        case "bucket_mb": bucketMB = try num(); if !(bucketMB > 0) { throw bad("a positive number") }
         default:
             throw GiftError(.config, "\(source): unknown field '\(key)'; known fields: \(json.keys.sorted().joined(separator: ", "))")
         }

@@ -32,6 +32,11 @@ public final class Trainer {
     let fixedPadLength: Int?
     public var log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
     var progress: ProgressReporter?
+    /// Overlapped bucketed allreduce (several ranks, no ZeRO).
+    let sync: GradientSync?
+    /// ZeRO-1: each rank's shard of the flat buffer, and this rank's summed gradient shard.
+    let shards: [Range<Int>]
+    let gradShard: FloatBuffer?
 
     public init(config: RunConfig, comm: Communicator = SingleProcess(), modelConfig: ModelConfig, params: FloatBuffer,
                 data: TrainData) throws {
@@ -47,7 +52,12 @@ public final class Trainer {
         totalSteps = config.maxSteps > 0 ? config.maxSteps : config.epochs * stepsPerEpoch
         warmupSteps = LRSchedule.warmupSteps(ratio: config.warmupRatio, total: totalSteps)
         grads = FloatBuffer(count: model.layout.count)
-        opt = AdamW(layout: model.layout, weightDecay: config.weightDecay)
+        shards = shardRanges(count: model.layout.count, parts: comm.size)
+        let zero = config.zero == 1 && comm.size > 1
+        gradShard = zero ? FloatBuffer(count: shards[comm.rank].count) : nil
+        sync = comm.size > 1 && !zero
+            ? GradientSync(comm: comm, count: model.layout.count, bucketFloats: Int(config.bucketMB * 262_144)) : nil
+        opt = AdamW(layout: model.layout, weightDecay: config.weightDecay, shard: zero ? shards[comm.rank] : nil)
         opt.beta1 = config.beta1; opt.beta2 = config.beta2; opt.eps = config.adamEps
         let maxLen = model.rope.maxLen
         runner = ObjectiveRunner(model: model, options: config.objective, capacityTokens: config.microBatch * maxLen,
@@ -79,10 +89,16 @@ public final class Trainer {
 
     // MARK: the loop
 
-    public struct StepResult { public var stats: StepStats; public var gradNorm: Double; public var lr: Double; public var skipped: Bool; public var tokens: Int }
+    public struct StepResult {
+        public var stats: StepStats; public var gradNorm: Double; public var lr: Double; public var skipped: Bool
+        public var tokens: Int; public var commWait: Double
+    }
 
     /// One optimizer step: this rank's micro-batches, gradient sum over ranks, clip, AdamW.
     public func step(_ step: Int) throws -> StepResult {
+        if let f = faultStep, step == f, comm.rank == faultRank {
+            throw GiftError(.data, "injected fault at step \(step + 1) (GIFT_FAULT_RANK/GIFT_FAULT_STEP)")
+        }
         let all = sequences(globalIndices(step: step), from: data.train, padTo: fixedPadLength)
         let normalizer = LossNormalizer.of(all)
         let mine = Array(all[(comm.rank * rankBatch)..<((comm.rank + 1) * rankBatch)])
@@ -90,24 +106,91 @@ public final class Trainer {
         var stats = StepStats()
         for m in 0..<cfg.gradAccum {
             let micro = Array(mine[(m * cfg.microBatch)..<((m + 1) * cfg.microBatch)])
+            let last = m == cfg.gradAccum - 1
+            if last { sync?.begin(grads.pointer) }
             let (st, _) = runner.run(params.pointer, grads: grads.pointer, micro, seed: cfg.seed, step: step,
-                                     normalizer: normalizer)
+                                     normalizer: normalizer, ready: last ? sync.map { s in { s.ready(from: $0) } } : nil)
             stats.add(st)
         }
-        try comm.allreduceSum(grads.pointer, count: grads.count)
+        var wait = 0.0
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        if let sync {
+            wait = try sync.finish()
+        } else if let gs = gradShard {
+            try comm.reduceScatterSum(grads.pointer, gs.pointer, shards: shards)
+        }
         var sums = [stats.loss, Double(stats.maskedTokens), Double(stats.responseTokens), stats.weightSum,
                     stats.betaSum, Double(stats.betaCount), Double(stats.nonFinite)]
         try comm.allreduceSum(&sums)
         stats.loss = sums[0]; stats.maskedTokens = Int(sums[1]); stats.responseTokens = Int(sums[2])
         stats.weightSum = sums[3]; stats.betaSum = sums[4]; stats.betaCount = Int(sums[5]); stats.nonFinite = Int(sums[6])
         let lr = cfg.schedule.lr(step: step, total: totalSteps, warmup: warmupSteps, base: cfg.lr)
-        let norm = GradClip.clip(grads.pointer, count: grads.count, maxNorm: cfg.maxGradNorm)
         let tokens = all.reduce(0) { $0 + $1.tokens.count }
+        // the gradient this rank updates from: all of it, or (ZeRO-1) its shard, indexed by flat offset
+        let shard = opt.shard
+        let g: UnsafeMutablePointer<Float> = gradShard.map { $0.pointer - shard.lowerBound } ?? grads.pointer
+        var sq = [GradClip.norm(g + shard.lowerBound, count: shard.count)]
+        sq[0] *= sq[0]
+        if gradShard != nil { try comm.allreduceSum(&sq) }
+        let norm = sq[0].squareRoot()
         if stats.nonFinite > 0 || !stats.loss.isFinite || !norm.isFinite {
-            return StepResult(stats: stats, gradNorm: norm, lr: lr, skipped: true, tokens: tokens)
+            wait += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 * (sync == nil ? 1 : 0)
+            return StepResult(stats: stats, gradNorm: norm, lr: lr, skipped: true, tokens: tokens, commWait: wait)
         }
-        opt.update(params: params.pointer, grads: grads.pointer, lr: Float(lr))
-        return StepResult(stats: stats, gradNorm: norm, lr: lr, skipped: false, tokens: tokens)
+        if cfg.maxGradNorm > 0 && norm > 0 {
+            let f = cfg.maxGradNorm / (norm + 1e-6)   // PyTorch's clip_grad_norm_
+            if f < 1 {
+                let ff = Float(f), base = g + shard.lowerBound
+                Parallel.chunks(shard.count, minChunk: 1 << 16) { i0, i1 in for i in i0..<i1 { base[i] *= ff } }
+            }
+        }
+        opt.update(params: params.pointer, grads: g, lr: Float(lr))
+        if gradShard != nil {
+            let t1 = DispatchTime.now().uptimeNanoseconds
+            try comm.allgather(params.pointer, shards: shards)
+            wait += Double(DispatchTime.now().uptimeNanoseconds - t1) / 1e9
+        }
+        if sync == nil && comm.size > 1 { wait += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 }
+        return StepResult(stats: stats, gradNorm: norm, lr: lr, skipped: false, tokens: tokens, commWait: wait)
+    }
+
+    /// Testing aid for fault handling: GIFT_FAULT_RANK=r GIFT_FAULT_STEP=s makes rank r fail at step s.
+    let faultRank = Int(ProcessInfo.processInfo.environment["GIFT_FAULT_RANK"] ?? "") ?? -1
+    let faultStep = Int(ProcessInfo.processInfo.environment["GIFT_FAULT_STEP"] ?? "").map { $0 - 1 }
+
+    /// Before the first step: every rank must have the same run config, model and data (a mismatch stops
+    /// all ranks naming the field), then rank 0's parameters are copied to all.
+    public func synchronizeStart() throws {
+        guard comm.size > 1 else { return }
+        var fields: [(String, UInt64)] = []
+        let cj = cfg.json
+        for k in cj.keys.sorted() { var h = FNV1a(); h.add("\(cj[k]!)"); fields.append(("run config field '\(k)'", h.value)) }
+        var hm = FNV1a(); hm.add(String(decoding: model.config.jsonData(), as: UTF8.self)); fields.append(("model config", hm.value))
+        for (name, set) in [("training data", data.train), ("validation data", data.validation)] {
+            var h = FNV1a(); h.add(set.count)
+            for e in set { h.add(e.prompt); h.add(-1); h.add(e.response); h.add(-2) }
+            fields.append((name, h.value))
+        }
+        var mine = fields.map(\.1)
+        try mine.withUnsafeMutableBytes { try comm.broadcast($0.baseAddress!, bytes: $0.count, root: 0) }
+        var differs = zip(fields, mine).map { $0.0.1 == $0.1 ? 0.0 : 1.0 }
+        try comm.allreduceSum(&differs)
+        if let i = differs.firstIndex(where: { $0 > 0 }) {
+            throw GiftError(.mismatch, "\(fields[i].0) differs between ranks (\(Int(differs[i])) of \(comm.size) ranks differ from rank 0): every rank must be started with the same arguments and files")
+        }
+        try comm.broadcast(UnsafeMutableRawPointer(params.pointer), bytes: params.count * 4, root: 0)
+    }
+
+    /// After training: every rank must hold bit-identical parameters.
+    public func checkReplicas() throws -> UInt64 {
+        let h = FNV1a.of(params.pointer, count: params.count)
+        guard comm.size > 1 else { return h }
+        var mine = [h]
+        try mine.withUnsafeMutableBytes { try comm.broadcast($0.baseAddress!, bytes: 8, root: 0) }
+        var differs = [mine[0] == h ? 0.0 : 1.0]
+        try comm.allreduceSum(&differs)
+        if differs[0] > 0 { throw GiftError(.numeric, "parameters diverged between ranks (\(Int(differs[0])) ranks differ from rank 0)") }
+        return h
     }
 
     /// Loss of the run's objective on the validation split with fixed draws (the same masks every time,
@@ -117,8 +200,10 @@ public final class Trainer {
         if n == 0 { return nil }
         var loss = 0.0
         // rank r takes every size-th chunk; the normaliser is over the whole split
+        // one padded length for the whole split, so the loss does not depend on the micro-batch size
+        let padTo = fixedPadLength ?? (data.validation.map(\.length).max()! + 1)
         let chunks = stride(from: 0, to: n, by: cfg.microBatch).map { Array($0..<min(n, $0 + cfg.microBatch)) }
-        var seqsByChunk: [[TrainSequence]] = chunks.map { sequences($0, from: data.validation, padTo: fixedPadLength) }
+        var seqsByChunk: [[TrainSequence]] = chunks.map { sequences($0, from: data.validation, padTo: padTo) }
         if !refBetas.isEmpty { seqsByChunk = seqsByChunk.map { $0.map { var s = $0; s.cachedBetas = valRefBetas[s.exampleIndex]; return s } } }
         let norm = LossNormalizer(responseTokens: seqsByChunk.joined().reduce(0) { $0 + $1.responseLength }, sequences: n)
         for (c, seqs) in seqsByChunk.enumerated() where c % comm.size == comm.rank {
@@ -165,6 +250,7 @@ public final class Trainer {
             try resolved.jsonData().write(to: URL(fileURLWithPath: outDir + "/config.json"), options: .atomic)
         }
         let metrics = isRoot ? try MetricsWriter(path: outDir + "/metrics.jsonl") : nil
+        try synchronizeStart()
         cacheReferenceBetas()
         if isRoot {
             log("train: \(data.train.count) examples, validation \(data.validation.count) (\(data.report.summary)); "
@@ -208,6 +294,7 @@ public final class Trainer {
                     ("mask_rate", r.stats.maskRate), ("mean_weight", r.stats.meanWeight), ("masked_tokens", r.stats.maskedTokens),
                 ]
                 if cfg.objective.kind.usesBetas { f.append(("mean_beta", r.stats.meanBeta)) }
+                if comm.size > 1 { f.append(("comm_wait_s", r.commWait)) }
                 if r.skipped { f.append(("skipped", true)) }
                 if let val { f.append(("val_loss", val)) }
                 metrics.write(f)
@@ -217,6 +304,8 @@ public final class Trainer {
             }
         }
         progress?.finish()
+        let hash = try checkReplicas()
+        if comm.size > 1 && isRoot { log(String(format: "parameters identical on all %d ranks (hash %016llx)", comm.size, hash)) }
         let seconds = Date().timeIntervalSince(t0)
         let steps = totalSteps - startStep
         var summary = TrainSummary(steps: steps, firstLoss: firstLoss, finalLoss: lastLoss, finalValLoss: lastVal,

@@ -1,0 +1,143 @@
+import Foundation
+import XCTest
+@testable import GiftCore
+
+/// Real `mpirun` jobs of the gift binary: data parallel training agrees with one process, ranks stay
+/// identical, ZeRO-1 agrees, and faults stop the whole job.
+final class MPITests: XCTestCase {
+    let mpirun = URL(fileURLWithPath: "/usr/bin/mpirun")
+    let env = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_pml": "ob1",
+               "OPENBLAS_NUM_THREADS": "1"]
+
+    override func setUpWithError() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: mpirun.path), "mpirun not installed")
+    }
+
+    func trainArgs(_ objective: String, out: URL, micro: Int, steps: Int = 20) -> [String] {
+        ["train", "--model", "tiny", "--data", "countdown", "--task-examples", "600", "--max-steps", "\(steps)",
+         "--lr", "3e-3", "--seed", "5", "--objective", objective, "--max-length", "48", "--eval-every", "10",
+         "--micro-batch", "\(micro)", "--out", out.path]
+    }
+
+    func mpi(_ ranks: Int, _ args: [String], extra: [String] = []) throws -> RunResult {
+        try runProcess(mpirun, ["-np", "\(ranks)", "--oversubscribe", "--bind-to", "none"] + extra + [giftBinary.path] + args,
+                       env: env)
+    }
+
+    func metrics(_ dir: URL) throws -> [[String: Any]] {
+        try MetricsWriter.read(dir.appendingPathComponent("metrics.jsonl").path)
+    }
+
+    func assertSameTraining(_ a: URL, _ b: URL, rel: Double = 1e-5, file: StaticString = #filePath, line: UInt = #line) throws {
+        let ma = try metrics(a), mb = try metrics(b)
+        XCTAssertEqual(ma.count, mb.count, file: file, line: line)
+        XCTAssertGreaterThan(ma.count, 0, file: file, line: line)
+        for (x, y) in zip(ma, mb) {
+            for key in ["loss", "val_loss"] {
+                guard let u = (x[key] as? NSNumber)?.doubleValue else { continue }
+                let v = (y[key] as! NSNumber).doubleValue
+                XCTAssertEqual(u, v, accuracy: rel * abs(u), "step \(x["step"]!) \(key)", file: file, line: line)
+            }
+            XCTAssertEqual((x["masked_tokens"] as! NSNumber).intValue, (y["masked_tokens"] as! NSNumber).intValue, file: file, line: line)
+        }
+    }
+
+    /// (a) 2 ranks × micro-batch b against 1 rank × 2b, 20 steps, sft and gift; (b) identical ranks.
+    func testTwoRanksEqualOneRankWithDoubleBatch() throws {
+        for objective in ["sft", "gift"] {
+            let one = try temporaryDirectory(self), two = try temporaryDirectory(self)
+            let r1 = try runGift(trainArgs(objective, out: one, micro: 16), env: env)
+            XCTAssertEqual(r1.status, 0, r1.stderr)
+            let r2 = try mpi(2, trainArgs(objective, out: two, micro: 8))
+            XCTAssertEqual(r2.status, 0, r2.stderr)
+            try assertSameTraining(one, two)
+            XCTAssertTrue(r2.stderr.contains("parameters identical on all 2 ranks"), r2.stderr)
+            XCTAssertNotNil(try metrics(two).last!["comm_wait_s"])
+        }
+    }
+
+    /// (c) 4 ranks on 2 cores (oversubscribed) and (d) ZeRO-1 agree with one process.
+    func testFourRanksAndZeroOne() throws {
+        let one = try temporaryDirectory(self), four = try temporaryDirectory(self), zero = try temporaryDirectory(self)
+        XCTAssertEqual(try runGift(trainArgs("gift", out: one, micro: 16), env: env).status, 0)
+        let r4 = try mpi(4, trainArgs("gift", out: four, micro: 4))
+        XCTAssertEqual(r4.status, 0, r4.stderr)
+        try assertSameTraining(one, four)
+        XCTAssertTrue(r4.stderr.contains("parameters identical on all 4 ranks"), r4.stderr)
+        let rz = try mpi(2, trainArgs("gift", out: zero, micro: 8) + ["--zero", "1"])
+        XCTAssertEqual(rz.status, 0, rz.stderr)
+        try assertSameTraining(one, zero)
+        XCTAssertTrue(rz.stderr.contains("parameters identical on all 2 ranks"), rz.stderr)
+        // the models written at the end agree too
+        let (_, p1) = try ModelFolder.load(one.appendingPathComponent("model").path)
+        let (_, pz) = try ModelFolder.load(zero.appendingPathComponent("model").path)
+        var worst: Float = 0
+        for i in 0..<p1.count { worst = max(worst, abs(p1[i] - pz[i])) }
+        XCTAssertLessThan(worst, 1e-4)
+    }
+
+    /// (e) a rank killed with SIGKILL ends the job with a non-zero status within 60 s.
+    func testKilledRankEndsJob() throws {
+        let dir = try temporaryDirectory(self)
+        let p = Process()
+        p.executableURL = mpirun
+        p.arguments = ["-np", "2", "--oversubscribe", "--bind-to", "none", giftBinary.path] +
+            trainArgs("gift", out: dir, micro: 8, steps: 100000)
+        var e = ProcessInfo.processInfo.environment
+        for (k, v) in env { e[k] = v }
+        p.environment = e
+        p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
+        try p.run()
+        // wait until training runs (metrics appear), then kill one rank
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline && ((try? metrics(dir).count) ?? 0) < 3 { Thread.sleep(forTimeInterval: 0.1) }
+        let ps = try runProcess(URL(fileURLWithPath: "/bin/ps"), ["-eo", "pid=,args="])
+        let pids = ps.stdout.split(separator: "\n").filter { $0.contains(dir.path) && $0.contains("gift train") && !$0.contains("mpirun") }
+            .compactMap { Int32($0.trimmingCharacters(in: .whitespaces).split(separator: " ")[0]) }
+        XCTAssertEqual(pids.count, 2, ps.stdout)
+        let killedAt = Date()
+        kill(pids.last!, SIGKILL)
+        while p.isRunning && Date().timeIntervalSince(killedAt) < 60 { Thread.sleep(forTimeInterval: 0.1) }
+        let took = Date().timeIntervalSince(killedAt)
+        if p.isRunning { p.terminate() }
+        p.waitUntilExit()
+        XCTAssertLessThan(took, 60)
+        XCTAssertNotEqual(p.terminationStatus, 0)
+        // no rank outlives the job (zombies awaiting their reaper count as gone)
+        func alive(_ pid: Int32) -> Bool {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+            return !stat.contains(") Z ")
+        }
+        let gone = Date().addingTimeInterval(10)
+        while pids.contains(where: alive) && Date() < gone { Thread.sleep(forTimeInterval: 0.1) }
+        for pid in pids { XCTAssertFalse(alive(pid), "rank process \(pid) survived the job") }
+    }
+
+    /// (f) a bad data line on one rank stops every rank with that rank's message; an error mid-run on
+    /// one rank does too; ranks started with different settings are refused by field.
+    func testErrorsOnOneRankStopAll() throws {
+        let dir = try temporaryDirectory(self)
+        let good = dir.appendingPathComponent("good.jsonl"), bad = dir.appendingPathComponent("bad.jsonl")
+        let line = #"{"prompt": "1 2 3 to 6:", "response": "1+2+3"}"#
+        try String(repeating: line + "\n", count: 40).write(to: good, atomically: true, encoding: .utf8)
+        try (String(repeating: line + "\n", count: 2) + "{\"prompt\": 1}\n" + String(repeating: line + "\n", count: 37))
+            .write(to: bad, atomically: true, encoding: .utf8)
+        func args(_ data: URL, _ extra: [String] = []) -> [String] {
+            [giftBinary.path, "train", "--model", "tiny", "--data", data.path, "--micro-batch", "2", "--max-steps", "5",
+             "--out", dir.appendingPathComponent("run").path] + extra
+        }
+        let base = ["--oversubscribe", "--bind-to", "none"]
+        let t0 = Date()
+        let r = try runProcess(mpirun, base + ["-np", "1"] + args(good) + [":", "-np", "1"] + args(bad), env: env)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("rank 1") && r.stderr.contains("bad.jsonl:3"), r.stderr)
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 60)
+        let m = try runProcess(mpirun, base + ["-np", "1"] + args(good) + [":", "-np", "1"] + args(good, ["--lr", "1e-4"]), env: env)
+        XCTAssertNotEqual(m.status, 0)
+        XCTAssertTrue(m.stderr.contains("run config field 'lr' differs between ranks"), m.stderr)
+        var fenv = env; fenv["GIFT_FAULT_RANK"] = "1"; fenv["GIFT_FAULT_STEP"] = "3"
+        let f = try runProcess(mpirun, base + ["-np", "2"] + args(good, ["--max-steps", "50"]), env: fenv)
+        XCTAssertNotEqual(f.status, 0)
+        XCTAssertTrue(f.stderr.contains("rank 1: injected fault at step 3"), f.stderr)
+    }
+}
