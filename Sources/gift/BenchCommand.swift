@@ -12,7 +12,9 @@ struct BenchCommand: ParsableCommand {
         It prints one JSON line per objective and, last, one JSON object with the summary: tokens_per_s,
         gflops (model FLOPs, no recompute counted) and sgemm_gflops (cblas_sgemm at the model's largest
         matmul shape, measured in the same run), the fraction, peak memory, and the GIFT/SFT step ratio
-        when both ran. Threads: OPENBLAS_NUM_THREADS (default: all cores).
+        when both ran. Threads: OPENBLAS_NUM_THREADS (default: all cores). Under mpirun every rank runs
+        its own batch and gradients are summed as in training; the figures are then for all ranks
+        together (examples_per_s, tokens_per_s) plus the median communication wait per step.
         Example: OPENBLAS_NUM_THREADS=2 gift bench --preset small --objective sft,gift
         """)
 
@@ -27,6 +29,10 @@ struct BenchCommand: ParsableCommand {
     @OptionGroup var objectiveFlags: ObjectiveFlags
 
     func run() throws {
+        let comm: Communicator = try MPICommunicator.fromEnvironment() ?? SingleProcess()
+        defer { (comm as? MPICommunicator)?.finalize() }
+        let root = comm.rank == 0
+        func say(_ s: String) { if root { print(s) } }
         let config: ModelConfig, params: FloatBuffer
         if let model {
             (config, params) = try ModelFolder.load(model)
@@ -40,26 +46,27 @@ struct BenchCommand: ParsableCommand {
         let opts = try kinds.map { try objectiveFlags.options(kind: $0) }
         let T = batch * seq
         let sgemm = Bench.sgemmGFlops(m: T, n: max(config.vocab, config.mlpHiddenSize, config.dModel), k: config.dModel)
-        print("bench: \(preset == "" ? "model" : model ?? preset), seq \(seq), batch \(batch), \(Gemm.threads) BLAS threads, sgemm \(String(format: "%.1f", sgemm)) GFLOP/s")
+        say("bench: \(model ?? preset), seq \(seq), batch \(batch) per rank, \(comm.size) ranks × \(Gemm.threads) BLAS threads, sgemm \(String(format: "%.1f", sgemm)) GFLOP/s")
         Profiler.enabled = profile
         var results: [Bench.Result] = []
         for o in opts {
-            let r = Bench.run(model: m, params: params, objective: o, batch: batch, seqLen: seq, steps: steps, warmup: warmup)
+            let r = try Bench.run(model: m, params: params, objective: o, batch: batch, seqLen: seq, steps: steps,
+                                  warmup: warmup, comm: comm)
             results.append(r)
-            for (phase, sec) in r.profile {
+            for (phase, sec) in r.profile where root {
                 print("  " + phase.padding(toLength: 22, withPad: " ", startingAt: 0)
                       + String(format: "%8.1f ms/step  %5.1f%%", sec * 1000, 100 * sec / r.sPerStep))
             }
-            print(String(format: "{\"objective\": \"%@\", \"tokens_per_s\": %.1f, \"s_per_step\": %.4f, \"gflops\": %.1f}",
-                         r.objective.rawValue, r.tokensPerS, r.sPerStep, r.gflops))
+            say(String(format: "{\"objective\": \"%@\", \"tokens_per_s\": %.1f, \"s_per_step\": %.4f, \"gflops\": %.1f, \"examples_per_s\": %.3f, \"comm_wait_s\": %.4f}",
+                       r.objective.rawValue, r.tokensPerS, r.sPerStep, r.gflops, r.examplesPerS, r.commWait))
         }
         let first = results[0]
-        var summary = String(format: "{\"objective\": \"%@\", \"tokens_per_s\": %.1f, \"s_per_step\": %.4f, \"gflops\": %.1f, \"sgemm_gflops\": %.1f, \"fraction_of_sgemm\": %.3f, \"peak_rss_mib\": %.1f",
+        var summary = String(format: "{\"objective\": \"%@\", \"tokens_per_s\": %.1f, \"s_per_step\": %.4f, \"gflops\": %.1f, \"sgemm_gflops\": %.1f, \"fraction_of_sgemm\": %.3f, \"peak_rss_mib\": %.1f, \"ranks\": %d, \"examples_per_s\": %.3f, \"comm_wait_s\": %.4f",
                              first.objective.rawValue, first.tokensPerS, first.sPerStep, first.gflops, sgemm,
-                             first.gflops / sgemm, Double(Bench.peakRSS()) / 1048576)
+                             first.gflops / sgemm, Double(Bench.peakRSS()) / 1048576, comm.size, first.examplesPerS, first.commWait)
         if let s = results.first(where: { $0.objective == .sft }), let g = results.first(where: { $0.objective == .gift }) {
             summary += String(format: ", \"gift_sft_ratio\": %.3f", g.sPerStep / s.sPerStep)
         }
-        print(summary + "}")
+        say(summary + "}")
     }
 }

@@ -12,6 +12,9 @@ public enum Bench {
         public var modelFlopsPerStep: Double
         /// Seconds per step by phase (with `Profiler.enabled`).
         public var profile: [(String, Double)] = []
+        /// Examples per second over all ranks, and the median communication wait per step.
+        public var examplesPerS = 0.0
+        public var commWait = 0.0
     }
 
     /// A deterministic synthetic batch: prompt = first quarter, response = the rest.
@@ -58,11 +61,15 @@ public enum Bench {
 
     /// Times `steps` whole optimizer steps (pass 1, pass 2, backward, AdamW) after `warmup` steps; the
     /// step time is the median.
+    /// Under MPI every rank runs its own batch and the gradients are summed as in training (buckets
+    /// overlapped with backward).
     public static func run(model: Transformer, params: FloatBuffer, objective: ObjectiveOptions, batch B: Int,
-                           seqLen L: Int, steps: Int, warmup: Int) -> Result {
+                           seqLen L: Int, steps: Int, warmup: Int, comm: Communicator = SingleProcess()) throws -> Result {
         let c = model.config
-        let seqs0 = batch(config: c, batch: B, seqLen: L, seed: 1)
-        var seqs = seqs0
+        var seqs = batch(config: c, batch: B, seqLen: L, seed: 1 + UInt64(comm.rank))
+        for i in seqs.indices { seqs[i].exampleIndex += comm.rank * B }
+        let sync = comm.size > 1 ? GradientSync(comm: comm, count: model.layout.count, bucketFloats: 1 << 20) : nil
+        var waits: [Double] = []
         if objective.kind == .giftRef {   // betas of the frozen weights, cached once (not timed: done before training)
             var o = objective; o.kind = .gift
             let betas = ObjectiveRunner(model: model, options: o, capacityTokens: B * L, maxSeqLen: L).pass1Betas(params.pointer, seqs)
@@ -77,7 +84,11 @@ public enum Bench {
             if s == warmup { Profiler.reset() }
             let t0 = DispatchTime.now().uptimeNanoseconds
             grads.zero()
-            let (st, _) = runner.run(p.pointer, grads: grads.pointer, seqs, seed: 7, step: s, normalizer: .of(seqs))
+            sync?.begin(grads.pointer)
+            let norm = LossNormalizer(responseTokens: LossNormalizer.of(seqs).responseTokens * comm.size, sequences: B * comm.size)
+            let (st, _) = runner.run(p.pointer, grads: grads.pointer, seqs, seed: 7, step: s, normalizer: norm,
+                                     ready: sync.map { y in { y.ready(from: $0) } })
+            if let sync { let w = try Profiler.measure("communication") { try sync.finish() }; if s >= warmup { waits.append(w) } }
             Profiler.measure("optimizer") { opt.update(params: p.pointer, grads: grads.pointer, lr: 1e-5) }
             let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             if s >= warmup {
@@ -90,8 +101,9 @@ public enum Bench {
         }
         let per = median(times)
         profile = Profiler.report.map { ($0.0, $0.1 / Double(steps)) }
-        return Result(objective: objective.kind, sPerStep: per, tokensPerS: Double(B * L) / per,
-                      gflops: flops / Double(steps) / per / 1e9, modelFlopsPerStep: flops / Double(steps), profile: profile)
+        return Result(objective: objective.kind, sPerStep: per, tokensPerS: Double(B * L * comm.size) / per,
+                      gflops: flops / Double(steps) / per / 1e9, modelFlopsPerStep: flops / Double(steps), profile: profile,
+                      examplesPerS: Double(B * comm.size) / per, commWait: waits.isEmpty ? 0 : median(waits))
     }
 
     /// Peak resident memory of this process, bytes (Linux: ru_maxrss is in KiB).
