@@ -8,7 +8,9 @@ struct BenchCommand: ParsableCommand {
         abstract: "Measure training speed: whole optimizer steps per objective, against sgemm in the same run.",
         discussion: """
         Each objective in --objective (comma-separated) runs --warmup untimed steps, then --steps timed
-        steps (pass 1 where the objective has one, pass 2 forward, backward, AdamW) on a synthetic batch.
+        steps (pass 1 where the objective has one, pass 2 forward, backward, AdamW) on a synthetic batch;
+        the objectives' steps are interleaved (A, B, A, B, ...) and each is the median of its steps, so
+        their ratio holds on a noisy machine.
         It prints one JSON line per objective and, last, one JSON object with the summary: tokens_per_s,
         gflops (model FLOPs, no recompute counted) and sgemm_gflops (cblas_sgemm at the model's largest
         matmul shape, measured in the same run), the fraction, peak memory, and the GIFT/SFT step ratio
@@ -48,11 +50,9 @@ struct BenchCommand: ParsableCommand {
         let sgemm = Bench.sgemmGFlops(m: T, n: max(config.vocab, config.mlpHiddenSize, config.dModel), k: config.dModel)
         say("bench: \(model ?? preset), seq \(seq), batch \(batch) per rank, \(comm.size) ranks × \(Gemm.threads) BLAS threads, sgemm \(String(format: "%.1f", sgemm)) GFLOP/s")
         Profiler.enabled = profile
-        var results: [Bench.Result] = []
-        for o in opts {
-            let r = try Bench.run(model: m, params: params, objective: o, batch: batch, seqLen: seq, steps: steps,
-                                  warmup: warmup, comm: comm)
-            results.append(r)
+        let results = try Bench.run(model: m, params: params, objectives: opts, batch: batch, seqLen: seq, steps: steps,
+                                    warmup: warmup, comm: comm)
+        for r in results {
             for (phase, sec) in r.profile where root {
                 print("  " + phase.padding(toLength: 22, withPad: " ", startingAt: 0)
                       + String(format: "%8.1f ms/step  %5.1f%%", sec * 1000, 100 * sec / r.sPerStep))

@@ -15,7 +15,10 @@ struct TrainCommand: ParsableCommand {
         Data: a JSONL file ({"prompt": "...", "response": "..."} per line with the character tokenizer, or
         {"prompt_ids": [...], "response_ids": [...]}) or a built-in task (countdown, sudoku).
         Writes RUN_DIR/config.json (resolved), metrics.jsonl (one line per optimizer step), loss.svg,
-        summary.txt and the trained model (RUN_DIR/model, Hugging Face layout).
+        summary.txt, the trained model (RUN_DIR/model, Hugging Face layout) and checkpoints
+        (RUN_DIR/checkpoints/step-NNNNNNNN: one zstd shard per rank, manifest.json written last, `latest`;
+        every --checkpoint-every steps and at the end). --resume auto continues bit-identically from the
+        newest complete checkpoint, also with another number of ranks (same global batch).
         Under mpirun each rank takes its slice of every global batch (ranks × micro-batch × grad-accum).
         Example: gift train --model runs/base --data train.jsonl --objective gift --epochs 3 --out runs/gift1
         """)
@@ -48,6 +51,16 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Consecutive non-finite steps tolerated before stopping.") var maxBadSteps: Int?
     @Option(help: "1: ZeRO-1, shard the AdamW moments over ranks (for large models on small nodes).") var zero: Int?
     @Option(help: "Gradient allreduce bucket size in MiB (buckets start while backward runs).") var bucketMb: Double?
+    @Option(help: "Resume: auto (the run folder's newest complete checkpoint; none: start fresh) or a checkpoint folder.")
+    var resume: String?
+    @Option(help: "Checkpoint every N optimizer steps (0: only at the end).") var checkpointEvery: Int = 0
+    @Option(help: "Keep the newest K checkpoints.") var keepLast: Int = 2
+    @Option(help: "Also keep every checkpoint whose step is a multiple of M (0: none).") var keepEvery: Int = 0
+    @Option(help: "zstd level of checkpoint shards (1-19).") var compressionLevel: Int = 3
+    @Option(help: "zstd worker threads per rank for checkpoints (0: one thread).") var compressionWorkers: Int = 0
+    @Flag(help: "Write checkpoints in the step loop instead of in the background.") var syncCheckpoints = false
+    @Option(help: "Stop after this many steps (with a checkpoint), as a preempted job would; --resume auto continues.")
+    var stopAtStep: Int?
 
     func resolve() throws -> RunConfig {
         let quick = config == nil && model == nil && data == nil
@@ -80,6 +93,15 @@ struct TrainCommand: ParsableCommand {
             let (mc, params) = try loadModel(cfg)
             let data = try TrainData.load(cfg, model: mc)
             let trainer = try Trainer(config: cfg, comm: comm, modelConfig: mc, params: params, data: data)
+            guard checkpointEvery >= 0, keepLast >= 1, keepEvery >= 0, (1...22).contains(compressionLevel), compressionWorkers >= 0 else {
+                throw ValidationError("--checkpoint-every, --keep-every >= 0, --keep-last >= 1, --compression-level 1-22, --compression-workers >= 0")
+            }
+            var co = CheckpointOptions()
+            co.every = checkpointEvery; co.keepLast = keepLast; co.keepEvery = keepEvery
+            co.level = compressionLevel; co.workers = compressionWorkers; co.async = !syncCheckpoints
+            trainer.checkpointOptions = co
+            trainer.resumeSpec = resume
+            trainer.stopAtStep = stopAtStep
             let summary = try trainer.run(outDir: cfg.out)
             if comm.rank == 0 { print(summary.text) }
             (comm as? MPICommunicator)?.finalize()

@@ -59,51 +59,70 @@ public enum Bench {
         return 2 * Double(m) * Double(n) * Double(k) / median(times) / 1e9
     }
 
-    /// Times `steps` whole optimizer steps (pass 1, pass 2, backward, AdamW) after `warmup` steps; the
-    /// step time is the median.
-    /// Under MPI every rank runs its own batch and the gradients are summed as in training (buckets
-    /// overlapped with backward).
-    public static func run(model: Transformer, params: FloatBuffer, objective: ObjectiveOptions, batch B: Int,
-                           seqLen L: Int, steps: Int, warmup: Int, comm: Communicator = SingleProcess()) throws -> Result {
+    /// One objective's timed loop state.
+    final class Lane {
+        let objective: ObjectiveOptions
+        var seqs: [TrainSequence]
+        let runner: ObjectiveRunner
+        let grads: FloatBuffer, opt: AdamW, p: FloatBuffer
+        var times: [Double] = [], waits: [Double] = [], flops = 0.0
+        var profile: (totals: [String: Double], order: [String]) = ([:], [])
+        init(model: Transformer, params: FloatBuffer, objective: ObjectiveOptions, seqs s: [TrainSequence], B: Int, L: Int) {
+            self.objective = objective
+            var seqs = s
+            if objective.kind == .giftRef {   // betas of the frozen weights, cached once (before training, untimed)
+                var o = objective; o.kind = .gift
+                let betas = ObjectiveRunner(model: model, options: o, capacityTokens: B * L, maxSeqLen: L).pass1Betas(params.pointer, seqs)
+                for b in 0..<B { seqs[b].cachedBetas = (seqs[b].promptLength..<L).map { Float(betas[b * L + $0]) } }
+            }
+            self.seqs = seqs
+            runner = ObjectiveRunner(model: model, options: objective, capacityTokens: B * L, maxSeqLen: L)
+            grads = FloatBuffer(count: model.layout.count)
+            opt = AdamW(layout: model.layout, weightDecay: 0.1)
+            p = params.copy()
+        }
+    }
+
+    /// Times whole optimizer steps (pass 1, pass 2, backward, gradient sum over ranks, AdamW) of every
+    /// objective, interleaved step by step (A, B, A, B, ...) after `warmup` steps each, so a burst of
+    /// load on a shared machine hits all of them alike; each step time is the median.
+    /// Under MPI every rank runs its own batch and the gradients are summed as in training.
+    public static func run(model: Transformer, params: FloatBuffer, objectives: [ObjectiveOptions], batch B: Int,
+                           seqLen L: Int, steps: Int, warmup: Int, comm: Communicator = SingleProcess()) throws -> [Result] {
         let c = model.config
         var seqs = batch(config: c, batch: B, seqLen: L, seed: 1 + UInt64(comm.rank))
         for i in seqs.indices { seqs[i].exampleIndex += comm.rank * B }
         let sync = comm.size > 1 ? GradientSync(comm: comm, count: model.layout.count, bucketFloats: 1 << 20) : nil
-        var waits: [Double] = []
-        if objective.kind == .giftRef {   // betas of the frozen weights, cached once (not timed: done before training)
-            var o = objective; o.kind = .gift
-            let betas = ObjectiveRunner(model: model, options: o, capacityTokens: B * L, maxSeqLen: L).pass1Betas(params.pointer, seqs)
-            for b in 0..<B { seqs[b].cachedBetas = (seqs[b].promptLength..<L).map { Float(betas[b * L + $0]) } }
-        }
-        let runner = ObjectiveRunner(model: model, options: objective, capacityTokens: B * L, maxSeqLen: L)
-        let grads = FloatBuffer(count: model.layout.count)
-        let opt = AdamW(layout: model.layout, weightDecay: 0.1)
-        let p = params.copy()
-        var times: [Double] = [], flops = 0.0, profile: [(String, Double)] = []
+        let lanes = objectives.map { Lane(model: model, params: params, objective: $0, seqs: seqs, B: B, L: L) }
+        let norm = LossNormalizer(responseTokens: LossNormalizer.of(seqs).responseTokens * comm.size, sequences: B * comm.size)
         for s in 0..<(warmup + steps) {
-            if s == warmup { Profiler.reset() }
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            grads.zero()
-            sync?.begin(grads.pointer)
-            let norm = LossNormalizer(responseTokens: LossNormalizer.of(seqs).responseTokens * comm.size, sequences: B * comm.size)
-            let (st, _) = runner.run(p.pointer, grads: grads.pointer, seqs, seed: 7, step: s, normalizer: norm,
-                                     ready: sync.map { y in { y.ready(from: $0) } })
-            if let sync { let w = try Profiler.measure("communication") { try sync.finish() }; if s >= warmup { waits.append(w) } }
-            Profiler.measure("optimizer") { opt.update(params: p.pointer, grads: grads.pointer, lr: 1e-5) }
-            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            if s >= warmup {
-                times.append(dt)
-                flops += modelFlops(config: c, tokens: B * L, seqLen: L, headRows: st.maskedTokens, backward: true)
-                if objective.kind.needsPass1 {
-                    flops += modelFlops(config: c, tokens: B * L, seqLen: L, headRows: st.responseTokens, backward: false)
+            for lane in lanes {
+                Profiler.state = lane.profile
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                lane.grads.zero()
+                sync?.begin(lane.grads.pointer)
+                let (st, _) = lane.runner.run(lane.p.pointer, grads: lane.grads.pointer, lane.seqs, seed: 7, step: s,
+                                              normalizer: norm, ready: sync.map { y in { y.ready(from: $0) } })
+                if let sync { let w = try Profiler.measure("communication") { try sync.finish() }; if s >= warmup { lane.waits.append(w) } }
+                Profiler.measure("optimizer") { lane.opt.update(params: lane.p.pointer, grads: lane.grads.pointer, lr: 1e-5) }
+                let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                if s >= warmup {
+                    lane.times.append(dt)
+                    lane.flops += modelFlops(config: c, tokens: B * L, seqLen: L, headRows: st.maskedTokens, backward: true)
+                    if lane.objective.kind.needsPass1 {
+                        lane.flops += modelFlops(config: c, tokens: B * L, seqLen: L, headRows: st.responseTokens, backward: false)
+                    }
                 }
+                lane.profile = s + 1 == warmup ? ([:], []) : Profiler.state
             }
         }
-        let per = median(times)
-        profile = Profiler.report.map { ($0.0, $0.1 / Double(steps)) }
-        return Result(objective: objective.kind, sPerStep: per, tokensPerS: Double(B * L * comm.size) / per,
-                      gflops: flops / Double(steps) / per / 1e9, modelFlopsPerStep: flops / Double(steps), profile: profile,
-                      examplesPerS: Double(B * comm.size) / per, commWait: waits.isEmpty ? 0 : median(waits))
+        return lanes.map { lane in
+            let per = median(lane.times)
+            return Result(objective: lane.objective.kind, sPerStep: per, tokensPerS: Double(B * L * comm.size) / per,
+                          gflops: lane.flops / Double(steps) / per / 1e9, modelFlopsPerStep: lane.flops / Double(steps),
+                          profile: lane.profile.order.map { ($0, lane.profile.totals[$0]! / Double(steps)) },
+                          examplesPerS: Double(B * comm.size) / per, commWait: lane.waits.isEmpty ? 0 : median(lane.waits))
+        }
     }
 
     /// Peak resident memory of this process, bytes (Linux: ru_maxrss is in KiB).

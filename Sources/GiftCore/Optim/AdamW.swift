@@ -5,7 +5,8 @@ import Foundation
 public final class AdamW: @unchecked Sendable {
     public var beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0.0
     public let m: FloatBuffer, v: FloatBuffer
-    public private(set) var step = 0
+    /// Updates applied so far (its bias correction); restored on resume.
+    public var step = 0
     /// (offset, count) ranges that get weight decay.
     let decayRanges: [(Int, Int)], plainRanges: [(Int, Int)]
 

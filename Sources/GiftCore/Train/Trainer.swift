@@ -166,11 +166,8 @@ public final class Trainer {
         let cj = cfg.json
         for k in cj.keys.sorted() { var h = FNV1a(); h.add("\(cj[k]!)"); fields.append(("run config field '\(k)'", h.value)) }
         var hm = FNV1a(); hm.add(String(decoding: model.config.jsonData(), as: UTF8.self)); fields.append(("model config", hm.value))
-        for (name, set) in [("training data", data.train), ("validation data", data.validation)] {
-            var h = FNV1a(); h.add(set.count)
-            for e in set { h.add(e.prompt); h.add(-1); h.add(e.response); h.add(-2) }
-            fields.append((name, h.value))
-        }
+        fields.append(("training data", Self.fingerprint(data.train)))
+        fields.append(("validation data", Self.fingerprint(data.validation)))
         var mine = fields.map(\.1)
         try mine.withUnsafeMutableBytes { try comm.broadcast($0.baseAddress!, bytes: $0.count, root: 0) }
         var differs = zip(fields, mine).map { $0.0.1 == $0.1 ? 0.0 : 1.0 }
@@ -180,6 +177,47 @@ public final class Trainer {
         }
         try comm.broadcast(UnsafeMutableRawPointer(params.pointer), bytes: params.count * 4, root: 0)
     }
+
+    static func fingerprint(_ set: [Example]) -> UInt64 {
+        var h = FNV1a(); h.add(set.count)
+        for e in set { h.add(e.prompt); h.add(-1); h.add(e.response); h.add(-2) }
+        return h.value
+    }
+    public var dataFingerprint: UInt64 {
+        var h = FNV1a(); h.add([Self.fingerprint(data.train), Self.fingerprint(data.validation)]); return h.value
+    }
+
+    // MARK: checkpoints
+
+    public var checkpointOptions = CheckpointOptions()
+    /// "auto", a checkpoint folder, or nil (start fresh).
+    public var resumeSpec: String?
+    /// Stop (with a checkpoint) after this many steps, as a preempted job would; nil: run to the end.
+    public var stopAtStep: Int?
+
+    /// Loads the checkpoint to resume from into the parameters and this rank's moments; returns its state.
+    func resume(runDir: String) throws -> TrainState? {
+        guard let spec = resumeSpec else { return nil }
+        let n = model.layout.count
+        let fm = FloatBuffer(count: n), fv = FloatBuffer(count: n)
+        guard let (path, man) = try Resume.locateAndLoad(spec, runDir: runDir, params: params.pointer, m: fm.pointer,
+                                                         v: fv.pointer, log: comm.rank == 0 ? log : { _ in }) else {
+            if comm.rank == 0 { log("resume auto: no checkpoint in \(runDir)/checkpoints; starting from step 0") }
+            return nil
+        }
+        try Resume.checkCompatible(man, path: path, config: cfg, model: model.config, dataFingerprint: dataFingerprint,
+                                   globalBatch: globalBatch)
+        let sh = opt.shard
+        opt.m.pointer.update(from: fm.pointer + sh.lowerBound, count: sh.count)
+        opt.v.pointer.update(from: fv.pointer + sh.lowerBound, count: sh.count)
+        opt.step = man.state.adamStep
+        resumedFrom = path
+        if comm.rank == 0 {
+            log("resumed from \(path): step \(man.state.step) of \(totalSteps), written by \(man.worldSize) ranks, now \(comm.size)")
+        }
+        return man.state
+    }
+    public private(set) var resumedFrom: String?
 
     /// After training: every rank must hold bit-identical parameters.
     public func checkReplicas() throws -> UInt64 {
@@ -240,8 +278,9 @@ public final class Trainer {
                    data.train.count + data.validation.count, Date().timeIntervalSince(t0)))
     }
 
-    /// Runs every step from `startStep`, writing metrics, progress, the plot, the summary and the model.
-    public func run(outDir: String, startStep: Int = 0) throws -> TrainSummary {
+    /// Runs the training (resuming when asked), writing metrics, progress, checkpoints, the plot, the
+    /// summary and the model.
+    public func run(outDir: String) throws -> TrainSummary {
         let fm = FileManager.default
         let isRoot = comm.rank == 0
         if isRoot {
@@ -249,8 +288,30 @@ public final class Trainer {
             var resolved = cfg; resolved.out = outDir
             try resolved.jsonData().write(to: URL(fileURLWithPath: outDir + "/config.json"), options: .atomic)
         }
-        let metrics = isRoot ? try MetricsWriter(path: outDir + "/metrics.jsonl") : nil
         try synchronizeStart()
+        let resumed = try resume(runDir: outDir)
+        let startStep = resumed?.step ?? 0
+        let metricsPath = outDir + "/metrics.jsonl"
+        if isRoot, resumed != nil, fm.fileExists(atPath: metricsPath) {
+            // keep the lines of the steps the checkpoint holds; later ones are trained again
+            let kept = (try String(contentsOfFile: metricsPath, encoding: .utf8)).split(separator: "\n")
+                .filter { line in
+                    guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                          let st = (o["step"] as? NSNumber)?.intValue else { return false }
+                    return st <= startStep
+                }
+            try Checkpoint.writeAtomically(Data(kept.map { $0 + "\n" }.joined().utf8), to: metricsPath)
+        }
+        let metrics = isRoot ? try MetricsWriter(path: metricsPath, truncate: resumed == nil) : nil
+        let writer = CheckpointWriter(runDir: outDir, comm: comm, options: checkpointOptions, layout: model.layout,
+                                      runConfig: cfg.json, dataFingerprint: dataFingerprint)
+        writer.log = isRoot ? log : { _ in }
+        writer.protected = resumedFrom
+        func checkpoint(_ stepsDone: Int, bad: Int) throws {
+            try writer.save(state: TrainState(step: stepsDone, adamStep: opt.step, consecutiveBadSteps: bad),
+                            epoch: Double(stepsDone) / Double(stepsPerEpoch), examplesSeen: stepsDone * globalBatch,
+                            params: params.pointer, m: opt.m.pointer, v: opt.v.pointer, momentShard: opt.shard)
+        }
         cacheReferenceBetas()
         if isRoot {
             log("train: \(data.train.count) examples, validation \(data.validation.count) (\(data.report.summary)); "
@@ -259,10 +320,12 @@ public final class Trainer {
             progress = ProgressReporter(total: totalSteps, isTerminal: ProgressReporter.stderrIsTerminal)
         }
         var losses: [(Double, Double)] = [], vals: [(Double, Double)] = []
-        var badRun = 0, skipped = 0, tokensTotal = 0
+        var badRun = resumed?.consecutiveBadSteps ?? 0, skipped = 0, tokensTotal = 0
         let t0 = Date()
         var firstLoss = Double.nan, lastLoss = Double.nan, lastVal: Double? = nil
-        for s in startStep..<totalSteps {
+        let endStep = min(totalSteps, stopAtStep ?? totalSteps)
+        var lastSaved = -1
+        for s in startStep..<endStep {
             let ts = Date()
             let r = try step(s)
             let dt = Date().timeIntervalSince(ts)
@@ -281,7 +344,7 @@ public final class Trainer {
                 lastLoss = r.stats.loss
                 losses.append((Double(s + 1), r.stats.loss))
             }
-            let isLast = s == totalSteps - 1
+            let isLast = s == endStep - 1
             var val: Double? = nil
             if isLast || (cfg.evalEvery > 0 && (s + 1) % cfg.evalEvery == 0) {
                 val = try validationLoss()
@@ -302,12 +365,19 @@ public final class Trainer {
                 if let lv = lastVal { shown.append(("val", String(format: "%.4f", lv))) }
                 progress?.update(step: s + 1, fields: shown)
             }
+            try writer.poll()
+            if checkpointOptions.every > 0 && (s + 1) % checkpointOptions.every == 0 {
+                try checkpoint(s + 1, bad: badRun); lastSaved = s + 1
+            }
         }
+        // one at the end of training (or of this part of it), then wait for the writes
+        if lastSaved != endStep && endStep > startStep { try checkpoint(endStep, bad: badRun) }
+        try writer.finish()
         progress?.finish()
         let hash = try checkReplicas()
         if comm.size > 1 && isRoot { log(String(format: "parameters identical on all %d ranks (hash %016llx)", comm.size, hash)) }
         let seconds = Date().timeIntervalSince(t0)
-        let steps = totalSteps - startStep
+        let steps = endStep - startStep
         var summary = TrainSummary(steps: steps, firstLoss: firstLoss, finalLoss: lastLoss, finalValLoss: lastVal,
                                    tokensPerS: Double(tokensTotal) / max(seconds, 1e-9), seconds: seconds,
                                    skippedSteps: skipped, text: "")
@@ -324,7 +394,7 @@ public final class Trainer {
                 Trained %@ with %@ for %d steps (%.1f epochs of %d examples, global batch %d) in %.0f s at %.0f tokens/s. \
                 Training loss fell from %.4f (mean of the first tenth of the steps) to %.4f (last tenth), %.0f%% lower%@%@. \
                 The model is in %@/model, the metrics in metrics.jsonl and the curves in loss.svg.
-                """, cfg.model, cfg.objective.kind.rawValue, steps, Double(totalSteps) / Double(stepsPerEpoch), data.train.count,
+                """, cfg.model, cfg.objective.kind.rawValue, steps, Double(endStep) / Double(stepsPerEpoch), data.train.count,
                 globalBatch, seconds, summary.tokensPerS, h, t, 100 * (1 - t / h),
                 lastVal.map { String(format: "; validation loss %.4f", $0) } ?? "",
                 skipped > 0 ? "; \(skipped) non-finite steps were skipped" : "", outDir)

@@ -19,6 +19,11 @@ public enum Profiler {
     }
 
     public static func reset() { totals = [:]; order = [] }
+    /// The accumulated totals, to keep several measurements apart.
+    public static var state: (totals: [String: Double], order: [String]) {
+        get { (totals, order) }
+        set { totals = newValue.totals; order = newValue.order }
+    }
     /// (phase, seconds) in first-seen order.
     public static var report: [(String, Double)] { order.map { ($0, totals[$0]!) } }
 }

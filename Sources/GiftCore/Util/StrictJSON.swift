@@ -3,7 +3,7 @@ import Foundation
 /// A small, strict JSON reader for untrusted headers. Unlike JSONSerialization it keeps integers exact
 /// (as their literal text, so `1.0`, `1e3`, `true` and out-of-range values are never taken for an Int),
 /// refuses duplicate keys and lone surrogates, and bounds nesting depth so no input can exhaust the stack.
-enum StrictJSON {
+enum StrictJSON: Sendable {
     case null
     case bool(Bool)
     case number(String)

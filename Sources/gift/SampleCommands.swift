@@ -1,0 +1,157 @@
+import ArgumentParser
+import Foundation
+import GiftCore
+
+/// The sampler switches shared by `gift generate` and `gift eval`.
+struct SamplerFlags: ParsableArguments {
+    @Option(help: "Tokens generated per prompt (generate: 32; eval: the task's longest answer + EOS).") var genLength: Int?
+    @Option(help: "Block length (semi-autoregressive blocks, left to right; a shorter last block takes the remainder).")
+    var blockLength: Int = 32
+    @Option(help: "Denoising steps in total, divisible by the number of blocks (default: gen length / 2).") var steps: Int?
+    @Option(help: "0: greedy argmax (deterministic); > 0: Gumbel-max sampling at this temperature.") var temperature: Double = 0
+    @Option(help: "Which predictions a step keeps: low_confidence or random.") var remasking: String = "low_confidence"
+    @Option(help: "Classifier-free guidance scale (0: off).") var cfg: Double = 0
+    @Option(help: "Sequences per forward pass.") var batch: Int = 32
+
+    func options(genLength defaultGen: Int, seed: UInt64) throws -> SamplerOptions {
+        let o = SamplerOptions(genLength: genLength ?? defaultGen, blockLength: blockLength, steps: steps,
+                               temperature: temperature, remasking: try Remasking(name: remasking), cfg: cfg,
+                               seed: seed, maxBatch: batch)
+        try o.validate()
+        _ = try o.schedule
+        return o
+    }
+}
+
+func loadModelForSampling(_ dir: String) throws -> (ModelConfig, FloatBuffer) {
+    try ModelFolder.load(Evaluate.modelDirectory(dir))
+}
+
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate responses with LLaDA's diffusion sampler (low-confidence remasking).",
+        discussion: """
+        Each response starts as --gen-length mask tokens after its prompt and is denoised block by block
+        (--block-length), --steps steps in all, each step committing an even share of the block's tokens:
+        the most confident predictions (low_confidence) or random ones (random). --model takes a model
+        folder or a training run folder (its model/ subfolder). Prompts are text for the character
+        tokenizer (--prompt, repeatable, or --prompts FILE.jsonl with {"prompt": "..."} or
+        {"prompt_ids": [...]} lines). Prints each output on its own line (text up to the first EOS), or
+        with --json one {"prompt", "output", "output_ids"} object per line.
+        Example: gift generate --model runs/gift1 --prompt "7 15 3 to 36:" --gen-length 16
+        """)
+
+    @Option(help: "Model folder, or a training run folder with model/config.json.") var model: String
+    @Option(help: "A prompt (repeatable).") var prompt: [String] = []
+    @Option(help: "JSONL file of prompts ({\"prompt\": \"...\"} or {\"prompt_ids\": [...]} per line).") var prompts: String?
+    @OptionGroup var sampler: SamplerFlags
+    @Option(help: "Seed of the random draws (temperature > 0, random remasking).") var seed: UInt64 = 0
+    @Flag(help: "Print one JSON object per prompt.") var json = false
+
+    func run() throws {
+        let (cfg, params) = try loadModelForSampling(model)
+        let tok = try? CharTokenizer(vocabSize: cfg.vocab, eosId: cfg.eosTokenId, maskId: cfg.maskTokenId)
+        func encode(_ s: String) throws -> [Int32] {
+            guard let tok else {
+                _ = try CharTokenizer(vocabSize: cfg.vocab, eosId: cfg.eosTokenId, maskId: cfg.maskTokenId)
+                throw GiftError(.config, "text prompts need the character tokenizer")
+            }
+            return try tok.encode(s)
+        }
+        var inputs: [(text: String?, ids: [Int32])] = try prompt.map { ($0, try encode($0)) }
+        if let path = prompts { inputs += try Self.readPrompts(path, encode: encode) }
+        guard !inputs.isEmpty else { throw ValidationError("give --prompt TEXT or --prompts FILE.jsonl") }
+        let opts = try sampler.options(genLength: 32, seed: seed)
+        let s = try Sampler(config: cfg, params: params, options: opts)
+        let outs = try s.generate(inputs.map(\.ids))
+        let eos = Int32(cfg.eosTokenId)
+        for (i, o) in outs.enumerated() {
+            let ids = Array(o.prefix { $0 != eos })
+            let text = tok?.decode(o) ?? ids.map(String.init).joined(separator: " ")
+            if json {
+                var obj: [String: Any] = ["output": text, "output_ids": o.map(Int.init)]
+                obj["prompt"] = inputs[i].text ?? inputs[i].ids.map(String.init).joined(separator: " ")
+                let d = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
+                print(String(decoding: d, as: UTF8.self))
+            } else {
+                print(text)
+            }
+        }
+    }
+
+    static func readPrompts(_ path: String, encode: (String) throws -> [Int32]) throws -> [(text: String?, ids: [Int32])] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw GiftError(.io, "cannot read prompts file \(path)")
+        }
+        var out: [(text: String?, ids: [Int32])] = []
+        for (n, raw) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+            if line.isEmpty { continue }
+            let where_ = "\(path):\(n + 1)"
+            guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                throw GiftError(.data, "\(where_): not a JSON object")
+            }
+            if let t = obj["prompt"] as? String {
+                do { out.append((t, try encode(t))) } catch let e as GiftError {
+                    throw GiftError(e.kind, "\(where_): \(e.message)")
+                }
+            } else if let ids = obj["prompt_ids"] as? [Any] {
+                let v: [Int32] = try ids.map {
+                    guard let n = $0 as? NSNumber, let i = Int32(exactly: n.doubleValue) else {
+                        throw GiftError(.data, "\(where_): prompt_ids must be integers")
+                    }
+                    return i
+                }
+                out.append((nil, v))
+            } else {
+                throw GiftError(.data, "\(where_): needs a string field \"prompt\" or an array \"prompt_ids\"")
+            }
+        }
+        return out
+    }
+}
+
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Accuracy on a built-in task's test split (Countdown: fraction solved; Sudoku: blanks filled right).",
+        discussion: """
+        Generates answers to --n test problems with the diffusion sampler (see `gift help generate`; the
+        default gen length is the task's longest answer plus its EOS: Countdown 11, Sudoku 17), decodes
+        up to the first EOS and scores them with the task's verifier. Repeats --seeds times: repetition r
+        uses seed S+r (S = --seed) both to draw its problems and to seed the sampler, so repetitions
+        differ in problems even at temperature 0. Prints the mean accuracy ± its standard error (over
+        repetitions; with --seeds 1, over problems), then one JSON line {"task", "n", "accuracy",
+        "stderr", "seconds", "seeds", "per_seed"}. --out writes every prompt, output, reference and
+        score as JSONL. --model takes a model folder or a training run folder (its model/ subfolder).
+        Example: gift eval --model runs/gift1 --task countdown --n 256 --seeds 3 --out results.jsonl
+        """)
+
+    @Option(help: "Model folder, or a training run folder with model/config.json.") var model: String
+    @Option(help: "countdown or sudoku.") var task: String
+    @Option(help: "Test problems per repetition.") var n: Int = 256
+    @Option(help: "Repetitions (seeds S, S+1, ...).") var seeds: Int = 3
+    @Option(help: "First seed S.") var seed: UInt64 = 0
+    @Option(help: "Write every prompt, output, reference and score to this JSONL file.") var out: String?
+    @OptionGroup var sampler: SamplerFlags
+    @Flag(help: "Print the time spent in each phase of the sampler.") var profile = false
+
+    func run() throws {
+        Profiler.enabled = profile
+        let t = try BuiltinTask(name: task)
+        guard n >= 1 else { throw ValidationError("--n must be at least 1") }
+        guard seeds >= 1 else { throw ValidationError("--seeds must be at least 1") }
+        let (cfg, params) = try loadModelForSampling(model)
+        let opts = try sampler.options(genLength: Evaluate.defaultOptions(for: t).genLength, seed: seed)
+        let sched = try opts.schedule
+        FileHandle.standardError.write(Data("gift eval: \(t.name), \(n) problems × \(seeds) seeds, gen length \(opts.genLength), \(sched.blocks.count) block(s), \(sched.totalSteps) steps, temperature \(opts.temperature), \(opts.remasking.rawValue)\(opts.cfg > 0 ? ", cfg \(opts.cfg)" : "")\n".utf8))
+        let r = try Evaluate.run(config: cfg, params: params, task: t, n: n, seeds: seeds, seed: seed, options: opts,
+                                 log: { print($0) })
+        if let out { try Evaluate.writeJSONL(r.records, to: out) }
+        if profile { for (k, v) in Profiler.report { print(String(format: "  %-18@ %8.3f s", k, v)) } }
+        print(String(format: "accuracy: %.4f ± %.4f (%@, %d problems × %d seeds, %.1f s)", r.accuracy, r.stderr,
+                     t.name, n, seeds, r.seconds))
+        print(r.jsonLine)
+    }
+}
