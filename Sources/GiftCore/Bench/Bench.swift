@@ -59,12 +59,10 @@ public enum Bench {
         return 2 * Double(m) * Double(n) * Double(k) / median(times) / 1e9
     }
 
-    /// One objective's timed loop state.
+    /// One objective's timed loop state (the model's memory is shared: one lane runs at a time).
     final class Lane {
         let objective: ObjectiveOptions
         var seqs: [TrainSequence]
-        let runner: ObjectiveRunner
-        let grads: FloatBuffer, opt: AdamW, p: FloatBuffer
         var times: [Double] = [], waits: [Double] = [], flops = 0.0
         var profile: (totals: [String: Double], order: [String]) = ([:], [])
         init(model: Transformer, params: FloatBuffer, objective: ObjectiveOptions, seqs s: [TrainSequence], B: Int, L: Int) {
@@ -76,10 +74,6 @@ public enum Bench {
                 for b in 0..<B { seqs[b].cachedBetas = (seqs[b].promptLength..<L).map { Float(betas[b * L + $0]) } }
             }
             self.seqs = seqs
-            runner = ObjectiveRunner(model: model, options: objective, capacityTokens: B * L, maxSeqLen: L)
-            grads = FloatBuffer(count: model.layout.count)
-            opt = AdamW(layout: model.layout, weightDecay: 0.1)
-            p = params.copy()
         }
     }
 
@@ -95,16 +89,21 @@ public enum Bench {
         let sync = comm.size > 1 ? GradientSync(comm: comm, count: model.layout.count, bucketFloats: 1 << 20) : nil
         let lanes = objectives.map { Lane(model: model, params: params, objective: $0, seqs: seqs, B: B, L: L) }
         let norm = LossNormalizer(responseTokens: LossNormalizer.of(seqs).responseTokens * comm.size, sequences: B * comm.size)
+        // one runner, gradient, optimizer and parameter copy for all lanes: the peak memory is one model's
+        let runner = ObjectiveRunner(model: model, options: objectives[0], capacityTokens: B * L, maxSeqLen: L)
+        let grads = FloatBuffer(count: model.layout.count), opt = AdamW(layout: model.layout, weightDecay: 0.1)
+        let p = params.copy()
         for s in 0..<(warmup + steps) {
             for lane in lanes {
                 Profiler.state = lane.profile
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                lane.grads.zero()
-                sync?.begin(lane.grads.pointer)
-                let (st, _) = lane.runner.run(lane.p.pointer, grads: lane.grads.pointer, lane.seqs, seed: 7, step: s,
-                                              normalizer: norm, ready: sync.map { y in { y.ready(from: $0) } })
+                runner.options = lane.objective
+                grads.zero()
+                sync?.begin(grads.pointer)
+                let (st, _) = runner.run(p.pointer, grads: grads.pointer, lane.seqs, seed: 7, step: s,
+                                         normalizer: norm, ready: sync.map { y in { y.ready(from: $0) } })
                 if let sync { let w = try Profiler.measure("communication") { try sync.finish() }; if s >= warmup { lane.waits.append(w) } }
-                Profiler.measure("optimizer") { lane.opt.update(params: lane.p.pointer, grads: lane.grads.pointer, lr: 1e-5) }
+                Profiler.measure("optimizer") { opt.update(params: p.pointer, grads: grads.pointer, lr: 1e-5) }
                 let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
                 if s >= warmup {
                     lane.times.append(dt)
