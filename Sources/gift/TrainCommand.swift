@@ -49,6 +49,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Held-out fraction of the data for validation loss.") var validationFraction: Double?
     @Flag(help: "Skip malformed JSONL lines (counted) instead of stopping at the first.") var skipBadLines = false
     @Option(help: "Consecutive non-finite steps tolerated before stopping.") var maxBadSteps: Int?
+    @Option(help: "Task accuracy (countdown, sudoku; test split) at every --eval-every and at the end, logged in metrics.jsonl and the plot.")
+    var evalTask: String?
+    @Option(help: "Test problems per accuracy evaluation.") var evalN: Int?
     @Option(help: "1: ZeRO-1, shard the AdamW moments over ranks (for large models on small nodes).") var zero: Int?
     @Option(help: "Gradient allreduce bucket size in MiB (buckets start while backward runs).") var bucketMb: Double?
     @Option(help: "Resume: auto (the run folder's newest complete checkpoint; none: start fresh) or a checkpoint folder.")
@@ -73,7 +76,7 @@ struct TrainCommand: ParsableCommand {
             ("max_steps", maxSteps), ("epochs", epochs), ("lr", lr), ("warmup_ratio", warmupRatio), ("schedule", schedule),
             ("weight_decay", weightDecay), ("max_grad_norm", maxGradNorm), ("max_length", maxLength),
             ("seed", seed.map { Int($0) }), ("out", out), ("eval_every", evalEvery),
-            ("validation_fraction", validationFraction), ("max_bad_steps", maxBadSteps), ("zero", zero), ("bucket_mb", bucketMb),
+            ("validation_fraction", validationFraction), ("max_bad_steps", maxBadSteps), ("zero", zero), ("bucket_mb", bucketMb), ("eval_task", evalTask), ("eval_n", evalN),
         ]
         for (k, v) in flags { if let v { try c.set(k, v, source: "--" + k.replacingOccurrences(of: "_", with: "-")) } }
         if skipBadLines { c.skipBadLines = true }

@@ -36,6 +36,10 @@ public struct RunConfig: Equatable, Sendable {
     public var zero = 0
     /// Size of the gradient allreduce buckets, MiB.
     public var bucketMB = 4.0
+    /// Task accuracy at every evaluation ("" for none): a built-in task's test split, sampled with the
+    /// LLaDA sampler (one seed during training, three at the end).
+    public var evalTask = ""
+    public var evalN = 64
 
     public init() {}
 
@@ -46,7 +50,7 @@ public struct RunConfig: Equatable, Sendable {
         var c = RunConfig()
         c.model = "mini"; c.data = "countdown"; c.taskExamples = 4000
         c.microBatch = 32; c.epochs = 8; c.lr = 2e-3; c.warmupRatio = 0.05; c.weightDecay = 0.01
-        c.maxLength = 64; c.evalEvery = 50
+        c.maxLength = 64; c.evalEvery = 50; c.evalTask = "countdown"; c.evalN = 64
         return c
     }
 
@@ -63,7 +67,7 @@ public struct RunConfig: Equatable, Sendable {
             "beta1": beta1, "beta2": beta2, "adam_eps": adamEps, "max_grad_norm": maxGradNorm,
             "max_length": maxLength, "seed": seed, "out": out, "eval_every": evalEvery,
             "validation_fraction": validationFraction, "skip_bad_lines": skipBadLines,
-            "max_bad_steps": maxBadSteps, "init_seed": initSeed, "zero": zero, "bucket_mb": bucketMB,
+            "max_bad_steps": maxBadSteps, "init_seed": initSeed, "zero": zero, "bucket_mb": bucketMB, "eval_task": evalTask, "eval_n": evalN,
         ]
     }
 
@@ -147,6 +151,12 @@ public struct RunConfig: Equatable, Sendable {
         case "init_seed": initSeed = UInt64(try nonneg())
         case "zero": zero = try nonneg(); if zero > 1 { throw bad("0 or 1") }
         case "bucket_mb": bucketMB = try num(); if !(bucketMB > 0) { throw bad("a positive number") }
+        case "eval_task":
+            evalTask = try str()
+            if !evalTask.isEmpty && (try? BuiltinTask(name: evalTask)) == nil {
+                throw bad("a built-in task (\(BuiltinTask.names.joined(separator: ", "))) or \"\"")
+            }
+        case "eval_n": evalN = try pos()
         default:
             throw GiftError(.config, "\(source): unknown field '\(key)'; known fields: \(json.keys.sorted().joined(separator: ", "))")
         }

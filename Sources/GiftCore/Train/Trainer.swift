@@ -319,7 +319,8 @@ public final class Trainer {
                 + "objective \(cfg.objective.kind.rawValue), \(model.layout.count) parameters")
             progress = ProgressReporter(total: totalSteps, isTerminal: ProgressReporter.stderrIsTerminal)
         }
-        var losses: [(Double, Double)] = [], vals: [(Double, Double)] = []
+        var losses: [(Double, Double)] = [], vals: [(Double, Double)] = [], accs: [(Double, Double)] = []
+        var lastAcc: EvalResult? = nil
         var badRun = resumed?.consecutiveBadSteps ?? 0, skipped = 0, tokensTotal = 0
         let t0 = Date()
         var firstLoss = Double.nan, lastLoss = Double.nan, lastVal: Double? = nil
@@ -345,10 +346,17 @@ public final class Trainer {
                 losses.append((Double(s + 1), r.stats.loss))
             }
             let isLast = s == endStep - 1
-            var val: Double? = nil
+            var val: Double? = nil, acc: EvalResult? = nil
             if isLast || (cfg.evalEvery > 0 && (s + 1) % cfg.evalEvery == 0) {
                 val = try validationLoss()
                 if let v = val { vals.append((Double(s + 1), v)); lastVal = v }
+                // task accuracy on rank 0 (every rank holds the same parameters); 3 seeds at the end
+                if isRoot, let task = try? BuiltinTask(name: cfg.evalTask) {
+                    acc = try Evaluate.run(config: model.config, params: params, task: task, n: cfg.evalN,
+                                           seeds: isLast ? 3 : 1, seed: cfg.seed)
+                    accs.append((Double(s + 1), acc!.accuracy)); lastAcc = acc
+                    if isLast { try Data(acc!.jsonLine.utf8).write(to: URL(fileURLWithPath: outDir + "/eval.json")) }
+                }
             }
             if let metrics {
                 var f: [(String, Any)] = [
@@ -360,9 +368,11 @@ public final class Trainer {
                 if comm.size > 1 { f.append(("comm_wait_s", r.commWait)) }
                 if r.skipped { f.append(("skipped", true)) }
                 if let val { f.append(("val_loss", val)) }
+                if let acc { f.append(("accuracy", acc.accuracy)); f.append(("accuracy_stderr", acc.stderr)); f.append(("accuracy_task", acc.task.name)) }
                 metrics.write(f)
                 var shown = [("loss", String(format: "%.4f", r.stats.loss))]
                 if let lv = lastVal { shown.append(("val", String(format: "%.4f", lv))) }
+                if let la = lastAcc { shown.append(("acc", String(format: "%.3f", la.accuracy))) }
                 progress?.update(step: s + 1, fields: shown)
             }
             try writer.poll()
@@ -384,9 +394,11 @@ public final class Trainer {
         if isRoot {
             try ModelFolder.save(outDir + "/model", config: model.config, parameters: params)
             let plot = LossPlot.svg(series: [LossPlot.Series(name: "train loss", points: losses.map { (x: $0.0, y: $0.1) }),
-                                             LossPlot.Series(name: "validation loss", points: vals.map { (x: $0.0, y: $0.1) })],
+                                             LossPlot.Series(name: "validation loss", points: vals.map { (x: $0.0, y: $0.1) })]
+                                    + (accs.isEmpty ? [] : [LossPlot.Series(name: "\(cfg.evalTask) accuracy (test split)",
+                                                                            points: accs.map { (x: $0.0, y: $0.1) })]),
                                     title: "gift train: \(cfg.objective.kind.rawValue) on \(URL(fileURLWithPath: cfg.data).lastPathComponent)",
-                                    xLabel: "optimizer step", yLabel: "loss")
+                                    xLabel: "optimizer step", yLabel: accs.isEmpty ? "loss" : "loss / accuracy")
             try plot.write(toFile: outDir + "/loss.svg", atomically: true, encoding: .utf8)
             let head = Array(losses.prefix(max(1, losses.count / 10))).map(\.1), tail = Array(losses.suffix(max(1, losses.count / 10))).map(\.1)
             let h = head.reduce(0, +) / Double(max(1, head.count)), t = tail.reduce(0, +) / Double(max(1, tail.count))
@@ -396,7 +408,8 @@ public final class Trainer {
                 The model is in %@/model, the metrics in metrics.jsonl and the curves in loss.svg.
                 """, cfg.model, cfg.objective.kind.rawValue, steps, Double(endStep) / Double(stepsPerEpoch), data.train.count,
                 globalBatch, seconds, summary.tokensPerS, h, t, 100 * (1 - t / h),
-                lastVal.map { String(format: "; validation loss %.4f", $0) } ?? "",
+                (lastVal.map { String(format: "; validation loss %.4f", $0) } ?? "")
+                    + (lastAcc.map { String(format: "; %@ test accuracy %.3f ± %.3f (%d problems × %d seeds)", $0.task.name, $0.accuracy, $0.stderr, $0.n, $0.seeds.count) } ?? ""),
                 skipped > 0 ? "; \(skipped) non-finite steps were skipped" : "", outDir)
             try summary.text.write(toFile: outDir + "/summary.txt", atomically: true, encoding: .utf8)
         }
