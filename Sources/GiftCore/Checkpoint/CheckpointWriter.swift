@@ -17,7 +17,7 @@ public final class CheckpointWriter {
     struct Pending {
         var manifest: Manifest
         var tmp: String
-        var result: Result<(fileBytes: Int, rawBytes: Int, checksum: UInt64), Error>?
+        var result: Result<ShardWriteResult, Error>?
         var startedAt: Date
         var stall: Double
     }
@@ -66,7 +66,7 @@ public final class CheckpointWriter {
                                                                     "step": state.step])
         var opts = ShardFile.Options(); opts.level = options.level; opts.workers = options.workers
         let write: () -> Void = { [cond] in
-            let r = Result { try ShardFile.write(path: path, floats: [("params", UnsafePointer(snap), n), ("m", UnsafePointer(snap + n), n),
+            let r = Result { try ShardFile.writeDetailed(path: path, floats: [("params", UnsafePointer(snap), n), ("m", UnsafePointer(snap + n), n),
                                                                       ("v", UnsafePointer(snap + 2 * n), n)],
                                                  bytes: [("rank_state", rankState)], options: opts) }
             cond.lock(); self.pending?.result = r; cond.broadcast(); cond.unlock()
@@ -109,10 +109,12 @@ public final class CheckpointWriter {
         let world = comm.size, rank = comm.rank
         var slots = [Double](repeating: 0, count: 4 * world)
         var err: String?
+        var ratios = ""
         switch p.result! {
         case .success(let r):
             slots[4 * rank] = 1; slots[4 * rank + 1] = Double(r.fileBytes)
             slots[4 * rank + 2] = Double(r.checksum >> 32); slots[4 * rank + 3] = Double(r.checksum & 0xFFFF_FFFF)
+            ratios = ShardFile.ratioSummary(r.sections.filter { $0.kind == .floats })
         case .failure(let e): err = "\(e)"
         }
         try comm.allreduceSum(&slots)
@@ -144,9 +146,9 @@ public final class CheckpointWriter {
             let total = p.manifest.shards.reduce(0) { $0 + $1.bytes }
             let raw = Double(3 * layout.count * 4)
             let secs = Date().timeIntervalSince(p.startedAt)
-            log(String(format: "checkpoint %@: %.1f MB (compression %.2fx), written in %.2f s (%.0f MB/s), training stalled %.3f s",
+            log(String(format: "checkpoint %@: %.1f MB (compression %.2fx; rank 0: %@), written in %.2f s (%.0f MB/s of raw state), training stalled %.3f s",
                        Checkpoint.folderName(step: p.manifest.state.step), Double(total) / 1e6, raw / Double(max(total, 1)),
-                       secs, raw / 1e6 / max(secs, 1e-9), p.stall))
+                       ratios, secs, raw / 1e6 / max(secs, 1e-9), p.stall))
             applyRetention()
         }
         try comm.barrier()

@@ -200,6 +200,7 @@ public final class Trainer {
         guard let spec = resumeSpec else { return nil }
         let n = model.layout.count
         let fm = FloatBuffer(count: n), fv = FloatBuffer(count: n)
+        let t0 = Date()
         guard let (path, man) = try Resume.locateAndLoad(spec, runDir: runDir, params: params.pointer, m: fm.pointer,
                                                          v: fv.pointer, log: comm.rank == 0 ? log : { _ in }) else {
             if comm.rank == 0 { log("resume auto: no checkpoint in \(runDir)/checkpoints; starting from step 0") }
@@ -213,7 +214,10 @@ public final class Trainer {
         opt.step = man.state.adamStep
         resumedFrom = path
         if comm.rank == 0 {
-            log("resumed from \(path): step \(man.state.step) of \(totalSteps), written by \(man.worldSize) ranks, now \(comm.size)")
+            let secs = Date().timeIntervalSince(t0)
+            log(String(format: "resumed from %@: step %d of %d, written by %d ranks, now %d (read and verified %.1f MB of state in %.2f s, %.0f MB/s)",
+                       path, man.state.step, totalSteps, man.worldSize, comm.size, Double(3 * n * 4) / 1e6, secs,
+                       Double(3 * n * 4) / 1e6 / max(secs, 1e-9)))
         }
         return man.state
     }
