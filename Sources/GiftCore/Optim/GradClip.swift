@@ -25,12 +25,17 @@ public enum GradClip {
     @discardableResult
     public static func clip(_ g: UnsafeMutablePointer<Float>, count: Int, maxNorm: Double) -> Double {
         let n = norm(g, count: count)
-        guard maxNorm > 0, n.isFinite else { return n }
+        scale(g, count: count, norm: n, maxNorm: maxNorm)
+        return n
+    }
+
+    /// The scaling step alone, for a norm computed elsewhere (ZeRO-1: over every rank's shard).
+    public static func scale(_ g: UnsafeMutablePointer<Float>, count: Int, norm n: Double, maxNorm: Double) {
+        guard maxNorm > 0, n.isFinite, n > 0 else { return }
         let f = maxNorm / (n + 1e-6)
         if f < 1 {
             let ff = Float(f)
             Parallel.chunks(count, minChunk: 1 << 16) { i0, i1 in for i in i0..<i1 { g[i] *= ff } }
         }
-        return n
     }
 }

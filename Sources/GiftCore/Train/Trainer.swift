@@ -112,12 +112,18 @@ public final class Trainer {
                                      normalizer: normalizer, ready: last ? sync.map { s in { s.ready(from: $0) } } : nil)
             stats.add(st)
         }
+        // commWait: time the loop waits on gradient communication (the bucket tail, or ZeRO-1's
+        // reduce-scatter and allgather)
         var wait = 0.0
-        let t0 = DispatchTime.now().uptimeNanoseconds
+        func timed(_ body: () throws -> Void) rethrows {
+            let t = DispatchTime.now().uptimeNanoseconds
+            try body()
+            wait += Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9
+        }
         if let sync {
             wait = try sync.finish()
         } else if let gs = gradShard {
-            try comm.reduceScatterSum(grads.pointer, gs.pointer, shards: shards)
+            try timed { try comm.reduceScatterSum(grads.pointer, gs.pointer, shards: shards) }
         }
         var sums = [stats.loss, Double(stats.maskedTokens), Double(stats.responseTokens), stats.weightSum,
                     stats.betaSum, Double(stats.betaCount), Double(stats.nonFinite)]
@@ -134,23 +140,11 @@ public final class Trainer {
         if gradShard != nil { try comm.allreduceSum(&sq) }
         let norm = sq[0].squareRoot()
         if stats.nonFinite > 0 || !stats.loss.isFinite || !norm.isFinite {
-            wait += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 * (sync == nil ? 1 : 0)
             return StepResult(stats: stats, gradNorm: norm, lr: lr, skipped: true, tokens: tokens, commWait: wait)
         }
-        if cfg.maxGradNorm > 0 && norm > 0 {
-            let f = cfg.maxGradNorm / (norm + 1e-6)   // PyTorch's clip_grad_norm_
-            if f < 1 {
-                let ff = Float(f), base = g + shard.lowerBound
-                Parallel.chunks(shard.count, minChunk: 1 << 16) { i0, i1 in for i in i0..<i1 { base[i] *= ff } }
-            }
-        }
+        GradClip.scale(g + shard.lowerBound, count: shard.count, norm: norm, maxNorm: cfg.maxGradNorm)
         opt.update(params: params.pointer, grads: g, lr: Float(lr))
-        if gradShard != nil {
-            let t1 = DispatchTime.now().uptimeNanoseconds
-            try comm.allgather(params.pointer, shards: shards)
-            wait += Double(DispatchTime.now().uptimeNanoseconds - t1) / 1e9
-        }
-        if sync == nil && comm.size > 1 { wait += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 }
+        if gradShard != nil { try timed { try comm.allgather(params.pointer, shards: shards) } }
         return StepResult(stats: stats, gradNorm: norm, lr: lr, skipped: false, tokens: tokens, commWait: wait)
     }
 
