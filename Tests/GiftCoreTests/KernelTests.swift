@@ -85,6 +85,23 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(special[7], Float(M_E), accuracy: 1e-6)
     }
 
+    /// The row kernel over lengths that exercise its 16-wide, 8-wide and scalar parts.
+    func testExpShiftedRowsAndSums() {
+        for n in [1, 7, 8, 15, 16, 17, 31, 40, 513] {
+            let x = randomFloats(n, seed: UInt64(n), scale: 4)
+            var out = [Float](repeating: 0, count: n)
+            let sum = FastMath.expShifted(x, &out, count: n, shift: 1.5)
+            var want = 0.0
+            for i in 0..<n {
+                let e = Foundation.exp(Double(x[i]) - 1.5)
+                want += e
+                XCTAssertEqual(Double(out[i]), e, accuracy: 1e-6 * e, "n \(n) i \(i)")
+            }
+            XCTAssertEqual(Double(sum), want, accuracy: 1e-5 * want, "n \(n)")
+            XCTAssertEqual(FastMath.max(x, count: n), x.max()!)
+        }
+    }
+
     func testCrossEntropyAndEntropy() {
         let V = 37
         var z = randomFloats(V, seed: 9, scale: 3)

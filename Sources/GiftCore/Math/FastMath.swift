@@ -47,9 +47,18 @@ public enum FastMath {
     @inline(__always)
     public static func expShifted(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count n: Int,
                                   shift: Float) -> Float {
-        var acc = V(repeating: 0)
+        var acc = V(repeating: 0), acc2 = V(repeating: 0)
         let s = V(repeating: shift)
         var i = 0
+        // two independent vectors per iteration: the polynomial is a long dependency chain, so
+        // interleaving two of them keeps the FMA units busy
+        while i + 16 <= n {
+            let e1 = exp(load(x + i) - s), e2 = exp(load(x + i + 8) - s)
+            store(e1, out + i); store(e2, out + i + 8)
+            acc += e1; acc2 += e2
+            i += 16
+        }
+        acc += acc2
         while i + 8 <= n {
             let e = exp(load(x + i) - s)
             store(e, out + i)
