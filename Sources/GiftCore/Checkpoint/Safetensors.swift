@@ -355,22 +355,7 @@ extension SafetensorsFile {
         done = true
     }
 
-    /// A JSON string literal (quotes, backslash and control characters escaped; other text as UTF-8).
-    static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out + "\""
-    }
+    static func jsonString(_ s: String) -> String { StrictJSON.quote(s) }
 }
 
 // MARK: strict JSON reader

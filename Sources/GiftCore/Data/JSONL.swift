@@ -124,21 +124,7 @@ public enum JSONLReader {
     }
 
     /// `s` as a JSON string literal.
-    public static func quote(_ s: String) -> String {
-        var o = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": o += "\\\""
-            case "\\": o += "\\\\"
-            case "\n": o += "\\n"
-            case "\r": o += "\\r"
-            case "\t": o += "\\t"
-            default:
-                if u.value < 0x20 || u.value == 0x7F { o += String(format: "\\u%04x", u.value) } else { o.unicodeScalars.append(u) }
-            }
-        }
-        return o + "\""
-    }
+    public static func quote(_ s: String) -> String { StrictJSON.quote(s) }
 
     // MARK: one line
 
@@ -146,10 +132,9 @@ public enum JSONLReader {
 
     /// The example of one non-blank line, or nil when its response is empty.
     static func parseLine(_ line: ArraySlice<UInt8>, tokenizer: CharTokenizer?, vocabSize: Int) throws -> Example? {
-        var p = MiniJSON(Array(line))
-        let value: MiniJSON.Value
-        do { value = try p.parseDocument() } catch let e as MiniJSON.Failure {
-            throw LineFault.bad("invalid JSON: \(e.message) at column \(e.column)")
+        let value: StrictJSON
+        do { value = try StrictJSON.parse(Array(line)) } catch let e as StrictJSON.ParseError {
+            throw LineFault.bad("invalid JSON: \(e.message) at column \(e.offset + 1)")
         }
         guard case .object(let fields) = value else {
             throw LineFault.bad("expected a JSON object like {\"prompt\": ..., \"response\": ...}, found \(value.kind)")
@@ -180,9 +165,10 @@ public enum JSONLReader {
                 var ids: [Int32] = []
                 ids.reserveCapacity(items.count)
                 for (i, item) in items.enumerated() {
-                    guard case .number(let raw, let integral) = item, integral else {
+                    // an integer literal (no fraction or exponent), however large: too large is out of vocab
+                    guard case .number(let raw) = item, !raw.contains(where: { ".eE".contains($0) }) else {
                         let shown: String
-                        if case .number(let raw, _) = item { shown = raw } else { shown = item.kind }
+                        if case .number(let raw) = item { shown = raw } else { shown = item.kind }
                         throw LineFault.bad("\(idsKey)[\(i)] is not an integer token id: \(shown)")
                     }
                     guard let id = Int(raw), id >= 0, id < vocabSize else {
@@ -198,190 +184,5 @@ public enum JSONLReader {
         let response = try side("response")
         if response.isEmpty { return nil }
         return Example(prompt: prompt, response: response, line: 0)
-    }
-}
-
-/// A small strict JSON parser for one line (RFC 8259: objects, arrays, strings with escapes, numbers,
-/// true/false/null). Numbers keep their text; duplicate keys keep the last value.
-struct MiniJSON {
-    indirect enum Value {
-        case object([String: Value]), array([Value]), string(String), number(String, integral: Bool), bool(Bool), null
-        var kind: String {
-            switch self {
-            case .object: return "an object"
-            case .array: return "an array"
-            case .string: return "a string"
-            case .number(let r, _): return "the number \(r)"
-            case .bool(let b): return "\(b)"
-            case .null: return "null"
-            }
-        }
-    }
-    struct Failure: Error { let message: String; let column: Int }
-
-    let b: [UInt8]
-    var i = 0
-    var depth = 0
-    init(_ bytes: [UInt8]) { b = bytes }
-
-    func fail(_ m: String) -> Failure { Failure(message: m, column: i + 1) }
-
-    mutating func skipSpace() { while i < b.count, b[i] == 0x20 || b[i] == 0x09 || b[i] == 0x0A || b[i] == 0x0D { i += 1 } }
-
-    mutating func parseDocument() throws -> Value {
-        let v = try parseValue()
-        skipSpace()
-        if i < b.count { throw fail("unexpected text after the value") }
-        return v
-    }
-
-    mutating func parseValue() throws -> Value {
-        skipSpace()
-        guard i < b.count else { throw fail("unexpected end of line") }
-        switch b[i] {
-        case UInt8(ascii: "{"): return try parseObject()
-        case UInt8(ascii: "["): return try parseArray()
-        case UInt8(ascii: "\""): return .string(try parseString())
-        case UInt8(ascii: "t"): try literal("true"); return .bool(true)
-        case UInt8(ascii: "f"): try literal("false"); return .bool(false)
-        case UInt8(ascii: "n"): try literal("null"); return .null
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try parseNumber()
-        default: throw fail("unexpected character '\(Character(Unicode.Scalar(b[i])))'")
-        }
-    }
-
-    mutating func literal(_ word: String) throws {
-        let w = Array(word.utf8)
-        guard b.count - i >= w.count, Array(b[i..<(i + w.count)]) == w else { throw fail("invalid literal") }
-        i += w.count
-    }
-
-    mutating func nest() throws {
-        depth += 1
-        if depth > 256 { throw fail("nesting too deep") }
-    }
-
-    mutating func parseObject() throws -> Value {
-        try nest(); defer { depth -= 1 }
-        i += 1
-        var d: [String: Value] = [:]
-        skipSpace()
-        if i < b.count && b[i] == UInt8(ascii: "}") { i += 1; return .object(d) }
-        while true {
-            skipSpace()
-            guard i < b.count, b[i] == UInt8(ascii: "\"") else { throw fail("expected a quoted field name") }
-            let k = try parseString()
-            skipSpace()
-            guard i < b.count, b[i] == UInt8(ascii: ":") else { throw fail("expected ':' after a field name") }
-            i += 1
-            d[k] = try parseValue()
-            skipSpace()
-            guard i < b.count else { throw fail("unterminated object") }
-            if b[i] == UInt8(ascii: ",") { i += 1; continue }
-            if b[i] == UInt8(ascii: "}") { i += 1; return .object(d) }
-            throw fail("expected ',' or '}' in an object")
-        }
-    }
-
-    mutating func parseArray() throws -> Value {
-        try nest(); defer { depth -= 1 }
-        i += 1
-        var a: [Value] = []
-        skipSpace()
-        if i < b.count && b[i] == UInt8(ascii: "]") { i += 1; return .array(a) }
-        while true {
-            a.append(try parseValue())
-            skipSpace()
-            guard i < b.count else { throw fail("unterminated array") }
-            if b[i] == UInt8(ascii: ",") { i += 1; continue }
-            if b[i] == UInt8(ascii: "]") { i += 1; return .array(a) }
-            throw fail("expected ',' or ']' in an array")
-        }
-    }
-
-    mutating func hex4() throws -> UInt32 {
-        guard b.count - i >= 4 else { throw fail("truncated \\u escape") }
-        var v: UInt32 = 0
-        for _ in 0..<4 {
-            let c = b[i]
-            let d: UInt32
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): d = UInt32(c - UInt8(ascii: "0"))
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): d = UInt32(c - UInt8(ascii: "a") + 10)
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): d = UInt32(c - UInt8(ascii: "A") + 10)
-            default: throw fail("bad hex digit in \\u escape")
-            }
-            v = v * 16 + d
-            i += 1
-        }
-        return v
-    }
-
-    mutating func parseString() throws -> String {
-        i += 1
-        var out: [UInt8] = []
-        while true {
-            guard i < b.count else { throw fail("unterminated string") }
-            let c = b[i]
-            if c == UInt8(ascii: "\"") { i += 1; break }
-            if c < 0x20 { throw fail("raw control character in a string") }
-            if c != UInt8(ascii: "\\") { out.append(c); i += 1; continue }
-            i += 1
-            guard i < b.count else { throw fail("unterminated escape") }
-            let e = b[i]; i += 1
-            switch e {
-            case UInt8(ascii: "\""): out.append(0x22)
-            case UInt8(ascii: "\\"): out.append(0x5C)
-            case UInt8(ascii: "/"): out.append(0x2F)
-            case UInt8(ascii: "b"): out.append(0x08)
-            case UInt8(ascii: "f"): out.append(0x0C)
-            case UInt8(ascii: "n"): out.append(0x0A)
-            case UInt8(ascii: "r"): out.append(0x0D)
-            case UInt8(ascii: "t"): out.append(0x09)
-            case UInt8(ascii: "u"):
-                var v = try hex4()
-                if v >= 0xD800 && v < 0xDC00 {
-                    guard b.count - i >= 6, b[i] == UInt8(ascii: "\\"), b[i + 1] == UInt8(ascii: "u") else {
-                        throw fail("unpaired surrogate in \\u escape")
-                    }
-                    i += 2
-                    let lo = try hex4()
-                    guard lo >= 0xDC00 && lo < 0xE000 else { throw fail("unpaired surrogate in \\u escape") }
-                    v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00)
-                } else if v >= 0xDC00 && v < 0xE000 {
-                    throw fail("unpaired surrogate in \\u escape")
-                }
-                out.append(contentsOf: Array(String(Character(Unicode.Scalar(v)!)).utf8))
-            default: throw fail("invalid escape '\\\(Character(Unicode.Scalar(e)))'")
-            }
-        }
-        guard let s = String(bytes: out, encoding: .utf8) else { throw fail("string is not valid UTF-8") }
-        return s
-    }
-
-    mutating func parseNumber() throws -> Value {
-        let s = i
-        var integral = true
-        func digits(_ p: inout MiniJSON) -> Int {
-            let s0 = p.i
-            while p.i < p.b.count, p.b[p.i] >= UInt8(ascii: "0"), p.b[p.i] <= UInt8(ascii: "9") { p.i += 1 }
-            return p.i - s0
-        }
-        if b[i] == UInt8(ascii: "-") { i += 1 }
-        guard i < b.count, b[i] >= UInt8(ascii: "0"), b[i] <= UInt8(ascii: "9") else { throw fail("invalid number") }
-        if b[i] == UInt8(ascii: "0") {
-            i += 1
-            if i < b.count, b[i] >= UInt8(ascii: "0"), b[i] <= UInt8(ascii: "9") { throw fail("leading zero in a number") }
-        } else { _ = digits(&self) }
-        if i < b.count && b[i] == UInt8(ascii: ".") {
-            integral = false; i += 1
-            if digits(&self) == 0 { throw fail("invalid number") }
-        }
-        if i < b.count && (b[i] == UInt8(ascii: "e") || b[i] == UInt8(ascii: "E")) {
-            integral = false; i += 1
-            if i < b.count && (b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-")) { i += 1 }
-            if digits(&self) == 0 { throw fail("invalid number") }
-        }
-        return .number(String(decoding: b[s..<i], as: UTF8.self), integral: integral)
     }
 }

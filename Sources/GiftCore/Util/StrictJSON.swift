@@ -21,6 +21,35 @@ enum StrictJSON: Sendable {
         return nil
     }
 
+    /// What kind of value this is, for error messages ("a string", "the number 5", ...).
+    var kind: String {
+        switch self {
+        case .object: return "an object"
+        case .array: return "an array"
+        case .string: return "a string"
+        case .number(let r): return "the number \(r)"
+        case .bool(let b): return "\(b)"
+        case .null: return "null"
+        }
+    }
+
+    /// `s` as a JSON string literal (quotes, backslash and control characters escaped).
+    static func quote(_ s: String) -> String {
+        var o = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": o += "\\\""
+            case "\\": o += "\\\\"
+            case "\n": o += "\\n"
+            case "\r": o += "\\r"
+            case "\t": o += "\\t"
+            default:
+                if u.value < 0x20 || u.value == 0x7F { o += String(format: "\\u%04x", u.value) } else { o.unicodeScalars.append(u) }
+            }
+        }
+        return o + "\""
+    }
+
     /// A short rendering for error messages.
     var brief: String {
         switch self {
@@ -55,14 +84,14 @@ enum StrictJSON: Sendable {
 
         mutating func expect(_ c: UInt8) throws {
             guard i < b.count, b[i] == c else {
-                throw fail(i < b.count ? "expected '\(Character(Unicode.Scalar(c)))'" : "unexpected end of header")
+                throw fail(i < b.count ? "expected '\(Character(Unicode.Scalar(c)))'" : "unexpected end of input")
             }
             i += 1
         }
 
         mutating func value(depth: Int) throws -> StrictJSON {
             guard depth < StrictJSON.maxDepth else { throw fail("nested more than \(StrictJSON.maxDepth) levels deep") }
-            guard i < b.count else { throw fail("unexpected end of header") }
+            guard i < b.count else { throw fail("unexpected end of input") }
             switch b[i] {
             case UInt8(ascii: "{"):
                 i += 1
@@ -79,7 +108,7 @@ enum StrictJSON: Sendable {
                     let v = try value(depth: depth + 1)
                     guard o.updateValue(v, forKey: k) == nil else { throw fail("duplicate key '\(k)'") }
                     skipWhitespace()
-                    guard i < b.count else { throw fail("unexpected end of header") }
+                    guard i < b.count else { throw fail("unexpected end of input") }
                     if b[i] == UInt8(ascii: ",") { i += 1; continue }
                     try expect(UInt8(ascii: "}"))
                     return .object(o)
@@ -93,7 +122,7 @@ enum StrictJSON: Sendable {
                     skipWhitespace()
                     a.append(try value(depth: depth + 1))
                     skipWhitespace()
-                    guard i < b.count else { throw fail("unexpected end of header") }
+                    guard i < b.count else { throw fail("unexpected end of input") }
                     if b[i] == UInt8(ascii: ",") { i += 1; continue }
                     try expect(UInt8(ascii: "]"))
                     return .array(a)
@@ -137,8 +166,8 @@ enum StrictJSON: Sendable {
             return String(decoding: b[start..<i], as: UTF8.self)
         }
 
-        /// A string literal starting at the opening quote. The header was checked to be valid UTF-8
-        /// beforehand, so bytes >= 0x80 are copied through.
+        /// A string literal starting at the opening quote; bytes >= 0x80 are copied through (invalid
+        /// UTF-8 becomes U+FFFD when the string is made).
         mutating func string() throws -> String {
             i += 1
             var out: [UInt8] = []
