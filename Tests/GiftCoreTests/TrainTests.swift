@@ -50,6 +50,20 @@ final class TrainTests: XCTestCase {
         }
     }
 
+    /// gift-ref caches betas per split; a validation split larger than the training split must use its
+    /// own cache (it once took the training split's, by the wrong indices).
+    func testGiftRefWithLargeValidationSplit() throws {
+        let d = try temporaryDirectory(self)
+        var c = config(.giftRef, dir: d, steps: 3); c.validationFraction = 0.7; c.microBatch = 8
+        let t = try trainer(c)
+        XCTAssertGreaterThan(t.data.validation.count, t.data.train.count)
+        let s = try t.run(outDir: d.path)
+        XCTAssertTrue(s.finalLoss.isFinite)
+        XCTAssertTrue(s.finalValLoss?.isFinite ?? false)
+        XCTAssertEqual(t.valRefBetas.count, t.data.validation.count)
+        XCTAssertEqual(t.valRefBetas[0].count, t.model.rope.maxLen - t.data.validation[0].prompt.count)
+    }
+
     func testSameSeedSameLossesBitForBit() throws {
         let a = try temporaryDirectory(self), b = try temporaryDirectory(self)
         _ = try trainer(config(.gift, dir: a, steps: 6)).run(outDir: a.path)

@@ -78,11 +78,12 @@ public final class Trainer {
     /// Every sequence of the global batch, padded with EOS to one length (the longest, plus one EOS),
     /// so the padded form of an example and the normaliser do not depend on how ranks and micro-batches
     /// split the batch.
-    func sequences(_ indices: [Int], from examples: [Example], padTo: Int? = nil) -> [TrainSequence] {
+    /// `betas`: gift-ref's cached betas of `examples` (indexed like them), attached to each sequence.
+    func sequences(_ indices: [Int], from examples: [Example], padTo: Int? = nil, betas: [[Float]] = []) -> [TrainSequence] {
         let padded = Batching.pad(indices.map { (examples[$0], $0) }, eos: eos, toLength: padTo, minEOS: 1)
         return padded.map { p in
             var s = TrainSequence(tokens: p.tokens, promptLength: p.promptLength, exampleIndex: p.exampleIndex)
-            if !refBetas.isEmpty { s.cachedBetas = refBetas[p.exampleIndex] }
+            if !betas.isEmpty { s.cachedBetas = betas[p.exampleIndex] }
             return s
         }
     }
@@ -99,7 +100,7 @@ public final class Trainer {
         if let f = faultStep, step == f, comm.rank == faultRank {
             throw GiftError(.data, "injected fault at step \(step + 1) (GIFT_FAULT_RANK/GIFT_FAULT_STEP)")
         }
-        let all = sequences(globalIndices(step: step), from: data.train, padTo: fixedPadLength)
+        let all = sequences(globalIndices(step: step), from: data.train, padTo: fixedPadLength, betas: refBetas)
         let normalizer = LossNormalizer.of(all)
         let mine = Array(all[(comm.rank * rankBatch)..<((comm.rank + 1) * rankBatch)])
         grads.zero()
@@ -239,8 +240,7 @@ public final class Trainer {
         // one padded length for the whole split, so the loss does not depend on the micro-batch size
         let padTo = fixedPadLength ?? (data.validation.map(\.length).max()! + 1)
         let chunks = stride(from: 0, to: n, by: cfg.microBatch).map { Array($0..<min(n, $0 + cfg.microBatch)) }
-        var seqsByChunk: [[TrainSequence]] = chunks.map { sequences($0, from: data.validation, padTo: padTo) }
-        if !refBetas.isEmpty { seqsByChunk = seqsByChunk.map { $0.map { var s = $0; s.cachedBetas = valRefBetas[s.exampleIndex]; return s } } }
+        let seqsByChunk = chunks.map { sequences($0, from: data.validation, padTo: padTo, betas: valRefBetas) }
         let norm = LossNormalizer(responseTokens: seqsByChunk.joined().reduce(0) { $0 + $1.responseLength }, sequences: n)
         for (c, seqs) in seqsByChunk.enumerated() where c % comm.size == comm.rank {
             let (st, _) = runner.run(params.pointer, grads: nil, seqs, seed: cfg.seed ^ 0x5EED_0F_7A1, step: 0, normalizer: norm)
