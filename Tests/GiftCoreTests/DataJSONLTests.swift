@@ -5,12 +5,7 @@ import XCTest
 final class DataJSONLTests: XCTestCase {
     var dir: URL!
 
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("gift-jsonl-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+    override func setUpWithError() throws { dir = try temporaryDirectory(self) }
 
     func file(_ lines: [String], _ name: String = "data.jsonl") throws -> String {
         let p = dir.appendingPathComponent(name).path

@@ -6,14 +6,7 @@ import XCTest
 final class ShardFileTests: XCTestCase {
     var dir: URL!
 
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("gift-shard-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: dir)
-    }
+    override func setUpWithError() throws { dir = try temporaryDirectory(self) }
 
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 
