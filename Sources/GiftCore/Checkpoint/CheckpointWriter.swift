@@ -82,7 +82,8 @@ public final class CheckpointWriter {
         } else {
             write()
         }
-        pending!.stall = Date().timeIntervalSince(t0)
+        // under the lock: the writer thread may be storing its result into `pending` right now
+        cond.lock(); pending!.stall = Date().timeIntervalSince(t0); cond.unlock()
     }
 
     /// Collective, once per step: completes a save every rank has finished writing.
