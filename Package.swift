@@ -24,7 +24,9 @@ let package = Package(
                        providers: [.apt(["libzstd-dev"])]),
         // The only target that sees mpi.h: a plain-C facade over the few MPI calls gift needs.
         .target(name: "CMPIShim", dependencies: ["CMPI"], path: "Sources/CMPIShim"),
-        .target(name: "GiftCore", dependencies: ["CBLAS", "CZstd", "CMPIShim"],
+        // oneDNN through dlopen: builds without libdnnl, uses it at run time when it is installed.
+        .target(name: "CDNNLShim", path: "Sources/CDNNLShim", linkerSettings: [.linkedLibrary("dl")]),
+        .target(name: "GiftCore", dependencies: ["CBLAS", "CZstd", "CMPIShim", "CDNNLShim"],
                 path: "Sources/GiftCore", swiftSettings: simdFlags),
         .executableTarget(name: "gift", dependencies: [
             "GiftCore", .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -2,7 +2,7 @@
 # Installs the Debian packages gift builds against, only those that are missing.
 # Idempotent and non-interactive; needs root (or sudo) on Debian 12.
 set -euo pipefail
-PKGS=(libopenmpi-dev openmpi-bin libopenblas-dev libzstd-dev pkg-config)
+PKGS=(libopenmpi-dev openmpi-bin libopenblas-dev libzstd-dev pkg-config libdnnl-dev)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -7,17 +7,21 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Measure training speed: whole optimizer steps per objective, against sgemm in the same run.",
         discussion: """
-        Each objective in --objective (comma-separated) runs --warmup untimed steps, then --steps timed
-        steps (pass 1 where the objective has one, pass 2 forward, backward, AdamW) on a synthetic batch;
-        the objectives' steps are interleaved (A, B, A, B, ...) and each is the median of its steps, so
-        their ratio holds on a noisy machine.
-        It prints one JSON line per objective and, last, one JSON object with the summary: tokens_per_s,
-        gflops (model FLOPs, no recompute counted) and sgemm_gflops (cblas_sgemm at the model's largest
-        matmul shape, measured in the same run), the fraction, peak memory, and the GIFT/SFT step ratio
-        when both ran. Threads: OPENBLAS_NUM_THREADS (default: all cores). Under mpirun every rank runs
-        its own batch and gradients are summed as in training; the figures are then for all ranks
-        together (examples_per_s, tokens_per_s) plus the median communication wait per step.
-        Example: OPENBLAS_NUM_THREADS=2 gift bench --preset small --objective sft,gift
+        Each objective in --objective (comma-separated) runs under each --gemm backend and --precision
+        (also comma lists): --warmup untimed steps, then --steps timed steps (pass 1 where the objective
+        has one, pass 2 forward, backward, AdamW) on a synthetic batch. All these lanes are interleaved
+        step by step (A, B, A, B, ...) and each is the median of its steps, so their ratios hold on a
+        noisy machine.
+        It prints the matmul rate of each setting at the model's largest matmul shape, one JSON line per
+        lane (objective, gemm, precision, tokens_per_s, s_per_step, gflops) and, last, one JSON object
+        with the summary: the first lane's tokens_per_s, gflops (model FLOPs, no recompute counted),
+        sgemm_gflops (OpenBLAS sgemm at that shape, same run) and their fraction, peak memory, and the
+        GIFT/SFT step ratio of every setting where both ran. bf16 on a CPU without AVX512_BF16/AMX runs
+        "emulated" (bf16-rounded operands through the fp32 GEMM); the line says which.
+        Threads: OPENBLAS_NUM_THREADS (default: all cores; oneDNN uses the same count). Under mpirun every
+        rank runs its own batch and gradients are summed as in training; the figures are then for all
+        ranks together (examples_per_s, tokens_per_s) plus the median communication wait per step.
+        Example: OPENBLAS_NUM_THREADS=2 gift bench --preset small --objective sft,gift --gemm openblas,onednn --precision fp32,bf16
         """)
 
     @Option(help: "Preset model shape: tiny, small or base (ignored with --model).") var preset: String = "small"
@@ -29,12 +33,25 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print the time per phase of a step (pass 1, pass 2 forward, head, loss, backward, optimizer).")
     var profile = false
     @OptionGroup var objectiveFlags: ObjectiveFlags
+    @Option(help: "Matrix-multiply backends to measure, comma-separated: auto, openblas, onednn.")
+    var gemm: String = "auto"
+    @Option(help: "Precisions to measure, comma-separated: fp32, bf16 (each objective runs in each, interleaved).")
+    var precision: String = "fp32"
 
     func run() throws {
         let comm: Communicator = try MPICommunicator.fromEnvironment() ?? SingleProcess()
         defer { (comm as? MPICommunicator)?.finalize() }
         let root = comm.rank == 0
         func say(_ s: String) { if root { print(s) } }
+        func list(_ s: String) -> [String] { s.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
+        var computes: [Bench.Compute] = []
+        for g in list(gemm) {
+            for p in list(precision) {
+                guard let pr = Precision(rawValue: p) else { throw ValidationError("--precision: '\(p)' is not fp32 or bf16") }
+                try Gemm.configure(gemm: g, precision: pr)   // fails early on a typo or a missing oneDNN
+                computes.append(Bench.Compute(gemm: g, precision: pr))
+            }
+        }
         let config: ModelConfig, params: FloatBuffer
         if let model {
             (config, params) = try ModelFolder.load(model)
@@ -44,29 +61,46 @@ struct BenchCommand: ParsableCommand {
         }
         guard seq > 1, batch > 0, steps > 0, warmup >= 0 else { throw ValidationError("--seq, --batch, --steps must be positive") }
         let m = Transformer(config: config, maxSeqLen: seq)
-        let kinds = objectiveFlags.objective.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
-        let opts = try kinds.map { try objectiveFlags.options(kind: $0) }
+        let opts = try list(objectiveFlags.objective).map { try objectiveFlags.options(kind: $0) }
         let T = batch * seq
-        let sgemm = Bench.sgemmGFlops(m: T, n: max(config.vocab, config.mlpHiddenSize, config.dModel), k: config.dModel)
-        say("bench: \(model ?? preset), seq \(seq), batch \(batch) per rank, \(comm.size) ranks × \(Gemm.threads) BLAS threads, sgemm \(String(format: "%.1f", sgemm)) GFLOP/s")
+        let gemmShape = (m: T, n: max(config.vocab, config.mlpHiddenSize, config.dModel), k: config.dModel)
+        try Gemm.configure(gemm: "openblas", precision: .fp32)
+        let sgemm = Bench.sgemmGFlops(m: gemmShape.m, n: gemmShape.n, k: gemmShape.k)
+        say("bench: \(model ?? preset), seq \(seq), batch \(batch) per rank, \(comm.size) ranks × \(Gemm.threads) threads; "
+            + "OpenBLAS sgemm \(String(format: "%.1f", sgemm)) GFLOP/s at \(gemmShape.m)×\(gemmShape.n)×\(gemmShape.k); \(Gemm.onednnDescription)")
+        for c in computes {
+            try Gemm.configure(gemm: c.gemm, precision: c.precision)
+            let r = Bench.sgemmGFlops(m: gemmShape.m, n: gemmShape.n, k: gemmShape.k)
+            say("  matmul \(Gemm.summary): \(String(format: "%.1f", r)) GFLOP/s at the same shape")
+        }
         Profiler.enabled = profile
         let results = try Bench.run(model: m, params: params, objectives: opts, batch: batch, seqLen: seq, steps: steps,
-                                    warmup: warmup, comm: comm)
+                                    warmup: warmup, computes: computes, comm: comm)
+        func q(_ s: String) -> String { "\"" + s + "\"" }
         for r in results {
+            say("\(r.objective.rawValue), \(r.computeSummary):")
             for (phase, sec) in r.profile where root {
                 print("  " + phase.padding(toLength: 22, withPad: " ", startingAt: 0)
                       + String(format: "%8.1f ms/step  %5.1f%%", sec * 1000, 100 * sec / r.sPerStep))
             }
-            say(String(format: "{\"objective\": \"%@\", \"tokens_per_s\": %.1f, \"s_per_step\": %.4f, \"gflops\": %.1f, \"examples_per_s\": %.3f, \"comm_wait_s\": %.4f}",
-                       r.objective.rawValue, r.tokensPerS, r.sPerStep, r.gflops, r.examplesPerS, r.commWait))
+            say(String(format: "{\"objective\": \"%@\", \"gemm\": %@, \"precision\": \"%@\", \"compute\": %@, \"tokens_per_s\": %.1f, \"s_per_step\": %.4f, \"gflops\": %.1f, \"examples_per_s\": %.3f, \"comm_wait_s\": %.4f}",
+                       r.objective.rawValue, q(r.compute.gemm), r.compute.precision.rawValue, q(r.computeSummary),
+                       r.tokensPerS, r.sPerStep, r.gflops, r.examplesPerS, r.commWait))
         }
+        // the summary: the first setting's first objective, plus the GIFT/SFT ratio of every setting
         let first = results[0]
-        var summary = String(format: "{\"objective\": \"%@\", \"tokens_per_s\": %.1f, \"s_per_step\": %.4f, \"gflops\": %.1f, \"sgemm_gflops\": %.1f, \"fraction_of_sgemm\": %.3f, \"peak_rss_mib\": %.1f, \"ranks\": %d, \"examples_per_s\": %.3f, \"comm_wait_s\": %.4f",
-                             first.objective.rawValue, first.tokensPerS, first.sPerStep, first.gflops, sgemm,
+        var summary = String(format: "{\"objective\": \"%@\", \"compute\": %@, \"tokens_per_s\": %.1f, \"s_per_step\": %.4f, \"gflops\": %.1f, \"sgemm_gflops\": %.1f, \"fraction_of_sgemm\": %.3f, \"peak_rss_mib\": %.1f, \"ranks\": %d, \"examples_per_s\": %.3f, \"comm_wait_s\": %.4f",
+                             first.objective.rawValue, q(first.computeSummary), first.tokensPerS, first.sPerStep, first.gflops, sgemm,
                              first.gflops / sgemm, Double(Bench.peakRSS()) / 1048576, comm.size, first.examplesPerS, first.commWait)
-        if let s = results.first(where: { $0.objective == .sft }), let g = results.first(where: { $0.objective == .gift }) {
-            summary += String(format: ", \"gift_sft_ratio\": %.3f", g.sPerStep / s.sPerStep)
+        var ratios: [String] = []
+        for c in computes {
+            let mine = results.filter { $0.compute == c }
+            if let s = mine.first(where: { $0.objective == .sft }), let g = mine.first(where: { $0.objective == .gift }) {
+                ratios.append(String(format: "%@: %.3f", q(s.computeSummary), g.sPerStep / s.sPerStep))
+            }
         }
+        if ratios.count == 1 { summary += ", \"gift_sft_ratio\": " + ratios[0].split(separator: " ").last! }
+        if !ratios.isEmpty { summary += ", \"gift_sft_ratios\": {" + ratios.joined(separator: ", ") + "}" }
         say(summary + "}")
     }
 }

@@ -18,10 +18,12 @@ struct InspectCommand: ParsableCommand {
     @Option(help: "Model folder (config.json + safetensors).") var model: String
     @Option(help: "Batch file (JSON, see above).") var batch: String
     @OptionGroup var objective: ObjectiveFlags
+    @OptionGroup var compute: ComputeFlags
     @Option(help: "Output safetensors file.") var out: String
 
     func run() throws {
         let options = try objective.options()   // flags first: a typo fails before any file is read
+        try compute.apply()
         let (config, params) = try ModelFolder.load(model)
         let seqs = try Inspect.readBatch(path: batch, config: config)
         let m = Transformer(config: config, maxSeqLen: seqs[0].tokens.count)

@@ -46,10 +46,12 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "A prompt (repeatable).") var prompt: [String] = []
     @Option(help: "JSONL file of prompts ({\"prompt\": \"...\"} or {\"prompt_ids\": [...]} per line).") var prompts: String?
     @OptionGroup var sampler: SamplerFlags
+    @OptionGroup var compute: ComputeFlags
     @Option(help: "Seed of the random draws (temperature > 0, random remasking).") var seed: UInt64 = 0
     @Flag(help: "Print one JSON object per prompt.") var json = false
 
     func run() throws {
+        try compute.apply()
         let (cfg, params) = try loadModelForSampling(model)
         let tok = try? CharTokenizer(vocabSize: cfg.vocab, eosId: cfg.eosTokenId, maskId: cfg.maskTokenId)
         func encode(_ s: String) throws -> [Int32] {
@@ -135,9 +137,11 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "First seed S.") var seed: UInt64 = 0
     @Option(help: "Write every prompt, output, reference and score to this JSONL file.") var out: String?
     @OptionGroup var sampler: SamplerFlags
+    @OptionGroup var compute: ComputeFlags
     @Flag(help: "Print the time spent in each phase of the sampler.") var profile = false
 
     func run() throws {
+        try compute.apply()
         Profiler.enabled = profile
         let t = try BuiltinTask(name: task)
         guard n >= 1 else { throw ValidationError("--n must be at least 1") }

@@ -54,6 +54,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Test problems per accuracy evaluation.") var evalN: Int?
     @Option(help: "1: ZeRO-1, shard the AdamW moments over ranks (for large models on small nodes).") var zero: Int?
     @Option(help: "Gradient allreduce bucket size in MiB (buckets start while backward runs).") var bucketMb: Double?
+    @Option(help: "Matrix-multiply backend: auto (oneDNN when libdnnl is installed, else OpenBLAS), openblas or onednn.") var gemm: String?
+    @Option(help: "Matmul input precision: fp32 or bf16 (fp32 accumulation; master weights, gradients, AdamW state, softmax, norms, entropy and loss stay fp32).") var precision: String?
     @Option(help: "Resume: auto (the run folder's newest complete checkpoint; none: start fresh) or a checkpoint folder.")
     var resume: String?
     @Option(help: "Checkpoint every N optimizer steps (0: only at the end).") var checkpointEvery: Int = 0
@@ -77,6 +79,7 @@ struct TrainCommand: ParsableCommand {
             ("weight_decay", weightDecay), ("max_grad_norm", maxGradNorm), ("max_length", maxLength),
             ("seed", seed.map { Int($0) }), ("out", out), ("eval_every", evalEvery),
             ("validation_fraction", validationFraction), ("max_bad_steps", maxBadSteps), ("zero", zero), ("bucket_mb", bucketMb), ("eval_task", evalTask), ("eval_n", evalN),
+            ("gemm", gemm), ("precision", precision),
         ]
         for (k, v) in flags { if let v { try c.set(k, v, source: "--" + k.replacingOccurrences(of: "_", with: "-")) } }
         if skipBadLines { c.skipBadLines = true }

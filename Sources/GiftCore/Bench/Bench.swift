@@ -4,8 +4,17 @@ import Foundation
 /// measurement at the model's largest matmul shape, so a step's achieved GFLOP/s is read against what
 /// the machine's GEMM reaches right now (the machine is shared and noisy: only ratios from one run count).
 public enum Bench {
+    /// A matmul backend and precision to measure (`Gemm.configure`'s arguments).
+    public struct Compute: Sendable, Equatable {
+        public var gemm: String, precision: Precision
+        public init(gemm: String, precision: Precision) { self.gemm = gemm; self.precision = precision }
+    }
+
     public struct Result {
         public var objective: ObjectiveKind
+        public var compute = Compute(gemm: "auto", precision: .fp32)
+        /// What ran: `Gemm.summary` ("onednn fp32", "openblas bf16 (emulated)", ...).
+        public var computeSummary = ""
         public var sPerStep: Double
         public var tokensPerS: Double
         public var gflops: Double
@@ -62,6 +71,8 @@ public enum Bench {
     /// One objective's timed loop state (the model's memory is shared: one lane runs at a time).
     final class Lane {
         let objective: ObjectiveOptions
+        var compute = Compute(gemm: "auto", precision: .fp32)
+        var summary = ""
         var seqs: [TrainSequence]
         var times: [Double] = [], waits: [Double] = [], flops = 0.0
         var profile: (totals: [String: Double], order: [String]) = ([:], [])
@@ -81,13 +92,26 @@ public enum Bench {
     /// objective, interleaved step by step (A, B, A, B, ...) after `warmup` steps each, so a burst of
     /// load on a shared machine hits all of them alike; each step time is the median.
     /// Under MPI every rank runs its own batch and the gradients are summed as in training.
+    /// `computes`: each objective runs under each setting (lanes = settings × objectives, interleaved);
+    /// empty: the current `Gemm` setting only.
     public static func run(model: Transformer, params: FloatBuffer, objectives: [ObjectiveOptions], batch B: Int,
-                           seqLen L: Int, steps: Int, warmup: Int, comm: Communicator = SingleProcess()) throws -> [Result] {
+                           seqLen L: Int, steps: Int, warmup: Int, computes: [Compute] = [],
+                           comm: Communicator = SingleProcess()) throws -> [Result] {
         let c = model.config
         var seqs = batch(config: c, batch: B, seqLen: L, seed: 1 + UInt64(comm.rank))
         for i in seqs.indices { seqs[i].exampleIndex += comm.rank * B }
         let sync = comm.size > 1 ? GradientSync(comm: comm, count: model.layout.count, bucketFloats: 1 << 20) : nil
-        let lanes = objectives.map { Lane(model: model, params: params, objective: $0, seqs: seqs, B: B, L: L) }
+        let settings: [Compute?] = computes.isEmpty ? [nil] : computes
+        var lanes: [Lane] = []
+        for cs in settings {
+            if let cs { try Gemm.configure(gemm: cs.gemm, precision: cs.precision) }
+            for o in objectives {
+                let lane = Lane(model: model, params: params, objective: o, seqs: seqs, B: B, L: L)
+                if let cs { lane.compute = cs }
+                lane.summary = Gemm.summary
+                lanes.append(lane)
+            }
+        }
         let norm = LossNormalizer(responseTokens: LossNormalizer.of(seqs).responseTokens * comm.size, sequences: B * comm.size)
         // one runner, gradient, optimizer and parameter copy for all lanes: the peak memory is one model's
         let runner = ObjectiveRunner(model: model, options: objectives[0], capacityTokens: B * L, maxSeqLen: L)
@@ -96,6 +120,7 @@ public enum Bench {
         for s in 0..<(warmup + steps) {
             for lane in lanes {
                 Profiler.state = lane.profile
+                if !computes.isEmpty { try Gemm.configure(gemm: lane.compute.gemm, precision: lane.compute.precision) }
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 runner.options = lane.objective
                 grads.zero()
@@ -117,7 +142,7 @@ public enum Bench {
         }
         return lanes.map { lane in
             let per = median(lane.times)
-            return Result(objective: lane.objective.kind, sPerStep: per, tokensPerS: Double(B * L * comm.size) / per,
+            return Result(objective: lane.objective.kind, compute: lane.compute, computeSummary: lane.summary, sPerStep: per, tokensPerS: Double(B * L * comm.size) / per,
                           gflops: lane.flops / Double(steps) / per / 1e9, modelFlopsPerStep: lane.flops / Double(steps),
                           profile: lane.profile.order.map { ($0, lane.profile.totals[$0]! / Double(steps)) },
                           examplesPerS: Double(B * comm.size) / per, commWait: lane.waits.isEmpty ? 0 : median(lane.waits))

@@ -191,8 +191,11 @@ public final class Sampler: @unchecked Sendable {
             var end = start
             while end < order.count && end - start < batchCap && prompts[order[end]].count == len { end += 1 }
             let idx = Array(order[start..<end])
-            let res = run(prompts: idx.map { prompts[$0] }, keys: idx.map { keys[$0] }, seeds: idx.map { seeds[$0] },
-                          model: model, acts: acts)
+            // bf16: the weights' bf16 copy lives for one batch of prompts (params do not change meanwhile)
+            let res = Gemm.withWeightMirror(params.pointer, count: params.count) {
+                run(prompts: idx.map { prompts[$0] }, keys: idx.map { keys[$0] }, seeds: idx.map { seeds[$0] },
+                    model: model, acts: acts)
+            }
             for (j, i) in idx.enumerated() { out[i] = res[j] }
             start = end
         }

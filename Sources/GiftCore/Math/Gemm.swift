@@ -1,9 +1,79 @@
 import CBLAS
+import CDNNLShim
+import Foundation
+
+/// Which library multiplies matrices: OpenBLAS (fp32, everywhere) or oneDNN (fp32 and bf16; loaded at
+/// run time when Debian's libdnnl is installed).
+public enum GemmBackend: String, CaseIterable, Sendable {
+    case openblas, onednn
+}
+
+/// The precision of matrix-multiply inputs. In bf16 both operands are rounded to bf16 (to nearest, ties
+/// to even) and products are accumulated in fp32; everything else (master weights, gradients, AdamW
+/// state, softmax, norms, entropy, loss) stays fp32.
+public enum Precision: String, CaseIterable, Sendable {
+    case fp32, bf16
+}
+
+/// How a bf16 matmul runs: oneDNN's bf16 kernel on bf16 operands (fast on CPUs with AVX512_BF16 or AMX),
+/// or `emulated`: the operands rounded to bf16 values kept in fp32, multiplied by the fp32 backend. Both
+/// give the same products (a bf16×bf16 product is exact in fp32) with fp32 accumulation, so they differ
+/// only in summation order; `emulated` is the faster one on CPUs without bf16 instructions.
+public enum BF16Kernel: String, Sendable {
+    case native, emulated
+}
 
 /// The one matrix-multiply interface every layer goes through (row-major):
 /// C[m×n] = alpha · op(A) · op(B) + beta · C, with op(X) = X or Xᵀ.
-/// Today it is OpenBLAS `cblas_sgemm`; a bf16 backend can slot in here without touching a layer.
+/// The backend and precision are process-wide settings (`configure`), chosen once by the command.
 public enum Gemm {
+    nonisolated(unsafe) public private(set) static var backend: GemmBackend = .openblas
+    nonisolated(unsafe) public private(set) static var precision: Precision = .fp32
+    nonisolated(unsafe) public private(set) static var bf16Kernel: BF16Kernel = .emulated
+
+    /// oneDNN's version and CPU ISA, or why it cannot be used.
+    public static var onednnDescription: String { String(cString: gift_dnnl_description()) }
+    public static var onednnAvailable: Bool { gift_dnnl_available() != 0 }
+    public static var nativeBF16: Bool { gift_dnnl_native_bf16() != 0 }
+
+    /// Selects the backend (`auto`: oneDNN when it loads, else OpenBLAS) and the precision. The bf16
+    /// kernel is oneDNN's own where the CPU has bf16 instructions, else the emulation; the environment
+    /// variable GIFT_BF16_KERNEL=native|emulated overrides that (tests run both).
+    /// Throws when oneDNN is asked for and cannot be loaded.
+    public static func configure(gemm: String = "auto", precision: Precision = .fp32,
+                                 bf16Kernel forcedKernel: BF16Kernel? = nil) throws {
+        switch gemm {
+        case "auto": backend = onednnAvailable ? .onednn : .openblas
+        case "openblas": backend = .openblas
+        case "onednn":
+            guard onednnAvailable else {
+                throw GiftError(.usage, "--gemm onednn: \(onednnDescription)")
+            }
+            backend = .onednn
+        default: throw GiftError(.usage, "--gemm must be auto, openblas or onednn, not '\(gemm)'")
+        }
+        self.precision = precision
+        var kernel: BF16Kernel = backend == .onednn && nativeBF16 ? .native : .emulated
+        let env = ProcessInfo.processInfo.environment["GIFT_BF16_KERNEL"] ?? ""
+        if forcedKernel != nil || !env.isEmpty {
+            guard let k = forcedKernel ?? BF16Kernel(rawValue: env) else {
+                throw GiftError(.usage, "GIFT_BF16_KERNEL must be native or emulated, not '\(env)'")
+            }
+            if k == .native && backend != .onednn {
+                throw GiftError(.usage, "GIFT_BF16_KERNEL=native needs the oneDNN backend (--gemm onednn)")
+            }
+            kernel = k
+        }
+        bf16Kernel = kernel
+        if backend == .onednn { gift_dnnl_set_threads(Int32(threads)) }
+        mirror.deactivate()
+    }
+
+    /// One line for logs and bench output: "onednn fp32", "openblas bf16 (emulated)", ...
+    public static var summary: String {
+        precision == .bf16 ? "\(backend.rawValue) bf16 (\(bf16Kernel.rawValue))" : "\(backend.rawValue) fp32"
+    }
+
     @inline(__always)
     public static func mm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
                           alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
@@ -14,8 +84,45 @@ public enum Gemm {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
             return
         }
+        if precision == .bf16 {
+            bf16(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                 beta: beta, c: c, ldc: ldc)
+        } else {
+            fp32(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                 beta: beta, c: c, ldc: ldc)
+        }
+    }
+
+    @inline(__always)
+    static func fp32(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+                     b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if backend == .onednn,
+           gift_dnnl_gemm(0, transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) == 0 {
+            return
+        }
+        // OpenBLAS, and the fallback for a shape oneDNN refuses.
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// bf16 operands: weights come from the mirror when one is active (converted once per step), other
+    /// operands are rounded into per-thread scratch, packed (leading dimension = row length).
+    static func bf16(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+                     b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let s = GemmScratch.current
+        let (aRows, aCols) = transA ? (k, m) : (m, k)
+        let (bRows, bCols) = transB ? (n, k) : (k, n)
+        if bf16Kernel == .native {
+            let (pa, la) = mirror.bits(a, lda) ?? (s.bitsA(a, rows: aRows, cols: aCols, ld: lda), aCols)
+            let (pb, lb) = mirror.bits(b, ldb) ?? (s.bitsB(b, rows: bRows, cols: bCols, ld: ldb), bCols)
+            if gift_dnnl_gemm(1, transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, pa, la, pb, lb, beta, c, ldc) == 0 {
+                return
+            }
+        }
+        let (pa, la) = mirror.rounded(a, lda) ?? (s.roundedA(a, rows: aRows, cols: aCols, ld: lda), aCols)
+        let (pb, lb) = mirror.rounded(b, ldb) ?? (s.roundedB(b, rows: bRows, cols: bCols, ld: ldb), bCols)
+        fp32(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: pa, lda: la, b: pb, ldb: lb,
+             beta: beta, c: c, ldc: ldc)
     }
 
     /// y[rows×out] = x[rows×in] · Wᵀ, W stored [out, in] (PyTorch Linear layout).
@@ -42,6 +149,133 @@ public enum Gemm {
         }
     }
 
-    public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
+    /// Threads of one GEMM: OpenBLAS's (process-wide) and oneDNN's OpenMP count for the calling thread.
+    public static func setThreads(_ n: Int) {
+        openblas_set_num_threads(Int32(max(1, n)))
+        if backend == .onednn { gift_dnnl_set_threads(Int32(max(1, n))) }
+    }
     public static var threads: Int { Int(openblas_get_num_threads()) }
+
+    /// Runs `body` with this thread's GEMMs on one thread (for GEMMs issued from parallel workers).
+    @inline(__always)
+    public static func singleThreaded<R>(_ body: () -> R) -> R {
+        guard backend == .onednn else { return body() }
+        let saved = gift_dnnl_get_threads()
+        gift_dnnl_set_threads(1)
+        defer { gift_dnnl_set_threads(saved) }
+        return body()
+    }
+
+    // MARK: bf16 weight mirror
+
+    static let mirror = WeightMirror()
+
+    /// In bf16, runs `body` with a bf16 copy of the `count` floats at `params` (the flat parameter
+    /// buffer) made first, so weight operands are converted once rather than at every GEMM. The copy is
+    /// used only inside `body`, during which the parameters must not change: callers wrap one forward/
+    /// backward (one optimizer step), so the copy is refreshed after every optimizer step. Nested calls
+    /// for the same buffer reuse the active copy. In fp32 it just runs `body`.
+    public static func withWeightMirror<R>(_ params: UnsafePointer<Float>, count: Int, _ body: () throws -> R) rethrows -> R {
+        guard precision == .bf16, !mirror.isActive(params, count) else { return try body() }
+        Profiler.measure("bf16 weight copy") { mirror.activate(params, count: count, native: bf16Kernel == .native) }
+        defer { mirror.deactivate() }
+        return try body()
+    }
+}
+
+/// The bf16 copy of the flat parameter buffer (`Gemm.withWeightMirror`): bf16 bits for oneDNN's native
+/// kernel, or bf16-rounded floats for the emulation; same offsets as the parameters.
+final class WeightMirror: @unchecked Sendable {
+    private var base: UnsafePointer<Float>?
+    private var count = 0
+    private var bitsBuf = UnsafeMutablePointer<UInt16>.allocate(capacity: 0)
+    private var floatBuf = UnsafeMutablePointer<Float>.allocate(capacity: 0)
+    private var capacityBits = 0, capacityFloats = 0
+    private var native = false
+
+    func isActive(_ p: UnsafePointer<Float>, _ n: Int) -> Bool { base == p && count == n }
+
+    func activate(_ p: UnsafePointer<Float>, count n: Int, native: Bool) {
+        self.native = native
+        if native {
+            if capacityBits < n { bitsBuf.deallocate(); bitsBuf = .allocate(capacity: n); capacityBits = n }
+            let dst = bitsBuf
+            Parallel.chunks(n, minChunk: 1 << 16) { s, e in BFloat16.encodeFast(p + s, into: dst + s, count: e - s) }
+        } else {
+            if capacityFloats < n { floatBuf.deallocate(); floatBuf = .allocate(capacity: n); capacityFloats = n }
+            let dst = floatBuf
+            Parallel.chunks(n, minChunk: 1 << 16) { s, e in BFloat16.roundFast(p + s, into: dst + s, count: e - s) }
+        }
+        base = p; count = n
+    }
+
+    func deactivate() { base = nil; count = 0 }
+
+    /// The mirror's bits for a pointer into the parameters (same leading dimension), or nil.
+    @inline(__always) func bits(_ p: UnsafePointer<Float>, _ ld: Int) -> (UnsafeRawPointer, Int)? {
+        guard native, let base, p >= base, p < base + count else { return nil }
+        return (UnsafeRawPointer(bitsBuf + (p - base)), ld)
+    }
+
+    @inline(__always) func rounded(_ p: UnsafePointer<Float>, _ ld: Int) -> (UnsafePointer<Float>, Int)? {
+        guard !native, let base, p >= base, p < base + count else { return nil }
+        return (UnsafePointer(floatBuf + (p - base)), ld)
+    }
+}
+
+/// Per-thread buffers for bf16 operands (attention issues GEMMs from several threads at once). They grow
+/// to the largest operand seen and are then reused: no allocation in a steady-state step.
+final class GemmScratch {
+    private var a = Grow<Float>(), b = Grow<Float>(), ai = Grow<UInt16>(), bi = Grow<UInt16>()
+
+    nonisolated(unsafe) private static var key: pthread_key_t = {
+        var k = pthread_key_t()
+        pthread_key_create(&k) { p in if let p { Unmanaged<GemmScratch>.fromOpaque(p).release() } }
+        return k
+    }()
+
+    static var current: GemmScratch {
+        if let p = pthread_getspecific(key) { return Unmanaged<GemmScratch>.fromOpaque(p).takeUnretainedValue() }
+        let s = GemmScratch()
+        pthread_setspecific(key, Unmanaged.passRetained(s).toOpaque())
+        return s
+    }
+
+    func roundedA(_ p: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int) -> UnsafePointer<Float> {
+        Self.pack(p, rows, cols, ld, a.take(rows * cols), BFloat16.roundFast)
+    }
+    func roundedB(_ p: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int) -> UnsafePointer<Float> {
+        Self.pack(p, rows, cols, ld, b.take(rows * cols), BFloat16.roundFast)
+    }
+    func bitsA(_ p: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int) -> UnsafeRawPointer {
+        UnsafeRawPointer(Self.pack(p, rows, cols, ld, ai.take(rows * cols), BFloat16.encodeFast))
+    }
+    func bitsB(_ p: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int) -> UnsafeRawPointer {
+        UnsafeRawPointer(Self.pack(p, rows, cols, ld, bi.take(rows * cols), BFloat16.encodeFast))
+    }
+
+    @inline(__always)
+    private static func pack<T>(_ src: UnsafePointer<Float>, _ rows: Int, _ cols: Int, _ ld: Int,
+                                _ dst: UnsafeMutablePointer<T>,
+                                _ convert: (UnsafePointer<Float>, UnsafeMutablePointer<T>, Int) -> Void) -> UnsafePointer<T> {
+        // large operands (activations of a linear layer) are split over the cores; inside Parallel.tasks
+        // (attention) BLAS runs single-threaded and so does this
+        let parts = rows * cols >= 1 << 17 && Gemm.threads > 1 ? min(Gemm.threads, rows) : 1
+        Parallel.chunks(parts, minChunk: 1) { p0, p1 in
+            for p in p0..<p1 {
+                let r0 = rows * p / parts, r1 = rows * (p + 1) / parts
+                if ld == cols { convert(src + r0 * cols, dst + r0 * cols, (r1 - r0) * cols) }
+                else { for r in r0..<r1 { convert(src + r * ld, dst + r * cols, cols) } }
+            }
+        }
+        return UnsafePointer(dst)
+    }
+
+    private struct Grow<T> {
+        var p = UnsafeMutablePointer<T>.allocate(capacity: 0), cap = 0
+        mutating func take(_ n: Int) -> UnsafeMutablePointer<T> {
+            if n > cap { p.deallocate(); cap = max(n, cap * 2); p = .allocate(capacity: cap) }
+            return p
+        }
+    }
 }

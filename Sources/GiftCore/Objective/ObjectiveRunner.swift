@@ -186,6 +186,18 @@ public final class ObjectiveRunner: @unchecked Sendable {
                     seed: UInt64, step: Int, normalizer: LossNormalizer,
                     captureLogits: UnsafeMutablePointer<Float>? = nil,
                     ready: ((Int) -> Void)? = nil) -> (StepStats, PreparedBatch) {
+        // bf16: one bf16 copy of the weights for both passes and backward (a no-op in fp32 or when a
+        // caller already made one for the whole step)
+        Gemm.withWeightMirror(params, count: model.layout.count) {
+            runPasses(params, grads: grads, seqs, seed: seed, step: step, normalizer: normalizer,
+                      captureLogits: captureLogits, ready: ready)
+        }
+    }
+
+    private func runPasses(_ params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>?, _ seqs: [TrainSequence],
+                           seed: UInt64, step: Int, normalizer: LossNormalizer,
+                           captureLogits: UnsafeMutablePointer<Float>?,
+                           ready: ((Int) -> Void)?) -> (StepStats, PreparedBatch) {
         let prep = prepare(params, seqs, seed: seed, step: step)
         let B = prep.batch, L = prep.seqLen, V = model.config.vocab
         var st = StepStats()

@@ -40,6 +40,11 @@ public struct RunConfig: Equatable, Sendable {
     /// LLaDA sampler (one seed during training, three at the end).
     public var evalTask = ""
     public var evalN = 64
+    /// Matrix-multiply backend: auto (oneDNN when installed, else OpenBLAS), openblas or onednn.
+    public var gemm = "auto"
+    /// Precision of matmul inputs: fp32, or bf16 (fp32 accumulation; weights, gradients and optimizer
+    /// state stay fp32).
+    public var precision = Precision.fp32
 
     public init() {}
 
@@ -68,6 +73,7 @@ public struct RunConfig: Equatable, Sendable {
             "max_length": maxLength, "seed": seed, "out": out, "eval_every": evalEvery,
             "validation_fraction": validationFraction, "skip_bad_lines": skipBadLines,
             "max_bad_steps": maxBadSteps, "init_seed": initSeed, "zero": zero, "bucket_mb": bucketMB, "eval_task": evalTask, "eval_n": evalN,
+            "gemm": gemm, "precision": precision.rawValue,
         ]
     }
 
@@ -157,6 +163,12 @@ public struct RunConfig: Equatable, Sendable {
                 throw bad("a built-in task (\(BuiltinTask.names.joined(separator: ", "))) or \"\"")
             }
         case "eval_n": evalN = try pos()
+        case "gemm":
+            gemm = try str()
+            if !["auto", "openblas", "onednn"].contains(gemm) { throw bad("auto, openblas or onednn") }
+        case "precision":
+            guard let p = Precision(rawValue: try str()) else { throw bad("fp32 or bf16") }
+            precision = p
         default:
             throw GiftError(.config, "\(source): unknown field '\(key)'; known fields: \(json.keys.sorted().joined(separator: ", "))")
         }

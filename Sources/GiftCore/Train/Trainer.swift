@@ -41,6 +41,7 @@ public final class Trainer {
     public init(config: RunConfig, comm: Communicator = SingleProcess(), modelConfig: ModelConfig, params: FloatBuffer,
                 data: TrainData) throws {
         cfg = config; self.comm = comm; self.params = params; self.data = data
+        try Gemm.configure(gemm: config.gemm, precision: config.precision)
         model = Transformer(config: modelConfig, maxSeqLen: max(2, min(config.maxLength, data.maxExampleLength + 1)))
         eos = Int32(modelConfig.eosTokenId)
         globalBatch = comm.size * config.microBatch * config.gradAccum
@@ -105,6 +106,9 @@ public final class Trainer {
         let mine = Array(all[(comm.rank * rankBatch)..<((comm.rank + 1) * rankBatch)])
         grads.zero()
         var stats = StepStats()
+        // bf16: the weights' bf16 copy is made once here, after the previous optimizer step, and used by
+        // every micro-batch of this step
+        Gemm.withWeightMirror(params.pointer, count: params.count) {
         for m in 0..<cfg.gradAccum {
             let micro = Array(mine[(m * cfg.microBatch)..<((m + 1) * cfg.microBatch)])
             let last = m == cfg.gradAccum - 1
@@ -112,6 +116,7 @@ public final class Trainer {
             let (st, _) = runner.run(params.pointer, grads: grads.pointer, micro, seed: cfg.seed, step: step,
                                      normalizer: normalizer, ready: last ? sync.map { s in { s.ready(from: $0) } } : nil)
             stats.add(st)
+        }
         }
         // commWait: time the loop waits on gradient communication (the bucket tail, or ZeRO-1's
         // reduce-scatter and allgather)
@@ -163,6 +168,8 @@ public final class Trainer {
         var hm = FNV1a(); hm.add(String(decoding: model.config.jsonData(), as: UTF8.self)); fields.append(("model config", hm.value))
         fields.append(("training data", Self.fingerprint(data.train)))
         fields.append(("validation data", Self.fingerprint(data.validation)))
+        // "auto" resolves per host: a rank without oneDNN would round differently and drift
+        var hg = FNV1a(); hg.add(Gemm.summary); fields.append(("matmul backend (\(Gemm.summary) on rank 0)", hg.value))
         var mine = fields.map(\.1)
         try mine.withUnsafeMutableBytes { try comm.broadcast($0.baseAddress!, bytes: $0.count, root: 0) }
         var differs = zip(fields, mine).map { $0.0.1 == $0.1 ? 0.0 : 1.0 }

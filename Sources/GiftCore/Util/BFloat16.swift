@@ -39,6 +39,39 @@ public enum BFloat16 {
         for i in 0..<count { dst[i] = toFloat(src[i]) }
     }
 
+    /// Round-to-nearest-even on 8 lanes at once, the same rule as `fromFloat` (NaN stays NaN): the
+    /// returned float bits have their low half zero. The GEMM path rounds every bf16 operand with it.
+    @inline(__always) static func roundBits(_ v: SIMD8<Float>) -> SIMD8<Int32> {
+        let b = unsafeBitCast(v, to: SIMD8<Int32>.self)
+        let r = (b &+ 0x7FFF &+ ((b &>> 16) & 1)) & -65536
+        // the NaN test compares floats: SIMD integer comparisons compile to scalar code in Swift
+        return r.replacing(with: (b | 0x0040_0000) & -65536, where: v .!= v)
+    }
+
+    /// dst[i] = round(src[i]) as floats (bf16 values kept in fp32), vectorised.
+    public static func roundFast(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, count n: Int) {
+        var i = 0
+        while i + 8 <= n {
+            let v = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(dst + i).storeBytes(of: unsafeBitCast(roundBits(v), to: SIMD8<Float>.self),
+                                                        as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < n { dst[i] = round(src[i]); i += 1 }
+    }
+
+    /// dst[i] = bf16 bits of src[i] (native byte order), vectorised.
+    public static func encodeFast(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<UInt16>, count n: Int) {
+        var i = 0
+        while i + 8 <= n {
+            let v = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self)
+            let h = SIMD8<UInt16>(truncatingIfNeeded: roundBits(v) &>> 16)
+            UnsafeMutableRawPointer(dst + i).storeBytes(of: h, as: SIMD8<UInt16>.self)
+            i += 8
+        }
+        while i < n { dst[i] = fromFloat(src[i]); i += 1 }
+    }
+
     /// Narrows `count` floats into little-endian bf16 bytes (2·count bytes at `dst`, any alignment):
     /// the safetensors on-disk form.
     public static func encode(_ src: UnsafePointer<Float>, intoLittleEndianBytes dst: UnsafeMutableRawPointer,

@@ -33,8 +33,10 @@ public enum Parallel {
         Gemm.setThreads(1)
         sendable(body) { f in
             DispatchQueue.concurrentPerform(iterations: w) { worker in
-                var t = worker
-                while t < count { f(t, worker); t += w }
+                Gemm.singleThreaded {
+                    var t = worker
+                    while t < count { f(t, worker); t += w }
+                }
             }
         }
         Gemm.setThreads(saved)

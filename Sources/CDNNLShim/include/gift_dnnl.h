@@ -1,0 +1,28 @@
+// A plain-C facade over the oneDNN matmul gift needs. oneDNN is loaded at run time (dlopen of
+// libdnnl.so.2), so gift builds and runs without it; the headers are only needed to compile the real
+// bodies (Debian's libdnnl-dev, which launch/install-deps.sh installs). Without them every call
+// reports "unavailable" and the GEMM interface stays on OpenBLAS.
+#ifndef GIFT_DNNL_H
+#define GIFT_DNNL_H
+
+// 1 when oneDNN was found and a first f32 matmul ran; loads it on first call (thread-safe).
+int gift_dnnl_available(void);
+// One line for humans: version and CPU ISA, or why oneDNN is not available.
+const char *gift_dnnl_description(void);
+// 1 when the CPU has bf16 dot-product instructions (AVX512_BF16 or AMX) that oneDNN uses.
+int gift_dnnl_native_bf16(void);
+// The OpenMP thread count of the calling thread (oneDNN's CPU runtime here is OpenMP).
+void gift_dnnl_set_threads(int n);
+int gift_dnnl_get_threads(void);
+
+// Row-major C[m×n] = alpha · op(A) · op(B) + beta · C, op(X) = X or Xᵀ, with leading dimensions as in
+// BLAS. dtype 0: A and B are float; dtype 1: A and B are bf16 bits (uint16), accumulation and C in
+// float. Primitives are created once per shape and thread and reused (a per-thread LRU cache).
+// Returns 0 on success, nonzero when oneDNN refused the shape (the caller falls back).
+int gift_dnnl_gemm(int dtype, int transA, int transB, long m, long n, long k, float alpha,
+                   const void *a, long lda, const void *b, long ldb, float beta, float *c, long ldc);
+
+// The implementation oneDNN picks for a shape ("brg:avx512_core", "gemm:jit", ...), for bench output.
+const char *gift_dnnl_impl(int dtype, long m, long n, long k);
+
+#endif

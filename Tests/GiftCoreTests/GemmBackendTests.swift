@@ -1,0 +1,149 @@
+import Foundation
+import XCTest
+@testable import GiftCore
+
+/// Every GEMM backend and precision against a plain float64 reference, on random shapes with every
+/// transpose, padded leading dimensions, alpha and beta. oneDNN cases run where libdnnl is installed
+/// (launch/install-deps.sh installs it, so CI runs them) and are skipped with a note elsewhere.
+///
+/// Bounds (e = max over the entry's terms of Σ_p |a_ip|·|b_pj|):
+/// - fp32: |C − C_ref| ≤ 1e-5 · e (float32 accumulation of k ≤ 300 terms).
+/// - bf16 against the reference on bf16-rounded inputs: ≤ 1e-5 · e (the products are exact, only the
+///   fp32 summation differs).
+/// - bf16 against the unrounded reference: ≤ 2^-7 · e (each operand off by at most 2^-9 relative).
+final class GemmBackendTests: XCTestCase {
+    override func tearDown() {
+        try? Gemm.configure(gemm: "openblas", precision: .fp32)
+        super.tearDown()
+    }
+
+    struct Setting { let gemm: String; let precision: Precision; let kernel: BF16Kernel? }
+
+    /// openblas fp32/bf16-emulated always; onednn fp32, bf16 emulated and bf16 native when available.
+    func settings() -> [Setting] {
+        var s = [Setting(gemm: "openblas", precision: .fp32, kernel: nil),
+                 Setting(gemm: "openblas", precision: .bf16, kernel: .emulated)]
+        if Gemm.onednnAvailable {
+            s += [Setting(gemm: "onednn", precision: .fp32, kernel: nil),
+                  Setting(gemm: "onednn", precision: .bf16, kernel: .emulated),
+                  Setting(gemm: "onednn", precision: .bf16, kernel: .native)]
+        } else {
+            print("GemmBackendTests: oneDNN cases skipped: \(Gemm.onednnDescription)")
+        }
+        return s
+    }
+
+    /// C = alpha op(A) op(B) + beta C0 in Double; also the error scale e per entry.
+    func reference(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: [Float], lda: Int,
+                   b: [Float], ldb: Int, beta: Float, c0: [Float], ldc: Int, round: Bool) -> ([Double], [Double]) {
+        func A(_ i: Int, _ p: Int) -> Double {
+            let v = transA ? a[p * lda + i] : a[i * lda + p]; return Double(round ? BFloat16.round(v) : v)
+        }
+        func B(_ p: Int, _ j: Int) -> Double {
+            let v = transB ? b[j * ldb + p] : b[p * ldb + j]; return Double(round ? BFloat16.round(v) : v)
+        }
+        var c = [Double](repeating: 0, count: m * ldc), e = c
+        for i in 0..<m {
+            for j in 0..<n {
+                var s = 0.0, sa = 0.0
+                for p in 0..<k { s += A(i, p) * B(p, j); sa += abs(A(i, p) * B(p, j)) }
+                c[i * ldc + j] = Double(alpha) * s + Double(beta) * Double(c0[i * ldc + j])
+                e[i * ldc + j] = abs(Double(alpha)) * sa + abs(Double(beta) * Double(c0[i * ldc + j])) + 1e-30
+            }
+        }
+        return (c, e)
+    }
+
+    func testEveryBackendAgreesWithTheReference() throws {
+        let r = CounterRNG(2024, 9)
+        for setting in settings() {
+            try Gemm.configure(gemm: setting.gemm, precision: setting.precision, bf16Kernel: setting.kernel)
+            let name = Gemm.summary
+            for trial in 0..<24 {
+                let u = UInt64(trial) * 16
+                let m = 1 + Int(r.bits(u) % 70), n = 1 + Int(r.bits(u + 1) % 90), k = 1 + Int(r.bits(u + 2) % 300)
+                let transA = trial % 2 == 1, transB = (trial / 2) % 2 == 1
+                let padA = Int(r.bits(u + 3) % 5), padB = Int(r.bits(u + 4) % 5), padC = Int(r.bits(u + 5) % 3)
+                let lda = (transA ? m : k) + padA, ldb = (transB ? k : n) + padB, ldc = n + padC
+                let alpha: Float = trial % 3 == 0 ? 1 : 0.37, beta: Float = [0, 1, -0.5][trial % 3]
+                let a = randomFloats((transA ? k : m) * lda, seed: u + 6)
+                let b = randomFloats((transB ? n : k) * ldb, seed: u + 7)
+                let c0 = randomFloats(m * ldc, seed: u + 8)
+                var c = c0
+                Gemm.mm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                        beta: beta, c: &c, ldc: ldc)
+                let bf = setting.precision == .bf16
+                let (want, e) = reference(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                                          b: b, ldb: ldb, beta: beta, c0: c0, ldc: ldc, round: bf)
+                let (exact, _) = reference(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                                           b: b, ldb: ldb, beta: beta, c0: c0, ldc: ldc, round: false)
+                var worst = 0.0, worstExact = 0.0
+                for i in 0..<m {
+                    for j in 0..<n {
+                        let x = i * ldc + j
+                        worst = max(worst, abs(Double(c[x]) - want[x]) / e[x])
+                        worstExact = max(worstExact, abs(Double(c[x]) - exact[x]) / e[x])
+                    }
+                    for j in n..<ldc { XCTAssertEqual(c[i * ldc + j], c0[i * ldc + j], "\(name): padding of C written") }
+                }
+                let what = "\(name) m\(m) n\(n) k\(k) tA\(transA) tB\(transB) lda\(lda) ldb\(ldb) ldc\(ldc) alpha\(alpha) beta\(beta)"
+                XCTAssertLessThanOrEqual(worst, 1e-5, what)
+                if bf {
+                    XCTAssertLessThanOrEqual(worstExact, 1.0 / 128, "\(what) vs unrounded inputs")
+                    // bf16 must really round: with random inputs the result differs from fp32's somewhere
+                    if k > 4 { XCTAssertGreaterThan(worstExact, 1e-5, "\(what): inputs were not rounded to bf16") }
+                }
+            }
+        }
+    }
+
+    /// The bf16 weight copy (made once per step) gives bit-identical results to rounding on the fly.
+    func testWeightMirrorMatchesOnTheFlyRounding() throws {
+        let rows = 37, inD = 64, outD = 48
+        let x = randomFloats(rows * inD, seed: 1)
+        let params = randomFloats(5000, seed: 2)   // a "flat buffer" with the weight at offset 1000
+        for setting in settings() where setting.precision == .bf16 {
+            try Gemm.configure(gemm: setting.gemm, precision: .bf16, bf16Kernel: setting.kernel)
+            var plain = [Float](repeating: 0, count: rows * outD), mirrored = plain
+            params.withUnsafeBufferPointer { p in
+                let w = p.baseAddress! + 1000
+                Gemm.linear(x, w, &plain, rows: rows, inDim: inD, outDim: outD)
+                Gemm.withWeightMirror(p.baseAddress!, count: p.count) {
+                    XCTAssertNotNil(Gemm.mirror.rounded(w, inD) ?? Gemm.mirror.bits(w, inD).map { _ in (w, 0) })
+                    Gemm.linear(x, w, &mirrored, rows: rows, inDim: inD, outDim: outD)
+                }
+                XCTAssertNil(Gemm.mirror.rounded(w, inD), "the copy is dropped after the step")
+            }
+            XCTAssertEqual(plain, mirrored, Gemm.summary)
+        }
+    }
+
+    func testVectorisedRoundingMatchesScalar() {
+        var xs = randomFloats(1000, seed: 5, scale: 100)
+        // ties (exactly half an ulp of bf16, both parities), NaNs with low payloads, infinities, extremes
+        xs += [Float(bitPattern: 0x3F80_8000), Float(bitPattern: 0x3F81_8000), Float(bitPattern: 0x7F80_0001),
+               Float(bitPattern: 0xFFC0_0001), .infinity, -.infinity, .greatestFiniteMagnitude, -0.0,
+               .leastNonzeroMagnitude, Float(bitPattern: 0x7F7F_FFFF), Float(bitPattern: 0x0000_8000)]
+        var rounded = [Float](repeating: 0, count: xs.count), bits = [UInt16](repeating: 0, count: xs.count)
+        BFloat16.roundFast(xs, into: &rounded, count: xs.count)
+        BFloat16.encodeFast(xs, into: &bits, count: xs.count)
+        for (i, x) in xs.enumerated() {
+            XCTAssertEqual(bits[i], BFloat16.fromFloat(x), "bits of \(x) (\(String(x.bitPattern, radix: 16)))")
+            XCTAssertEqual(rounded[i].bitPattern, BFloat16.round(x).bitPattern, "rounding of \(x)")
+        }
+        XCTAssertEqual(BFloat16.fromFloat(Float(bitPattern: 0x3F80_8000)), 0x3F80, "tie to even (down)")
+        XCTAssertEqual(BFloat16.fromFloat(Float(bitPattern: 0x3F81_8000)), 0x3F82, "tie to even (up)")
+        XCTAssertTrue(rounded[1002].isNaN, "a NaN whose payload is in the dropped bits stays NaN")
+    }
+
+    func testConfigureErrors() {
+        XCTAssertThrowsError(try Gemm.configure(gemm: "cublas")) { e in
+            XCTAssertTrue("\(e)".contains("auto, openblas or onednn"), "\(e)")
+        }
+        XCTAssertThrowsError(try Gemm.configure(gemm: "openblas", precision: .bf16, bf16Kernel: .native)) { e in
+            XCTAssertTrue("\(e)".contains("oneDNN"), "\(e)")
+        }
+        XCTAssertNoThrow(try Gemm.configure(gemm: "auto"))
+        XCTAssertEqual(Gemm.backend, Gemm.onednnAvailable ? .onednn : .openblas, "auto picks oneDNN when present")
+    }
+}
