@@ -23,7 +23,20 @@ final class ModelGradientTests: XCTestCase {
         return seqs
     }
 
+    override func tearDown() {
+        try? Gemm.configure(gemm: "openblas", precision: .fp32)
+        super.tearDown()
+    }
+
+    /// On every fp32 backend here (OpenBLAS; oneDNN where installed).
     func runCheck(_ opts: ObjectiveOptions) throws {
+        for gemm in fp32Backends {
+            try Gemm.configure(gemm: gemm, precision: .fp32)
+            try runCheckOnce(opts)
+        }
+    }
+
+    func runCheckOnce(_ opts: ObjectiveOptions) throws {
         let c = try ModelConfig.preset("tiny")
         let model = Transformer(config: c, maxSeqLen: 64)
         let params = model.layout.initialize(seed: 5, std: 0.2)   // larger than 0.02 so every path matters
@@ -58,7 +71,7 @@ final class ModelGradientTests: XCTestCase {
                 ref.w[t.name]![j] = x0
                 let num = (fp - fm) / (2 * h)
                 XCTAssertLessThanOrEqual(abs(Double(g[j]) - num), 2e-3 * abs(num) + 2e-4 * gmax,
-                                         "\(opts.kind) \(t.name)[\(j)]: analytic \(g[j]) numeric \(num)")
+                                         "\(Gemm.summary) \(opts.kind) \(t.name)[\(j)]: analytic \(g[j]) numeric \(num)")
             }
         }
     }

@@ -6,6 +6,11 @@ import Foundation
 struct Reference {
     let c: ModelConfig
     var w: [String: [Double]]
+    /// Round every matmul operand to bf16 (products and sums stay float64), at the points where gift's
+    /// bf16 path rounds them: the model-level check of that path.
+    var bf16 = false
+
+    func r(_ x: Double) -> Double { bf16 ? Double(BFloat16.round(Float(x))) : x }
 
     init(config: ModelConfig, params: FloatBuffer) {
         c = config
@@ -17,7 +22,7 @@ struct Reference {
     }
 
     func matvec(_ W: [Double], rows: Int, cols: Int, _ x: [Double]) -> [Double] {
-        (0..<rows).map { r in var s = 0.0; for j in 0..<cols { s += W[r * cols + j] * x[j] }; return s }
+        (0..<rows).map { i in var s = 0.0; for j in 0..<cols { s += r(W[i * cols + j]) * r(x[j]) }; return s }
     }
 
     func rmsnorm(_ x: [Double], _ g: [Double]) -> [Double] {
@@ -55,11 +60,12 @@ struct Reference {
                 let kh = (0..<L).map { rope(Array(k[$0][(g * hd)..<(g * hd + hd)]), pos: $0) }
                 let vh = (0..<L).map { Array(v[$0][(g * hd)..<(g * hd + hd)]) }
                 for i in 0..<L {
-                    var s = (0..<L).map { j in zip(qh[i], kh[j]).reduce(0) { $0 + $1.0 * $1.1 } / Double(hd).squareRoot() }
+                    var s = (0..<L).map { j in zip(qh[i], kh[j]).reduce(0) { $0 + r($1.0) * r($1.1) } / Double(hd).squareRoot() }
                     let m = s.max()!
                     s = s.map { Foundation.exp($0 - m) }
                     let z = s.reduce(0, +)
-                    for j in 0..<L { for e in 0..<hd { att[i][h * hd + e] += s[j] / z * vh[j][e] } }
+                    // (gift multiplies the unnormalised exponentials by V, then divides by z)
+                    for j in 0..<L { for e in 0..<hd { att[i][h * hd + e] += r(s[j]) * r(vh[j][e]) / z } }
                 }
             }
             for i in 0..<L {

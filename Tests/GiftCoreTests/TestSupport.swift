@@ -2,6 +2,10 @@ import Foundation
 import XCTest
 @testable import GiftCore
 
+/// The fp32 GEMM backends to run model tests on: OpenBLAS, and oneDNN where libdnnl is installed (it is
+/// wherever launch/install-deps.sh ran, so CI covers both).
+var fp32Backends: [String] { Gemm.onednnAvailable ? ["openblas", "onednn"] : ["openblas"] }
+
 /// Deterministic random Float arrays for tests.
 func randomFloats(_ n: Int, seed: UInt64, scale: Double = 1) -> [Float] {
     let r = CounterRNG(seed, 77)
