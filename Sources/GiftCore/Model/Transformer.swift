@@ -32,6 +32,36 @@ public final class Transformer: @unchecked Sendable {
 
     /// Runs the blocks and the final norm on `tokens` ([batch, seqLen], row-major).
     public func forward(_ params: UnsafePointer<Float>, tokens: [Int32], batch: Int, seqLen: Int, acts: Activations) {
+        run(params, tokens: tokens, batch: batch, seqLen: seqLen, acts: acts, outputRows: nil)
+    }
+
+    /// Pass 1's forward (inference activations only): afterwards `acts.hf` holds the final norm at
+    /// `outputRows` (indices into batch·seqLen, each at most once) and nothing else is meaningful.
+    /// Same arithmetic as `forward` at those rows, less work:
+    /// - block 0: rows with the same token id have the same embedding, attn_norm and pre-RoPE q|k|v, so
+    ///   the fused QKV GEMM runs once per distinct token (pass 1's masked response is one token repeated);
+    /// - last block: keys and values (so q|k|v and attention) are needed at every row, but attn_out, the
+    ///   MLP and ln_f only at `outputRows` (nothing else is read after the last block).
+    public func forwardPass1(_ params: UnsafePointer<Float>, tokens: [Int32], batch: Int, seqLen: Int,
+                             outputRows: [Int32], acts: Activations) {
+        precondition(!acts.training, "forwardPass1 keeps no activations: use inference activations")
+        run(params, tokens: tokens, batch: batch, seqLen: seqLen, acts: acts, outputRows: outputRows)
+    }
+
+    /// Rows with equal token ids, for block 0's QKV GEMM: the distinct ids' first rows (`tokens` order)
+    /// and each row's index among them; nil when deduplicating would save under 1/8 of the rows.
+    static func distinctTokens(_ tokens: [Int32], vocab: Int) -> (first: [Int], slot: [Int32])? {
+        var slotOf = [Int32](repeating: -1, count: vocab), first: [Int] = [], slot = [Int32](repeating: 0, count: tokens.count)
+        for (t, id) in tokens.enumerated() {
+            if slotOf[Int(id)] < 0 { slotOf[Int(id)] = Int32(first.count); first.append(t) }
+            slot[t] = slotOf[Int(id)]
+        }
+        return (tokens.count - first.count) * 8 >= tokens.count && !first.isEmpty ? (first, slot) : nil
+    }
+
+    /// `forward` when `outputRows` is nil, else `forwardPass1`'s trimmed version.
+    private func run(_ params: UnsafePointer<Float>, tokens: [Int32], batch: Int, seqLen: Int, acts: Activations,
+                     outputRows: [Int32]?) {
         precondition(tokens.count == batch * seqLen)
         acts.setShape(batch: batch, seqLen: seqLen)
         let c = config, T = batch * seqLen, d = c.dModel, kv = c.kvDim, ff = c.mlpHiddenSize, W = qkvWidth
@@ -44,17 +74,59 @@ public final class Transformer: @unchecked Sendable {
         acts.tokens.withUnsafeBufferPointer {
             Embedding.forward(tokens: $0.baseAddress!, table: params + layout.wte, out: acts.layers[0].xin, count: T, d: d)
         }
+        // pass 1 only: block 0's distinct tokens (compact buffers need [T, W] ≤ au's [T, 2·ff])
+        let distinct = outputRows != nil && W <= 2 * ff ? Self.distinctTokens(tokens, vocab: c.vocab) : nil
+        if let outputRows {
+            var seen = [Bool](repeating: false, count: T)
+            for t in outputRows {
+                precondition(t >= 0 && Int(t) < T && !seen[Int(t)], "output row \(t) out of range or repeated")
+                seen[Int(t)] = true
+            }
+        }
         for l in 0..<c.nLayers {
             let A = acts.layers[l], o = layout.blocks[l]
             let next = l + 1 < c.nLayers ? acts.layers[l + 1].xin : acts.xout
             // attention sub-block
-            RMSNorm.forward(x: A.xin, weight: params + o.attnNorm, y: A.xn1, rstd: A.rstd1, rows: T, d: d, eps: eps)
-            Gemm.linear(A.xn1, params + o.q, A.qkv, rows: T, inDim: d, outDim: W)
+            if l == 0, let distinct {
+                // one embedding → attn_norm → q|k|v row per distinct token, in ao → xn2 → au, then copied
+                // to every row of that token (before RoPE, which is where positions come in)
+                let U = distinct.first.count
+                for (u, t) in distinct.first.enumerated() { (A.ao + u * d).update(from: A.xin + t * d, count: d) }
+                RMSNorm.forward(x: A.ao, weight: params + o.attnNorm, y: A.xn2, rstd: A.rstd1, rows: U, d: d, eps: eps)
+                Gemm.linear(A.xn2, params + o.q, A.au, rows: U, inDim: d, outDim: W)
+                let slot = distinct.slot, au = A.au, qkv = A.qkv
+                Parallel.chunks(T, minChunk: 64) { t0, t1 in
+                    for t in t0..<t1 { (qkv + t * W).update(from: au + Int(slot[t]) * W, count: W) }
+                }
+            } else {
+                RMSNorm.forward(x: A.xin, weight: params + o.attnNorm, y: A.xn1, rstd: A.rstd1, rows: T, d: d, eps: eps)
+                Gemm.linear(A.xn1, params + o.q, A.qkv, rows: T, inDim: d, outDim: W)
+            }
             rope.apply(A.qkv, batch: batch, seqLen: seqLen, heads: c.nHeads, rowStride: W)
             rope.apply(A.qkv + d, batch: batch, seqLen: seqLen, heads: c.nKVHeads, rowStride: W)
             Profiler.measure("  attention fwd") {
                 Attention.forward(shape, q: A.qkv, k: A.qkv + d, v: A.qkv + d + kv, out: A.ao, lse: A.lse,
                                   scratch: acts.attnScratch)
+            }
+            if l == c.nLayers - 1, let outputRows {
+                // last block at the output rows only, compacted: residual in xmid, attention output in xn1,
+                // block output in xout (= xin in inference activations: its other rows are read no more)
+                let R = outputRows.count
+                precondition(next == A.xin, "inference activations write the last block's output in place")
+                for (r, t) in outputRows.enumerated() {
+                    (A.xmid + r * d).update(from: A.xin + Int(t) * d, count: d)
+                    (A.xn1 + r * d).update(from: A.ao + Int(t) * d, count: d)
+                }
+                Gemm.linear(A.xn1, params + o.attnOut, A.xmid, rows: R, inDim: d, outDim: d, accumulate: true)
+                RMSNorm.forward(x: A.xmid, weight: params + o.ffNorm, y: A.xn2, rstd: A.rstd2, rows: R, d: d, eps: eps)
+                Gemm.linear(A.xn2, params + o.ffProj, A.au, rows: R, inDim: d, outDim: 2 * ff)
+                SwiGLU.forward(au: A.au, h: A.h, rows: R, ff: ff)
+                next.update(from: A.xmid, count: R * d)
+                Gemm.linear(A.h, params + o.ffOut, next, rows: R, inDim: ff, outDim: d, accumulate: true)
+                // ln_f at the output rows, then put back at their places in hf (where `head` reads them)
+                RMSNorm.forward(x: acts.xout, weight: params + layout.lnF, y: A.xn2, rstd: acts.rstdF, rows: R, d: d, eps: eps)
+                for (r, t) in outputRows.enumerated() { (acts.hf + Int(t) * d).update(from: A.xn2 + r * d, count: d) }
+                return
             }
             A.xmid.update(from: A.xin, count: T * d)
             Gemm.linear(A.ao, params + o.attnOut, A.xmid, rows: T, inDim: d, outDim: d, accumulate: true)

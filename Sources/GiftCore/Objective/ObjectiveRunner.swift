@@ -104,7 +104,8 @@ public final class ObjectiveRunner: @unchecked Sendable {
         }
         var betas = [Double](repeating: 0, count: B * L)
         if rows.isEmpty { return betas }
-        model.forward(params, tokens: input, batch: B, seqLen: L, acts: infer)
+        // only the response rows' final states are read: the trimmed forward computes little else
+        model.forwardPass1(params, tokens: input, batch: B, seqLen: L, outputRows: rows, acts: infer)
         let logits = model.head(params, rows: rows, acts: infer)
         let gamma = options.gamma
         tmp.withUnsafeMutableBufferPointer { tb in
