@@ -102,6 +102,39 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The attention row kernels: exp of shifted scores (at most about 0) with their sum, and the fused
+    /// softmax backward row, over lengths that exercise the 16-wide, 8-wide and scalar parts.
+    func testSoftmaxRowKernels() {
+        for n in [1, 7, 8, 15, 16, 17, 40, 513] {
+            var x = randomFloats(n, seed: UInt64(100 + n), scale: 4)
+            if n > 8 { x[3] = -.infinity; x[5] = -200 }
+            let shift: Float = 4.5
+            var out = [Float](repeating: 0, count: n)
+            let sum = FastMath.expShiftedSoftmax(x, &out, count: n, shift: shift)
+            var want = 0.0
+            for i in 0..<n {
+                let e = Foundation.exp(Double(x[i]) - Double(shift))
+                want += e
+                XCTAssertEqual(Double(out[i]), e, accuracy: 1e-6 * e + 1e-37, "n \(n) i \(i)")
+            }
+            XCTAssertEqual(Double(sum), want, accuracy: 1e-5 * want, "n \(n)")
+            if n > 8 { XCTAssertEqual(out[3], 0); XCTAssertEqual(out[5], 0) }
+            var p = x, d = randomFloats(n, seed: UInt64(200 + n))
+            let d0 = d, c: Float = 0.3
+            FastMath.softmaxBackwardRow(&p, &d, count: n, lse: shift, c: c)
+            for i in 0..<n {
+                let e = Foundation.exp(Double(x[i]) - Double(shift))
+                XCTAssertEqual(Double(p[i]), e, accuracy: 1e-6 * e + 1e-37, "n \(n) i \(i)")
+                XCTAssertEqual(Double(d[i]), e * (Double(d0[i]) - Double(c)), accuracy: 1e-6 * e * (abs(Double(d0[i])) + 1) + 1e-37,
+                               "n \(n) i \(i)")
+            }
+        }
+        let special = FastMath.expSoftmax(FastMath.V(-.infinity, .nan, -100, 0, -0.0, -1, 1, 100))
+        XCTAssertEqual(special[0], 0); XCTAssertTrue(special[1].isNaN); XCTAssertEqual(special[2], 0)
+        XCTAssertEqual(special[3], 1); XCTAssertEqual(special[4], 1); XCTAssertEqual(special[5], Float(1 / M_E), accuracy: 1e-7)
+        XCTAssertEqual(special[6], Float(M_E), accuracy: 1e-6); XCTAssertTrue(special[7].isFinite)
+    }
+
     func testCrossEntropyAndEntropy() {
         let V = 37
         var z = randomFloats(V, seed: 9, scale: 3)

@@ -11,7 +11,11 @@ public struct AttentionShape: Sendable {
     public let batch, seqLen, heads, kvHeads, headDim: Int
     public let ldQ, ldKV, ldO: Int
     public var scale: Float { 1 / Float(headDim).squareRoot() }
-    /// Query rows per block: by default the [rows × L] score block is about 256K floats (1 MiB).
+    /// Query rows per block. By default the [rows × L] score block is 128K floats (512 KiB), so that in
+    /// backward it and its dP twin (1 MiB together) stay in L2 between the GEMM that writes them, the
+    /// softmax pass and the GEMMs that read them back; smaller blocks cost more than they save, as each
+    /// GEMM call packs all of K (or V) again. Never below 64 rows while a block stays within 256K floats
+    /// (1 MiB), the bound the model's scratch is sized for.
     public var blockRows: Int
     /// Floats of scratch one worker needs in backward (forward needs half).
     public var scratchCount: Int { 2 * blockRows * seqLen }
@@ -19,7 +23,8 @@ public struct AttentionShape: Sendable {
     public init(batch: Int, seqLen: Int, heads: Int, kvHeads: Int, headDim: Int, blockRows: Int? = nil,
                 ldQ: Int? = nil, ldKV: Int? = nil, ldO: Int? = nil) {
         self.batch = batch; self.seqLen = seqLen; self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim
-        self.blockRows = blockRows ?? max(1, min(seqLen, (1 << 18) / max(seqLen, 1)))
+        let n = max(seqLen, 1)
+        self.blockRows = blockRows ?? max(1, min(seqLen, max((1 << 17) / n, min(64, (1 << 18) / n))))
         self.ldQ = ldQ ?? heads * headDim
         self.ldKV = ldKV ?? kvHeads * headDim
         self.ldO = ldO ?? heads * headDim
@@ -48,7 +53,7 @@ public enum Attention {
                     for r in 0..<rows {
                         let row = S + r * L
                         let m = FastMath.max(row, count: L)
-                        let sum = FastMath.expShifted(row, row, count: L, shift: m)
+                        let sum = FastMath.expShiftedSoftmax(row, row, count: L, shift: m)
                         inv[r] = 1 / sum
                         lse?[(b * s.heads + h) * L + i0 + r] = m + Foundation.log(sum)
                     }
@@ -86,28 +91,18 @@ public enum Attention {
                 while i0 < L {
                     let rows = min(blk, L - i0)
                     let qb = qh + i0 * s.ldQ, dob = doh + i0 * s.ldO
-                    // Recompute P = exp(scale · Q Kᵀ − lse)
+                    // Recompute S = scale · Q Kᵀ, and dP = dO Vᵀ
                     Gemm.mm(transB: true, m: rows, n: L, k: hd, alpha: s.scale, a: qb, lda: s.ldQ,
                             b: kh, ldb: s.ldKV, c: P, ldc: L)
-                    for r in 0..<rows {
-                        _ = FastMath.expShifted(P + r * L, P + r * L, count: L, shift: lseh[i0 + r])
-                    }
-                    // dV += Pᵀ dO ; dP = dO Vᵀ
-                    Gemm.mm(transA: true, m: L, n: hd, k: rows, a: P, lda: L, b: dob, ldb: s.ldO,
-                            beta: 1, c: dvh, ldc: s.ldKV)
                     Gemm.mm(transB: true, m: rows, n: L, k: hd, a: dob, lda: s.ldO, b: vh, ldb: s.ldKV, c: dP, ldc: L)
-                    // dS = P ∘ (dP − rowsum(dO ∘ O))
+                    // one pass per row: P = exp(S − lse), dS = P ∘ (dP − rowsum(dO ∘ O))
                     for r in 0..<rows {
                         let di = FastMath.dot(dob + r * s.ldO, oh + (i0 + r) * s.ldO, count: hd)
-                        let pr = P + r * L, dpr = dP + r * L
-                        let dv8 = FastMath.V(repeating: di)
-                        var j = 0
-                        while j + 8 <= L {
-                            FastMath.store(FastMath.load(pr + j) * (FastMath.load(dpr + j) - dv8), dpr + j)
-                            j += 8
-                        }
-                        while j < L { dpr[j] = pr[j] * (dpr[j] - di); j += 1 }
+                        FastMath.softmaxBackwardRow(P + r * L, dP + r * L, count: L, lse: lseh[i0 + r], c: di)
                     }
+                    // dV += Pᵀ dO
+                    Gemm.mm(transA: true, m: L, n: hd, k: rows, a: P, lda: L, b: dob, ldb: s.ldO,
+                            beta: 1, c: dvh, ldc: s.ldKV)
                     // dQ_blk = scale · dS K ; dK += scale · dSᵀ Q_blk
                     Gemm.mm(m: rows, n: hd, k: L, alpha: s.scale, a: dP, lda: L, b: kh, ldb: s.ldKV,
                             c: dqh + i0 * s.ldQ, ldc: s.ldQ)
