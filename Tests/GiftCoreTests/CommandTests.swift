@@ -116,6 +116,48 @@ final class CommandTests: XCTestCase {
         XCTAssertEqual(lines.count, 1)
     }
 
+    /// --gemm and --precision lists: one JSON line per (backend, precision, objective), a ratio per setting.
+    func testBenchMeasuresEveryBackendAndPrecision() throws {
+        let gemms = fp32Backends.joined(separator: ",")
+        let r = try runGift(["bench", "--preset", "tiny", "--seq", "32", "--batch", "2", "--steps", "1", "--warmup", "0",
+                             "--objective", "sft,gift", "--gemm", gemms, "--precision", "fp32,bf16"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lanes = r.stdout.split(separator: "\n").filter { $0.hasPrefix("{\"objective\"") }.dropLast()
+            .map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        XCTAssertEqual(lanes.count, fp32Backends.count * 2 * 2, r.stdout)
+        for g in fp32Backends {
+            for p in ["fp32", "bf16"] {
+                let mine = lanes.filter { $0["gemm"] as? String == g && $0["precision"] as? String == p }
+                XCTAssertEqual(Set(mine.compactMap { $0["objective"] as? String }), ["sft", "gift"], "\(g) \(p)")
+                XCTAssertTrue(mine.allSatisfy { ($0["compute"] as? String ?? "").hasPrefix("\(g) \(p)") }, "\(mine)")
+            }
+        }
+        let summary = try JSONSerialization.jsonObject(with: Data(r.stdout.split(separator: "\n").last!.utf8)) as! [String: Any]
+        XCTAssertEqual((summary["gift_sft_ratios"] as? [String: Any])?.count, fp32Backends.count * 2, "\(summary)")
+        let bad = try runGift(["bench", "--preset", "tiny", "--gemm", "cublas"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("auto, openblas or onednn"), bad.stderr)
+    }
+
+    /// inspect in bf16 prints a different (rounded) loss than fp32, close to it; a bad precision is refused.
+    func testInspectPrecisionFlag() throws {
+        let dir = try temporaryDirectory(self)
+        let model = goldenDir.appendingPathComponent("llada-tiny").path, batch = goldenDir.appendingPathComponent("batch.json").path
+        var loss: [String: Double] = [:]
+        for p in ["fp32", "bf16"] {
+            let r = try runGift(["inspect", "--model", model, "--batch", batch, "--objective", "gift", "--precision", p,
+                                 "--gemm", "openblas", "--out", dir.appendingPathComponent("\(p).safetensors").path])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let o = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+            loss[p] = (o["loss"] as! NSNumber).doubleValue
+        }
+        XCTAssertNotEqual(loss["fp32"], loss["bf16"])
+        XCTAssertEqual(loss["bf16"]!, loss["fp32"]!, accuracy: 2e-2 * loss["fp32"]!)
+        let r = try runGift(["inspect", "--model", model, "--batch", batch, "--precision", "fp16", "--out", "x"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("fp32 or bf16"), r.stderr)
+    }
+
     func testHelpTeachesEveryCommand() throws {
         for cmd in ["init", "inspect", "bench"] {
             let r = try runGift(["help", cmd])
