@@ -118,6 +118,23 @@ final class GemmBackendTests: XCTestCase {
         }
     }
 
+    /// linearBackward converts dy once for its two GEMMs: the same bits as two plain bf16 GEMMs.
+    func testBF16LinearBackwardMatchesTwoGEMMs() throws {
+        let rows = 33, inD = 40, outD = 24
+        let x = randomFloats(rows * inD, seed: 11), w = randomFloats(outD * inD, seed: 12), dy = randomFloats(rows * outD, seed: 13)
+        let dw0 = randomFloats(outD * inD, seed: 14)
+        for setting in settings() where setting.precision == .bf16 {
+            try Gemm.configure(gemm: setting.gemm, precision: .bf16, bf16Kernel: setting.kernel)
+            var dw = dw0, dx = [Float](repeating: 0, count: rows * inD)
+            Gemm.linearBackward(x: x, w: w, dy: dy, dx: &dx, dw: &dw, rows: rows, inDim: inD, outDim: outD)
+            var dw2 = dw0, dx2 = [Float](repeating: 0, count: rows * inD)
+            Gemm.mm(transA: true, m: outD, n: inD, k: rows, a: dy, lda: outD, b: x, ldb: inD, beta: 1, c: &dw2, ldc: inD)
+            Gemm.mm(m: rows, n: inD, k: outD, a: dy, lda: outD, b: w, ldb: inD, c: &dx2, ldc: inD)
+            XCTAssertEqual(dw, dw2, Gemm.summary)
+            XCTAssertEqual(dx, dx2, Gemm.summary)
+        }
+    }
+
     func testVectorisedRoundingMatchesScalar() {
         var xs = randomFloats(1000, seed: 5, scale: 100)
         // ties (exactly half an ulp of bf16, both parities), NaNs with low payloads, infinities, extremes

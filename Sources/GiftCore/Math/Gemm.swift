@@ -107,19 +107,23 @@ public enum Gemm {
 
     /// bf16 operands: weights come from the mirror when one is active (converted once per step), other
     /// operands are rounded into per-thread scratch, packed (leading dimension = row length).
+    /// `packedA`: A already packed (bf16 bits for the native kernel, or rounded floats), ld = its row
+    /// length; linearBackward packs dy once for its two GEMMs.
     static func bf16(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
-                     b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+                     b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int,
+                     packedA: UnsafeRawPointer? = nil) {
         let s = GemmScratch.current
         let (aRows, aCols) = transA ? (k, m) : (m, k)
         let (bRows, bCols) = transB ? (n, k) : (k, n)
         if bf16Kernel == .native {
-            let (pa, la) = mirror.bits(a, lda) ?? (s.bitsA(a, rows: aRows, cols: aCols, ld: lda), aCols)
+            let (pa, la) = packedA.map { ($0, aCols) } ?? mirror.bits(a, lda) ?? (s.bitsA(a, rows: aRows, cols: aCols, ld: lda), aCols)
             let (pb, lb) = mirror.bits(b, ldb) ?? (s.bitsB(b, rows: bRows, cols: bCols, ld: ldb), bCols)
             if gift_dnnl_gemm(1, transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, pa, la, pb, lb, beta, c, ldc) == 0 {
                 return
             }
         }
-        let (pa, la) = mirror.rounded(a, lda) ?? (s.roundedA(a, rows: aRows, cols: aCols, ld: lda), aCols)
+        let pre = bf16Kernel == .emulated ? packedA.map { ($0.assumingMemoryBound(to: Float.self), aCols) } : nil
+        let (pa, la) = pre ?? mirror.rounded(a, lda) ?? (s.roundedA(a, rows: aRows, cols: aCols, ld: lda), aCols)
         let (pb, lb) = mirror.rounded(b, ldb) ?? (s.roundedB(b, rows: bRows, cols: bCols, ld: ldb), bCols)
         fp32(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: pa, lda: la, b: pb, ldb: lb,
              beta: beta, c: c, ldc: ldc)
@@ -140,6 +144,19 @@ public enum Gemm {
                                       rows: Int, inDim: Int, outDim: Int, accumulateDx: Bool = false) {
         // dW first: callers may let dx overwrite x (the output head does).
         Profiler.measure("  linear bwd") {
+        if precision == .bf16 && rows > 0 && inDim > 0 && outDim > 0 {
+            // dy is the A operand of both GEMMs, packed the same way ([rows, outDim]): convert it once
+            let s = GemmScratch.current
+            let packed = bf16Kernel == .native ? s.bitsA(dy, rows: rows, cols: outDim, ld: outDim)
+                : UnsafeRawPointer(s.roundedA(dy, rows: rows, cols: outDim, ld: outDim))
+            bf16(transA: true, transB: false, m: outDim, n: inDim, k: rows, alpha: 1, a: dy, lda: outDim, b: x, ldb: inDim,
+                 beta: 1, c: dw, ldc: inDim, packedA: packed)
+            if let dx {
+                bf16(transA: false, transB: false, m: rows, n: inDim, k: outDim, alpha: 1, a: dy, lda: outDim, b: w,
+                     ldb: inDim, beta: accumulateDx ? 1 : 0, c: dx, ldc: inDim, packedA: packed)
+            }
+            return
+        }
         mm(transA: true, m: outDim, n: inDim, k: rows, a: dy, lda: outDim, b: x, ldb: inDim,
            beta: 1, c: dw, ldc: inDim)
         if let dx {
