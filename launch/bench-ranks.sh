@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Data-parallel scaling on this machine, measured side by side in one run: `gift bench` with
 # 1 rank x 1 thread, then 2 ranks x 1 thread, on the same preset; prints both and the ratio of
-# examples per second. Usage: launch/bench-ranks.sh [preset] [objective] [steps]
+# examples per second. Usage: launch/bench-ranks.sh [preset] [objective] [steps] [gemm: auto|openblas|onednn]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PRESET=${1:-small}; OBJ=${2:-sft}; STEPS=${3:-4}
+PRESET=${1:-small}; OBJ=${2:-sft}; STEPS=${3:-4}; GEMM=${4:-auto}
 [ -x .build/release/gift ] || swift build -c release
 ROOT=(); [ "$(id -u)" -eq 0 ] && ROOT=(--allow-run-as-root)
-ARGS=(bench --preset "$PRESET" --objective "$OBJ" --steps "$STEPS" --warmup 1)
+ARGS=(bench --preset "$PRESET" --objective "$OBJ" --steps "$STEPS" --warmup 1 --gemm "$GEMM")
 one=$(OPENBLAS_NUM_THREADS=1 .build/release/gift "${ARGS[@]}" | tail -1)
 two=$(mpirun "${ROOT[@]}" -np 2 --bind-to none -x OPENBLAS_NUM_THREADS=1 -x OMPI_MCA_pml=ob1 \
       .build/release/gift "${ARGS[@]}" | tail -1)
