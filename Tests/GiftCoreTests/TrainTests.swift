@@ -115,6 +115,36 @@ final class TrainTests: XCTestCase {
         }
     }
 
+    /// The 8-lane update and the scalar formula give the same bits for every element, whichever lane or
+    /// tail an element falls in (ranges of every tensor, sharded at an odd offset).
+    func testAdamWVectorPathIsBitIdenticalToScalar() {
+        let c = try! ModelConfig.preset("tiny")
+        let layout = ParameterLayout(c)
+        let shard = 13..<(layout.count - 5)
+        let opt = AdamW(layout: layout, weightDecay: 0.1, shard: shard)
+        let p0 = randomFloats(layout.count, seed: 1), g0 = randomFloats(layout.count, seed: 2, scale: 0.1)
+        let p = FloatBuffer(count: layout.count)
+        for i in 0..<p.count { p[i] = p0[i] }
+        var m = [Float](repeating: 0, count: layout.count), v = m, q = p0
+        let norms = Set(layout.tensors.filter(\.isNorm).flatMap { $0.offset..<($0.offset + $0.count) })
+        for step in 1...3 {
+            g0.withUnsafeBufferPointer { opt.update(params: p.pointer, grads: $0.baseAddress!, lr: 0.01) }
+            let bc1 = 1 - pow(0.9, Double(step)), bc2 = 1 - pow(0.999, Double(step))
+            let a = Float(0.01 / bc1), rb2 = Float(1 / bc2.squareRoot())
+            let b1 = Float(0.9), c1 = Float(1 - 0.9), b2 = Float(0.999), c2 = Float(1 - 0.999), eps = Float(1e-8), lr: Float = 0.01
+            for i in shard {
+                let wd: Float = norms.contains(i) ? 0 : 0.1, gi = g0[i]
+                m[i] = b1 * m[i] + c1 * gi
+                v[i] = b2 * v[i] + c2 * gi * gi
+                q[i] -= a * m[i] / (v[i].squareRoot() * rb2 + eps) + lr * wd * q[i]
+            }
+        }
+        for i in 0..<layout.count {
+            XCTAssertEqual(p[i].bitPattern, q[i].bitPattern, "parameter \(i)")
+            if shard.contains(i) { XCTAssertEqual(opt.m[i - 13].bitPattern, m[i].bitPattern, "m \(i)") }
+        }
+    }
+
     func testSchedulesMatchHandValues() {
         // total 10 steps, 2 warmup, base 1
         let total = 10, w = 2

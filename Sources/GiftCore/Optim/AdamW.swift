@@ -40,11 +40,28 @@ public final class AdamW: @unchecked Sendable {
                 let p = params + off, g = grads + off
                 let mm = m.pointer + (off - shard.lowerBound), vv = v.pointer + (off - shard.lowerBound)
                 Parallel.chunks(n, minChunk: 1 << 16) { i0, i1 in
-                    for i in i0..<i1 {
+                    // 8 lanes at a time with exactly the scalar tail's operations in the same order (no
+                    // fused multiply-adds), so every element gets the same bits either way
+                    typealias V = SIMD8<Float>
+                    let vb1 = V(repeating: b1), vc1 = V(repeating: c1), vb2 = V(repeating: b2), vc2 = V(repeating: c2)
+                    let va = V(repeating: a), vrb2 = V(repeating: rb2), veps = V(repeating: eps), vlr = V(repeating: lr)
+                    let vwd = V(repeating: wd)
+                    var i = i0
+                    while i + 8 <= i1 {
+                        let gi = FastMath.load(g + i)
+                        let mi = vb1 * FastMath.load(mm + i) + vc1 * gi
+                        let vi = vb2 * FastMath.load(vv + i) + vc2 * gi * gi
+                        let pi = FastMath.load(p + i)
+                        FastMath.store(mi, mm + i); FastMath.store(vi, vv + i)
+                        FastMath.store(pi - (va * mi / (vi.squareRoot() * vrb2 + veps) + vlr * vwd * pi), p + i)
+                        i += 8
+                    }
+                    while i < i1 {
                         let gi = g[i]
                         mm[i] = b1 * mm[i] + c1 * gi
                         vv[i] = b2 * vv[i] + c2 * gi * gi
                         p[i] -= a * mm[i] / ((vv[i]).squareRoot() * rb2 + eps) + lr * wd * p[i]
+                        i += 1
                     }
                 }
             }
