@@ -16,7 +16,8 @@ struct BenchCommand: ParsableCommand {
         lane (objective, gemm, precision, tokens_per_s, s_per_step, gflops) and, last, one JSON object
         with the summary: the first lane's tokens_per_s, gflops (model FLOPs, no recompute counted),
         sgemm_gflops (OpenBLAS sgemm at that shape, same run) and their fraction, peak memory, and the
-        GIFT/SFT step ratio of every setting where both ran. bf16 on a CPU without AVX512_BF16/AMX runs
+        GIFT/SFT step ratio of every setting where both ran (the ratio of the medians, and the median of
+        the ratios of steps run side by side, which is steadier on a machine whose speed drifts). bf16 on a CPU without AVX512_BF16/AMX runs
         "emulated" (bf16-rounded operands through the fp32 GEMM); the line says which.
         Threads: OPENBLAS_NUM_THREADS (default: all cores; oneDNN uses the same count). Under mpirun every
         rank runs its own batch and gradients are summed as in training; the figures are then for all
@@ -92,15 +93,23 @@ struct BenchCommand: ParsableCommand {
         var summary = String(format: "{\"objective\": \"%@\", \"compute\": %@, \"tokens_per_s\": %.1f, \"s_per_step\": %.4f, \"gflops\": %.1f, \"sgemm_gflops\": %.1f, \"fraction_of_sgemm\": %.3f, \"peak_rss_mib\": %.1f, \"ranks\": %d, \"examples_per_s\": %.3f, \"comm_wait_s\": %.4f",
                              first.objective.rawValue, q(first.computeSummary), first.tokensPerS, first.sPerStep, first.gflops, sgemm,
                              first.gflops / sgemm, Double(Bench.peakRSS()) / 1048576, comm.size, first.examplesPerS, first.commWait)
-        var ratios: [String] = []
+        var ratios: [String] = [], paired: [String] = []
         for c in computes {
             let mine = results.filter { $0.compute == c }
             if let s = mine.first(where: { $0.objective == .sft }), let g = mine.first(where: { $0.objective == .gift }) {
                 ratios.append(String(format: "%@: %.3f", q(s.computeSummary), g.sPerStep / s.sPerStep))
+                // each timed GIFT step over the SFT step run next to it, then the median: slow drifts of
+                // the machine's speed cancel within a pair
+                let pairs = zip(g.stepTimes, s.stepTimes).map { $0 / $1 }.sorted()
+                let mid = pairs.count % 2 == 1 ? pairs[pairs.count / 2] : (pairs[pairs.count / 2 - 1] + pairs[pairs.count / 2]) / 2
+                paired.append(String(format: "%@: %.3f", q(s.computeSummary), mid))
             }
         }
         if ratios.count == 1 { summary += ", \"gift_sft_ratio\": " + ratios[0].split(separator: " ").last! }
-        if !ratios.isEmpty { summary += ", \"gift_sft_ratios\": {" + ratios.joined(separator: ", ") + "}" }
+        if !ratios.isEmpty {
+            summary += ", \"gift_sft_ratios\": {" + ratios.joined(separator: ", ") + "}"
+            summary += ", \"gift_sft_ratios_paired\": {" + paired.joined(separator: ", ") + "}"
+        }
         say(summary + "}")
     }
 }

@@ -6,7 +6,7 @@ import XCTest
 /// and a short bf16 training run against the fp32 one.
 final class BF16Tests: XCTestCase {
     override func tearDown() {
-        try? Gemm.configure(gemm: "openblas", precision: .fp32)
+        resetBackend()
         super.tearDown()
     }
 
@@ -30,7 +30,7 @@ final class BF16Tests: XCTestCase {
             ref.bf16 = true
             let want = ref.objective(ObjectiveOptions(kind: kind), seqs)
             for (gemm, kernel) in kernels {
-                try Gemm.configure(gemm: gemm, precision: .bf16, bf16Kernel: kernel)
+                try useBackend(gemm, precision: .bf16, kernel: kernel)
                 let out = Inspect.run(model: model, params: params, options: ObjectiveOptions(kind: kind), batch: seqs)
                 let tag = "\(Gemm.summary) \(kind)"
                 XCTAssertEqual(out.loss, want.loss, accuracy: 1e-4 * abs(want.loss), tag)
@@ -65,7 +65,7 @@ final class BF16Tests: XCTestCase {
             let mc = try ModelConfig.preset(c.model)
             let t = try Trainer(config: c, modelConfig: mc, params: ParameterLayout(mc).initialize(seed: c.initSeed),
                                 data: try TrainData.load(c, model: mc))
-            if let kernel { try Gemm.configure(gemm: gemm, precision: precision, bf16Kernel: kernel) }
+            if let kernel { try useBackend(gemm, precision: precision, kernel: kernel) }
             t.log = { _ in }
             _ = try t.run(outDir: dir.path)
             XCTAssertEqual(Gemm.precision, precision)

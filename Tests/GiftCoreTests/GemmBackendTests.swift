@@ -13,7 +13,7 @@ import XCTest
 /// - bf16 against the unrounded reference: ≤ 2^-7 · e (each operand off by at most 2^-9 relative).
 final class GemmBackendTests: XCTestCase {
     override func tearDown() {
-        try? Gemm.configure(gemm: "openblas", precision: .fp32)
+        resetBackend()
         super.tearDown()
     }
 
@@ -57,7 +57,7 @@ final class GemmBackendTests: XCTestCase {
     func testEveryBackendAgreesWithTheReference() throws {
         let r = CounterRNG(2024, 9)
         for setting in settings() {
-            try Gemm.configure(gemm: setting.gemm, precision: setting.precision, bf16Kernel: setting.kernel)
+            try useBackend(setting.gemm, precision: setting.precision, kernel: setting.kernel)
             let name = Gemm.summary
             for trial in 0..<24 {
                 let u = UInt64(trial) * 16
@@ -103,7 +103,7 @@ final class GemmBackendTests: XCTestCase {
         let x = randomFloats(rows * inD, seed: 1)
         let params = randomFloats(5000, seed: 2)   // a "flat buffer" with the weight at offset 1000
         for setting in settings() where setting.precision == .bf16 {
-            try Gemm.configure(gemm: setting.gemm, precision: .bf16, bf16Kernel: setting.kernel)
+            try useBackend(setting.gemm, precision: .bf16, kernel: setting.kernel)
             var plain = [Float](repeating: 0, count: rows * outD), mirrored = plain
             params.withUnsafeBufferPointer { p in
                 let w = p.baseAddress! + 1000
@@ -124,7 +124,7 @@ final class GemmBackendTests: XCTestCase {
         let x = randomFloats(rows * inD, seed: 11), w = randomFloats(outD * inD, seed: 12), dy = randomFloats(rows * outD, seed: 13)
         let dw0 = randomFloats(outD * inD, seed: 14)
         for setting in settings() where setting.precision == .bf16 {
-            try Gemm.configure(gemm: setting.gemm, precision: .bf16, bf16Kernel: setting.kernel)
+            try useBackend(setting.gemm, precision: .bf16, kernel: setting.kernel)
             var dw = dw0, dx = [Float](repeating: 0, count: rows * inD)
             Gemm.linearBackward(x: x, w: w, dy: dy, dx: &dx, dw: &dw, rows: rows, inDim: inD, outDim: outD)
             var dw2 = dw0, dx2 = [Float](repeating: 0, count: rows * inD)
@@ -157,7 +157,7 @@ final class GemmBackendTests: XCTestCase {
         XCTAssertThrowsError(try Gemm.configure(gemm: "cublas")) { e in
             XCTAssertTrue("\(e)".contains("auto, openblas or onednn"), "\(e)")
         }
-        XCTAssertThrowsError(try Gemm.configure(gemm: "openblas", precision: .bf16, bf16Kernel: .native)) { e in
+        XCTAssertThrowsError(try useBackend("openblas", precision: .bf16, kernel: .native)) { e in
             XCTAssertTrue("\(e)".contains("oneDNN"), "\(e)")
         }
         XCTAssertNoThrow(try Gemm.configure(gemm: "auto"))

@@ -22,7 +22,7 @@ final class GoldenTests: XCTestCase {
     }
 
     override func tearDown() {
-        try? Gemm.configure(gemm: "openblas", precision: .fp32)
+        resetBackend()
         super.tearDown()
     }
 
@@ -42,7 +42,7 @@ final class GoldenTests: XCTestCase {
     /// Every case on every fp32 backend, to the README's tolerances.
     func testAllGoldenCases() throws {
         for gemm in fp32Backends {
-            try Gemm.configure(gemm: gemm, precision: .fp32)
+            try useBackend(gemm, precision: .fp32)
             try checkAllCases(lossRel: 1e-5, tensorRel: 1e-4)
         }
     }
@@ -57,7 +57,7 @@ final class GoldenTests: XCTestCase {
         var settings: [(String, BF16Kernel)] = [("openblas", .emulated)]
         if Gemm.onednnAvailable { settings.append(("onednn", .native)) }
         for (gemm, kernel) in settings {
-            try Gemm.configure(gemm: gemm, precision: .bf16, bf16Kernel: kernel)
+            try useBackend(gemm, precision: .bf16, kernel: kernel)
             try checkAllCases(lossRel: 2e-2, tensorRel: 0.3)
         }
     }

@@ -24,14 +24,14 @@ final class ModelGradientTests: XCTestCase {
     }
 
     override func tearDown() {
-        try? Gemm.configure(gemm: "openblas", precision: .fp32)
+        resetBackend()
         super.tearDown()
     }
 
     /// On every fp32 backend here (OpenBLAS; oneDNN where installed).
     func runCheck(_ opts: ObjectiveOptions) throws {
         for gemm in fp32Backends {
-            try Gemm.configure(gemm: gemm, precision: .fp32)
+            try useBackend(gemm, precision: .fp32)
             try runCheckOnce(opts)
         }
     }

@@ -6,6 +6,19 @@ import XCTest
 /// wherever launch/install-deps.sh ran, so CI covers both).
 var fp32Backends: [String] { Gemm.onednnAvailable ? ["openblas", "onednn"] : ["openblas"] }
 
+/// Selects a backend for a test. Test shapes are small: every fp32 GEMM goes through the backend under
+/// test (in production oneDNN takes only GEMMs of at least `Gemm.defaultOnednnMinWork` multiply-adds).
+/// Undo with `resetBackend()` in tearDown.
+func useBackend(_ gemm: String, precision: Precision = .fp32, kernel: BF16Kernel? = nil) throws {
+    try Gemm.configure(gemm: gemm, precision: precision, bf16Kernel: kernel)
+    Gemm.onednnMinWork = 0
+}
+
+func resetBackend() {
+    try? Gemm.configure(gemm: "openblas", precision: .fp32)
+    Gemm.onednnMinWork = Gemm.defaultOnednnMinWork
+}
+
 /// Deterministic random Float arrays for tests.
 func randomFloats(_ n: Int, seed: UInt64, scale: Double = 1) -> [Float] {
     let r = CounterRNG(seed, 77)

@@ -19,6 +19,8 @@ public enum Bench {
         public var tokensPerS: Double
         public var gflops: Double
         public var modelFlopsPerStep: Double
+        /// Seconds of each timed step, in order (lanes ran interleaved: step i of every lane ran together).
+        public var stepTimes: [Double] = []
         /// Seconds per step by phase (with `Profiler.enabled`).
         public var profile: [(String, Double)] = []
         /// Examples per second over all ranks, and the median communication wait per step.
@@ -144,6 +146,7 @@ public enum Bench {
             let per = median(lane.times)
             return Result(objective: lane.objective.kind, compute: lane.compute, computeSummary: lane.summary, sPerStep: per, tokensPerS: Double(B * L * comm.size) / per,
                           gflops: lane.flops / Double(steps) / per / 1e9, modelFlopsPerStep: lane.flops / Double(steps),
+                          stepTimes: lane.times,
                           profile: lane.profile.order.map { ($0, lane.profile.totals[$0]! / Double(steps)) },
                           examplesPerS: Double(B * comm.size) / per, commWait: lane.waits.isEmpty ? 0 : median(lane.waits))
         }

@@ -93,10 +93,16 @@ public enum Gemm {
         }
     }
 
+    /// fp32 GEMMs smaller than this many multiply-adds go to OpenBLAS even on the oneDNN backend: a
+    /// oneDNN primitive costs ~0.5 ms to create for each new shape (the head's row count changes every
+    /// step), more than such a GEMM takes. The rule depends on the shape only, so runs stay deterministic.
+    public static let defaultOnednnMinWork = 1 << 24
+    nonisolated(unsafe) public static var onednnMinWork = defaultOnednnMinWork
+
     @inline(__always)
     static func fp32(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
                      b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        if backend == .onednn,
+        if backend == .onednn, m * n * k >= onednnMinWork,
            gift_dnnl_gemm(0, transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) == 0 {
             return
         }

@@ -105,21 +105,31 @@ public final class ObjectiveRunner: @unchecked Sendable {
         var betas = [Double](repeating: 0, count: B * L)
         if rows.isEmpty { return betas }
         // only the response rows' final states are read: the trimmed forward computes little else
-        model.forwardPass1(params, tokens: input, batch: B, seqLen: L, outputRows: rows, acts: infer)
-        let logits = model.head(params, rows: rows, acts: infer)
-        let gamma = options.gamma
-        tmp.withUnsafeMutableBufferPointer { tb in
-            for (r, pos) in rows.enumerated() {
-                let z = logits + r * V
-                let v: Float
-                if options.kind == .nll {
-                    let target = seqs[Int(pos) / L].tokens[Int(pos) % L]
-                    v = Softmax.crossEntropy(z, count: V, target: Int(target), grad: nil, scale: 0, tmp: tb.baseAddress!)
-                } else {
-                    v = Softmax.entropy(z, count: V, tmp: tb.baseAddress!)
+        Profiler.measure("  pass 1 forward") {
+            model.forwardPass1(params, tokens: input, batch: B, seqLen: L, outputRows: rows, acts: infer)
+        }
+        let logits = Profiler.measure("  pass 1 head") { model.head(params, rows: rows, acts: infer) }
+        let gamma = options.gamma, nll = options.kind == .nll, stride = V + 16
+        if tmp.count < Parallel.workers * stride { tmp = [Float](repeating: 0, count: Parallel.workers * stride) }
+        // rows are independent: split them over the workers, each with its own scratch row
+        Profiler.measure("  pass 1 entropy") {
+        tmp.withUnsafeMutableBufferPointer { tb in betas.withUnsafeMutableBufferPointer { out in
+            let R = rows.count, parts = min(R, Parallel.workers)
+            Parallel.tasks(parts) { part, worker in
+                let scratch = tb.baseAddress! + worker * stride
+                for r in (R * part / parts)..<(R * (part + 1) / parts) {
+                    let pos = Int(rows[r]), z = logits + r * V
+                    let v: Float
+                    if nll {
+                        let target = seqs[pos / L].tokens[pos % L]
+                        v = Softmax.crossEntropy(z, count: V, target: Int(target), grad: nil, scale: 0, tmp: scratch)
+                    } else {
+                        v = Softmax.entropy(z, count: V, tmp: scratch)
+                    }
+                    out[pos] = Foundation.pow(max(0, Double(v)), gamma)
                 }
-                betas[Int(pos)] = Foundation.pow(max(0, Double(v)), gamma)
             }
+        } }
         }
         return betas
     }
