@@ -121,7 +121,8 @@ public enum Gemm {
         let s = GemmScratch.current
         let (aRows, aCols) = transA ? (k, m) : (m, k)
         let (bRows, bCols) = transB ? (n, k) : (k, n)
-        if bf16Kernel == .native {
+        // (small GEMMs take the emulation on OpenBLAS, as in fp32: the same products, no primitive to prepare)
+        if bf16Kernel == .native && m * n * k >= onednnMinWork {
             let (pa, la) = packedA.map { ($0, aCols) } ?? mirror.bits(a, lda) ?? (s.bitsA(a, rows: aRows, cols: aCols, ld: lda), aCols)
             let (pb, lb) = mirror.bits(b, ldb) ?? (s.bitsB(b, rows: bRows, cols: bCols, ld: ldb), bCols)
             if gift_dnnl_gemm(1, transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, pa, la, pb, lb, beta, c, ldc) == 0 {
