@@ -66,7 +66,7 @@ public enum Attention {
         }
     }
 
-    /// Gradients: dq is overwritten; dk and dv are zeroed here, then accumulated over each group's heads.
+    /// Gradients: dq, dk and dv are overwritten (dk and dv summed over each group's heads and row blocks).
     public static func backward(_ s: AttentionShape, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
                                 v: UnsafePointer<Float>, out: UnsafePointer<Float>, lse: UnsafePointer<Float>,
                                 dout: UnsafePointer<Float>, dq: UnsafeMutablePointer<Float>,
@@ -79,10 +79,6 @@ public enum Attention {
             let P = scratch0 + worker * s.scratchCount, dP = P + blk * L
             let kh = k + b * L * s.ldKV + g * hd, vh = v + b * L * s.ldKV + g * hd
             let dkh = dk + b * L * s.ldKV + g * hd, dvh = dv + b * L * s.ldKV + g * hd
-            for i in 0..<L {
-                (dkh + i * s.ldKV).update(repeating: 0, count: hd)
-                (dvh + i * s.ldKV).update(repeating: 0, count: hd)
-            }
             for h in (g * group)..<((g + 1) * group) {
                 let qh = q + b * L * s.ldQ + h * hd, dqh = dq + b * L * s.ldQ + h * hd
                 let oh = out + b * L * s.ldO + h * hd, doh = dout + b * L * s.ldO + h * hd
@@ -91,6 +87,8 @@ public enum Attention {
                 while i0 < L {
                     let rows = min(blk, L - i0)
                     let qb = qh + i0 * s.ldQ, dob = doh + i0 * s.ldO
+                    // the group's first block overwrites dK and dV (no zeroing pass), later ones accumulate
+                    let acc: Float = h == g * group && i0 == 0 ? 0 : 1
                     // Recompute S = scale · Q Kᵀ, and dP = dO Vᵀ
                     Gemm.mm(transB: true, m: rows, n: L, k: hd, alpha: s.scale, a: qb, lda: s.ldQ,
                             b: kh, ldb: s.ldKV, c: P, ldc: L)
@@ -102,12 +100,12 @@ public enum Attention {
                     }
                     // dV += Pᵀ dO
                     Gemm.mm(transA: true, m: L, n: hd, k: rows, a: P, lda: L, b: dob, ldb: s.ldO,
-                            beta: 1, c: dvh, ldc: s.ldKV)
+                            beta: acc, c: dvh, ldc: s.ldKV)
                     // dQ_blk = scale · dS K ; dK += scale · dSᵀ Q_blk
                     Gemm.mm(m: rows, n: hd, k: L, alpha: s.scale, a: dP, lda: L, b: kh, ldb: s.ldKV,
                             c: dqh + i0 * s.ldQ, ldc: s.ldQ)
                     Gemm.mm(transA: true, m: L, n: hd, k: rows, alpha: s.scale, a: dP, lda: L, b: qb, ldb: s.ldQ,
-                            beta: 1, c: dkh, ldc: s.ldKV)
+                            beta: acc, c: dkh, ldc: s.ldKV)
                     i0 += rows
                 }
             }

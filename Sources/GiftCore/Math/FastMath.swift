@@ -22,7 +22,7 @@ public enum FastMath {
 
     /// e^r · 2^n for the reduced argument: the shared core of `exp` and `expSoftmax`. `x` must be
     /// clamped to [lo, hi] (or NaN, which stays NaN).
-    @inline(__always)
+    @inline(__always) @usableFromInline
     static func expCore(_ x: V) -> V {
         // n = round(x·log2e) via the 1.5·2^23 trick: the integer lands in the low mantissa bits.
         let magic = V(repeating: 12582912.0)
@@ -57,7 +57,9 @@ public enum FastMath {
 
     /// `exp` for softmax arguments (scores minus their row maximum or log-sum-exp, so at most about 0):
     /// the same values, except that arguments above 88 give e^88 rather than +inf. NaN stays NaN.
-    @inline(__always)
+    /// Transparent: plain @inline(__always) left it an out-of-line call (ymm halves through xmm
+    /// registers, constants reloaded, vzeroupper) in the softmax loops.
+    @_transparent
     public static func expSoftmax(_ x0: V) -> V {
         let hi = V(repeating: 88.0), lo = V(repeating: -87.33654)
         var x = x0.replacing(with: hi, where: x0 .> hi)
