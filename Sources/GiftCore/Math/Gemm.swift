@@ -111,25 +111,32 @@ public enum Gemm {
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
+    /// Whether a bf16 GEMM of this size runs oneDNN's bf16 kernel; otherwise the emulation (small GEMMs
+    /// take it as in fp32: the same products, no oneDNN primitive to prepare per shape).
+    @inline(__always) static func nativeBF16(m: Int, n: Int, k: Int) -> Bool {
+        bf16Kernel == .native && m * n * k >= onednnMinWork
+    }
+
     /// bf16 operands: weights come from the mirror when one is active (converted once per step), other
     /// operands are rounded into per-thread scratch, packed (leading dimension = row length).
-    /// `packedA`: A already packed (bf16 bits for the native kernel, or rounded floats), ld = its row
-    /// length; linearBackward packs dy once for its two GEMMs.
+    /// `packedA`: A already packed in the form `nativeBF16` picks for this size (bf16 bits, or rounded
+    /// floats), ld = its row length; linearBackward packs dy once for its two GEMMs.
     static func bf16(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
                      b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int,
                      packedA: UnsafeRawPointer? = nil) {
         let s = GemmScratch.current
         let (aRows, aCols) = transA ? (k, m) : (m, k)
         let (bRows, bCols) = transB ? (n, k) : (k, n)
-        // (small GEMMs take the emulation on OpenBLAS, as in fp32: the same products, no primitive to prepare)
-        if bf16Kernel == .native && m * n * k >= onednnMinWork {
+        let native = nativeBF16(m: m, n: n, k: k)
+        if native {
             let (pa, la) = packedA.map { ($0, aCols) } ?? mirror.bits(a, lda) ?? (s.bitsA(a, rows: aRows, cols: aCols, ld: lda), aCols)
             let (pb, lb) = mirror.bits(b, ldb) ?? (s.bitsB(b, rows: bRows, cols: bCols, ld: ldb), bCols)
             if gift_dnnl_gemm(1, transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, pa, la, pb, lb, beta, c, ldc) == 0 {
                 return
             }
         }
-        let pre = bf16Kernel == .emulated ? packedA.map { ($0.assumingMemoryBound(to: Float.self), aCols) } : nil
+        // (also the fallback when oneDNN refuses a shape: then a packed A holds bits, not floats)
+        let pre = native ? nil : packedA.map { ($0.assumingMemoryBound(to: Float.self), aCols) }
         let (pa, la) = pre ?? mirror.rounded(a, lda) ?? (s.roundedA(a, rows: aRows, cols: aCols, ld: lda), aCols)
         let (pb, lb) = mirror.rounded(b, ldb) ?? (s.roundedB(b, rows: bRows, cols: bCols, ld: ldb), bCols)
         fp32(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: pa, lda: la, b: pb, ldb: lb,
@@ -152,9 +159,10 @@ public enum Gemm {
         // dW first: callers may let dx overwrite x (the output head does).
         Profiler.measure("  linear bwd") {
         if precision == .bf16 && rows > 0 && inDim > 0 && outDim > 0 {
-            // dy is the A operand of both GEMMs, packed the same way ([rows, outDim]): convert it once
+            // dy is the A operand of both GEMMs, packed the same way ([rows, outDim]), and both have the
+            // same size (so the same kernel): convert it once
             let s = GemmScratch.current
-            let packed = bf16Kernel == .native ? s.bitsA(dy, rows: rows, cols: outDim, ld: outDim)
+            let packed = nativeBF16(m: rows, n: inDim, k: outDim) ? s.bitsA(dy, rows: rows, cols: outDim, ld: outDim)
                 : UnsafeRawPointer(s.roundedA(dy, rows: rows, cols: outDim, ld: outDim))
             bf16(transA: true, transB: false, m: outDim, n: inDim, k: rows, alpha: 1, a: dy, lda: outDim, b: x, ldb: inDim,
                  beta: 1, c: dw, ldc: inDim, packedA: packed)
