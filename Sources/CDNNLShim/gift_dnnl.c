@@ -22,7 +22,6 @@ int gift_dnnl_gemm(int dtype, int transA, int transB, long m, long n, long k, fl
     (void)dtype; (void)transA; (void)transB; (void)m; (void)n; (void)k; (void)alpha; (void)a; (void)lda; (void)b; (void)ldb; (void)beta; (void)c; (void)ldc;
     return -1;
 }
-const char *gift_dnnl_impl(int dtype, long m, long n, long k) { return "unavailable"; }
 #else
 
 // The functions we call, resolved from libdnnl.so.2 (and libgomp, which it loads).
@@ -194,15 +193,4 @@ int gift_dnnl_gemm(int dtype, int transA, int transB, long m, long n, long k, fl
     return p_dnnl_stream_wait(stream) == dnnl_success ? 0 : -5;
 }
 
-const char *gift_dnnl_impl(int dtype, long m, long n, long k) {
-    static __thread char out[128];
-    if (!gift_dnnl_available()) return "unavailable";
-    dnnl_primitive_desc_t pd;
-    if (describe(dtype, 0, 1, m, n, k, k, k, n, 1.0f, 0.0f, &pd) != dnnl_success) return "refused";
-    const char *impl = "?";
-    p_dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
-    snprintf(out, sizeof out, "%s", impl);
-    p_dnnl_primitive_desc_destroy(pd);
-    return out;
-}
 #endif

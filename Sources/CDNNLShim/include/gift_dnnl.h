@@ -22,7 +22,4 @@ int gift_dnnl_get_threads(void);
 int gift_dnnl_gemm(int dtype, int transA, int transB, long m, long n, long k, float alpha,
                    const void *a, long lda, const void *b, long ldb, float beta, float *c, long ldc);
 
-// The implementation oneDNN picks for a shape ("brg:avx512_core", "gemm:jit", ...), for bench output.
-const char *gift_dnnl_impl(int dtype, long m, long n, long k);
-
 #endif
