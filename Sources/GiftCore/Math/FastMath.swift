@@ -152,18 +152,10 @@ public enum FastMath {
             i += 32
         }
         while i + 8 <= n { m0 = vmax(m0, load(x + i)); i += 8 }
-        m0 = vmax(vmax(m0, m1), vmax(m2, m3))
-        let m4 = vmax(m0.lowHalf, m0.highHalf)
-        let m2v = pointwiseMaxLanes(m4.lowHalf, m4.highHalf)
-        var r = Swift.max(m2v[0], m2v[1])
+        // once per row, so the library's horizontal max is fine here (the lanes hold no NaN)
+        var r = vmax(vmax(m0, m1), vmax(m2, m3)).max()
         while i < n { if x[i] > r { r = x[i] }; i += 1 }
         return r
-    }
-    @inline(__always) static func vmax(_ a: SIMD4<Float>, _ b: SIMD4<Float>) -> SIMD4<Float> {
-        a.replacing(with: b, where: b .> a)
-    }
-    @inline(__always) static func pointwiseMaxLanes(_ a: SIMD2<Float>, _ b: SIMD2<Float>) -> SIMD2<Float> {
-        a.replacing(with: b, where: b .> a)
     }
 
     /// x[i] *= a
