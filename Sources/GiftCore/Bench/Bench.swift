@@ -73,7 +73,7 @@ public enum Bench {
     /// One objective's timed loop state (the model's memory is shared: one lane runs at a time).
     final class Lane {
         let objective: ObjectiveOptions
-        var compute = Compute(gemm: "auto", precision: .fp32)
+        var compute = Compute(gemm: "openblas", precision: .fp32)   // set when the lane is made
         var summary = ""
         var seqs: [TrainSequence]
         var times: [Double] = [], waits: [Double] = [], flops = 0.0
@@ -109,7 +109,7 @@ public enum Bench {
             if let cs { try Gemm.configure(gemm: cs.gemm, precision: cs.precision) }
             for o in objectives {
                 let lane = Lane(model: model, params: params, objective: o, seqs: seqs, B: B, L: L)
-                if let cs { lane.compute = cs }
+                lane.compute = cs ?? Compute(gemm: Gemm.backend.rawValue, precision: Gemm.precision)
                 lane.summary = Gemm.summary
                 lanes.append(lane)
             }
