@@ -56,20 +56,13 @@ final class BF16Tests: XCTestCase {
     func testBF16TrainingTracksFP32() throws {
         func run(_ precision: Precision, kernel: BF16Kernel?, gemm: String) throws -> [Double] {
             let dir = try temporaryDirectory(self)
-            var c = RunConfig()
-            c.model = "tiny"; c.data = "countdown"; c.taskExamples = 800
-            c.objective = ObjectiveOptions(kind: .gift)
-            c.microBatch = 16; c.maxSteps = 40; c.lr = 3e-3; c.warmupRatio = 0.1; c.schedule = .cosine
-            c.maxLength = 48; c.seed = 3; c.out = dir.path; c.validationFraction = 0.05
+            var c = tinyTrainConfig(.gift, dir: dir)
             c.precision = precision; c.gemm = gemm
-            let mc = try ModelConfig.preset(c.model)
-            let t = try Trainer(config: c, modelConfig: mc, params: ParameterLayout(mc).initialize(seed: c.initSeed),
-                                data: try TrainData.load(c, model: mc))
+            let t = try makeTrainer(c)
             if let kernel { try useBackend(gemm, precision: precision, kernel: kernel) }
-            t.log = { _ in }
             _ = try t.run(outDir: dir.path)
             XCTAssertEqual(Gemm.precision, precision)
-            return try MetricsWriter.read(dir.appendingPathComponent("metrics.jsonl").path).map { ($0["loss"] as! NSNumber).doubleValue }
+            return try stepLosses(dir)
         }
         let fp32 = try run(.fp32, kernel: nil, gemm: "openblas")
         let last32 = fp32.suffix(8).reduce(0, +) / 8

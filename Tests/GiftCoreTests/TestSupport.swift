@@ -112,3 +112,27 @@ func temporaryDirectory(_ test: XCTestCase) throws -> URL {
     test.addTeardownBlock { try? FileManager.default.removeItem(at: u) }
     return u
 }
+
+/// The training tests' run: the tiny model on generated Countdown data, 40 steps unless told.
+func tinyTrainConfig(_ objective: ObjectiveKind, dir: URL, steps: Int = 40) -> RunConfig {
+    var c = RunConfig()
+    c.model = "tiny"; c.data = "countdown"; c.taskExamples = 800
+    c.objective = ObjectiveOptions(kind: objective)
+    c.microBatch = 16; c.maxSteps = steps; c.lr = 3e-3; c.warmupRatio = 0.1; c.schedule = .cosine
+    c.maxLength = 48; c.seed = 3; c.out = dir.path; c.validationFraction = 0.05
+    return c
+}
+
+/// A trainer for `c` from the preset's fresh initialisation, logging nothing.
+func makeTrainer(_ c: RunConfig, comm: Communicator = SingleProcess()) throws -> Trainer {
+    let mc = try ModelConfig.preset(c.model)
+    let t = try Trainer(config: c, comm: comm, modelConfig: mc, params: ParameterLayout(mc).initialize(seed: c.initSeed),
+                        data: try TrainData.load(c, model: mc))
+    t.log = { _ in }
+    return t
+}
+
+/// The loss of every step in a run folder's metrics.jsonl.
+func stepLosses(_ dir: URL) throws -> [Double] {
+    try MetricsWriter.read(dir.appendingPathComponent("metrics.jsonl").path).map { ($0["loss"] as! NSNumber).doubleValue }
+}

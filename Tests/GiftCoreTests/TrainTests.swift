@@ -5,34 +5,13 @@ import XCTest
 /// The training loop on one process: loss falls, optimizer and schedule values, accumulation,
 /// determinism and bad input.
 final class TrainTests: XCTestCase {
-    func config(_ objective: ObjectiveKind, dir: URL, steps: Int = 40) -> RunConfig {
-        var c = RunConfig()
-        c.model = "tiny"; c.data = "countdown"; c.taskExamples = 800
-        c.objective = ObjectiveOptions(kind: objective)
-        c.microBatch = 16; c.maxSteps = steps; c.lr = 3e-3; c.warmupRatio = 0.1; c.schedule = .cosine
-        c.maxLength = 48; c.seed = 3; c.out = dir.path; c.validationFraction = 0.05
-        return c
-    }
-
-    func trainer(_ c: RunConfig, comm: Communicator = SingleProcess()) throws -> Trainer {
-        let mc = try ModelConfig.preset(c.model)
-        let t = try Trainer(config: c, comm: comm, modelConfig: mc, params: ParameterLayout(mc).initialize(seed: c.initSeed),
-                            data: try TrainData.load(c, model: mc))
-        t.log = { _ in }
-        return t
-    }
-
-    func losses(_ dir: URL) throws -> [Double] {
-        try MetricsWriter.read(dir.appendingPathComponent("metrics.jsonl").path).map { ($0["loss"] as! NSNumber).doubleValue }
-    }
-
     /// 40 steps of the tiny model on Countdown: the mean loss of the last 8 steps is at least 25% below
     /// that of the first 8, for sft and gift (a model that learns nothing stays near log 64 ≈ 4.2).
     func testLossFallsForSFTAndGIFT() throws {
         for k in [ObjectiveKind.sft, .gift] {
             let dir = try temporaryDirectory(self)
-            let s = try trainer(config(k, dir: dir)).run(outDir: dir.path)
-            let l = try losses(dir)
+            let s = try makeTrainer(tinyTrainConfig(k, dir: dir)).run(outDir: dir.path)
+            let l = try stepLosses(dir)
             XCTAssertEqual(l.count, 40)
             let first = l.prefix(8).reduce(0, +) / 8, last = l.suffix(8).reduce(0, +) / 8
             XCTAssertLessThan(last, 0.75 * first, "\(k): loss \(first) -> \(last)")
@@ -54,8 +33,8 @@ final class TrainTests: XCTestCase {
     /// own cache (it once took the training split's, by the wrong indices).
     func testGiftRefWithLargeValidationSplit() throws {
         let d = try temporaryDirectory(self)
-        var c = config(.giftRef, dir: d, steps: 3); c.validationFraction = 0.7; c.microBatch = 8
-        let t = try trainer(c)
+        var c = tinyTrainConfig(.giftRef, dir: d, steps: 3); c.validationFraction = 0.7; c.microBatch = 8
+        let t = try makeTrainer(c)
         XCTAssertGreaterThan(t.data.validation.count, t.data.train.count)
         let s = try t.run(outDir: d.path)
         XCTAssertTrue(s.finalLoss.isFinite)
@@ -66,17 +45,17 @@ final class TrainTests: XCTestCase {
 
     func testSameSeedSameLossesBitForBit() throws {
         let a = try temporaryDirectory(self), b = try temporaryDirectory(self)
-        _ = try trainer(config(.gift, dir: a, steps: 6)).run(outDir: a.path)
-        _ = try trainer(config(.gift, dir: b, steps: 6)).run(outDir: b.path)
-        XCTAssertEqual(try losses(a).map(\.bitPattern), try losses(b).map(\.bitPattern))
+        _ = try makeTrainer(tinyTrainConfig(.gift, dir: a, steps: 6)).run(outDir: a.path)
+        _ = try makeTrainer(tinyTrainConfig(.gift, dir: b, steps: 6)).run(outDir: b.path)
+        XCTAssertEqual(try stepLosses(a).map(\.bitPattern), try stepLosses(b).map(\.bitPattern))
     }
 
     /// k micro-batches of b accumulate to the same step as one micro-batch of k·b (float tolerance).
     func testAccumulationEqualsLargerBatch() throws {
         let d = try temporaryDirectory(self)
-        var c1 = config(.gift, dir: d, steps: 1); c1.microBatch = 4; c1.gradAccum = 4
+        var c1 = tinyTrainConfig(.gift, dir: d, steps: 1); c1.microBatch = 4; c1.gradAccum = 4
         var c2 = c1; c2.microBatch = 16; c2.gradAccum = 1
-        let t1 = try trainer(c1), t2 = try trainer(c2)
+        let t1 = try makeTrainer(c1), t2 = try makeTrainer(c2)
         let r1 = try t1.step(0), r2 = try t2.step(0)
         XCTAssertEqual(r1.stats.loss, r2.stats.loss, accuracy: 1e-6 * abs(r2.stats.loss))
         XCTAssertEqual(r1.gradNorm, r2.gradNorm, accuracy: 1e-5 * r2.gradNorm)
@@ -178,7 +157,7 @@ final class TrainTests: XCTestCase {
     }
 
     func dataConfig(_ path: String, _ dir: URL) -> RunConfig {
-        var c = config(.sft, dir: dir, steps: 2); c.data = path; c.microBatch = 2; c.validationFraction = 0
+        var c = tinyTrainConfig(.sft, dir: dir, steps: 2); c.data = path; c.microBatch = 2; c.validationFraction = 0
         return c
     }
 
@@ -213,7 +192,7 @@ final class TrainTests: XCTestCase {
         var mc = try ModelConfig.preset("tiny")
         mc.vocabSize = 40; mc.embeddingSize = 40; mc.maskTokenId = 39; mc.eosTokenId = 38; mc.padTokenId = 38
         let dir = try temporaryDirectory(self)
-        XCTAssertThrowsError(try TrainData.load(config(.sft, dir: dir), model: mc)) { e in
+        XCTAssertThrowsError(try TrainData.load(tinyTrainConfig(.sft, dir: dir), model: mc)) { e in
             XCTAssertTrue("\(e)".contains("64") && "\(e)".contains("40"), "\(e)")
         }
     }
@@ -222,8 +201,8 @@ final class TrainTests: XCTestCase {
     /// message, and the parameters before them are saved.
     func testNonFiniteStepsAreSkippedThenStop() throws {
         let dir = try temporaryDirectory(self)
-        var c = config(.sft, dir: dir, steps: 10); c.maxBadSteps = 3
-        let t = try trainer(c)
+        var c = tinyTrainConfig(.sft, dir: dir, steps: 10); c.maxBadSteps = 3
+        let t = try makeTrainer(c)
         var warnings: [String] = []
         t.log = { warnings.append($0) }
         t.params[t.model.layout.head] = .nan
