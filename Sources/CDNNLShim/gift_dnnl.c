@@ -15,6 +15,7 @@
 int gift_dnnl_available(void) { return 0; }
 const char *gift_dnnl_description(void) { return "oneDNN unavailable: gift was built without oneDNN headers (install libdnnl-dev and rebuild)"; }
 int gift_dnnl_native_bf16(void) { return 0; }
+int gift_dnnl_amx(void) { return 0; }
 void gift_dnnl_set_threads(int n) { (void)n; }
 int gift_dnnl_get_threads(void) { return 1; }
 int gift_dnnl_gemm(int dtype, int transA, int transB, long m, long n, long k, float alpha,
@@ -42,7 +43,7 @@ static int (*p_omp_get_max_threads)(void);
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int available;
-static int nativeBF16;
+static int nativeBF16, amx;
 static dnnl_engine_t engine;
 static char description[256] = "oneDNN not loaded yet";
 
@@ -64,6 +65,7 @@ static void load(void) {
     }
     dnnl_cpu_isa_t isa = p_dnnl_get_effective_cpu_isa();
     nativeBF16 = (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
+    amx = (isa & dnnl_cpu_isa_avx512_core_amx) == dnnl_cpu_isa_avx512_core_amx;
     const dnnl_version_t *v = p_dnnl_version();
     const char *isaName = (isa & dnnl_cpu_isa_avx512_core_amx) == dnnl_cpu_isa_avx512_core_amx ? "avx512_core_amx"
         : nativeBF16 ? "avx512_core_bf16"
@@ -174,6 +176,7 @@ const char *gift_dnnl_description(void) {
 }
 
 int gift_dnnl_native_bf16(void) { return gift_dnnl_available() && nativeBF16; }
+int gift_dnnl_amx(void) { return gift_dnnl_available() && amx; }
 
 void gift_dnnl_set_threads(int n) { if (gift_dnnl_available()) p_omp_set_num_threads(n < 1 ? 1 : n); }
 

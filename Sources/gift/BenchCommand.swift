@@ -15,10 +15,12 @@ struct BenchCommand: ParsableCommand {
         It prints the matmul rate of each setting at the model's largest matmul shape, one JSON line per
         lane (objective, gemm, precision, tokens_per_s, s_per_step, gflops) and, last, one JSON object
         with the summary: the first lane's tokens_per_s, gflops (model FLOPs, no recompute counted),
-        sgemm_gflops (OpenBLAS sgemm at that shape, same run) and their fraction, peak memory, and the
+        sgemm_gflops (OpenBLAS at that shape, same run), best_gemm_gflops (the faster of OpenBLAS and oneDNN
+        there: the reference) and fraction_of_best_gemm, the CPU, its flags, the BLAS and its kernel (core),
+        oneDNN's version and ISA, warnings (a generic BLAS kernel, a bf16 kernel slower than the other), peak memory, and the
         GIFT/SFT step ratio of every setting where both ran (the ratio of the medians, and the median of
-        the ratios of steps run side by side, which is steadier on a machine whose speed drifts). bf16 on a CPU without AVX512_BF16/AMX runs
-        "emulated" (bf16-rounded operands through the fp32 GEMM); the line says which.
+        the ratios of steps run side by side, which is steadier on a machine whose speed drifts). bf16 runs oneDNN's kernel ("native") only with AMX,
+        else "emulated" (bf16-rounded operands through the fp32 GEMM); the line says which and why.
         Threads: OPENBLAS_NUM_THREADS (default: all cores; oneDNN uses the same count). Under mpirun every
         rank runs its own batch and gradients are summed as in training; the figures are then for all
         ranks together (examples_per_s, tokens_per_s) plus the median communication wait per step.
@@ -65,15 +67,32 @@ struct BenchCommand: ParsableCommand {
         let opts = try list(objectiveFlags.objective).map { try objectiveFlags.options(kind: $0) }
         let T = batch * seq
         let gemmShape = (m: T, n: max(config.vocab, config.mlpHiddenSize, config.dModel), k: config.dModel)
-        try Gemm.configure(gemm: "openblas", precision: .fp32)
-        let sgemm = Bench.sgemmGFlops(m: gemmShape.m, n: gemmShape.n, k: gemmShape.k)
-        say("bench: \(model ?? preset), seq \(seq), batch \(batch) per rank, \(comm.size) ranks × \(Gemm.threads) threads; "
-            + "OpenBLAS sgemm \(String(format: "%.1f", sgemm)) GFLOP/s at \(gemmShape.m)×\(gemmShape.n)×\(gemmShape.k); \(Gemm.onednnDescription)")
+        // the reference: the best fp32 GEMM this machine has (each backend at the model's largest matmul
+        // shape, same run), so a broken BLAS cannot make the step look good against itself
+        var refs: [(String, Double)] = []
+        for g in ["openblas", "onednn"] where g == "openblas" || Gemm.onednnAvailable {
+            try Gemm.configure(gemm: g, precision: .fp32)
+            Gemm.onednnMinWork = 0   // (a small preset's shape would otherwise go to OpenBLAS on both)
+            refs.append((g, Bench.sgemmGFlops(m: gemmShape.m, n: gemmShape.n, k: gemmShape.k)))
+            Gemm.onednnMinWork = Gemm.defaultOnednnMinWork
+        }
+        let sgemm = refs[0].1, best = refs.max { $0.1 < $1.1 }!
+        let shape = "\(gemmShape.m)×\(gemmShape.n)×\(gemmShape.k)"
+        say("bench: \(model ?? preset), seq \(seq), batch \(batch) per rank, \(comm.size) ranks × \(Gemm.threads) threads")
+        for line in Gemm.kernelReport.prefix(3) { say("  " + line) }
+        say("  fp32 GEMM at \(shape): " + refs.map { String(format: "%@ %.1f GFLOP/s", $0.0, $0.1) }.joined(separator: ", ")
+            + "; reference: \(best.0)")
+        var warnings: [String] = Blas.genericKernelWarning.map { [$0] } ?? []
         for c in computes {
             try Gemm.configure(gemm: c.gemm, precision: c.precision)
             let r = Bench.sgemmGFlops(m: gemmShape.m, n: gemmShape.n, k: gemmShape.k)
-            say("  matmul \(Gemm.summary): \(String(format: "%.1f", r)) GFLOP/s at the same shape")
+            say("  matmul \(Gemm.summary): \(String(format: "%.1f", r)) GFLOP/s at the same shape"
+                + (c.precision == .bf16 ? " (\(Gemm.bf16KernelReason))" : ""))
+            if c.precision == .bf16, let w = try Bench.bf16KernelCheck(gemm: c.gemm, m: gemmShape.m, n: gemmShape.n, k: gemmShape.k) {
+                say("  " + w); warnings.append(w)
+            }
         }
+        for w in warnings where w.hasPrefix("warning: OpenBLAS") { say("  " + w) }
         Profiler.enabled = profile
         let results = try Bench.run(model: m, params: params, objectives: opts, batch: batch, seqLen: seq, steps: steps,
                                     warmup: warmup, computes: computes, comm: comm)
@@ -90,9 +109,18 @@ struct BenchCommand: ParsableCommand {
         }
         // the summary: the first setting's first objective, plus the GIFT/SFT ratio of every setting
         let first = results[0]
-        var summary = String(format: "{\"objective\": \"%@\", \"compute\": %@, \"tokens_per_s\": %.1f, \"s_per_step\": %.4f, \"gflops\": %.1f, \"sgemm_gflops\": %.1f, \"fraction_of_sgemm\": %.3f, \"peak_rss_mib\": %.1f, \"ranks\": %d, \"examples_per_s\": %.3f, \"comm_wait_s\": %.4f",
+        var summary = String(format: "{\"objective\": \"%@\", \"compute\": %@, \"tokens_per_s\": %.1f, \"s_per_step\": %.4f, \"gflops\": %.1f, \"sgemm_gflops\": %.1f, \"best_gemm\": %@, \"best_gemm_gflops\": %.1f, \"fraction_of_best_gemm\": %.3f, \"peak_rss_mib\": %.1f, \"ranks\": %d, \"threads\": %d, \"examples_per_s\": %.3f, \"comm_wait_s\": %.4f",
                              first.objective.rawValue, q(first.computeSummary), first.tokensPerS, first.sPerStep, first.gflops, sgemm,
-                             first.gflops / sgemm, Double(Bench.peakRSS()) / 1048576, comm.size, first.examplesPerS, first.commWait)
+                             q(best.0), best.1, first.gflops / best.1, Double(Bench.peakRSS()) / 1048576, comm.size, Gemm.threads,
+                             first.examplesPerS, first.commWait)
+        let q2 = StrictJSON.quote
+        let lanes = results.map(\.computeSummary).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        let fields: [(String, String)] = [
+            ("cpu", q2(CPU.name)), ("cpu_flags", q2(CPU.flags)), ("blas", q2(Blas.version)), ("blas_core", q2(Blas.core)),
+            ("onednn", q2(Gemm.onednnDescription)), ("lanes", "[" + lanes.map(q2).joined(separator: ", ") + "]"),
+            ("warnings", "[" + warnings.map(q2).joined(separator: ", ") + "]"),
+        ]
+        for (k, v) in fields { summary += ", \"\(k)\": \(v)" }
         var ratios: [String] = [], paired: [String] = []
         for c in computes {
             let mine = results.filter { $0.compute == c }

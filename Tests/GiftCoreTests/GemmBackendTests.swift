@@ -6,11 +6,17 @@ import XCTest
 /// transpose, padded leading dimensions, alpha and beta. oneDNN cases run where libdnnl is installed
 /// (launch/install-deps.sh installs it, so CI runs them) and are skipped with a note elsewhere.
 ///
-/// Bounds (e = max over the entry's terms of Σ_p |a_ip|·|b_pj|):
-/// - fp32: |C − C_ref| ≤ 1e-5 · e (float32 accumulation of k ≤ 300 terms).
-/// - bf16 against the reference on bf16-rounded inputs: ≤ 1e-5 · e (the products are exact, only the
-///   fp32 summation differs).
-/// - bf16 against the unrounded reference: ≤ 2^-7 · e (each operand off by at most 2^-9 relative).
+/// Bounds (ErrorBounds.swift; e = |alpha|·Σ_p |a_ip|·|b_pj| + |beta·c0_ij| per entry, the Σ|terms| of
+/// Higham's bound, so they hold for every kernel and summation order with no factor for cancellation):
+/// - fp32: |C − C_ref| ≤ γ_{k+4} · e. A term of the k-long dot product meets its product's rounding,
+///   at most k − 1 additions, the multiplication by alpha and the addition of beta·c0 (k + 2 roundings);
+///   2 more cover a kernel that blocks k and adds each panel's partial sum into C. Factor 1: γ is the
+///   worst case, actual errors are ~√k·u (the largest k here is 300: γ ≈ 1.8e-5).
+/// - bf16 against the reference on bf16-rounded inputs: the same γ_{k+4} · e (bf16 × bf16 products are
+///   exact in float32, 8 + 8 ≤ 24 significant bits; only the float32 summation differs).
+/// - bf16 against the unrounded reference: ≤ (2·2^-8 + 2^-16) · e + γ_{k+4} · e (each operand is off by at
+///   most the bf16 unit roundoff 2^-8, so each product by at most 2·2^-8 + 2^-16, plus the float32 sum).
+///   And it must exceed the fp32 bound somewhere when k > 4: otherwise the inputs were not rounded.
 final class GemmBackendTests: XCTestCase {
     override func tearDown() {
         resetBackend()
@@ -59,6 +65,8 @@ final class GemmBackendTests: XCTestCase {
         for setting in settings() {
             try useBackend(setting.gemm, precision: setting.precision, kernel: setting.kernel)
             let name = Gemm.summary
+            var worstSeen = 0.0   // the largest error as a fraction of its bound, printed for information
+            defer { print(String(format: "GemmBackendTests %@: largest error %.3f of the bound γ_{k+4}·e", name, worstSeen)) }
             for trial in 0..<24 {
                 let u = UInt64(trial) * 16
                 let m = 1 + Int(r.bits(u) % 70), n = 1 + Int(r.bits(u + 1) % 90), k = 1 + Int(r.bits(u + 2) % 300)
@@ -87,11 +95,14 @@ final class GemmBackendTests: XCTestCase {
                     for j in n..<ldc { XCTAssertEqual(c[i * ldc + j], c0[i * ldc + j], "\(name): padding of C written") }
                 }
                 let what = "\(name) m\(m) n\(n) k\(k) tA\(transA) tB\(transB) lda\(lda) ldb\(ldb) ldc\(ldc) alpha\(alpha) beta\(beta)"
-                XCTAssertLessThanOrEqual(worst, 1e-5, what)
+                let fp32Bound = highamGamma(k + 4)
+                worstSeen = max(worstSeen, worst / fp32Bound)
+                XCTAssertLessThanOrEqual(worst, fp32Bound, what)
                 if bf {
-                    XCTAssertLessThanOrEqual(worstExact, 1.0 / 128, "\(what) vs unrounded inputs")
+                    let operandBound = 2 * bfloat16UnitRoundoff + bfloat16UnitRoundoff * bfloat16UnitRoundoff
+                    XCTAssertLessThanOrEqual(worstExact, operandBound + fp32Bound, "\(what) vs unrounded inputs")
                     // bf16 must really round: with random inputs the result differs from fp32's somewhere
-                    if k > 4 { XCTAssertGreaterThan(worstExact, 1e-5, "\(what): inputs were not rounded to bf16") }
+                    if k > 4 { XCTAssertGreaterThan(worstExact, fp32Bound, "\(what): inputs were not rounded to bf16") }
                 }
             }
         }
@@ -160,7 +171,21 @@ final class GemmBackendTests: XCTestCase {
         XCTAssertThrowsError(try useBackend("openblas", precision: .bf16, kernel: .native)) { e in
             XCTAssertTrue("\(e)".contains("oneDNN"), "\(e)")
         }
+        // auto: OpenBLAS for fp32 (its core chosen for the CPU); for bf16 oneDNN only where its bf16 kernel is
+        // the faster one (AMX), and then with that kernel
         XCTAssertNoThrow(try Gemm.configure(gemm: "auto"))
-        XCTAssertEqual(Gemm.backend, Gemm.onednnAvailable ? .onednn : .openblas, "auto picks oneDNN when present")
+        XCTAssertEqual(Gemm.backend, .openblas, "auto in fp32")
+        XCTAssertNoThrow(try Gemm.configure(gemm: "auto", precision: .bf16))
+        let amx = Gemm.onednnAvailable && Gemm.nativeBF16IsFaster
+        XCTAssertEqual(Gemm.backend, amx ? .onednn : .openblas, "auto in bf16: \(Gemm.onednnDescription)")
+        XCTAssertEqual(Gemm.bf16Kernel, amx ? .native : .emulated, Gemm.bf16KernelReason)
+        if Gemm.onednnAvailable {   // the ISA rule, and the reason the log gives
+            XCTAssertNoThrow(try Gemm.configure(gemm: "onednn", precision: .bf16))
+            XCTAssertEqual(Gemm.bf16Kernel, amx ? .native : .emulated)
+            XCTAssertTrue(Gemm.bf16KernelReason.contains(amx ? "AMX" : "emulation"), Gemm.bf16KernelReason)
+            XCTAssertNoThrow(try Gemm.configure(gemm: "onednn", precision: .bf16, bf16Kernel: .native))
+            XCTAssertEqual(Gemm.bf16Kernel, .native)
+            XCTAssertTrue(Gemm.bf16KernelReason.contains("forced"), Gemm.bf16KernelReason)
+        }
     }
 }

@@ -252,10 +252,7 @@ final class SafetensorsTests: XCTestCase {
     }
 
     func testGoldenModelLoads() throws {
-        // Package root is three levels above this file; the golden data sits beside it in ../shared.
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let dir = root.appendingPathComponent("../shared/golden/llada-tiny").standardizedFileURL.path
+        let dir = goldenDir.appendingPathComponent("llada-tiny").path
         let (c, p) = try ModelFolder.load(dir)
         XCTAssertEqual(c.nLayers, 2)
         XCTAssertEqual(c.dModel, 32)

@@ -11,6 +11,8 @@ int gift_dnnl_available(void);
 const char *gift_dnnl_description(void);
 // 1 when the CPU has bf16 dot-product instructions (AVX512_BF16 or AMX) that oneDNN uses.
 int gift_dnnl_native_bf16(void);
+// 1 when the ISA oneDNN uses includes AMX (tile matrix multiply: its bf16 matmul is fast only there).
+int gift_dnnl_amx(void);
 // The OpenMP thread count of the calling thread (oneDNN's CPU runtime here is OpenMP).
 void gift_dnnl_set_threads(int n);
 int gift_dnnl_get_threads(void);

@@ -70,6 +70,27 @@ public enum Bench {
         return 2 * Double(m) * Double(n) * Double(k) / median(times) / 1e9
     }
 
+    /// On a CPU with bf16 instructions, where oneDNN is loaded: times a bf16 GEMM at this shape with both
+    /// kernels (operand conversion included) and returns a warning when the one not chosen by the ISA
+    /// rule (`Gemm.nativeBF16IsFaster`) is more than 10% faster here, else nil. Leaves `gemm` in bf16
+    /// configured as it was.
+    public static func bf16KernelCheck(gemm: String, m: Int, n: Int, k: Int) throws -> String? {
+        guard Gemm.onednnAvailable, Gemm.nativeBF16 else { return nil }
+        let chosen = Gemm.bf16Kernel
+        var rate: [BF16Kernel: Double] = [:]
+        for kernel in [BF16Kernel.native, .emulated] {
+            try Gemm.configure(gemm: "onednn", precision: .bf16, bf16Kernel: kernel)
+            rate[kernel] = sgemmGFlops(m: m, n: n, k: k)
+        }
+        try Gemm.configure(gemm: gemm, precision: .bf16)
+        let other: BF16Kernel = chosen == .native ? .emulated : .native
+        let line = String(format: "bf16 GEMM at %d×%d×%d: native %.1f, emulated %.1f GFLOP/s", m, n, k,
+                          rate[.native]!, rate[.emulated]!)
+        guard rate[other]! > 1.1 * rate[chosen]! else { return nil }
+        return "warning: \(line): the \(other.rawValue) kernel is faster on this CPU than the \(chosen.rawValue) one "
+            + "chosen by ISA (GIFT_BF16_KERNEL=\(other.rawValue) selects it; please report the CPU)"
+    }
+
     /// One objective's timed loop state (the model's memory is shared: one lane runs at a time).
     final class Lane {
         let objective: ObjectiveOptions

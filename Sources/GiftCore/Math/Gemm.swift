@@ -1,4 +1,4 @@
-import CBLAS
+import CBLASShim
 import CDNNLShim
 import Foundation
 
@@ -36,14 +36,27 @@ public enum Gemm {
     public static var onednnAvailable: Bool { gift_dnnl_available() != 0 }
     public static var nativeBF16: Bool { gift_dnnl_native_bf16() != 0 }
 
-    /// Selects the backend (`auto`: oneDNN when it loads, else OpenBLAS) and the precision. The bf16
-    /// kernel is oneDNN's own where the CPU has bf16 instructions, else the emulation; the environment
-    /// variable GIFT_BF16_KERNEL=native|emulated overrides that (tests run both).
-    /// Throws when oneDNN is asked for and cannot be loaded.
+    /// Why `bf16Kernel` is what it is (for logs): the ISA rule, or the override.
+    nonisolated(unsafe) public private(set) static var bf16KernelReason = ""
+
+    /// Whether oneDNN's bf16 matmul is the faster bf16 kernel here: only with AMX. On AVX512_BF16 without
+    /// AMX (Cooper Lake, Sapphire/Emerald Rapids with AMX off, Zen 4) oneDNN 2.6 runs its bf16 matmul at
+    /// about half its f32 speed (126 vs 229-295 GFLOP/s measured on an Emerald Rapids core pair), so the
+    /// emulation (bf16-rounded operands through the fp32 GEMM) wins; without bf16 instructions oneDNN
+    /// has no bf16 kernel worth the name. A table by ISA, not a timing: the choice, and with it the
+    /// summation order, must be the same in every process of a run and of its resumptions.
+    public static var nativeBF16IsFaster: Bool { gift_dnnl_amx() != 0 }
+
+    /// Selects the backend and the precision. `auto`: OpenBLAS for fp32 (its kernel chosen for this CPU:
+    /// as fast as oneDNN's f32 matmul on the bench shape, faster on the small ones, see README), and for
+    /// bf16 oneDNN where its bf16 kernel is the faster one (AMX), else OpenBLAS with the emulation.
+    /// The bf16 kernel is `native` only where `nativeBF16IsFaster`; GIFT_BF16_KERNEL=native|emulated (or
+    /// `bf16Kernel`) overrides that. Throws when the BLAS cannot load or oneDNN is asked for and cannot.
     public static func configure(gemm: String = "auto", precision: Precision = .fp32,
                                  bf16Kernel forcedKernel: BF16Kernel? = nil) throws {
+        try Blas.load()
         switch gemm {
-        case "auto": backend = onednnAvailable ? .onednn : .openblas
+        case "auto": backend = precision == .bf16 && onednnAvailable && nativeBF16IsFaster ? .onednn : .openblas
         case "openblas": backend = .openblas
         case "onednn":
             guard onednnAvailable else {
@@ -53,20 +66,40 @@ public enum Gemm {
         default: throw GiftError(.usage, "--gemm must be auto, openblas or onednn, not '\(gemm)'")
         }
         self.precision = precision
-        var kernel: BF16Kernel = backend == .onednn && nativeBF16 ? .native : .emulated
+        var kernel: BF16Kernel = .emulated
+        if backend != .onednn {
+            bf16KernelReason = "the emulation: the \(backend.rawValue) backend has no bf16 kernel"
+        } else if !nativeBF16 {
+            bf16KernelReason = "the emulation: this CPU has no bf16 instructions"
+        } else if !nativeBF16IsFaster {
+            bf16KernelReason = "the emulation: oneDNN's bf16 matmul without AMX runs at about half its f32 speed"
+        } else {
+            kernel = .native
+            bf16KernelReason = "oneDNN's bf16 kernel: AMX"
+        }
         let env = ProcessInfo.processInfo.environment["GIFT_BF16_KERNEL"] ?? ""
         if forcedKernel != nil || !env.isEmpty {
             guard let k = forcedKernel ?? BF16Kernel(rawValue: env) else {
                 throw GiftError(.usage, "GIFT_BF16_KERNEL must be native or emulated, not '\(env)'")
             }
-            if k == .native && backend != .onednn {
+            if k == .native && backend != .onednn {   // (without bf16 instructions it runs, slowly: tests use it)
                 throw GiftError(.usage, "GIFT_BF16_KERNEL=native needs the oneDNN backend (--gemm onednn)")
             }
             kernel = k
+            bf16KernelReason = forcedKernel != nil ? "forced by the caller" : "GIFT_BF16_KERNEL=\(env)"
         }
         bf16Kernel = kernel
         if backend == .onednn { gift_dnnl_set_threads(Int32(threads)) }
         mirror.deactivate()
+    }
+
+    /// The libraries and kernels in use, one line each, for the train and bench logs.
+    public static var kernelReport: [String] {
+        var lines = ["cpu: \(CPU.summary)", "blas: \(Blas.summary)",
+                     "onednn: \(onednnDescription)", "matmuls: \(summary)"]
+        if precision == .bf16 { lines.append("bf16 kernel: \(bf16Kernel.rawValue), \(bf16KernelReason)") }
+        if let w = Blas.genericKernelWarning { lines.append(w) }
+        return lines
     }
 
     /// One line for logs and bench output: "onednn fp32", "openblas bf16 (emulated)", ...
@@ -107,8 +140,8 @@ public enum Gemm {
             return
         }
         // OpenBLAS, and the fallback for a shape oneDNN refuses.
-        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        gift_sgemm(transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb),
+                   beta, c, Int32(ldc))
     }
 
     /// Whether a bf16 GEMM of this size runs oneDNN's bf16 kernel; otherwise the emulation (small GEMMs
@@ -183,10 +216,10 @@ public enum Gemm {
 
     /// Threads of one GEMM: OpenBLAS's (process-wide) and oneDNN's OpenMP count for the calling thread.
     public static func setThreads(_ n: Int) {
-        openblas_set_num_threads(Int32(max(1, n)))
+        gift_blas_set_threads(Int32(max(1, n)))
         if backend == .onednn { gift_dnnl_set_threads(Int32(max(1, n))) }
     }
-    public static var threads: Int { Int(openblas_get_num_threads()) }
+    public static var threads: Int { Int(gift_blas_get_threads()) }
 
     /// Runs `body` with this thread's GEMMs on one thread (for GEMMs issued from parallel workers).
     @inline(__always)

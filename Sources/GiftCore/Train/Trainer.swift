@@ -322,6 +322,7 @@ public final class Trainer {
             log("train: \(data.train.count) examples, validation \(data.validation.count) (\(data.report.summary)); "
                 + "\(totalSteps) steps of \(globalBatch) examples (\(comm.size) ranks × \(cfg.microBatch) × \(cfg.gradAccum)), "
                 + "objective \(cfg.objective.kind.rawValue), \(model.layout.count) parameters, matmuls \(Gemm.summary)")
+            for line in Gemm.kernelReport { log("  " + line) }
             progress = ProgressReporter(total: totalSteps, isTerminal: ProgressReporter.stderrIsTerminal)
         }
         var losses: [(Double, Double)] = [], vals: [(Double, Double)] = [], accs: [(Double, Double)] = []

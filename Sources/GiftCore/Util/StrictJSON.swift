@@ -3,7 +3,7 @@ import Foundation
 /// A small, strict JSON reader for untrusted headers. Unlike JSONSerialization it keeps integers exact
 /// (as their literal text, so `1.0`, `1e3`, `true` and out-of-range values are never taken for an Int),
 /// refuses duplicate keys and lone surrogates, and bounds nesting depth so no input can exhaust the stack.
-enum StrictJSON: Sendable {
+public enum StrictJSON: Sendable {
     case null
     case bool(Bool)
     case number(String)
@@ -34,7 +34,7 @@ enum StrictJSON: Sendable {
     }
 
     /// `s` as a JSON string literal (quotes, backslash and control characters escaped).
-    static func quote(_ s: String) -> String {
+    public static func quote(_ s: String) -> String {
         var o = "\""
         for u in s.unicodeScalars {
             switch u {
