@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# The test command: installs the Debian packages gift needs when they are missing, then runs the
-# whole suite. Tests run in release mode (numeric kernels are ~30x slower unoptimised) with
-# -enable-testing so @testable imports work. Extra arguments go to `swift test` (e.g. --filter X).
+# The test command: installs the Debian packages gift needs when they are missing, and the PyPI packages
+# the cross-checks use into a venv outside the repository, then runs the whole suite. Tests run in
+# release mode (numeric kernels are ~30x slower unoptimised) with -enable-testing so @testable imports
+# work. Extra arguments go to `swift test` (e.g. --filter X).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./launch/install-deps.sh
-# the export test opens files with Python's safetensors package (numpy backend)
-if ! python3 -c 'import safetensors, numpy' 2>/dev/null; then
-  python3 -m pip install --quiet safetensors numpy || echo "test.sh: could not install python safetensors; that check will be skipped" >&2
+# The reference implementations the tests compare against (safetensors for the export check; HF
+# tokenizers / transformers / jinja2 for the tokenizer and chat-template checks), in a venv of their own:
+# GIFT_PYTHON names its interpreter for the tests. Without PyPI those checks are skipped with a reason.
+VENV=${GIFT_TEST_VENV:-${TMPDIR:-/tmp}/gift-test-venv}
+PYPKGS=(safetensors numpy tokenizers transformers jinja2)
+if ! "$VENV/bin/python" -c 'import safetensors, numpy, tokenizers, transformers, jinja2' 2>/dev/null; then
+  { python3 -m venv "$VENV" && "$VENV/bin/pip" install --quiet "${PYPKGS[@]}"; } \
+    || echo "test.sh: could not install ${PYPKGS[*]} into $VENV; the checks against them will be skipped" >&2
 fi
+if "$VENV/bin/python" -c 'import safetensors' 2>/dev/null; then export GIFT_PYTHON="$VENV/bin/python"; fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_pml=ob1
 exec swift test -c release -Xswiftc -enable-testing "$@"

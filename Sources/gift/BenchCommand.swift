@@ -69,11 +69,16 @@ struct BenchCommand: ParsableCommand {
         let gemmShape = (m: T, n: max(config.vocab, config.mlpHiddenSize, config.dModel), k: config.dModel)
         // the reference: the best fp32 GEMM this machine has (each backend at the model's largest matmul
         // shape, same run), so a broken BLAS cannot make the step look good against itself
-        var refs: [(String, Double)] = []
+        // and attention's score-block GEMMs (QKᵀ and PV of one block of rows, one thread each)
+        var refs: [(String, Double)] = [], attention: [String] = []
+        let hd = config.dModel / config.nHeads, blk = AttentionShape(batch: 1, seqLen: seq, heads: config.nHeads,
+            kvHeads: config.nKVHeads, headDim: hd).blockRows
         for g in ["openblas", "onednn"] where g == "openblas" || Gemm.onednnAvailable {
             try Gemm.configure(gemm: g, precision: .fp32)
             Gemm.onednnMinWork = 0   // (a small preset's shape would otherwise go to OpenBLAS on both)
             refs.append((g, Bench.sgemmGFlops(m: gemmShape.m, n: gemmShape.n, k: gemmShape.k)))
+            attention.append(String(format: "%@ %.1f / %.1f", g, Bench.singleThreadGFlops(transB: true, m: blk, n: seq, k: hd),
+                                    Bench.singleThreadGFlops(transB: false, m: blk, n: hd, k: seq)))
             Gemm.onednnMinWork = Gemm.defaultOnednnMinWork
         }
         let sgemm = refs[0].1, best = refs.max { $0.1 < $1.1 }!
@@ -82,6 +87,8 @@ struct BenchCommand: ParsableCommand {
         for line in Gemm.kernelReport.prefix(3) { say("  " + line) }
         say("  fp32 GEMM at \(shape): " + refs.map { String(format: "%@ %.1f GFLOP/s", $0.0, $0.1) }.joined(separator: ", ")
             + "; reference: \(best.0)")
+        say("  attention GEMMs, one thread, QKᵀ \(blk)×\(seq)×\(hd) / PV \(blk)×\(hd)×\(seq): "
+            + attention.joined(separator: ", ") + " GFLOP/s (under 2^24 multiply-adds gift runs them on OpenBLAS)")
         var warnings: [String] = Blas.genericKernelWarning.map { [$0] } ?? []
         for c in computes {
             try Gemm.configure(gemm: c.gemm, precision: c.precision)

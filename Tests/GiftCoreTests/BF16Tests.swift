@@ -87,6 +87,8 @@ final class BF16Tests: XCTestCase {
             let last = bf.suffix(8).reduce(0, +) / 8
             print(String(format: "bf16 training (%@ %@): last-8 mean loss %.4f vs fp32 %.4f (%.2f%%)", gemm, kernel.rawValue,
                          last, last32, 100 * (last - last32) / last32))
+            // behavioural, not a rounding bound: bf16 operand rounding (2^-8) changes each step's gradient by
+            // ~1e-2 relative and the trajectory drifts; 5% is a margin on what training reaches (measured 0.06%)
             XCTAssertEqual(last, last32, accuracy: 0.05 * last32, "\(gemm) \(kernel)")
         }
     }

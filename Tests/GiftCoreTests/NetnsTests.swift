@@ -81,8 +81,13 @@ final class NetnsTests: XCTestCase {
         return dir
     }
 
-    /// loss and val_loss of every step in `steps` agree to `rel`.
-    func assertSameSteps(_ a: URL, _ b: URL, steps: ClosedRange<Int>, rel: Double = 1e-5,
+    /// loss and val_loss of every step in `steps` agree within the bound of `SummationOrderTrajectory`
+    /// (ErrorBounds.swift: the runs differ only in how each step's gradient sum is split over ranks and
+    /// hosts; the model's per-step tolerance comes from the reference run `a`'s lr and grad_norm; n at
+    /// --max-length 48, 16 × 48 token rows per step). The resumed run's steps 7...12 run on one host like
+    /// the reference, but start from parameters and Adam moments written by two: the model counts them
+    /// as differing from step 1 on, which covers both.
+    func assertSameSteps(_ a: URL, _ b: URL, steps: ClosedRange<Int>,
                          file: StaticString = #filePath, line: UInt = #line) throws {
         func byStep(_ d: URL) throws -> [Int: [String: Any]] {
             var m: [Int: [String: Any]] = [:]
@@ -90,7 +95,9 @@ final class NetnsTests: XCTestCase {
             return m
         }
         let ma = try byStep(a), mb = try byStep(b)
-        var vals = 0
+        let tol = SummationOrderTrajectory(config: try ModelConfig.preset("tiny"), seqLen: 48, globalTokens: 16 * 48)
+            .tolerances(reference: try metrics(a))
+        var vals = 0, worstRel = 0.0, worstRatio = 0.0
         for s in steps {
             guard let x = ma[s], let y = mb[s] else { XCTFail("step \(s) missing", file: file, line: line); continue }
             for key in ["loss", "val_loss"] {
@@ -101,9 +108,13 @@ final class NetnsTests: XCTestCase {
                     XCTFail("step \(s) \(key) missing", file: file, line: line); continue
                 }
                 if key == "val_loss" { vals += 1 }
-                XCTAssertEqual(u, v, accuracy: rel * abs(u), "step \(s) \(key)", file: file, line: line)
+                let bound = (key == "loss" ? tol[s]?.loss : tol[s]?.valLoss) ?? 0
+                worstRel = max(worstRel, abs(u - v) / abs(u)); worstRatio = max(worstRatio, abs(u - v) / bound)
+                XCTAssertEqual(u, v, accuracy: bound, "step \(s) \(key): |Δ| \(abs(u - v)) bound \(bound)", file: file, line: line)
             }
         }
+        print(String(format: "steps %d...%d: largest relative loss difference %.3g, largest |Δ|/bound %.3g",
+                     steps.lowerBound, steps.upperBound, worstRel, worstRatio))
         if steps.contains(6) || steps.contains(12) { XCTAssertGreaterThan(vals, 0, "no val_loss compared", file: file, line: line) }
     }
 

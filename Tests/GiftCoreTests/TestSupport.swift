@@ -138,3 +138,12 @@ func makeTrainer(_ c: RunConfig, comm: Communicator = SingleProcess()) throws ->
 func stepLosses(_ dir: URL) throws -> [Double] {
     try MetricsWriter.read(dir.appendingPathComponent("metrics.jsonl").path).map { ($0["loss"] as! NSNumber).doubleValue }
 }
+
+/// Runs a Python script with the reference packages: launch/test.sh's venv (GIFT_PYTHON), else python3 on
+/// PATH. Callers skip (XCTSkip, with the reason) when a package is missing: "No module named" in stderr.
+func runPython(_ script: String, _ args: [String], env: [String: String] = [:]) throws -> RunResult {
+    if let py = ProcessInfo.processInfo.environment["GIFT_PYTHON"], !py.isEmpty {
+        return try runProcess(URL(fileURLWithPath: py), ["-c", script] + args, env: env)
+    }
+    return try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script] + args, env: env)
+}

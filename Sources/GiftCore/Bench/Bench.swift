@@ -70,6 +70,31 @@ public enum Bench {
         return 2 * Double(m) * Double(n) * Double(k) / median(times) / 1e9
     }
 
+    /// GFLOP/s of one thread's C[m×n] = A[m×k]·op(B) (op: Bᵀ when `transB`), median of `reps`: attention
+    /// issues its score-block GEMMs (QKᵀ, PV) this way, one per worker thread.
+    public static func singleThreadGFlops(transB: Bool, m: Int, n: Int, k: Int, reps: Int = 41) -> Double {
+        let a = FloatBuffer(count: m * k), b = FloatBuffer(count: n * k), c = FloatBuffer(count: m * n)
+        for i in 0..<a.count { a[i] = Float(i % 7) * 0.01 }
+        for i in 0..<b.count { b[i] = Float(i % 5) * 0.01 }
+        let saved = Gemm.threads
+        Gemm.setThreads(1)
+        defer { Gemm.setThreads(saved) }
+        return Gemm.singleThreaded {
+            func once() {
+                Gemm.mm(transB: transB, m: m, n: n, k: k, a: a.pointer, lda: k, b: b.pointer, ldb: transB ? k : n,
+                        c: c.pointer, ldc: n)
+            }
+            once()
+            var times: [Double] = []
+            for _ in 0..<reps {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                once()
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            }
+            return 2 * Double(m) * Double(n) * Double(k) / median(times) / 1e9
+        }
+    }
+
     /// On a CPU with bf16 instructions, where oneDNN is loaded: times a bf16 GEMM at this shape with both
     /// kernels (operand conversion included) and returns a warning when the one not chosen by the ISA
     /// rule (`Gemm.nativeBF16IsFaster`) is more than 10% faster here, else nil. Leaves `gemm` in bf16

@@ -410,10 +410,11 @@ public final class Trainer {
             let h = head.reduce(0, +) / Double(max(1, head.count)), t = tail.reduce(0, +) / Double(max(1, tail.count))
             summary.text = String(format: """
                 Trained %@ with %@ for %d steps (%.1f epochs of %d examples, global batch %d) in %.0f s at %.0f tokens/s. \
-                Training loss fell from %.4f (mean of the first tenth of the steps) to %.4f (last tenth), %.0f%% lower%@%@. \
+                Training loss %@ from %.4f (mean of the first tenth of the steps) to %.4f (last tenth), %.0f%% %@%@%@. \
                 The model is in %@/model, the metrics in metrics.jsonl and the curves in loss.svg.
                 """, cfg.model, cfg.objective.kind.rawValue, steps, Double(endStep) / Double(stepsPerEpoch), data.train.count,
-                globalBatch, seconds, summary.tokensPerS, h, t, 100 * (1 - t / h),
+                globalBatch, seconds, summary.tokensPerS, t <= h ? "fell" : "rose", h, t, 100 * abs(1 - t / h),
+                t <= h ? "lower" : "higher",
                 (lastVal.map { String(format: "; validation loss %.4f", $0) } ?? "")
                     + (lastAcc.map { String(format: "; %@ test accuracy %.3f ± %.3f (%d problems × %d seeds)", $0.task.name, $0.accuracy, $0.stderr, $0.n, $0.seeds.count) } ?? ""),
                 skipped > 0 ? "; \(skipped) non-finite steps were skipped" : "", outDir)
