@@ -49,12 +49,14 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Held-out fraction of the data for validation loss.") var validationFraction: Double?
     @Flag(help: "Skip malformed JSONL lines (counted) instead of stopping at the first.") var skipBadLines = false
     @Option(help: "Consecutive non-finite steps tolerated before stopping.") var maxBadSteps: Int?
+    @Flag(help: "Group examples of similar length into each global batch (HF Trainer's megabatches of 50 batches, sorted, then batches shuffled; deterministic by seed): less padding on data of mixed lengths.")
+    var groupByLength = false
     @Option(help: "Task accuracy (countdown, sudoku; test split) at every --eval-every and at the end, logged in metrics.jsonl and the plot.")
     var evalTask: String?
     @Option(help: "Test problems per accuracy evaluation.") var evalN: Int?
     @Option(help: "1: ZeRO-1, shard the AdamW moments over ranks (for large models on small nodes).") var zero: Int?
     @Option(help: "Gradient allreduce bucket size in MiB (buckets start while backward runs).") var bucketMb: Double?
-    @Option(help: "Matrix-multiply backend: auto (oneDNN when libdnnl is installed, else OpenBLAS), openblas or onednn.") var gemm: String?
+    @Option(help: "Matrix-multiply backend: auto (OpenBLAS for fp32; for bf16 oneDNN where its bf16 kernel is the faster one, AMX, else OpenBLAS with bf16-rounded operands), openblas or onednn.") var gemm: String?
     @Option(help: "Matmul input precision: fp32 or bf16 (fp32 accumulation; master weights, gradients, AdamW state, softmax, norms, entropy and loss stay fp32).") var precision: String?
     @Option(help: "Resume: auto (the run folder's newest complete checkpoint; none: start fresh) or a checkpoint folder.")
     var resume: String?
@@ -83,6 +85,7 @@ struct TrainCommand: ParsableCommand {
         ]
         for (k, v) in flags { if let v { try c.set(k, v, source: "--" + k.replacingOccurrences(of: "_", with: "-")) } }
         if skipBadLines { c.skipBadLines = true }
+        if groupByLength { c.groupByLength = true }
         if c.out.isEmpty {
             let f = DateFormatter(); f.dateFormat = "yyyyMMdd-HHmmss"
             c.out = "runs/\(c.objective.kind.rawValue)-\(f.string(from: Date()))"

@@ -101,15 +101,40 @@ public struct EpochOrder: Sendable {
 
     public init(count: Int, seed: UInt64, epoch: Int) {
         precondition(count >= 0 && epoch >= 0)
-        let rng = CounterRNG(seed, 0x4550_4F43_48, UInt64(epoch))  // "EPOCH"
-        var a = Array(0..<count)
-        var i = count - 1
+        order = Self.shuffled(Array(0..<count), CounterRNG(seed, 0x4550_4F43_48, UInt64(epoch)))  // "EPOCH"
+    }
+
+    /// Length-grouped (`--group-by-length`, HF Trainer's megabatch scheme): the epoch's shuffled order is
+    /// cut into megabatches of `megabatch` global batches, each sorted by length (longest first, ties by
+    /// index), so a global batch holds examples of similar length and pads little; then the order of the
+    /// global batches is shuffled, so lengths do not come sorted. Depends only on (seed, epoch, lengths,
+    /// batch): every number of ranks sees the same global batches.
+    public init(lengths: [Int], batch: Int, seed: UInt64, epoch: Int, megabatch: Int = 50) {
+        precondition(batch >= 1 && megabatch >= 1)
+        let base = EpochOrder(count: lengths.count, seed: seed, epoch: epoch).order
+        var grouped: [Int] = []
+        grouped.reserveCapacity(base.count)
+        let mega = batch * megabatch
+        for start in stride(from: 0, to: base.count, by: mega) {
+            grouped += base[start..<min(base.count, start + mega)].sorted {
+                lengths[$0] != lengths[$1] ? lengths[$0] > lengths[$1] : $0 < $1
+            }
+        }
+        // whole global batches change places; a last partial batch (never used by a step) stays last
+        let full = grouped.count / batch
+        let batches = Self.shuffled(Array(0..<full), CounterRNG(seed, 0x4752_4F55_50, UInt64(epoch)))  // "GROUP"
+        order = batches.flatMap { grouped[($0 * batch)..<(($0 + 1) * batch)] } + grouped[(full * batch)...]
+    }
+
+    static func shuffled(_ x: [Int], _ rng: CounterRNG) -> [Int] {
+        var a = x
+        var i = a.count - 1
         while i > 0 {
             // Uniform in 0...i (multiply-high: bias below 2^-50 for any realistic count).
             let j = Int(rng.bits(UInt64(i)).multipliedFullWidth(by: UInt64(i + 1)).high)
             a.swapAt(i, j)
             i -= 1
         }
-        order = a
+        return a
     }
 }

@@ -28,6 +28,8 @@ public struct RunConfig: Equatable, Sendable {
     public var evalEvery = 0
     public var validationFraction = 0.05
     public var skipBadLines = false
+    /// Global batches of examples of similar length (`EpochOrder(lengths:...)`): less padding.
+    public var groupByLength = false
     /// Consecutive non-finite steps (skipped with a warning) before the run stops.
     public var maxBadSteps = 3
     /// Seed of a preset model's initial weights.
@@ -40,7 +42,7 @@ public struct RunConfig: Equatable, Sendable {
     /// LLaDA sampler (one seed during training, three at the end).
     public var evalTask = ""
     public var evalN = 64
-    /// Matrix-multiply backend: auto (oneDNN when installed, else OpenBLAS), openblas or onednn.
+    /// Matrix-multiply backend: auto (see `Gemm.configure`: OpenBLAS for fp32, oneDNN for bf16 with AMX), openblas or onednn.
     public var gemm = "auto"
     /// Precision of matmul inputs: fp32, or bf16 (fp32 accumulation; weights, gradients and optimizer
     /// state stay fp32).
@@ -72,7 +74,7 @@ public struct RunConfig: Equatable, Sendable {
             "beta1": beta1, "beta2": beta2, "adam_eps": adamEps, "max_grad_norm": maxGradNorm,
             "max_length": maxLength, "seed": seed, "out": out, "eval_every": evalEvery,
             "validation_fraction": validationFraction, "skip_bad_lines": skipBadLines,
-            "max_bad_steps": maxBadSteps, "init_seed": initSeed, "zero": zero, "bucket_mb": bucketMB, "eval_task": evalTask, "eval_n": evalN,
+            "max_bad_steps": maxBadSteps, "init_seed": initSeed, "zero": zero, "group_by_length": groupByLength, "bucket_mb": bucketMB, "eval_task": evalTask, "eval_n": evalN,
             "gemm": gemm, "precision": precision.rawValue,
         ]
     }
@@ -156,6 +158,7 @@ public struct RunConfig: Equatable, Sendable {
         case "max_bad_steps": maxBadSteps = try pos()
         case "init_seed": initSeed = UInt64(try nonneg())
         case "zero": zero = try nonneg(); if zero > 1 { throw bad("0 or 1") }
+        case "group_by_length": guard case .bool(let b) = v else { throw bad("true or false") }; groupByLength = b
         case "bucket_mb": bucketMB = try num(); if !(bucketMB > 0) { throw bad("a positive number") }
         case "eval_task":
             evalTask = try str()

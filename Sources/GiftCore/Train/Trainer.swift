@@ -71,7 +71,12 @@ public final class Trainer {
     /// The global batch of optimizer step `step`: dataset indices in this epoch's seeded order.
     public func globalIndices(step: Int) -> [Int] {
         let epoch = step / stepsPerEpoch, pos = step % stepsPerEpoch
-        if epoch != cachedEpoch { cachedOrder = EpochOrder(count: data.train.count, seed: cfg.seed, epoch: epoch).order; cachedEpoch = epoch }
+        if epoch != cachedEpoch {
+            cachedOrder = cfg.groupByLength
+                ? EpochOrder(lengths: data.train.map(\.length), batch: globalBatch, seed: cfg.seed, epoch: epoch).order
+                : EpochOrder(count: data.train.count, seed: cfg.seed, epoch: epoch).order
+            cachedEpoch = epoch
+        }
         return Array(cachedOrder[(pos * globalBatch)..<((pos + 1) * globalBatch)])
     }
     var cachedEpoch = -1, cachedOrder: [Int] = []
@@ -94,6 +99,8 @@ public final class Trainer {
     public struct StepResult {
         public var stats: StepStats; public var gradNorm: Double; public var lr: Double; public var skipped: Bool
         public var tokens: Int; public var commWait: Double
+        /// EOS padding in the global batch (tokens that are no example's), for the padding fraction.
+        public var padTokens = 0
     }
 
     /// One optimizer step: this rank's micro-batches, gradient sum over ranks, clip, AdamW.
@@ -138,6 +145,7 @@ public final class Trainer {
         stats.weightSum = sums[3]; stats.betaSum = sums[4]; stats.betaCount = Int(sums[5]); stats.nonFinite = Int(sums[6])
         let lr = cfg.schedule.lr(step: step, total: totalSteps, warmup: warmupSteps, base: cfg.lr)
         let tokens = all.reduce(0) { $0 + $1.tokens.count }
+        let padTokens = tokens - globalIndices(step: step).reduce(0) { $0 + data.train[$1].length }
         // the gradient this rank updates from: all of it, or (ZeRO-1) its shard, indexed by flat offset
         let shard = opt.shard
         let g: UnsafeMutablePointer<Float> = gradShard.map { $0.pointer - shard.lowerBound } ?? grads.pointer
@@ -146,12 +154,12 @@ public final class Trainer {
         if gradShard != nil { try comm.allreduceSum(&sq) }
         let norm = sq[0].squareRoot()
         if stats.nonFinite > 0 || !stats.loss.isFinite || !norm.isFinite {
-            return StepResult(stats: stats, gradNorm: norm, lr: lr, skipped: true, tokens: tokens, commWait: wait)
+            return StepResult(stats: stats, gradNorm: norm, lr: lr, skipped: true, tokens: tokens, commWait: wait, padTokens: padTokens)
         }
         GradClip.scale(g + shard.lowerBound, count: shard.count, norm: norm, maxNorm: cfg.maxGradNorm)
         opt.update(params: params.pointer, grads: g, lr: Float(lr))
         if gradShard != nil { try timed { try comm.allgather(params.pointer, shards: shards) } }
-        return StepResult(stats: stats, gradNorm: norm, lr: lr, skipped: false, tokens: tokens, commWait: wait)
+        return StepResult(stats: stats, gradNorm: norm, lr: lr, skipped: false, tokens: tokens, commWait: wait, padTokens: padTokens)
     }
 
     /// Testing aid for fault handling: GIFT_FAULT_RANK=r GIFT_FAULT_STEP=s makes rank r fail at step s.
@@ -327,7 +335,7 @@ public final class Trainer {
         }
         var losses: [(Double, Double)] = [], vals: [(Double, Double)] = [], accs: [(Double, Double)] = []
         var lastAcc: EvalResult? = nil
-        var badRun = resumed?.consecutiveBadSteps ?? 0, skipped = 0, tokensTotal = 0
+        var badRun = resumed?.consecutiveBadSteps ?? 0, skipped = 0, tokensTotal = 0, epochTokens = 0, epochPad = 0
         let t0 = Date()
         var firstLoss = Double.nan, lastLoss = Double.nan, lastVal: Double? = nil
         let endStep = min(totalSteps, stopAtStep ?? totalSteps)
@@ -337,6 +345,12 @@ public final class Trainer {
             let r = try step(s)
             let dt = Date().timeIntervalSince(ts)
             tokensTotal += r.tokens
+            epochTokens += r.tokens; epochPad += r.padTokens
+            if (s + 1) % stepsPerEpoch == 0 || s == endStep - 1, isRoot {
+                log(String(format: "epoch %.2f: padding %.1f%% of %d tokens%@", Double(s + 1) / Double(stepsPerEpoch),
+                           100 * Double(epochPad) / Double(max(1, epochTokens)), epochTokens, cfg.groupByLength ? " (grouped by length)" : ""))
+                epochTokens = 0; epochPad = 0
+            }
             if r.skipped {
                 skipped += 1; badRun += 1
                 log("warning: step \(s + 1): non-finite loss or gradient (loss \(r.stats.loss), grad norm \(r.gradNorm)); step skipped, parameters unchanged")
@@ -368,6 +382,7 @@ public final class Trainer {
                 var f: [(String, Any)] = [
                     ("step", s + 1), ("epoch", Double(s + 1) / Double(stepsPerEpoch)), ("loss", r.stats.loss),
                     ("lr", r.lr), ("grad_norm", r.gradNorm), ("tokens", r.tokens), ("tokens_per_s", Double(r.tokens) / dt),
+                    ("pad_fraction", Double(r.padTokens) / Double(max(1, r.tokens))),
                     ("mask_rate", r.stats.maskRate), ("mean_weight", r.stats.meanWeight), ("masked_tokens", r.stats.maskedTokens),
                 ]
                 if cfg.objective.kind.usesBetas { f.append(("mean_beta", r.stats.meanBeta)) }

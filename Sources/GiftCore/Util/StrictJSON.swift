@@ -11,7 +11,7 @@ public enum StrictJSON: Sendable {
     case array([StrictJSON])
     case object([String: StrictJSON])
 
-    struct ParseError: Error { let message: String; let offset: Int }
+    public struct ParseError: Error { public let message: String; public let offset: Int }
 
     static let maxDepth = 64
 
@@ -22,7 +22,7 @@ public enum StrictJSON: Sendable {
     }
 
     /// What kind of value this is, for error messages ("a string", "the number 5", ...).
-    var kind: String {
+    public var kind: String {
         switch self {
         case .object: return "an object"
         case .array: return "an array"
@@ -63,7 +63,7 @@ public enum StrictJSON: Sendable {
     }
 
     /// Parses one JSON value; only whitespace may follow it.
-    static func parse(_ bytes: [UInt8]) throws -> StrictJSON {
+    public static func parse(_ bytes: [UInt8]) throws -> StrictJSON {
         var p = Parser(b: bytes)
         p.skipWhitespace()
         let v = try p.value(depth: 0)
