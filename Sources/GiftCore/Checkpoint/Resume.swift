@@ -74,6 +74,14 @@ public enum Resume {
 
 extension Resume {
     /// The model of a checkpoint folder, or of a run folder's newest complete checkpoint.
+    /// The model folder a checkpoint's run started from (its run config's "model"), when that was a
+    /// folder that still exists; nil for a preset.
+    public static func sourceModelFolder(ofCheckpoint c: String) -> String? {
+        guard let man = try? Manifest.read(c + "/manifest.json"), case .string(let m)? = man.runConfig["model"],
+              FileManager.default.fileExists(atPath: m + "/" + ModelFolder.configFile) else { return nil }
+        return m
+    }
+
     public static func loadModel(_ path: String, log: (String) -> Void = { _ in }) throws -> (ModelConfig, FloatBuffer, String) {
         let fm = FileManager.default
         var candidates: [String]

@@ -413,7 +413,14 @@ public final class Trainer {
                                    tokensPerS: Double(tokensTotal) / max(seconds, 1e-9), seconds: seconds,
                                    skippedSteps: skipped, text: "")
         if isRoot {
-            try ModelFolder.save(outDir + "/model", config: model.config, parameters: params)
+            // a drop-in replacement of a source folder (its dtype, sharding, tokenizer and remote code);
+            // fp32 for a preset
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: cfg.model + "/" + ModelFolder.configFile, isDirectory: &isDir), !isDir.boolValue {
+                _ = try ModelCompanions.saveLike(cfg.model, dst: outDir + "/model", config: model.config, parameters: params)
+            } else {
+                try ModelFolder.save(outDir + "/model", config: model.config, parameters: params)
+            }
             let plot = LossPlot.svg(series: [LossPlot.Series(name: "train loss", points: losses.map { (x: $0.0, y: $0.1) }),
                                              LossPlot.Series(name: "validation loss", points: vals.map { (x: $0.0, y: $0.1) })]
                                     + (accs.isEmpty ? [] : [LossPlot.Series(name: "\(cfg.evalTask) accuracy (test split)",

@@ -1,0 +1,94 @@
+import Foundation
+
+/// What makes a model folder a drop-in replacement for the one it was trained from: the source's
+/// tokenizer files, generation config and remote-code files copied beside the weights, the source's own
+/// config.json keys gift does not write (auto_map for `trust_remote_code`, transformers_version, ...)
+/// kept, and the weights in the source's dtype and sharding.
+public enum ModelCompanions {
+    /// Files copied from the source folder as they are.
+    static let names = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+                        "added_tokens.json", "vocab.json", "merges.txt", "chat_template.jinja", "chat_template.json",
+                        "generation_config.json"]
+
+    /// The companion files present in `src` (remote code: every `*.py`), sorted.
+    public static func files(in src: String) -> [String] {
+        let all = (try? FileManager.default.contentsOfDirectory(atPath: src)) ?? []
+        return all.filter { names.contains($0) || $0.hasSuffix(".py") }.sorted()
+    }
+
+    /// How the source stores its weights: the dtype of its first tensor and, when it is sharded, the size
+    /// of its largest shard (the output is sharded at that size, so it has as many shards). Reads only the
+    /// safetensors headers, each checked against its file's size.
+    public static func weightFormat(of src: String) throws -> (dtype: SafetensorsDType, maxShardBytes: Int?) {
+        let fm = FileManager.default
+        let single = src + "/" + ModelFolder.weightsFile, index = src + "/" + ModelFolder.indexFile
+        if fm.fileExists(atPath: single) { return (try firstDType(single), nil) }
+        guard fm.fileExists(atPath: index) else { throw GiftError(.io, "\(src): no \(ModelFolder.weightsFile) or \(ModelFolder.indexFile)") }
+        let shards = Set(try ModelFolder.readIndex(index).values).sorted()
+        guard let first = shards.first else { throw GiftError(.format, "\(index): weight_map is empty") }
+        let largest = try shards.map { s -> Int in
+            let a = try fm.attributesOfItem(atPath: src + "/" + s)
+            return (a[.size] as? NSNumber)?.intValue ?? 0
+        }.max() ?? 0
+        return (try firstDType(src + "/" + first), largest)
+    }
+
+    /// The dtype of the first tensor named in a safetensors header.
+    static func firstDType(_ path: String) throws -> SafetensorsDType {
+        guard let h = FileHandle(forReadingAtPath: path) else { throw GiftError(.io, "\(path): cannot open") }
+        defer { try? h.close() }
+        let size = (try? h.seekToEnd()).map(Int.init) ?? 0
+        try? h.seek(toOffset: 0)
+        let lenBytes = [UInt8](h.readData(ofLength: 8))
+        guard lenBytes.count == 8 else { throw GiftError(.format, "\(path): shorter than a safetensors header (\(size) bytes)") }
+        let n = lenBytes.enumerated().reduce(0) { $0 | (Int($1.1) << (8 * $1.0)) }
+        guard n > 0, n <= size - 8 else {
+            throw GiftError(.format, "\(path): header length \(n) does not fit the file's \(size) bytes")
+        }
+        let header = [UInt8](h.readData(ofLength: n))
+        guard case .object(let o) = try StrictJSON.parse(header) else { throw GiftError(.format, "\(path): header is not a JSON object") }
+        for (name, v) in o.sorted(by: { $0.key < $1.key }) where name != "__metadata__" {
+            guard case .object(let t) = v, case .string(let d)? = t["dtype"], let dt = SafetensorsDType(rawValue: d) else {
+                throw GiftError(.format, "\(path): tensor '\(name)' has no known dtype")
+            }
+            return dt
+        }
+        throw GiftError(.format, "\(path): no tensor in the header")
+    }
+
+    /// Copies the companion files of `src` into `dst` and merges the source config.json's keys that gift's
+    /// config.json lacks (with torch_dtype set to what was written). Returns the files copied.
+    @discardableResult
+    public static func copy(from src: String, to dst: String, dtype: SafetensorsDType) throws -> [String] {
+        let fm = FileManager.default
+        var copied: [String] = []
+        for f in files(in: src) {
+            let to = dst + "/" + f
+            do {
+                let data = try Data(contentsOf: URL(fileURLWithPath: src + "/" + f))
+                try data.write(to: URL(fileURLWithPath: to), options: .atomic)
+            } catch { throw GiftError(.io, "copying \(src)/\(f) to \(dst): \(error.localizedDescription)") }
+            copied.append(f)
+        }
+        let srcConfig = src + "/" + ModelFolder.configFile, dstConfig = dst + "/" + ModelFolder.configFile
+        if fm.fileExists(atPath: srcConfig),
+           let s = try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: srcConfig))) as? [String: Any],
+           var d = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dstConfig))) as? [String: Any] {
+            for (k, v) in s where d[k] == nil { d[k] = v }
+            d["torch_dtype"] = dtype == .BF16 ? "bfloat16" : "float32"
+            let out = try JSONSerialization.data(withJSONObject: d, options: [.prettyPrinted, .sortedKeys])
+            try out.write(to: URL(fileURLWithPath: dstConfig), options: .atomic)
+        }
+        return copied
+    }
+
+    /// Saves `params` into `dst` as a drop-in replacement of the model folder `src`: the source's weight
+    /// dtype (unless `dtype` is given) and sharding, its companion files and config keys.
+    public static func saveLike(_ src: String, dst: String, config: ModelConfig, parameters: FloatBuffer,
+                                dtype: SafetensorsDType? = nil) throws -> (SafetensorsDType, [String]) {
+        let format = try weightFormat(of: src)
+        let dt = dtype ?? (format.dtype == .BF16 ? .BF16 : .F32)
+        try ModelFolder.save(dst, config: config, parameters: parameters, dtype: dt, maxShardBytes: format.maxShardBytes)
+        return (dt, try copy(from: src, to: dst, dtype: dt))
+    }
+}
