@@ -5,18 +5,37 @@ import GiftCore
 struct CompareCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "compare",
-        abstract: "Side-by-side table of training runs: objective, final loss, accuracy with error bars, speed.",
+        abstract: "Does GIFT beat SFT, and by how much: runs grouped by objective, accuracy ± s.e. over seeds, paired tests.",
         discussion: """
-        Reads each run folder's config.json, metrics.jsonl and eval.json (written when the run had
-        --eval-task). The paper's comparison in one command: train SFT and GIFT on the same data and seed
-        with --eval-task, then compare them.
-        Example: gift compare runs/sft runs/gift
+        Reads each run folder's config.json, metrics.jsonl, eval.json and eval.jsonl (written when the run had
+        --eval-task). Runs are grouped by objective and by every other setting that differs among them (runs
+        of one group differ only in --seed). Per group: accuracy mean ± standard error over its runs' seeds
+        (one run: over its eval repetitions), the untrained model's accuracy on the same problems. Per pair
+        of groups: the accuracy difference per shared seed, a paired t-test on those differences (two-sided),
+        and McNemar's exact test on the per-problem outcomes of the runs that share a seed (same seed = same
+        test problems). Then the per-run table (final loss, accuracy, speed).
+        Outputs: a terminal table (default), --markdown, --json (per group the per-seed accuracies, mean and
+        standard error; per pair the differences, t, df, p and the McNemar counts and p), --svg FILE (accuracy
+        with error bars per group, training-loss curves overlaid).
+        Example: gift compare runs/sft-s1 runs/sft-s2 runs/sft-s3 runs/gift-s1 runs/gift-s2 runs/gift-s3 --svg cmp.svg
         """)
 
     @Argument(help: "Two or more run folders.") var runs: [String]
+    @Flag(help: "Markdown tables instead of the terminal ones.") var markdown = false
+    @Flag(help: "One JSON object instead of tables.") var json = false
+    @Option(help: "Also write an SVG chart (accuracy per group, training curves) to this file.") var svg: String?
 
     func run() throws {
         guard runs.count >= 2 else { throw ValidationError("give at least two run folders") }
-        print(RunReport.table(try runs.map(RunReport.load)))
+        let reports = try runs.map(RunReport.load)
+        let report = CompareReport.build(reports)
+        if json { print(report.json(), terminator: "") }
+        else if markdown { print(report.markdown()) }
+        else { print(report.text()); print("per run:\n" + RunReport.table(reports)) }
+        if let svg {
+            do { try report.svg().write(toFile: svg, atomically: true, encoding: .utf8) } catch {
+                throw ValidationError("cannot write \(svg): \(error.localizedDescription)")
+            }
+        }
     }
 }

@@ -33,6 +33,14 @@ final class EvalTrainingTests: XCTestCase {
         XCTAssertNotNil(m[74]["accuracy"]); XCTAssertNotNil(m[149]["accuracy"])
         let e = try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("eval.json"))) as! [String: Any]
         XCTAssertEqual((e["seeds"] as! NSNumber).intValue, 3)
+        // the untrained model on the same problems and seeds, and every problem's outcome for McNemar
+        let untrainedAcc = try XCTUnwrap((e["untrained_accuracy"] as? NSNumber)?.doubleValue)
+        XCTAssertLessThan(untrainedAcc, (e["accuracy"] as! NSNumber).doubleValue)
+        let outcomes = try MetricsWriter.read(run.appendingPathComponent("eval.jsonl").path)
+        XCTAssertEqual(outcomes.count, 3 * 64)
+        XCTAssertEqual(outcomes.map { ($0["score"] as! NSNumber).doubleValue }.reduce(0, +) / Double(3 * 64),
+                       (e["accuracy"] as! NSNumber).doubleValue, accuracy: 1e-9)
+        XCTAssertTrue(try String(contentsOf: run.appendingPathComponent("summary.txt"), encoding: .utf8).contains("untrained"))
         XCTAssertTrue(try String(contentsOf: run.appendingPathComponent("loss.svg")).contains("sudoku accuracy"))
         // the SFT baseline on the same data and seed, and the comparison table
         XCTAssertEqual(try runGift(common + ["--objective", "sft", "--out", sft.path]).status, 0)

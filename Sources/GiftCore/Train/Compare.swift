@@ -12,6 +12,16 @@ public struct RunReport: Sendable {
     public var finalValLoss: Double?
     public var accuracy: Double?, accuracyStderr: Double?, accuracyNote: String?
     public var tokensPerS: Double
+    /// The run config as strings (for grouping runs by what sets them apart).
+    public var config: [String: String] = [:]
+    /// eval.json: the accuracy of each eval repetition, problems per repetition, the untrained model's.
+    public var perSeedAccuracy: [Double] = []
+    public var evalProblems = 0
+    public var untrainedAccuracy: Double?
+    /// eval.jsonl: per problem ("seed:index"), whether the output was right (score ≥ 0.5).
+    public var outcomes: [String: Bool]?
+    /// (step, loss) of every logged step.
+    public var lossCurve: [(x: Double, y: Double)] = []
 
     public static func load(_ dir: String) throws -> RunReport {
         let cfgPath = dir + "/config.json", metricsPath = dir + "/metrics.jsonl"
@@ -29,15 +39,37 @@ public struct RunReport: Sendable {
                           finalLoss: tail.reduce(0, +) / Double(tail.count),
                           finalValLoss: lines.last(where: { $0["val_loss"] != nil }).flatMap { ($0["val_loss"] as? NSNumber)?.doubleValue },
                           tokensPerS: speeds.isEmpty ? 0 : speeds[speeds.count / 2])
+        r.config = cfg.mapValues { "\($0)" }
+        r.lossCurve = lines.compactMap { l in
+            guard let s = (l["step"] as? NSNumber)?.doubleValue, let v = (l["loss"] as? NSNumber)?.doubleValue else { return nil }
+            return (s, v)
+        }
         if let ed = FileManager.default.contents(atPath: dir + "/eval.json"),
            let e = try? JSONSerialization.jsonObject(with: ed) as? [String: Any] {
             r.accuracy = (e["accuracy"] as? NSNumber)?.doubleValue; r.accuracyStderr = (e["stderr"] as? NSNumber)?.doubleValue
             r.accuracyNote = "\(e["task"] ?? "?"), \(e["n"] ?? "?") problems × \(e["seeds"] ?? "?") seeds"
+            r.perSeedAccuracy = (e["per_seed"] as? [NSNumber])?.map(\.doubleValue) ?? r.accuracy.map { [$0] } ?? []
+            r.evalProblems = (e["n"] as? NSNumber)?.intValue ?? 0
+            r.untrainedAccuracy = (e["untrained_accuracy"] as? NSNumber)?.doubleValue
+            r.outcomes = try? readOutcomes(dir + "/eval.jsonl")
         } else if let last = lines.last(where: { $0["accuracy"] != nil }) {
             r.accuracy = (last["accuracy"] as? NSNumber)?.doubleValue; r.accuracyStderr = (last["accuracy_stderr"] as? NSNumber)?.doubleValue
             r.accuracyNote = "\(last["accuracy_task"] ?? "?") at step \(last["step"] ?? "?")"
         }
         return r
+    }
+
+    /// Per-problem outcomes of an eval JSONL (`Evaluate.writeJSONL`), keyed "seed:index".
+    static func readOutcomes(_ path: String) throws -> [String: Bool]? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        var o: [String: Bool] = [:]
+        for l in try MetricsWriter.read(path) {
+            guard let s = l["seed"] as? NSNumber, let i = l["index"] as? NSNumber, let sc = (l["score"] as? NSNumber)?.doubleValue else {
+                throw GiftError(.data, "\(path): a line lacks seed, index or score")
+            }
+            o["\(s):\(i)"] = sc >= 0.5
+        }
+        return o
     }
 
     /// Side-by-side table of runs (e.g. SFT against GIFT on the same data and seed).

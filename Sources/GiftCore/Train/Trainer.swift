@@ -268,6 +268,32 @@ public final class Trainer {
     var valRefBetas: [[Float]] = []
 
     /// gift-ref: betas of every example under the frozen initial weights, computed once.
+    /// The untrained model's accuracy on the same problems and seeds as the final evaluation, measured
+    /// before the first step of a fresh run (RUN_DIR/eval-untrained.json, kept for resumed parts).
+    func measureUntrained(fresh: Bool, outDir: String) throws {
+        guard comm.rank == 0, fresh, let task = try? BuiltinTask(name: cfg.evalTask) else { return }
+        let u = try Evaluate.run(config: model.config, params: params, task: task, n: cfg.evalN, seeds: 3, seed: cfg.seed)
+        try Data(u.jsonLine.utf8).write(to: URL(fileURLWithPath: outDir + "/eval-untrained.json"), options: .atomic)
+    }
+
+    /// eval.json (with the untrained model's accuracy beside the trained one's) and eval.jsonl (every
+    /// problem's outcome, for McNemar's test in `gift compare`).
+    func writeEval(_ acc: EvalResult, outDir: String) throws {
+        var o = try JSONSerialization.jsonObject(with: Data(acc.jsonLine.utf8)) as! [String: Any]
+        if let d = FileManager.default.contents(atPath: outDir + "/eval-untrained.json"),
+           let u = try? JSONSerialization.jsonObject(with: d) as? [String: Any] {
+            o["untrained_accuracy"] = u["accuracy"]; o["untrained_stderr"] = u["stderr"]; o["untrained_per_seed"] = u["per_seed"]
+        }
+        try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]).write(to: URL(fileURLWithPath: outDir + "/eval.json"), options: .atomic)
+        try Evaluate.writeJSONL(acc.records, to: outDir + "/eval.jsonl")
+    }
+
+    func untrainedAccuracy(outDir: String) -> Double? {
+        guard let d = FileManager.default.contents(atPath: outDir + "/eval-untrained.json"),
+              let u = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else { return nil }
+        return (u["accuracy"] as? NSNumber)?.doubleValue
+    }
+
     func cacheReferenceBetas() {
         guard cfg.objective.kind == .giftRef, let L = fixedPadLength else { return }
         let t0 = Date()
@@ -326,6 +352,7 @@ public final class Trainer {
                             params: params.pointer, m: opt.m.pointer, v: opt.v.pointer, momentShard: opt.shard)
         }
         cacheReferenceBetas()
+        try measureUntrained(fresh: startStep == 0, outDir: outDir)
         if isRoot {
             log("train: \(data.train.count) examples, validation \(data.validation.count) (\(data.report.summary)); "
                 + "\(totalSteps) steps of \(globalBatch) examples (\(comm.size) ranks × \(cfg.microBatch) × \(cfg.gradAccum)), "
@@ -375,7 +402,7 @@ public final class Trainer {
                     acc = try Evaluate.run(config: model.config, params: params, task: task, n: cfg.evalN,
                                            seeds: isLast ? 3 : 1, seed: cfg.seed)
                     accs.append((Double(s + 1), acc!.accuracy)); lastAcc = acc
-                    if isLast { try Data(acc!.jsonLine.utf8).write(to: URL(fileURLWithPath: outDir + "/eval.json")) }
+                    if isLast { try writeEval(acc!, outDir: outDir) }
                 }
             }
             if let metrics {
@@ -438,7 +465,8 @@ public final class Trainer {
                 globalBatch, seconds, summary.tokensPerS, t <= h ? "fell" : "rose", h, t, 100 * abs(1 - t / h),
                 t <= h ? "lower" : "higher",
                 (lastVal.map { String(format: "; validation loss %.4f", $0) } ?? "")
-                    + (lastAcc.map { String(format: "; %@ test accuracy %.3f ± %.3f (%d problems × %d seeds)", $0.task.name, $0.accuracy, $0.stderr, $0.n, $0.seeds.count) } ?? ""),
+                    + (lastAcc.map { String(format: "; %@ test accuracy %.3f ± %.3f (%d problems × %d seeds)", $0.task.name, $0.accuracy, $0.stderr, $0.n, $0.seeds.count) } ?? "")
+                    + (untrainedAccuracy(outDir: outDir).map { String(format: ", untrained %.3f", $0) } ?? ""),
                 skipped > 0 ? "; \(skipped) non-finite steps were skipped" : "", outDir)
             try summary.text.write(toFile: outDir + "/summary.txt", atomically: true, encoding: .utf8)
         }
