@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command from a fresh clone: installs the Debian packages gift needs, builds it in release mode
 # and runs the main job: `gift train` with no arguments (a small model from scratch on the built-in
-# Countdown task with the GIFT objective, about two minutes on 2 cores). Extra arguments go to
+# 4x4 Sudoku task with the GIFT objective, about two minutes on 2 cores, ending with the test accuracy
+# beside the untrained model's). Extra arguments go to
 # `gift train` (e.g. --objective sft, --out runs/mine).
 set -euo pipefail
 cd "$(dirname "$0")/.."

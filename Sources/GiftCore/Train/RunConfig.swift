@@ -50,14 +50,17 @@ public struct RunConfig: Equatable, Sendable {
 
     public init() {}
 
-    /// `gift train` with no config, model or data: a small model from scratch on Countdown with GIFT,
-    /// about two minutes on 2 cores. Every other run starts from the paper's full-parameter recipe
-    /// (AdamW 0.9/0.999/1e-8, lr 2e-5, cosine, warmup 0.1, max grad norm 1.0).
+    /// `gift train` with no config, model or data: a small model from scratch on Sudoku (4×4) with GIFT,
+    /// about two minutes on 2 cores, ending well above the untrained model's accuracy. Chosen by
+    /// measurement: on Countdown the same budget leaves accuracy at 0.000 (the model learns the format,
+    /// not the arithmetic); on Sudoku 6 epochs of 4000 puzzles reach 0.865 ± 0.002 (64 problems × 3 seeds)
+    /// against the untrained 0.000, 2 epochs already 0.61. Every other run starts from the paper's
+    /// full-parameter recipe (AdamW 0.9/0.999/1e-8, lr 2e-5, cosine, warmup 0.1, max grad norm 1.0).
     public static var quickstart: RunConfig {
         var c = RunConfig()
-        c.model = "mini"; c.data = "countdown"; c.taskExamples = 4000
-        c.microBatch = 32; c.epochs = 8; c.lr = 2e-3; c.warmupRatio = 0.05; c.weightDecay = 0.01
-        c.maxLength = 64; c.evalEvery = 50; c.evalTask = "countdown"; c.evalN = 64
+        c.model = "mini"; c.data = "sudoku"; c.taskExamples = 4000
+        c.microBatch = 32; c.epochs = 6; c.lr = 2e-3; c.warmupRatio = 0.05; c.weightDecay = 0.01
+        c.maxLength = 40; c.evalEvery = 50; c.evalTask = "sudoku"; c.evalN = 64
         return c
     }
 

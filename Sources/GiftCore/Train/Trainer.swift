@@ -451,7 +451,9 @@ public final class Trainer {
             let plot = LossPlot.svg(series: [LossPlot.Series(name: "train loss", points: losses.map { (x: $0.0, y: $0.1) }),
                                              LossPlot.Series(name: "validation loss", points: vals.map { (x: $0.0, y: $0.1) })]
                                     + (accs.isEmpty ? [] : [LossPlot.Series(name: "\(cfg.evalTask) accuracy (test split)",
-                                                                            points: accs.map { (x: $0.0, y: $0.1) })]),
+                                                                            points: accs.map { (x: $0.0, y: $0.1) })])
+                                    + (accs.isEmpty ? [] : untrainedAccuracy(outDir: outDir).map { u in
+                                        [LossPlot.Series(name: "untrained accuracy", points: [(x: 1, y: u), (x: Double(endStep), y: u)])] } ?? []),
                                     title: "gift train: \(cfg.objective.kind.rawValue) on \(URL(fileURLWithPath: cfg.data).lastPathComponent)",
                                     xLabel: "optimizer step", yLabel: accs.isEmpty ? "loss" : "loss / accuracy")
             try plot.write(toFile: outDir + "/loss.svg", atomically: true, encoding: .utf8)
