@@ -24,11 +24,13 @@ struct CompareCommand: ParsableCommand {
     @Flag(help: "Markdown tables instead of the terminal ones.") var markdown = false
     @Flag(help: "One JSON object instead of tables.") var json = false
     @Option(help: "Also write an SVG chart (accuracy per group, training curves) to this file.") var svg: String?
+    @Option(help: "Config keys that do not set groups apart, comma-separated (e.g. model: pool runs over several bases; pairs still match by seed).")
+    var ignore: String = ""
 
     func run() throws {
         guard runs.count >= 2 else { throw ValidationError("give at least two run folders") }
         let reports = try runs.map(RunReport.load)
-        let report = CompareReport.build(reports)
+        let report = CompareReport.build(reports, ignore: ignore.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
         if json { print(report.json(), terminator: "") }
         else if markdown { print(report.markdown()) }
         else { print(report.text()); print("per run:\n" + RunReport.table(reports)) }

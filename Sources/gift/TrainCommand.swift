@@ -45,6 +45,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Global gradient-norm clip (0 disables).") var maxGradNorm: Double?
     @Option(help: "Truncate examples to this many tokens (counted in the log).") var maxLength: Int?
     @Option(help: "Seed of the data order, the masks and the times.") var seed: UInt64?
+    @Option(help: "Seed of a preset model's initial weights (ignored with a model folder).") var initSeed: Int?
     @Option(help: "Run folder (default runs/<objective>-<time>).") var out: String?
     @Option(help: "Validation loss every N steps (0: at the end only).") var evalEvery: Int?
     @Option(help: "Held-out fraction of the data for validation loss.") var validationFraction: Double?
@@ -82,7 +83,7 @@ struct TrainCommand: ParsableCommand {
             ("weight_decay", weightDecay), ("max_grad_norm", maxGradNorm), ("max_length", maxLength),
             ("seed", seed.map { Int($0) }), ("out", out), ("eval_every", evalEvery),
             ("validation_fraction", validationFraction), ("max_bad_steps", maxBadSteps), ("zero", zero), ("bucket_mb", bucketMb), ("eval_task", evalTask), ("eval_n", evalN),
-            ("gemm", gemm), ("precision", precision),
+            ("gemm", gemm), ("precision", precision), ("init_seed", initSeed),
         ]
         for (k, v) in flags { if let v { try c.set(k, v, source: "--" + k.replacingOccurrences(of: "_", with: "-")) } }
         if skipBadLines { c.skipBadLines = true }

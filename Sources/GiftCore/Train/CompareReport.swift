@@ -33,9 +33,10 @@ public struct CompareReport {
     /// Config keys that never set runs apart: the seed (replicates) and where the run was written.
     static let ignoredKeys: Set<String> = ["seed", "out"]
 
-    public static func build(_ runs: [RunReport]) -> CompareReport {
+    /// `ignore`: more config keys that do not set groups apart (e.g. "model", to pool runs over bases).
+    public static func build(_ runs: [RunReport], ignore: [String] = []) -> CompareReport {
         // the settings that differ among the runs, besides the objective and the seed
-        let keys = Set(runs.flatMap { $0.config.keys }).subtracting(ignoredKeys).subtracting(["objective"])
+        let keys = Set(runs.flatMap { $0.config.keys }).subtracting(ignoredKeys).subtracting(["objective"]).subtracting(ignore)
         let differing = keys.filter { k in Set(runs.map { $0.config[k] ?? "-" }).count > 1 }.sorted()
         var order: [String] = [], members: [String: [RunReport]] = [:]
         for r in runs {
