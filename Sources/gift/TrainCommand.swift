@@ -50,6 +50,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Validation loss every N steps (0: at the end only).") var evalEvery: Int?
     @Option(help: "Held-out fraction of the data for validation loss.") var validationFraction: Double?
     @Flag(help: "Skip malformed JSONL lines (counted) instead of stopping at the first.") var skipBadLines = false
+    @Option(help: "JSONL records: auto (by fields), messages, prompt-response, s1k (d1's layout) or ids; text goes through the model folder's tokenizer.json and chat template.")
+    var dataFormat: String?
     @Option(help: "Consecutive non-finite steps tolerated before stopping.") var maxBadSteps: Int?
     @Flag(help: "Group examples of similar length into each global batch (HF Trainer's megabatches of 50 batches, sorted, then batches shuffled; deterministic by seed): less padding on data of mixed lengths.")
     var groupByLength = false
@@ -83,7 +85,7 @@ struct TrainCommand: ParsableCommand {
             ("weight_decay", weightDecay), ("max_grad_norm", maxGradNorm), ("max_length", maxLength),
             ("seed", seed.map { Int($0) }), ("out", out), ("eval_every", evalEvery),
             ("validation_fraction", validationFraction), ("max_bad_steps", maxBadSteps), ("zero", zero), ("bucket_mb", bucketMb), ("eval_task", evalTask), ("eval_n", evalN),
-            ("gemm", gemm), ("precision", precision), ("init_seed", initSeed),
+            ("gemm", gemm), ("precision", precision), ("init_seed", initSeed), ("data_format", dataFormat),
         ]
         for (k, v) in flags { if let v { try c.set(k, v, source: "--" + k.replacingOccurrences(of: "_", with: "-")) } }
         if skipBadLines { c.skipBadLines = true }

@@ -45,8 +45,10 @@ public enum JSONLReader {
     /// - Text fields with `tokenizer == nil` are always an error (use prompt_ids/response_ids).
     /// - With `maxLength`, longer examples are cut by `Batching.truncate` and counted in `truncated`.
     /// A file with no usable example is not an error here: check `report.examples`.
+    /// With `chat`, text records (messages, prompt/response text, s1K) go through the model folder's
+    /// tokenizer and chat template (`ChatFormatter`); id records stay as they are.
     public static func read(path: String, tokenizer: CharTokenizer?, vocabSize: Int, skipBadLines: Bool,
-                            maxLength: Int? = nil) throws -> ([Example], DatasetReport) {
+                            maxLength: Int? = nil, chat: ChatFormatter? = nil) throws -> ([Example], DatasetReport) {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw GiftError(.io, "data file \(path) does not exist")
@@ -71,7 +73,7 @@ public enum JSONLReader {
             let line = bytes[start..<end]
             if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
             do {
-                if var e = try parseLine(line, tokenizer: tokenizer, vocabSize: vocabSize) {
+                if var e = try parseLine(line, tokenizer: tokenizer, vocabSize: vocabSize, chat: chat) {
                     e.line = lineNo
                     if let m = maxLength {
                         let (t, cut) = Batching.truncate(e, maxLength: m)
@@ -131,13 +133,25 @@ public enum JSONLReader {
     enum LineFault: Error { case bad(String), fatal(String) }
 
     /// The example of one non-blank line, or nil when its response is empty.
-    static func parseLine(_ line: ArraySlice<UInt8>, tokenizer: CharTokenizer?, vocabSize: Int) throws -> Example? {
+    static func parseLine(_ line: ArraySlice<UInt8>, tokenizer: CharTokenizer?, vocabSize: Int,
+                          chat: ChatFormatter? = nil) throws -> Example? {
         let value: StrictJSON
         do { value = try StrictJSON.parse(Array(line)) } catch let e as StrictJSON.ParseError {
             throw LineFault.bad("invalid JSON: \(e.message) at column \(e.offset + 1)")
         }
         guard case .object(let fields) = value else {
             throw LineFault.bad("expected a JSON object like {\"prompt\": ..., \"response\": ...}, found \(value.kind)")
+        }
+        if let chat {
+            do {
+                let (e, isIds) = try chat.example(fields)
+                if !isIds {
+                    if let e, let bad = (e.prompt + e.response).first(where: { Int($0) >= vocabSize }) {
+                        throw LineFault.fatal("token id \(bad) from the model folder's tokenizer is outside the model vocab [0, \(vocabSize)) of its config.json")
+                    }
+                    return e
+                }
+            } catch let f as ChatFormatter.Fault { throw LineFault.bad(f.message) }
         }
         func side(_ text: String) throws -> [Int32] {
             let idsKey = text + "_ids"

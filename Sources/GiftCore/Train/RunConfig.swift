@@ -28,6 +28,9 @@ public struct RunConfig: Equatable, Sendable {
     public var evalEvery = 0
     public var validationFraction = 0.05
     public var skipBadLines = false
+    /// How JSONL records become conversations (`DataFormat`); text goes through the model folder's
+    /// tokenizer.json and chat template.
+    public var dataFormat = DataFormat.auto
     /// Global batches of examples of similar length (`EpochOrder(lengths:...)`): less padding.
     public var groupByLength = false
     /// Consecutive non-finite steps (skipped with a warning) before the run stops.
@@ -76,7 +79,7 @@ public struct RunConfig: Equatable, Sendable {
             "lr": lr, "warmup_ratio": warmupRatio, "schedule": schedule.rawValue, "weight_decay": weightDecay,
             "beta1": beta1, "beta2": beta2, "adam_eps": adamEps, "max_grad_norm": maxGradNorm,
             "max_length": maxLength, "seed": seed, "out": out, "eval_every": evalEvery,
-            "validation_fraction": validationFraction, "skip_bad_lines": skipBadLines,
+            "validation_fraction": validationFraction, "skip_bad_lines": skipBadLines, "data_format": dataFormat.rawValue,
             "max_bad_steps": maxBadSteps, "init_seed": initSeed, "zero": zero, "group_by_length": groupByLength, "bucket_mb": bucketMB, "eval_task": evalTask, "eval_n": evalN,
             "gemm": gemm, "precision": precision.rawValue,
         ]
@@ -158,6 +161,7 @@ public struct RunConfig: Equatable, Sendable {
         case "eval_every": evalEvery = try nonneg()
         case "validation_fraction": validationFraction = try num()
         case "skip_bad_lines": guard case .bool(let b) = v else { throw bad("true or false") }; skipBadLines = b
+        case "data_format": dataFormat = try choice(DataFormat.self, DataFormat.allCases)
         case "max_bad_steps": maxBadSteps = try pos()
         case "init_seed": initSeed = UInt64(try nonneg())
         case "zero": zero = try nonneg(); if zero > 1 { throw bad("0 or 1") }

@@ -29,8 +29,13 @@ public struct TrainData: Sendable {
             guard FileManager.default.fileExists(atPath: cfg.data) else {
                 throw GiftError(.io, "--data \(cfg.data): no such file, and not a built-in task (\(BuiltinTask.names.joined(separator: ", ")))")
             }
-            (examples, report) = try JSONLReader.read(path: cfg.data, tokenizer: tok, vocabSize: c.vocab,
-                                                      skipBadLines: cfg.skipBadLines)
+            // a model folder with a tokenizer.json: text records go through it and its chat template
+            let chat = TextModel.present(in: cfg.model) ? try TextModel.load(cfg.model).formatter(cfg.dataFormat) : nil
+            if chat == nil, cfg.dataFormat != .auto, cfg.dataFormat != .ids, cfg.dataFormat != .promptResponse {
+                throw GiftError(.config, "--data-format \(cfg.dataFormat.rawValue) needs a model folder with tokenizer.json and a chat template; \(cfg.model) has none")
+            }
+            (examples, report) = try JSONLReader.read(path: cfg.data, tokenizer: chat == nil ? tok : nil, vocabSize: c.vocab,
+                                                      skipBadLines: cfg.skipBadLines, chat: chat)
         }
         let (cut, truncated) = Batching.truncateAll(examples, maxLength: cfg.maxLength - 1)
         report.truncated += truncated

@@ -1,0 +1,264 @@
+import Foundation
+
+/// A regex over Unicode scalars, with Oniguruma's leftmost-first semantics. The split patterns of GPT-2,
+/// Llama 3 and Qwen 2 (recognised by their exact text) run as hand-written matchers; any other pattern
+/// goes through NSRegularExpression (ICU), whose syntax and Unicode classes match Oniguruma's for the
+/// patterns tokenizers use.
+final class ScalarRegex: @unchecked Sendable {
+    enum Kind { case gpt2, llama3(maxDigits: Int), icu(NSRegularExpression) }
+    let kind: Kind
+    let pattern: String
+
+    static let gpt2Pattern = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
+    static let llama3Pattern = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    static let qwen2Pattern = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+
+    init(kind: Kind, pattern: String) { self.kind = kind; self.pattern = pattern }
+
+    /// `at` names the JSON field in a refusal.
+    static func make(_ pattern: String, at j: TJ?) throws -> ScalarRegex {
+        switch pattern {
+        case gpt2Pattern: return ScalarRegex(kind: .gpt2, pattern: pattern)
+        case llama3Pattern: return ScalarRegex(kind: .llama3(maxDigits: 3), pattern: pattern)
+        case qwen2Pattern: return ScalarRegex(kind: .llama3(maxDigits: 1), pattern: pattern)
+        default:
+            do {
+                return ScalarRegex(kind: .icu(try NSRegularExpression(pattern: pattern, options: [])), pattern: pattern)
+            } catch {
+                let msg = "regex \(StrictJSON.quote(pattern)) is not supported by NSRegularExpression (\(error))"
+                throw j?.error(msg) ?? GiftError(.format, msg)
+            }
+        }
+    }
+
+    static let gpt2 = ScalarRegex(kind: .gpt2, pattern: gpt2Pattern)
+
+    /// The non-overlapping matches, left to right (empty matches included, as Oniguruma reports them).
+    func matches(_ s: [Unicode.Scalar]) -> [Range<Int>] {
+        switch kind {
+        case .gpt2: return ScalarRegex.gpt2Matches(s)
+        case .llama3(let d): return ScalarRegex.llama3Matches(s, maxDigits: d)
+        case .icu(let re): return ScalarRegex.icuMatches(re, s)
+        }
+    }
+
+    // MARK: hand-written matchers (every position starts a match, so the matches tile the text)
+
+    @inline(__always) static func run(_ s: [Unicode.Scalar], from i: Int, class k: UInt8) -> Int {
+        var j = i
+        while j < s.count, UClass.of(s[j]) == k { j += 1 }
+        return j
+    }
+
+    /// \s+(?!\S)|\s+ at a whitespace position: the run less its last character when a non-space follows it.
+    @inline(__always) static func spaceRun(_ s: [Unicode.Scalar], _ i: Int) -> Int {
+        let k = run(s, from: i, class: UClass.space)
+        if k == s.count { return k }
+        return k - 1 > i ? k - 1 : i + 1
+    }
+
+    /// 's|'t|'re|'ve|'m|'ll|'d (case-insensitively with `fold`) at i: the end, or nil.
+    @inline(__always) static func contraction(_ s: [Unicode.Scalar], _ i: Int, fold: Bool) -> Int? {
+        guard s[i] == "'", i + 1 < s.count else { return nil }
+        func lower(_ c: Unicode.Scalar) -> UInt32 {
+            let v = c.value
+            if !fold { return v }
+            if v >= 0x41 && v <= 0x5A { return v + 32 }
+            if v == 0x17F { return 0x73 }  // ſ folds to s
+            return v
+        }
+        let d = lower(s[i + 1])
+        if d == 0x73 || d == 0x74 || d == 0x6D || d == 0x64 { return i + 2 }  // s t m d
+        if i + 2 < s.count {
+            let e = lower(s[i + 2])
+            if (d == 0x72 && e == 0x65) || (d == 0x76 && e == 0x65) || (d == 0x6C && e == 0x6C) { return i + 3 }  // re ve ll
+        }
+        return nil
+    }
+
+    static func gpt2Matches(_ s: [Unicode.Scalar]) -> [Range<Int>] {
+        var out: [Range<Int>] = []
+        out.reserveCapacity(s.count / 4 + 1)
+        let n = s.count
+        var i = 0
+        while i < n {
+            var j: Int
+            if let e = contraction(s, i, fold: false) {
+                j = e
+            } else {
+                let c = s[i]
+                let k = UClass.of(c)
+                if c == " ", i + 1 < n, UClass.of(s[i + 1]) != UClass.space {
+                    j = run(s, from: i + 1, class: UClass.of(s[i + 1]))
+                } else if k != UClass.space {
+                    j = run(s, from: i, class: k)
+                } else {
+                    j = spaceRun(s, i)
+                }
+            }
+            out.append(i..<j)
+            i = j
+        }
+        return out
+    }
+
+    /// Llama 3 (maxDigits 3) and Qwen 2 (maxDigits 1).
+    static func llama3Matches(_ s: [Unicode.Scalar], maxDigits: Int) -> [Range<Int>] {
+        var out: [Range<Int>] = []
+        out.reserveCapacity(s.count / 4 + 1)
+        let n = s.count
+        var i = 0
+        while i < n {
+            let j: Int
+            let c = s[i]
+            let k = UClass.of(c)
+            if let e = contraction(s, i, fold: true) {
+                j = e
+            } else if k == UClass.letter {
+                j = run(s, from: i, class: UClass.letter)
+            } else if k != UClass.number, c != "\r", c != "\n", i + 1 < n, UClass.of(s[i + 1]) == UClass.letter {
+                j = run(s, from: i + 1, class: UClass.letter)
+            } else if k == UClass.number {
+                var e = i
+                while e < n, e - i < maxDigits, UClass.of(s[e]) == UClass.number { e += 1 }
+                j = e
+            } else if k == UClass.other || (c == " " && i + 1 < n && UClass.of(s[i + 1]) == UClass.other) {
+                var e = run(s, from: k == UClass.other ? i : i + 1, class: UClass.other)
+                while e < n, s[e] == "\r" || s[e] == "\n" { e += 1 }
+                j = e
+            } else {
+                // whitespace: \s*[\r\n]+ up to the run's last line break, else \s+(?!\S)|\s+
+                let r = run(s, from: i, class: UClass.space)
+                var p = r - 1
+                while p >= i, s[p] != "\r" && s[p] != "\n" { p -= 1 }
+                j = p >= i ? p + 1 : spaceRun(s, i)
+            }
+            out.append(i..<j)
+            i = j
+        }
+        return out
+    }
+
+    static func icuMatches(_ re: NSRegularExpression, _ s: [Unicode.Scalar]) -> [Range<Int>] {
+        if s.isEmpty { return [] }
+        let str = s.scalarText
+        // UTF-16 offset -> scalar index
+        var toScalar = [Int](repeating: 0, count: str.utf16.count + 1)
+        var u = 0
+        for (idx, c) in s.enumerated() {
+            toScalar[u] = idx
+            u += c.value >= 0x10000 ? 2 : 1
+            if c.value >= 0x10000 { toScalar[u - 1] = idx + 1 }
+        }
+        toScalar[u] = s.count
+        return re.matches(in: str, options: [], range: NSRange(location: 0, length: u)).map {
+            toScalar[$0.range.location]..<toScalar[$0.range.location + $0.range.length]
+        }
+    }
+}
+
+/// HF's split behaviours over (range, isMatch) pieces.
+enum SplitBehavior: String {
+    case removed = "Removed", isolated = "Isolated", mergedWithPrevious = "MergedWithPrevious"
+    case mergedWithNext = "MergedWithNext", contiguous = "Contiguous"
+
+    static func parse(_ j: TJ) throws -> SplitBehavior {
+        let s = try j.string()
+        guard let b = SplitBehavior(rawValue: s) else { throw j.error("unknown split behavior '\(s)'") }
+        return b
+    }
+}
+
+enum Splitting {
+    /// Non-overlapping leftmost occurrences of a literal.
+    static func literalMatches(_ p: [Unicode.Scalar], in s: [Unicode.Scalar]) -> [Range<Int>] {
+        var out: [Range<Int>] = []
+        let m = p.count, n = s.count
+        guard m > 0, n >= m else { return out }
+        let first = p[0]
+        var i = 0
+        while i <= n - m {
+            if s[i] == first {
+                var k = 1
+                while k < m, s[i + k] == p[k] { k += 1 }
+                if k == m { out.append(i..<(i + m)); i += m; continue }
+            }
+            i += 1
+        }
+        return out
+    }
+
+    /// Matches -> consecutive (range, isMatch) pieces covering 0..<count (HF's regex find_matches).
+    static func fromMatches(_ ms: [Range<Int>], count: Int) -> [(Range<Int>, Bool)] {
+        if count == 0 { return [(0..<0, false)] }
+        var out: [(Range<Int>, Bool)] = []
+        out.reserveCapacity(ms.count * 2 + 1)
+        var prev = 0
+        for m in ms {
+            if prev != m.lowerBound { out.append((prev..<m.lowerBound, false)) }
+            out.append((m, true))
+            prev = m.upperBound
+        }
+        if prev != count { out.append((prev..<count, false)) }
+        return out
+    }
+
+    /// Every character satisfying `pred` is a match of its own (HF's closure patterns).
+    static func charMatches(_ s: [Unicode.Scalar], _ pred: (Unicode.Scalar) -> Bool) -> [(Range<Int>, Bool)] {
+        if s.isEmpty { return [(0..<0, false)] }
+        var out: [(Range<Int>, Bool)] = []
+        var last = 0
+        for (i, c) in s.enumerated() where pred(c) {
+            if last < i { out.append((last..<i, false)) }
+            out.append((i..<(i + 1), true))
+            last = i + 1
+        }
+        if s.count > last { out.append((last..<s.count, false)) }
+        return out
+    }
+
+    /// HF's NormalizedString::split: the non-empty pieces to keep.
+    static func split(_ matches: [(Range<Int>, Bool)], _ behavior: SplitBehavior, invert: Bool = false) -> [Range<Int>] {
+        let ms = invert ? matches.map { ($0.0, !$0.1) } : matches
+        var acc: [(Range<Int>, Bool)] = []  // (range, remove)
+        acc.reserveCapacity(ms.count)
+        switch behavior {
+        case .isolated:
+            acc = ms.map { ($0.0, false) }
+        case .removed:
+            acc = ms
+        case .contiguous:
+            var previous = false
+            for (r, isMatch) in ms {
+                if isMatch == previous, let last = acc.last {
+                    acc[acc.count - 1] = (last.0.lowerBound..<r.upperBound, false)
+                } else {
+                    acc.append((r, false))
+                }
+                previous = isMatch
+            }
+        case .mergedWithPrevious:
+            var previous = false
+            for (r, isMatch) in ms {
+                if isMatch && !previous, let last = acc.last {
+                    acc[acc.count - 1] = (last.0.lowerBound..<r.upperBound, false)
+                } else {
+                    acc.append((r, false))
+                }
+                previous = isMatch
+            }
+        case .mergedWithNext:
+            var previous = false
+            for (r, isMatch) in ms.reversed() {
+                if isMatch && !previous, let last = acc.last {
+                    acc[acc.count - 1] = (r.lowerBound..<last.0.upperBound, false)
+                } else {
+                    acc.append((r, false))
+                }
+                previous = isMatch
+            }
+            acc.reverse()
+        }
+        return acc.compactMap { ($0.1 || $0.0.isEmpty) ? nil : $0.0 }
+    }
+}
