@@ -93,3 +93,21 @@ final class CompareTests: XCTestCase {
         XCTAssertTrue(r3.stdout.contains("gift − sft") && r3.stdout.contains("accuracy ± s.e.") && r3.stdout.contains("per run:"), r3.stdout)
     }
 }
+
+/// The miniature experiment's pipeline end to end at smoke scale (its numbers mean nothing): bases,
+/// paired fine-tunes, evaluation and the compare report.
+final class MiniatureSmokeTests: XCTestCase {
+    func testSmokeScaleRunsAndReports() throws {
+        let out = try temporaryDirectory(self).appendingPathComponent("mini")
+        let r = try runProcess(URL(fileURLWithPath: "/bin/bash"),
+                               [packageRoot.appendingPathComponent("cluster/experiments/miniature.sh").path, out.path],
+                               env: ["SCALE": "smoke", "GIFT": giftBinary.path, "THREADS": "1"], cwd: packageRoot)
+        XCTAssertEqual(r.status, 0, r.stderr + r.stdout)
+        let report = try String(contentsOf: out.appendingPathComponent("REPORT.md"), encoding: .utf8)
+        XCTAssertTrue(report.contains("## Base 1") && report.contains("## Pooled"), report)
+        XCTAssertEqual(report.components(separatedBy: "| gift − sft |").count - 1, 2, report)   // within the base, pooled
+        let svg = try String(contentsOf: out.appendingPathComponent("pooled.svg"), encoding: .utf8)
+        XCTAssertTrue(svg.hasPrefix("<svg") && svg.hasSuffix("</svg>\n"))
+        XCTAssertEqual(svg.components(separatedBy: "fill=\"#4a7fb5\"").count - 1, 2, "one bar per group")
+    }
+}
