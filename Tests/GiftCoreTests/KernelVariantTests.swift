@@ -112,22 +112,4 @@ final class KernelVariantTests: XCTestCase {
             XCTAssertTrue(tail.contains("with 0 failures"), "variant \(name): \(tail)")
         }
     }
-
-    /// The golden fixtures the project carries are the team's shared golden set, byte for byte, where a
-    /// checkout has that folder beside it (a clone elsewhere has only the project's copy, which suffices).
-    func testFixturesMatchShared() throws {
-        let shared = packageRoot.deletingLastPathComponent().appendingPathComponent("shared/golden")
-        guard FileManager.default.fileExists(atPath: shared.path) else {
-            throw XCTSkip("no ../shared/golden beside this checkout: the project's own copy is used")
-        }
-        let files = try FileManager.default.subpathsOfDirectory(atPath: shared.path).filter {
-            var dir: ObjCBool = false
-            return FileManager.default.fileExists(atPath: shared.appendingPathComponent($0).path, isDirectory: &dir) && !dir.boolValue
-        }
-        XCTAssertGreaterThan(files.count, 10)
-        for f in files {
-            let a = try Data(contentsOf: shared.appendingPathComponent(f)), b = try? Data(contentsOf: goldenDir.appendingPathComponent(f))
-            XCTAssertEqual(a, b, "Fixtures/golden/\(f) differs from ../shared/golden/\(f): copy the shared set again")
-        }
-    }
 }
