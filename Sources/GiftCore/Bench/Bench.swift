@@ -57,42 +57,35 @@ public enum Bench {
     /// GFLOP/s of sgemm C[m×n] = A[m×k]·B[k×n]ᵀ (the linear-layer form), median of `reps` (the same
     /// statistic as the step times, so their ratio is fair on a noisy machine).
     public static func sgemmGFlops(m: Int, n: Int, k: Int, reps: Int = 9) -> Double {
-        let a = FloatBuffer(count: m * k), b = FloatBuffer(count: n * k), c = FloatBuffer(count: m * n)
-        for i in 0..<a.count { a[i] = Float(i % 7) * 0.01 }
-        for i in 0..<b.count { b[i] = Float(i % 5) * 0.01 }
-        Gemm.linear(a.pointer, b.pointer, c.pointer, rows: m, inDim: k, outDim: n)   // warm-up
-        var times: [Double] = []
-        for _ in 0..<reps {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            Gemm.linear(a.pointer, b.pointer, c.pointer, rows: m, inDim: k, outDim: n)
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
-        }
-        return 2 * Double(m) * Double(n) * Double(k) / median(times) / 1e9
+        gemmGFlops(transB: true, m: m, n: n, k: k, reps: reps)
     }
 
-    /// GFLOP/s of one thread's C[m×n] = A[m×k]·op(B) (op: Bᵀ when `transB`), median of `reps`: attention
-    /// issues its score-block GEMMs (QKᵀ, PV) this way, one per worker thread.
+    /// GFLOP/s of one thread's C[m×n] = A[m×k]·op(B) (op: Bᵀ when `transB`): attention issues its
+    /// score-block GEMMs (QKᵀ, PV) this way, one per worker thread.
     public static func singleThreadGFlops(transB: Bool, m: Int, n: Int, k: Int, reps: Int = 41) -> Double {
-        let a = FloatBuffer(count: m * k), b = FloatBuffer(count: n * k), c = FloatBuffer(count: m * n)
-        for i in 0..<a.count { a[i] = Float(i % 7) * 0.01 }
-        for i in 0..<b.count { b[i] = Float(i % 5) * 0.01 }
         let saved = Gemm.threads
         Gemm.setThreads(1)
         defer { Gemm.setThreads(saved) }
-        return Gemm.singleThreaded {
-            func once() {
-                Gemm.mm(transB: transB, m: m, n: n, k: k, a: a.pointer, lda: k, b: b.pointer, ldb: transB ? k : n,
-                        c: c.pointer, ldc: n)
-            }
-            once()
-            var times: [Double] = []
-            for _ in 0..<reps {
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                once()
-                times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
-            }
-            return 2 * Double(m) * Double(n) * Double(k) / median(times) / 1e9
+        return Gemm.singleThreaded { gemmGFlops(transB: transB, m: m, n: n, k: k, reps: reps) }
+    }
+
+    /// The median rate of `reps` GEMMs after one warm-up, on the current backend and threads.
+    static func gemmGFlops(transB: Bool, m: Int, n: Int, k: Int, reps: Int) -> Double {
+        let a = FloatBuffer(count: m * k), b = FloatBuffer(count: n * k), c = FloatBuffer(count: m * n)
+        for i in 0..<a.count { a[i] = Float(i % 7) * 0.01 }
+        for i in 0..<b.count { b[i] = Float(i % 5) * 0.01 }
+        func once() {
+            Gemm.mm(transB: transB, m: m, n: n, k: k, a: a.pointer, lda: k, b: b.pointer, ldb: transB ? k : n,
+                    c: c.pointer, ldc: n)
         }
+        once()
+        var times: [Double] = []
+        for _ in 0..<reps {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            once()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        return 2 * Double(m) * Double(n) * Double(k) / median(times) / 1e9
     }
 
     /// On a CPU with bf16 instructions, where oneDNN is loaded: times a bf16 GEMM at this shape with both

@@ -17,8 +17,8 @@ public enum ModelCompanions {
     }
 
     /// How the source stores its weights: the dtype of its first tensor and, when it is sharded, the size
-    /// of its largest shard (the output is sharded at that size, so it has as many shards). Reads only the
-    /// safetensors headers, each checked against its file's size.
+    /// of its largest shard (the output is sharded at that size, so it has as many shards). The weight
+    /// files are mapped and their headers validated by `SafetensorsFile.read`; no tensor data is read.
     public static func weightFormat(of src: String) throws -> (dtype: SafetensorsDType, maxShardBytes: Int?) {
         let fm = FileManager.default
         let single = src + "/" + ModelFolder.weightsFile, index = src + "/" + ModelFolder.indexFile
@@ -33,27 +33,11 @@ public enum ModelCompanions {
         return (try firstDType(src + "/" + first), largest)
     }
 
-    /// The dtype of the first tensor named in a safetensors header.
+    /// The dtype of a safetensors file's first tensor (by offset).
     static func firstDType(_ path: String) throws -> SafetensorsDType {
-        guard let h = FileHandle(forReadingAtPath: path) else { throw GiftError(.io, "\(path): cannot open") }
-        defer { try? h.close() }
-        let size = (try? h.seekToEnd()).map(Int.init) ?? 0
-        try? h.seek(toOffset: 0)
-        let lenBytes = [UInt8](h.readData(ofLength: 8))
-        guard lenBytes.count == 8 else { throw GiftError(.format, "\(path): shorter than a safetensors header (\(size) bytes)") }
-        let n = lenBytes.enumerated().reduce(0) { $0 | (Int($1.1) << (8 * $1.0)) }
-        guard n > 0, n <= size - 8 else {
-            throw GiftError(.format, "\(path): header length \(n) does not fit the file's \(size) bytes")
-        }
-        let header = [UInt8](h.readData(ofLength: n))
-        guard case .object(let o) = try StrictJSON.parse(header) else { throw GiftError(.format, "\(path): header is not a JSON object") }
-        for (name, v) in o.sorted(by: { $0.key < $1.key }) where name != "__metadata__" {
-            guard case .object(let t) = v, case .string(let d)? = t["dtype"], let dt = SafetensorsDType(rawValue: d) else {
-                throw GiftError(.format, "\(path): tensor '\(name)' has no known dtype")
-            }
-            return dt
-        }
-        throw GiftError(.format, "\(path): no tensor in the header")
+        let f = try SafetensorsFile.read(path: path)
+        guard let name = f.names.first, let t = f.tensors[name] else { throw GiftError(.format, "\(path): no tensor in the header") }
+        return t.dtype
     }
 
     /// Copies the companion files of `src` into `dst` and merges the source config.json's keys that gift's

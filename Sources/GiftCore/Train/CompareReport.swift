@@ -156,9 +156,7 @@ public struct CompareReport {
         let hi = max(0.05, groups.map { $0.mean + $0.stderr }.max() ?? 0) * 1.15
         let step = (w - left - right) / Double(max(1, groups.count))
         func y(_ a: Double) -> Double { 30 + (top - 60) * (1 - a / hi) }
-        func esc(_ s: String) -> String {
-            s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
-        }
+        let esc = LossPlot.escape
         var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(top) + 440)\" font-family=\"sans-serif\" font-size=\"12\">\n"
         s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
         s += "<text x=\"\(left)\" y=\"18\" font-size=\"14\">\(esc(what))</text>\n"

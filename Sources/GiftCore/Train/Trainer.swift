@@ -108,7 +108,8 @@ public final class Trainer {
         if let f = faultStep, step == f, comm.rank == faultRank {
             throw GiftError(.data, "injected fault at step \(step + 1) (GIFT_FAULT_RANK/GIFT_FAULT_STEP)")
         }
-        let all = sequences(globalIndices(step: step), from: data.train, padTo: fixedPadLength, betas: refBetas)
+        let indices = globalIndices(step: step)
+        let all = sequences(indices, from: data.train, padTo: fixedPadLength, betas: refBetas)
         let normalizer = LossNormalizer.of(all)
         let mine = Array(all[(comm.rank * rankBatch)..<((comm.rank + 1) * rankBatch)])
         grads.zero()
@@ -145,7 +146,7 @@ public final class Trainer {
         stats.weightSum = sums[3]; stats.betaSum = sums[4]; stats.betaCount = Int(sums[5]); stats.nonFinite = Int(sums[6])
         let lr = cfg.schedule.lr(step: step, total: totalSteps, warmup: warmupSteps, base: cfg.lr)
         let tokens = all.reduce(0) { $0 + $1.tokens.count }
-        let padTokens = tokens - globalIndices(step: step).reduce(0) { $0 + data.train[$1].length }
+        let padTokens = tokens - indices.reduce(0) { $0 + data.train[$1].length }
         // the gradient this rank updates from: all of it, or (ZeRO-1) its shard, indexed by flat offset
         let shard = opt.shard
         let g: UnsafeMutablePointer<Float> = gradShard.map { $0.pointer - shard.lowerBound } ?? grads.pointer
