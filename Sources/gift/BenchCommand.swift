@@ -36,10 +36,20 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print the time per phase of a step (pass 1, pass 2 forward, head, loss, backward, optimizer).")
     var profile = false
     @OptionGroup var objectiveFlags: ObjectiveFlags
+    @Option(help: "Also time LoRA steps with this rank beside full fine-tuning (each objective both ways, interleaved; e.g. 128 as in the paper's s1K runs); the summary gets lora_full_ratio and the state bytes per base parameter.") var loraR: Int = 0
+    @Option(help: "With --lora-r: the adapted layers.") var loraTargets: String = "q_proj,k_proj,v_proj"
+
     @Option(help: "Matrix-multiply backends to measure, comma-separated: auto, openblas, onednn.")
     var gemm: String = "auto"
     @Option(help: "Precisions to measure, comma-separated: fp32, bf16 (each objective runs in each, interleaved).")
     var precision: String = "fp32"
+
+    func loraConfig() -> LoRAConfig? {
+        guard loraR > 0 else { return nil }
+        var l = LoRAConfig()
+        l.r = loraR; l.alpha = Double(2 * loraR); l.targets = (try? LoRAConfig.parseTargets(loraTargets)) ?? [.q, .k, .v]
+        return l
+    }
 
     func run() throws {
         let comm: Communicator = try MPICommunicator.fromEnvironment() ?? SingleProcess()
@@ -102,17 +112,17 @@ struct BenchCommand: ParsableCommand {
         for w in warnings where w.hasPrefix("warning: OpenBLAS") { say("  " + w) }
         Profiler.enabled = profile
         let results = try Bench.run(model: m, params: params, objectives: opts, batch: batch, seqLen: seq, steps: steps,
-                                    warmup: warmup, computes: computes, comm: comm)
+                                    warmup: warmup, computes: computes, comm: comm, lora: loraConfig())
         func q(_ s: String) -> String { "\"" + s + "\"" }
         for r in results {
-            say("\(r.objective.rawValue), \(r.computeSummary):")
+            say("\(r.objective.rawValue), \(r.computeSummary)\(r.loraR > 0 ? ", LoRA r \(r.loraR)" : ""):")
             for (phase, sec) in r.profile where root {
                 print("  " + phase.padding(toLength: 22, withPad: " ", startingAt: 0)
                       + String(format: "%8.1f ms/step  %5.1f%%", sec * 1000, 100 * sec / r.sPerStep))
             }
-            say(String(format: "{\"objective\": \"%@\", \"gemm\": %@, \"precision\": \"%@\", \"compute\": %@, \"tokens_per_s\": %.1f, \"s_per_step\": %.4f, \"gflops\": %.1f, \"examples_per_s\": %.3f, \"comm_wait_s\": %.4f}",
+            say(String(format: "{\"objective\": \"%@\", \"gemm\": %@, \"precision\": \"%@\", \"compute\": %@, \"tokens_per_s\": %.1f, \"s_per_step\": %.4f, \"gflops\": %.1f, \"examples_per_s\": %.3f, \"comm_wait_s\": %.4f, \"lora_r\": %d}",
                        r.objective.rawValue, q(r.compute.gemm), r.compute.precision.rawValue, q(r.computeSummary),
-                       r.tokensPerS, r.sPerStep, r.gflops, r.examplesPerS, r.commWait))
+                       r.tokensPerS, r.sPerStep, r.gflops, r.examplesPerS, r.commWait, r.loraR))
         }
         // the summary: the first setting's first objective, plus the GIFT/SFT ratio of every setting
         let first = results[0]
@@ -130,7 +140,7 @@ struct BenchCommand: ParsableCommand {
         for (k, v) in fields { summary += ", \"\(k)\": \(v)" }
         var ratios: [String] = [], paired: [String] = []
         for c in computes {
-            let mine = results.filter { $0.compute == c }
+            let mine = results.filter { $0.compute == c && $0.loraR == 0 }
             if let s = mine.first(where: { $0.objective == .sft }), let g = mine.first(where: { $0.objective == .gift }) {
                 ratios.append(String(format: "%@: %.3f", q(s.computeSummary), g.sPerStep / s.sPerStep))
                 // each timed GIFT step over the SFT step run next to it, then the median: slow drifts of
@@ -139,6 +149,16 @@ struct BenchCommand: ParsableCommand {
                 let mid = pairs.count % 2 == 1 ? pairs[pairs.count / 2] : (pairs[pairs.count / 2 - 1] + pairs[pairs.count / 2]) / 2
                 paired.append(String(format: "%@: %.3f", q(s.computeSummary), mid))
             }
+        }
+        if let lc = loraConfig() {
+            // LoRA step time over the full fine-tuning step beside it (paired per step, then the median),
+            // and the training state per base parameter: full = fp32 weights, gradients and both moments;
+            // LoRA = the fp32 frozen base plus the adapters' weights, gradients and moments
+            let full = results.first { $0.loraR == 0 }!, lo = results.first { $0.loraR > 0 && $0.objective == full.objective && $0.compute == full.compute }!
+            let pairs = zip(lo.stepTimes, full.stepTimes).map { $0 / $1 }.sorted()
+            let n = Double(ParameterLayout(config).count), a = Double(try LoRALayout(config, lc).count)
+            summary += String(format: ", \"lora_r\": %d, \"lora_full_ratio\": %.3f, \"lora_full_ratio_paired\": %.3f, \"state_bytes_per_base_parameter\": {\"full\": %.2f, \"lora\": %.3f}",
+                              lc.r, lo.sPerStep / full.sPerStep, pairs[pairs.count / 2], 16.0, (4 * n + 16 * a) / n)
         }
         if ratios.count == 1 { summary += ", \"gift_sft_ratio\": " + ratios[0].split(separator: " ").last! }
         if !ratios.isEmpty {

@@ -26,6 +26,8 @@ public enum Bench {
         /// Examples per second over all ranks, and the median communication wait per step.
         public var examplesPerS = 0.0
         public var commWait = 0.0
+        /// LoRA rank of this lane (0: full fine-tuning).
+        public var loraR = 0
     }
 
     /// A deterministic synthetic batch: prompt = first quarter, response = the rest.
@@ -117,6 +119,7 @@ public enum Bench {
         var seqs: [TrainSequence]
         var times: [Double] = [], waits: [Double] = [], flops = 0.0
         var profile: (totals: [String: Double], order: [String]) = ([:], [])
+        var lora = false
         init(model: Transformer, params: FloatBuffer, objective: ObjectiveOptions, seqs s: [TrainSequence], B: Int, L: Int) {
             self.objective = objective
             var seqs = s
@@ -137,7 +140,7 @@ public enum Bench {
     /// empty: the current `Gemm` setting only.
     public static func run(model: Transformer, params: FloatBuffer, objectives: [ObjectiveOptions], batch B: Int,
                            seqLen L: Int, steps: Int, warmup: Int, computes: [Compute] = [],
-                           comm: Communicator = SingleProcess()) throws -> [Result] {
+                           comm: Communicator = SingleProcess(), lora: LoRAConfig? = nil) throws -> [Result] {
         let c = model.config
         var seqs = batch(config: c, batch: B, seqLen: L, seed: 1 + UInt64(comm.rank))
         for i in seqs.indices { seqs[i].exampleIndex += comm.rank * B }
@@ -147,10 +150,14 @@ public enum Bench {
         for cs in settings {
             if let cs { try Gemm.configure(gemm: cs.gemm, precision: cs.precision) }
             for o in objectives {
-                let lane = Lane(model: model, params: params, objective: o, seqs: seqs, B: B, L: L)
-                lane.compute = cs ?? Compute(gemm: Gemm.backend.rawValue, precision: Gemm.precision)
-                lane.summary = Gemm.summary
-                lanes.append(lane)
+                // with LoRA: each objective's full fine-tuning step beside its LoRA step
+                for withLoRA in lora == nil ? [false] : [false, true] {
+                    let lane = Lane(model: model, params: params, objective: o, seqs: seqs, B: B, L: L)
+                    lane.compute = cs ?? Compute(gemm: Gemm.backend.rawValue, precision: Gemm.precision)
+                    lane.summary = Gemm.summary
+                    lane.lora = withLoRA
+                    lanes.append(lane)
+                }
             }
         }
         let norm = LossNormalizer(responseTokens: LossNormalizer.of(seqs).responseTokens * comm.size, sequences: B * comm.size)
@@ -158,18 +165,28 @@ public enum Bench {
         let runner = ObjectiveRunner(model: model, options: objectives[0], capacityTokens: B * L, maxSeqLen: L)
         let grads = FloatBuffer(count: model.layout.count), opt = AdamW(layout: model.layout, weightDecay: 0.1)
         let p = params.copy()
+        // LoRA lanes: adapters on the same base, their own runner (activations), gradients and AdamW
+        let loraLayout = try lora.map { try LoRALayout(c, $0) }
+        let adapters = loraLayout?.initialize(seed: 1)
+        let loraRunner = loraLayout.map { _ in ObjectiveRunner(model: model, options: objectives[0], capacityTokens: B * L, maxSeqLen: L) }
+        if let loraLayout, let adapters { loraRunner!.attachLoRA(loraLayout, weights: adapters.pointer) }
+        let loraGrads = loraLayout.map { FloatBuffer(count: $0.count) }
+        let loraOpt = loraLayout.map { AdamW(table: $0.table, weightDecay: 0.1) }
+        let loraSync = comm.size > 1 ? loraLayout.map { GradientSync(comm: comm, count: $0.count, bucketFloats: 1 << 20) } : nil
         for s in 0..<(warmup + steps) {
             for lane in lanes {
                 Profiler.state = lane.profile
                 if !computes.isEmpty { try Gemm.configure(gemm: lane.compute.gemm, precision: lane.compute.precision) }
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                runner.options = lane.objective
-                grads.zero()
-                sync?.begin(grads.pointer)
-                let (st, _) = runner.run(p.pointer, grads: grads.pointer, lane.seqs, seed: 7, step: s,
-                                         normalizer: norm, ready: sync.map { y in { y.ready(from: $0) } })
-                if let sync { let w = try Profiler.measure("communication") { try sync.finish() }; if s >= warmup { lane.waits.append(w) } }
-                Profiler.measure("optimizer") { opt.update(params: p.pointer, grads: grads.pointer, lr: 1e-5) }
+                let (run, g, o, y) = lane.lora ? (loraRunner!, loraGrads!, loraOpt!, loraSync) : (runner, grads, opt, sync)
+                let w = lane.lora ? adapters! : p
+                run.options = lane.objective
+                g.zero()
+                y?.begin(g.pointer)
+                let (st, _) = run.run(p.pointer, grads: g.pointer, lane.seqs, seed: 7, step: s,
+                                      normalizer: norm, ready: y.map { y in { y.ready(from: $0) } })
+                if let y { let w = try Profiler.measure("communication") { try y.finish() }; if s >= warmup { lane.waits.append(w) } }
+                Profiler.measure("optimizer") { o.update(params: w.pointer, grads: g.pointer, lr: 1e-5) }
                 let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
                 if s >= warmup {
                     lane.times.append(dt)
@@ -187,7 +204,8 @@ public enum Bench {
                           gflops: lane.flops / Double(steps) / per / 1e9, modelFlopsPerStep: lane.flops / Double(steps),
                           stepTimes: lane.times,
                           profile: lane.profile.order.map { ($0, lane.profile.totals[$0]! / Double(steps)) },
-                          examplesPerS: Double(B * comm.size) / per, commWait: lane.waits.isEmpty ? 0 : median(lane.waits))
+                          examplesPerS: Double(B * comm.size) / per, commWait: lane.waits.isEmpty ? 0 : median(lane.waits),
+                          loraR: lane.lora ? lora!.r : 0)
         }
     }
 
