@@ -72,6 +72,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Comma-separated block layers to adapt: q_proj, k_proj, v_proj, attn_out, ff_proj, up_proj, ff_out. Default q_proj,k_proj,v_proj.") var loraTargets: String?
     @Flag(help: "Scale adapters by alpha/sqrt(r) (rsLoRA) instead of alpha/r.") var loraRslora = false
     @Option(help: "A PEFT adapter folder (adapter_config.json + adapter_model.safetensors) to continue training; its config sets the --lora-* values.") var adapter: String?
+    @Option(help: "Activation recomputation: none, or blocks (keep only each block's input for backward and recompute the block there: activation memory of one block instead of all, one more forward per block; bit-identical results).") var recompute: String?
     @Option(help: "Resume: auto (the run folder's newest complete checkpoint; none: start fresh) or a checkpoint folder.")
     var resume: String?
     @Option(help: "Checkpoint every N optimizer steps (0: only at the end).") var checkpointEvery: Int = 0
@@ -97,7 +98,7 @@ struct TrainCommand: ParsableCommand {
             ("validation_fraction", validationFraction), ("max_bad_steps", maxBadSteps), ("zero", zero), ("bucket_mb", bucketMb), ("eval_task", evalTask), ("eval_n", evalN),
             ("gemm", gemm), ("precision", precision), ("init_seed", initSeed), ("data_format", dataFormat),
             ("lora_r", loraR), ("lora_alpha", loraAlpha), ("lora_dropout", loraDropout), ("lora_targets", loraTargets),
-            ("adapter", adapter),
+            ("adapter", adapter), ("recompute", recompute),
         ]
         for (k, v) in flags { if let v { try c.set(k, v, source: "--" + k.replacingOccurrences(of: "_", with: "-")) } }
         if skipBadLines { c.skipBadLines = true }

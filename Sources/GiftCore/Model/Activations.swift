@@ -26,11 +26,14 @@ public struct LayerActs {
 
 /// Working memory of the model for batches of up to `capacityTokens` tokens and sequences of up to
 /// `maxSeqLen`. Training activations keep every block's tensors (O(L·d) per block, no [heads, L, L]);
-/// inference activations (`training: false`) share one set of buffers between all blocks.
+/// inference activations (`training: false`) share one set of buffers between all blocks. With
+/// `recompute` (training) only each block's input is kept per block and the rest is one shared set that
+/// backward refills block by block (`--recompute blocks`): memory grows with one block, not all.
 public final class Activations: @unchecked Sendable {
     public let capacityTokens: Int
     public let maxSeqLen: Int
     public let training: Bool
+    public let recompute: Bool
     let storage: FloatBuffer
     public let layers: [LayerActs]
     public let xout: UnsafeMutablePointer<Float>     // last block's output (input of ln_f)
@@ -45,8 +48,8 @@ public final class Activations: @unchecked Sendable {
     public private(set) var batch = 0, seqLen = 0
     public internal(set) var headRows: [Int32] = []
 
-    public init(config c: ModelConfig, capacityTokens T: Int, maxSeqLen: Int, training: Bool) {
-        capacityTokens = T; self.maxSeqLen = maxSeqLen; self.training = training
+    public init(config c: ModelConfig, capacityTokens T: Int, maxSeqLen: Int, training: Bool, recompute: Bool = false) {
+        capacityTokens = T; self.maxSeqLen = maxSeqLen; self.training = training; self.recompute = training && recompute
         let d = c.dModel, kv = c.kvDim, ff = c.mlpHiddenSize, V = c.vocab
         let lseCount = T * c.nHeads   // batch·heads·L
         var arena = Arena()
@@ -57,7 +60,10 @@ public final class Activations: @unchecked Sendable {
                      xn2: ar.take(T * d), au: ar.take(T * 2 * ff), h: ar.take(T * ff))
         }
         var offs: [LayerOff] = []
-        if training {
+        if training && recompute {
+            let shared = layerOff(&arena)
+            for _ in 0..<c.nLayers { var o = shared; o.xin = arena.take(T * d); offs.append(o) }
+        } else if training {
             for _ in 0..<c.nLayers { offs.append(layerOff(&arena)) }
         } else {
             let shared = layerOff(&arena)

@@ -68,7 +68,6 @@ public final class Transformer: @unchecked Sendable {
         acts.setShape(batch: batch, seqLen: seqLen)
         let c = config, T = batch * seqLen, d = c.dModel, kv = c.kvDim, ff = c.mlpHiddenSize, W = qkvWidth
         let eps = Float(c.rmsNormEps)
-        let shape = attnShape(acts)
         let keep = acts.training
         // the adapters of block l's `target` for input x (rows × in) into y (row stride ldy)
         func adapt(_ l: Int, _ target: LoRATarget, _ x: UnsafePointer<Float>, _ rows: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int) {
@@ -113,16 +112,9 @@ public final class Transformer: @unchecked Sendable {
                     for t in t0..<t1 { (qkv + t * W).update(from: au + Int(slot[t]) * W, count: W) }
                 }
             } else {
-                RMSNorm.forward(x: A.xin, weight: params + o.attnNorm, y: A.xn1, rstd: A.rstd1, rows: T, d: d, eps: eps)
-                Gemm.linear(A.xn1, params + o.q, A.qkv, rows: T, inDim: d, outDim: W)
-                adaptQKV(l, A.xn1, T, A.qkv)
+                projectQKV(params, l, A, rows: T, lora: lora, keep: keep && outputRows == nil)
             }
-            rope.apply(A.qkv, batch: batch, seqLen: seqLen, heads: c.nHeads, rowStride: W)
-            rope.apply(A.qkv + d, batch: batch, seqLen: seqLen, heads: c.nKVHeads, rowStride: W)
-            Profiler.measure("  attention fwd") {
-                Attention.forward(shape, q: A.qkv, k: A.qkv + d, v: A.qkv + d + kv, out: A.ao, lse: A.lse,
-                                  scratch: acts.attnScratch)
-            }
+            attend(A, acts: acts)
             if l == c.nLayers - 1, let outputRows {
                 // last block at the output rows only, compacted: residual in xmid, attention output in xn1,
                 // block output in xout (= xin in inference activations: its other rows are read no more)
@@ -146,19 +138,60 @@ public final class Transformer: @unchecked Sendable {
                 for (r, t) in outputRows.enumerated() { (acts.hf + Int(t) * d).update(from: A.xn2 + r * d, count: d) }
                 return
             }
-            A.xmid.update(from: A.xin, count: T * d)
-            Gemm.linear(A.ao, params + o.attnOut, A.xmid, rows: T, inDim: d, outDim: d, accumulate: true)
-            adapt(l, .attnOut, A.ao, T, A.xmid, d)
-            // MLP sub-block
-            RMSNorm.forward(x: A.xmid, weight: params + o.ffNorm, y: A.xn2, rstd: A.rstd2, rows: T, d: d, eps: eps)
-            Gemm.linear(A.xn2, params + o.ffProj, A.au, rows: T, inDim: d, outDim: 2 * ff)
-            adaptMLPIn(l, A.xn2, T, A.au)
-            SwiGLU.forward(au: A.au, h: A.h, rows: T, ff: ff)
-            if next != A.xmid { next.update(from: A.xmid, count: T * d) }
-            Gemm.linear(A.h, params + o.ffOut, next, rows: T, inDim: ff, outDim: d, accumulate: true)
-            adapt(l, .ffOut, A.h, T, next, d)
+            blockTail(params, l, A, next: next, rows: T, lora: lora, keep: keep && outputRows == nil)
         }
         RMSNorm.forward(x: acts.xout, weight: params + layout.lnF, y: acts.hf, rstd: acts.rstdF, rows: T, d: d, eps: eps)
+    }
+
+    /// attn_norm and the fused q|k|v projection (with block l's adapters) on every row.
+    private func projectQKV(_ params: UnsafePointer<Float>, _ l: Int, _ A: LayerActs, rows T: Int, lora: LoRARun?, keep: Bool) {
+        let c = config, d = c.dModel, kv = c.kvDim, W = qkvWidth, o = layout.blocks[l]
+        RMSNorm.forward(x: A.xin, weight: params + o.attnNorm, y: A.xn1, rstd: A.rstd1, rows: T, d: d, eps: Float(c.rmsNormEps))
+        Gemm.linear(A.xn1, params + o.q, A.qkv, rows: T, inDim: d, outDim: W)
+        lora?.forward(l, .q, x: A.xn1, rows: T, y: A.qkv, ldy: W, keep: keep)
+        lora?.forward(l, .k, x: A.xn1, rows: T, y: A.qkv + d, ldy: W, keep: keep)
+        lora?.forward(l, .v, x: A.xn1, rows: T, y: A.qkv + d + kv, ldy: W, keep: keep)
+    }
+
+    /// RoPE on q and k (where positions come in), then attention into `ao`.
+    private func attend(_ A: LayerActs, acts: Activations) {
+        let c = config, d = c.dModel, kv = c.kvDim, W = qkvWidth
+        rope.apply(A.qkv, batch: acts.batch, seqLen: acts.seqLen, heads: c.nHeads, rowStride: W)
+        rope.apply(A.qkv + d, batch: acts.batch, seqLen: acts.seqLen, heads: c.nKVHeads, rowStride: W)
+        let shape = attnShape(acts)
+        Profiler.measure("  attention fwd") {
+            Attention.forward(shape, q: A.qkv, k: A.qkv + d, v: A.qkv + d + kv, out: A.ao, lse: A.lse,
+                              scratch: acts.attnScratch)
+        }
+    }
+
+    /// attn_out and the residual, then the MLP sub-block, of block l on every row, into `next`.
+    private func blockTail(_ params: UnsafePointer<Float>, _ l: Int, _ A: LayerActs, next: UnsafeMutablePointer<Float>,
+                           rows T: Int, lora: LoRARun?, keep: Bool) {
+        let c = config, d = c.dModel, ff = c.mlpHiddenSize, o = layout.blocks[l]
+        A.xmid.update(from: A.xin, count: T * d)
+        Gemm.linear(A.ao, params + o.attnOut, A.xmid, rows: T, inDim: d, outDim: d, accumulate: true)
+        lora?.forward(l, .attnOut, x: A.ao, rows: T, y: A.xmid, ldy: d, keep: keep)
+        RMSNorm.forward(x: A.xmid, weight: params + o.ffNorm, y: A.xn2, rstd: A.rstd2, rows: T, d: d, eps: Float(c.rmsNormEps))
+        Gemm.linear(A.xn2, params + o.ffProj, A.au, rows: T, inDim: d, outDim: 2 * ff)
+        lora?.forward(l, .ffProj, x: A.xn2, rows: T, y: A.au, ldy: 2 * ff, keep: keep)
+        lora?.forward(l, .upProj, x: A.xn2, rows: T, y: A.au + ff, ldy: 2 * ff, keep: keep)
+        SwiGLU.forward(au: A.au, h: A.h, rows: T, ff: ff)
+        if next != A.xmid { next.update(from: A.xmid, count: T * d) }
+        Gemm.linear(A.h, params + o.ffOut, next, rows: T, inDim: ff, outDim: d, accumulate: true)
+        lora?.forward(l, .ffOut, x: A.h, rows: T, y: next, ldy: d, keep: keep)
+    }
+
+    /// --recompute blocks: block l's forward again from its kept input (same operations in the same
+    /// order, so the same bits; its output, rewritten, is unchanged), just before its backward.
+    private func recompute(_ params: UnsafePointer<Float>, _ l: Int, acts: Activations, lora: LoRARun?) {
+        let T = acts.batch * acts.seqLen, A = acts.layers[l]
+        let next = l + 1 < config.nLayers ? acts.layers[l + 1].xin : acts.xout
+        Profiler.measure("  recompute") {
+            projectQKV(params, l, A, rows: T, lora: lora, keep: true)
+            attend(A, acts: acts)
+            blockTail(params, l, A, next: next, rows: T, lora: lora, keep: true)
+        }
     }
 
     /// Logits at the given token rows (indices into batch·seqLen) into `acts.logits` [rows.count, vocab].
@@ -204,6 +237,8 @@ public final class Transformer: @unchecked Sendable {
         baseReady(layout.lnF)
         for l in stride(from: c.nLayers - 1, through: 0, by: -1) {
             let A = acts.layers[l], o = layout.blocks[l]
+            // (the last block's activations are still in the shared set from forward)
+            if acts.recompute && l < c.nLayers - 1 { recompute(params, l, acts: acts, lora: lora) }
             // MLP: out = xmid + h W2ᵀ
             Gemm.linearBackward(x: A.h, w: params + o.ffOut, dy: acts.dx, dx: acts.dh, dw: g(o.ffOut),
                                 rows: T, inDim: ff, outDim: d)

@@ -84,9 +84,11 @@ public final class ObjectiveRunner: @unchecked Sendable {
         loraInfer = LoRARun(layout: layout, weights: weights, capacityTokens: infer.capacityTokens, training: false)
     }
 
-    public init(model: Transformer, options: ObjectiveOptions, capacityTokens: Int, maxSeqLen: Int) {
+    /// `recompute`: keep only each block's input for backward and recompute the rest (`--recompute blocks`).
+    public init(model: Transformer, options: ObjectiveOptions, capacityTokens: Int, maxSeqLen: Int, recompute: Bool = false) {
         self.model = model; self.options = options
-        train = Activations(config: model.config, capacityTokens: capacityTokens, maxSeqLen: maxSeqLen, training: true)
+        train = Activations(config: model.config, capacityTokens: capacityTokens, maxSeqLen: maxSeqLen, training: true,
+                            recompute: recompute)
         infer = Activations(config: model.config, capacityTokens: capacityTokens, maxSeqLen: maxSeqLen, training: false)
         tmp = [Float](repeating: 0, count: model.config.vocab + 16)
     }

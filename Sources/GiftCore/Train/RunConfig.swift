@@ -54,6 +54,10 @@ public struct RunConfig: Equatable, Sendable {
     public var lora = LoRAConfig()
     /// A PEFT adapter folder to continue training from ("" for none); its config sets the LoRA fields.
     public var adapter = ""
+    /// Activation recomputation: "none" (keep every block's activations for backward) or "blocks" (keep
+    /// each block's input only; backward recomputes the block: one more block forward per block, activation
+    /// memory of one block instead of all). Same bits either way.
+    public var recompute = "none"
 
     public init() {}
 
@@ -87,7 +91,7 @@ public struct RunConfig: Equatable, Sendable {
             "max_bad_steps": maxBadSteps, "init_seed": initSeed, "zero": zero, "group_by_length": groupByLength, "bucket_mb": bucketMB, "eval_task": evalTask, "eval_n": evalN,
             "gemm": gemm, "precision": precision.rawValue,
             "lora_r": lora.r, "lora_alpha": lora.alpha, "lora_dropout": lora.dropout,
-            "lora_targets": lora.targets.map(\.rawValue).joined(separator: ","), "lora_rslora": lora.rslora, "adapter": adapter,
+            "lora_targets": lora.targets.map(\.rawValue).joined(separator: ","), "lora_rslora": lora.rslora, "adapter": adapter, "recompute": recompute,
         ]
     }
 
@@ -191,6 +195,7 @@ public struct RunConfig: Equatable, Sendable {
         case "lora_targets": lora.targets = try LoRAConfig.parseTargets(try str(), source: "\(source): field 'lora_targets'")
         case "lora_rslora": guard case .bool(let b) = v else { throw bad("true or false") }; lora.rslora = b
         case "adapter": adapter = try str()
+        case "recompute": recompute = try str(); if !["none", "blocks"].contains(recompute) { throw bad("none or blocks") }
         default:
             throw GiftError(.config, "\(source): unknown field '\(key)'; known fields: \(json.keys.sorted().joined(separator: ", "))")
         }

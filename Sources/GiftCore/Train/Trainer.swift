@@ -82,7 +82,7 @@ public final class Trainer {
         opt.beta1 = config.beta1; opt.beta2 = config.beta2; opt.eps = config.adamEps
         let maxLen = model.rope.maxLen
         runner = ObjectiveRunner(model: model, options: config.objective, capacityTokens: config.microBatch * maxLen,
-                                 maxSeqLen: maxLen)
+                                 maxSeqLen: maxLen, recompute: config.recompute == "blocks")
         fixedPadLength = config.objective.kind == .giftRef ? maxLen : nil
         if let lora { runner.attachLoRA(lora, weights: trainable.pointer) }
     }
@@ -413,6 +413,10 @@ public final class Trainer {
                            lora.lora.targets.map(\.rawValue).joined(separator: ","), lora.count,
                            100 * Double(lora.count) / Double(model.layout.count), loraIdentity!.baseFingerprint))
             }
+            log(String(format: "memory: activations %.1f MB (recompute %@), %@ %.1f MB, gradients and AdamW moments %.1f MB",
+                       Double(runner.train.bytes + runner.infer.bytes + (runner.loraTrain?.bytes ?? 0)) / 1e6, cfg.recompute,
+                       lora == nil ? "parameters" : "frozen base + adapters", Double(4 * (params.count + (lora?.count ?? 0))) / 1e6,
+                       Double(4 * (table.count + opt.m.count + opt.v.count)) / 1e6))
             if comm.size > 1 {
                 log("gradient sync: \(gradientBytesPerStep) bytes per step per rank (\(lora == nil ? "every parameter" : "the adapters only"), \(gradShard != nil ? "ZeRO-1 reduce-scatter" : "bucketed allreduce"))")
             }
