@@ -73,6 +73,7 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Scale adapters by alpha/sqrt(r) (rsLoRA) instead of alpha/r.") var loraRslora = false
     @Option(help: "A PEFT adapter folder (adapter_config.json + adapter_model.safetensors) to continue training; its config sets the --lora-* values.") var adapter: String?
     @Option(help: "Activation recomputation: none, or blocks (keep only each block's input for backward and recompute the block there: activation memory of one block instead of all, one more forward per block; bit-identical results).") var recompute: String?
+    @Option(help: "LoRA: store the frozen base as fp32 or bf16 (half the memory of the blocks, decoded one block at a time; the embedding and head stay fp32; the weights are then the bf16-rounded ones, exact for a bf16 model folder).") var baseDtype: String?
     @Option(help: "Resume: auto (the run folder's newest complete checkpoint; none: start fresh) or a checkpoint folder.")
     var resume: String?
     @Option(help: "Checkpoint every N optimizer steps (0: only at the end).") var checkpointEvery: Int = 0
@@ -98,7 +99,7 @@ struct TrainCommand: ParsableCommand {
             ("validation_fraction", validationFraction), ("max_bad_steps", maxBadSteps), ("zero", zero), ("bucket_mb", bucketMb), ("eval_task", evalTask), ("eval_n", evalN),
             ("gemm", gemm), ("precision", precision), ("init_seed", initSeed), ("data_format", dataFormat),
             ("lora_r", loraR), ("lora_alpha", loraAlpha), ("lora_dropout", loraDropout), ("lora_targets", loraTargets),
-            ("adapter", adapter), ("recompute", recompute),
+            ("adapter", adapter), ("recompute", recompute), ("base_dtype", baseDtype),
         ]
         for (k, v) in flags { if let v { try c.set(k, v, source: "--" + k.replacingOccurrences(of: "_", with: "-")) } }
         if skipBadLines { c.skipBadLines = true }
@@ -117,10 +118,14 @@ struct TrainCommand: ParsableCommand {
         let comm: Communicator = try MPICommunicator.fromEnvironment() ?? SingleProcess()
         do {
             var cfg = try resolve()
-            let (mc, params) = try loadModel(cfg)
+            var (mc, params) = try loadModel(cfg)
             let adapters = try loadAdapter(&cfg, model: mc)
             let data = try TrainData.load(cfg, model: mc)
-            let trainer = try Trainer(config: cfg, comm: comm, modelConfig: mc, params: params, data: data, adapters: adapters)
+            // --base-dtype bf16: the frozen base rounded to bf16 and the fp32 copy freed
+            let store = cfg.baseDtype == "bf16" ? try BF16BaseStore(config: mc, from: params.pointer) : nil
+            if let store { params = FloatBuffer(viewOf: store.view, count: params.count, owner: store) }
+            let trainer = try Trainer(config: cfg, comm: comm, modelConfig: mc, params: params, data: data, adapters: adapters,
+                                      baseStore: store)
             guard checkpointEvery >= 0, keepLast >= 1, keepEvery >= 0, (1...22).contains(compressionLevel), compressionWorkers >= 0 else {
                 throw ValidationError("--checkpoint-every, --keep-every >= 0, --keep-last >= 1, --compression-level 1-22, --compression-workers >= 0")
             }

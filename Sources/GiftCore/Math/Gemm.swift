@@ -245,7 +245,7 @@ public enum Gemm {
     /// backward (one optimizer step), so the copy is refreshed after every optimizer step. Nested calls
     /// for the same buffer reuse the active copy. In fp32 it just runs `body`.
     public static func withWeightMirror<R>(_ params: UnsafePointer<Float>, count: Int, _ body: () throws -> R) rethrows -> R {
-        guard precision == .bf16, !mirror.isActive(params, count) else { return try body() }
+        guard precision == .bf16, count > 0, !mirror.isActive(params, count) else { return try body() }
         Profiler.measure("bf16 weight copy") { mirror.activate(params, count: count, native: bf16Kernel == .native) }
         defer { mirror.deactivate() }
         return try body()

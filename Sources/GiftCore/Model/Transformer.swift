@@ -10,6 +10,9 @@ public final class Transformer: @unchecked Sendable {
     public let config: ModelConfig
     public let layout: ParameterLayout
     public let rope: Rope
+    /// Block weights that are not resident in the flat buffer (a bf16 frozen base): asked for each block
+    /// just before it runs (forward, pass 1, backward with its recomputation) and released after.
+    public var weightSource: BlockWeightSource?
 
     public init(config: ModelConfig, maxSeqLen: Int? = nil) {
         self.config = config
@@ -96,6 +99,8 @@ public final class Transformer: @unchecked Sendable {
             }
         }
         for l in 0..<c.nLayers {
+            weightSource?.acquire(block: l)
+            defer { weightSource?.release(block: l) }
             let A = acts.layers[l], o = layout.blocks[l]
             let next = l + 1 < c.nLayers ? acts.layers[l + 1].xin : acts.xout
             // attention sub-block
@@ -236,6 +241,8 @@ public final class Transformer: @unchecked Sendable {
                          dw: gn(layout.lnF), rows: T, d: d)
         baseReady(layout.lnF)
         for l in stride(from: c.nLayers - 1, through: 0, by: -1) {
+            weightSource?.acquire(block: l)
+            defer { weightSource?.release(block: l) }
             let A = acts.layers[l], o = layout.blocks[l]
             // (the last block's activations are still in the shared set from forward)
             if acts.recompute && l < c.nLayers - 1 { recompute(params, l, acts: acts, lora: lora) }

@@ -210,7 +210,8 @@ public final class ObjectiveRunner: @unchecked Sendable {
                     ready: ((Int) -> Void)? = nil) -> (StepStats, PreparedBatch) {
         // bf16: one bf16 copy of the weights for both passes and backward (a no-op in fp32 or when a
         // caller already made one for the whole step)
-        Gemm.withWeightMirror(params, count: model.layout.count) {
+        // (not over a bf16 base's reserved range: the mirror would decode it whole)
+        Gemm.withWeightMirror(params, count: model.weightSource == nil ? model.layout.count : 0) {
             runPasses(params, grads: grads, seqs, seed: seed, step: step, normalizer: normalizer,
                       captureLogits: captureLogits, ready: ready)
         }

@@ -58,6 +58,9 @@ public struct RunConfig: Equatable, Sendable {
     /// each block's input only; backward recomputes the block: one more block forward per block, activation
     /// memory of one block instead of all). Same bits either way.
     public var recompute = "none"
+    /// Storage of a LoRA run's frozen base: fp32, or bf16 (`BF16BaseStore`: half the memory of the blocks,
+    /// one block decoded at a time; the weights are then the bf16-rounded ones).
+    public var baseDtype = "fp32"
 
     public init() {}
 
@@ -91,7 +94,7 @@ public struct RunConfig: Equatable, Sendable {
             "max_bad_steps": maxBadSteps, "init_seed": initSeed, "zero": zero, "group_by_length": groupByLength, "bucket_mb": bucketMB, "eval_task": evalTask, "eval_n": evalN,
             "gemm": gemm, "precision": precision.rawValue,
             "lora_r": lora.r, "lora_alpha": lora.alpha, "lora_dropout": lora.dropout,
-            "lora_targets": lora.targets.map(\.rawValue).joined(separator: ","), "lora_rslora": lora.rslora, "adapter": adapter, "recompute": recompute,
+            "lora_targets": lora.targets.map(\.rawValue).joined(separator: ","), "lora_rslora": lora.rslora, "adapter": adapter, "recompute": recompute, "base_dtype": baseDtype,
         ]
     }
 
@@ -195,6 +198,7 @@ public struct RunConfig: Equatable, Sendable {
         case "lora_targets": lora.targets = try LoRAConfig.parseTargets(try str(), source: "\(source): field 'lora_targets'")
         case "lora_rslora": guard case .bool(let b) = v else { throw bad("true or false") }; lora.rslora = b
         case "adapter": adapter = try str()
+        case "base_dtype": baseDtype = try str(); if !["fp32", "bf16"].contains(baseDtype) { throw bad("fp32 or bf16") }
         case "recompute": recompute = try str(); if !["none", "blocks"].contains(recompute) { throw bad("none or blocks") }
         default:
             throw GiftError(.config, "\(source): unknown field '\(key)'; known fields: \(json.keys.sorted().joined(separator: ", "))")
@@ -214,5 +218,8 @@ public struct RunConfig: Equatable, Sendable {
         if !(validationFraction >= 0 && validationFraction < 1) { throw bad("validation_fraction must be in [0, 1)") }
         if maxLength < 2 { throw bad("max_length must be at least 2") }
         if maxSteps == 0 && epochs == 0 { throw bad("set max_steps or epochs (both are 0)") }
+        if baseDtype == "bf16" && !lora.enabled && adapter.isEmpty {
+            throw bad("base_dtype bf16 stores a frozen base: it needs LoRA (--lora-r or --adapter); a full fine-tune keeps fp32 master weights")
+        }
     }
 }

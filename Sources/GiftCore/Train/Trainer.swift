@@ -26,6 +26,8 @@ public final class Trainer {
     /// The adapters' identity in checkpoints: their config and the base's fingerprint.
     public let loraIdentity: LoRAIdentity?
     let table: TensorTable
+    /// A LoRA run's frozen base in bf16 (`--base-dtype bf16`), or nil.
+    public let baseStore: BF16BaseStore?
     let grads: FloatBuffer
     let opt: AdamW
     let runner: ObjectiveRunner
@@ -47,22 +49,26 @@ public final class Trainer {
     let gradShard: FloatBuffer?
 
     /// `adapters`: LoRA's initial adapters (a PEFT folder's, `gift train --adapter`); nil: PEFT's initialisation.
+    /// `baseStore`: the frozen base kept in bf16 (`params` is then its `view`).
     public init(config: RunConfig, comm: Communicator = SingleProcess(), modelConfig: ModelConfig, params: FloatBuffer,
-                data: TrainData, adapters: FloatBuffer? = nil) throws {
-        cfg = config; self.comm = comm; self.params = params; self.data = data
+                data: TrainData, adapters: FloatBuffer? = nil, baseStore: BF16BaseStore? = nil) throws {
+        cfg = config; self.comm = comm; self.params = params; self.data = data; self.baseStore = baseStore
+        if baseStore != nil && !config.lora.enabled { throw GiftError(.config, "a bf16 base store needs LoRA (a frozen base)") }
         if config.lora.enabled {
             let ll = try LoRALayout(modelConfig, config.lora)
             if let a = adapters, a.count != ll.count {
                 throw GiftError(.mismatch, "the adapters hold \(a.count) values; r \(config.lora.r) on \(config.lora.targets.map(\.rawValue).joined(separator: ",")) needs \(ll.count)")
             }
             lora = ll; trainable = adapters ?? ll.initialize(seed: config.seed); table = ll.table
-            loraIdentity = LoRAIdentity(config: config.lora, baseFingerprint: LoRAIdentity.fingerprint(params.pointer, count: params.count),
+            loraIdentity = LoRAIdentity(config: config.lora,
+                                        baseFingerprint: baseStore?.fingerprint() ?? LoRAIdentity.fingerprint(params.pointer, count: params.count),
                                         baseModel: config.model)
         } else {
             lora = nil; trainable = params; table = ParameterLayout(modelConfig).table; loraIdentity = nil
         }
         try Gemm.configure(gemm: config.gemm, precision: config.precision)
         model = Transformer(config: modelConfig, maxSeqLen: max(2, min(config.maxLength, data.maxExampleLength + 1)))
+        model.weightSource = baseStore
         eos = Int32(modelConfig.eosTokenId)
         globalBatch = comm.size * config.microBatch * config.gradAccum
         rankBatch = config.microBatch * config.gradAccum
@@ -90,7 +96,8 @@ public final class Trainer {
     /// The weights to evaluate and sample with: the model, or under LoRA base + adapters merged.
     public func mergedWeights() -> FloatBuffer {
         guard let lora else { return params }
-        return lora.merged(base: params.pointer, adapters: trainable.pointer)
+        let base = baseStore?.materialize() ?? params
+        return lora.merged(base: base.pointer, adapters: trainable.pointer)
     }
 
     // MARK: batches
@@ -143,7 +150,7 @@ public final class Trainer {
         var stats = StepStats()
         // bf16: the weights' bf16 copy is made once here, after the previous optimizer step, and used by
         // every micro-batch of this step
-        Gemm.withWeightMirror(params.pointer, count: params.count) {
+        Gemm.withWeightMirror(params.pointer, count: baseStore == nil ? params.count : 0) {
         for m in 0..<cfg.gradAccum {
             let micro = Array(mine[(m * cfg.microBatch)..<((m + 1) * cfg.microBatch)])
             let last = m == cfg.gradAccum - 1
@@ -217,7 +224,9 @@ public final class Trainer {
         if let i = differs.firstIndex(where: { $0 > 0 }) {
             throw GiftError(.mismatch, "\(fields[i].0) differs between ranks (\(Int(differs[i])) of \(comm.size) ranks differ from rank 0): every rank must be started with the same arguments and files")
         }
-        try comm.broadcast(UnsafeMutableRawPointer(params.pointer), bytes: params.count * 4, root: 0)
+        if let baseStore { try baseStore.broadcast(comm) } else {
+            try comm.broadcast(UnsafeMutableRawPointer(params.pointer), bytes: params.count * 4, root: 0)
+        }
         if lora != nil { try comm.broadcast(UnsafeMutableRawPointer(trainable.pointer), bytes: trainable.count * 4, root: 0) }
     }
 
@@ -415,7 +424,8 @@ public final class Trainer {
             }
             log(String(format: "memory: activations %.1f MB (recompute %@), %@ %.1f MB, gradients and AdamW moments %.1f MB",
                        Double(runner.train.bytes + runner.infer.bytes + (runner.loraTrain?.bytes ?? 0)) / 1e6, cfg.recompute,
-                       lora == nil ? "parameters" : "frozen base + adapters", Double(4 * (params.count + (lora?.count ?? 0))) / 1e6,
+                       lora == nil ? "parameters" : "frozen base (\(cfg.baseDtype)) + adapters",
+                       Double((baseStore?.bytes ?? 4 * params.count) + 4 * (lora?.count ?? 0)) / 1e6,
                        Double(4 * (table.count + opt.m.count + opt.v.count)) / 1e6))
             if comm.size > 1 {
                 log("gradient sync: \(gradientBytesPerStep) bytes per step per rank (\(lora == nil ? "every parameter" : "the adapters only"), \(gradShard != nil ? "ZeRO-1 reduce-scatter" : "bucketed allreduce"))")

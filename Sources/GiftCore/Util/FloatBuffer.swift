@@ -5,8 +5,16 @@ import Foundation
 public final class FloatBuffer: @unchecked Sendable {
     public let count: Int
     public let pointer: UnsafeMutablePointer<Float>
+    /// Memory owned elsewhere (a mapping of `owner`, kept alive by this buffer); nil: allocated here.
+    private let owner: AnyObject?
+
+    /// A buffer over memory that `owner` holds (not freed here), e.g. `BF16BaseStore.view`.
+    public init(viewOf pointer: UnsafeMutablePointer<Float>, count: Int, owner: AnyObject) {
+        self.count = count; self.pointer = pointer; self.owner = owner
+    }
 
     public init(count: Int) {
+        owner = nil
         precondition(count >= 0)
         self.count = count
         let bytes = max(count, 1) * MemoryLayout<Float>.stride
@@ -20,7 +28,7 @@ public final class FloatBuffer: @unchecked Sendable {
         values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
     }
 
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+    deinit { if owner == nil { UnsafeMutableRawPointer(pointer).deallocate() } }
 
     public subscript(i: Int) -> Float {
         get { pointer[i] }
