@@ -8,11 +8,22 @@ public struct PaddedSequence: Equatable, Sendable {
     public var promptLength: Int
     /// The example's global index (into the data set), for deterministic per-example randomness.
     public var exampleIndex: Int
+    /// tokens[0..<contentLength] is the (possibly cut) example; the rest is the EOS padding.
+    public var contentLength = 0
 
     public init(tokens: [Int32], promptLength: Int, exampleIndex: Int) {
         self.tokens = tokens; self.promptLength = promptLength; self.exampleIndex = exampleIndex
     }
 }
+
+/// Whether EOS padding is trained (`--pad-loss`). `on`, LLaDA's convention and the default: the padding
+/// that fills a sequence to the batch length is response, masked and trained like the rest (the model
+/// learns to end with EOS), and counts in the normaliser. `off`: padding is never masked, enters no loss
+/// and no normaliser (token: N counts only the examples' own response tokens; sequence: each is divided
+/// by its own unpadded response length), and no GIFT beta mean; it stays visible to attention (there is
+/// no padding mask, objective.md). The response's own end-of-turn/EOS tokens (the chat template's, a
+/// built-in task's) are trained either way.
+public enum PadLoss: String, CaseIterable, Sendable { case on, off }
 
 /// Truncation, padding, epoch order and the validation split.
 public enum Batching {
@@ -63,7 +74,9 @@ public enum Batching {
             tokens.reserveCapacity(length)
             tokens.append(contentsOf: e.response)
             if tokens.count < length { tokens.append(contentsOf: repeatElement(eos, count: length - tokens.count)) }
-            return PaddedSequence(tokens: tokens, promptLength: e.prompt.count, exampleIndex: index)
+            var p = PaddedSequence(tokens: tokens, promptLength: e.prompt.count, exampleIndex: index)
+            p.contentLength = e.length
+            return p
         }
     }
 

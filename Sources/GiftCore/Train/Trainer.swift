@@ -89,6 +89,7 @@ public final class Trainer {
         let padded = Batching.pad(indices.map { (examples[$0], $0) }, eos: eos, toLength: padTo, minEOS: 1)
         return padded.map { p in
             var s = TrainSequence(tokens: p.tokens, promptLength: p.promptLength, exampleIndex: p.exampleIndex)
+            if cfg.padLoss == .off { s.contentLength = p.contentLength }
             if !betas.isEmpty { s.cachedBetas = betas[p.exampleIndex] }
             return s
         }
@@ -257,7 +258,7 @@ public final class Trainer {
         let padTo = fixedPadLength ?? (data.validation.map(\.length).max()! + 1)
         let chunks = stride(from: 0, to: n, by: cfg.microBatch).map { Array($0..<min(n, $0 + cfg.microBatch)) }
         let seqsByChunk = chunks.map { sequences($0, from: data.validation, padTo: padTo, betas: valRefBetas) }
-        let norm = LossNormalizer(responseTokens: seqsByChunk.joined().reduce(0) { $0 + $1.responseLength }, sequences: n)
+        let norm = LossNormalizer(responseTokens: seqsByChunk.joined().reduce(0) { $0 + $1.trainedResponseLength }, sequences: n)
         for (c, seqs) in seqsByChunk.enumerated() where c % comm.size == comm.rank {
             let (st, _) = runner.run(params.pointer, grads: nil, seqs, seed: cfg.seed ^ 0x5EED_0F_7A1, step: 0, normalizer: norm)
             loss += st.loss
