@@ -94,7 +94,7 @@ final class PreparedDataTests: XCTestCase {
         // another tokenizer: refused naming both hashes and both files
         let other = dir.appendingPathComponent("other-model")
         try fm.createDirectory(at: other, withIntermediateDirectories: true)
-        _ = try makeChatModelFolder(other, vocabSize: 380)
+        _ = try makeChatModelFolder(other, vocabSize: 300)   // fewer merges: another tokenizer
         let theirs = try PreparedDataset.Provenance.of(modelDir: dir.path), mine = try PreparedDataset.Provenance.of(modelDir: other.path)
         XCTAssertNotEqual(theirs.tokenizerHash, mine.tokenizerHash)
         let t = try runGift(["train", "--model", other.path, "--data", prep.path, "--max-steps", "1", "--micro-batch", "2",

@@ -83,12 +83,14 @@ final class TextEndToEndTests: XCTestCase {
             assert tok.apply_chat_template(conv, tokenize=False, add_generation_prompt=True) == want, d
             assert tok("It is 5. 🙂")["input_ids"] == ref("It is 5. 🙂")["input_ids"], d
             assert tok.eos_token == ref.eos_token and tok.bos_token == ref.bos_token, d
+            # LLaDA's model_type is not one transformers knows: AutoConfig needs the remote code
+            # (trust_remote_code=True, configuration_llada.py), which a tiny folder lacks; report what it does
             try:
                 AutoConfig.from_pretrained(d, trust_remote_code=False); auto = "loaded"
             except Exception as e:
-                auto = type(e).__name__
+                auto = type(e).__name__ + ": " + str(e).split("\n")[0][:120]
             c = PretrainedConfig.from_pretrained(d)
-            print(json.dumps({"dir": d, "auto_config": auto, "vocab_size": c.vocab_size, "model_type": c.to_dict().get("model_type"),
+            print(json.dumps({"dir": d, "auto_config": auto, "vocab_size": c.vocab_size, "model_type": PretrainedConfig.get_config_dict(d)[0].get("model_type"),
                               "tokenizer_class": type(tok).__name__}))
         """#
         let r = try runPython(py, [model.path, full.appendingPathComponent("model").path, exported.path])

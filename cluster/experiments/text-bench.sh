@@ -7,10 +7,11 @@
 #      every core, and the ids compared line by line; then the whole data pipeline, `gift data prepare`
 #      of the chat JSONL (template, split, tokenize, write) against transformers' apply_chat_template +
 #      the fast tokenizer doing the same split.
-#   2. length-aware batching: padding fraction and tokens/s of `gift train` (tiny preset, SFT, STEPS
-#      steps, micro-batch 8) on N pre-tokenized examples with Tulu-3-like lengths (log-normal, median
-#      ~300 tokens, 20 to 2000), without and with --group-by-length; "useful tokens/s" counts non-padding.
-# Usage: cluster/experiments/text-bench.sh [OUT_DIR]   (CHARS, N, STEPS, PYTHON=venv python with tokenizers
+#   2. length-aware batching: padding fraction and tokens/s of `gift train` (tiny preset, SFT, one epoch,
+#      micro-batch 8) on N pre-tokenized examples with Tulu-3-like lengths (log-normal, median ~300
+#      tokens, 20 to 2000), without and with --group-by-length: both runs see the same examples, so the
+#      wall time compares directly; "useful tokens/s" counts non-padding tokens.
+# Usage: cluster/experiments/text-bench.sh [OUT_DIR]   (CHARS, N, PYTHON=venv python with tokenizers
 #        and transformers; default /tmp/gift-test-venv/bin/python)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,7 +19,7 @@ GIFT=${GIFT:-.build/release/gift}
 PY=${PYTHON:-/tmp/gift-test-venv/bin/python}
 [ -x "$GIFT" ] || swift build -c release
 OUT=${1:-runs/text-bench-$(date +%Y%m%d-%H%M%S)}
-CHARS=${CHARS:-25000000} N=${N:-640} STEPS=${STEPS:-20}
+CHARS=${CHARS:-25000000} N=${N:-320}
 mkdir -p "$OUT/model"
 export OPENBLAS_NUM_THREADS=${THREADS:-$(nproc)}
 
@@ -128,7 +129,7 @@ print(f"gift data prepare (1 thread, incl. writing the set):      {gift_s:6.2f} 
 print(f"transformers apply_chat_template + fast tokenizer (batch): {py_s:6.2f} s")
 PYEOF
 
-echo "== 2. padding and speed with and without --group-by-length (tiny preset, $N examples, $STEPS steps)"
+echo "== 2. padding and speed with and without --group-by-length (tiny preset, $N examples, one epoch)"
 "$PY" - "$OUT" "$N" <<'PYEOF'
 import json, random, sys
 out, n = sys.argv[1], int(sys.argv[2])
@@ -142,7 +143,7 @@ with open(out + "/lengths.jsonl", "w") as f:
 PYEOF
 for g in off on; do
   flag=(); [ $g = on ] && flag=(--group-by-length)
-  "$GIFT" train --model tiny --data "$OUT/lengths.jsonl" --objective sft --micro-batch 8 --max-steps "$STEPS" \
+  "$GIFT" train --model tiny --data "$OUT/lengths.jsonl" --objective sft --micro-batch 8 --epochs 1 \
       --max-length 2048 --lr 1e-3 --seed 1 --validation-fraction 0 --out "$OUT/train-$g" "${flag[@]}" > "$OUT/train-$g.log" 2>&1
   "$PY" - "$OUT/train-$g" "$g" <<'PYEOF'
 import json, sys
