@@ -42,6 +42,12 @@ final class PadLossTests: XCTestCase {
                 }
                 let off = seqs(off: true), on = seqs(off: false)
                 let nOff = LossNormalizer.of(off)
+                // the Trainer's normaliser from lengths alone is the one of the padded sequences
+                for (mode, s) in [(PadLoss.off, off), (.on, on)] {
+                    let fromLengths = LossNormalizer.of(ex, padTo: padded[0].tokens.count, padLoss: mode)
+                    XCTAssertEqual(fromLengths.responseTokens, LossNormalizer.of(s).responseTokens)
+                    XCTAssertEqual(fromLengths.sequences, s.count)
+                }
                 XCTAssertEqual(nOff.responseTokens, ex.reduce(0) { $0 + $1.response.count }, "no padding in the normaliser")
                 XCTAssertEqual(LossNormalizer.of(on).responseTokens, padded.reduce(0) { $0 + $1.tokens.count - $1.promptLength })
                 let lossOff = runner.run(params.pointer, grads: nil, off, seed: 9, step: 2, normalizer: nOff).0.loss

@@ -43,6 +43,17 @@ final class PreparedDataTests: XCTestCase {
         XCTAssertEqual(mapped.validation, onTheFly.validation)
         XCTAssertEqual(mapped.report.truncated, onTheFly.report.truncated)
         XCTAssertEqual(Trainer.fingerprint(mapped.train), Trainer.fingerprint(onTheFly.train))
+        // the mapped examples stay mapped through truncation and the split: their ids are read when trained on
+        XCTAssertTrue(mapped.train.allSatisfy { if case .mapped = $0.storage { return true } else { return false } })
+        // and train to the same losses
+        cfg.microBatch = 2; cfg.maxSteps = 2; cfg.lr = 1e-3; cfg.out = dir.appendingPathComponent("run").path
+        var losses: [[Double]] = []
+        for d in [onTheFly, mapped] {
+            let (_, params) = try ModelFolder.load(dir.path)
+            let t = try Trainer(config: cfg, modelConfig: mc, params: params, data: d)
+            losses.append(try (0..<2).map { try t.step($0).stats.loss })
+        }
+        XCTAssertEqual(losses[0], losses[1])
         // the manifest's tokenizer hash is the XXH64 of the folder's tokenizer.json
         let man = try JSONSerialization.jsonObject(with: Data(contentsOf: prep.appendingPathComponent("manifest.json"))) as! [String: Any]
         let tokBytes = [UInt8](try Data(contentsOf: dir.appendingPathComponent("tokenizer.json")))

@@ -35,16 +35,11 @@ public enum Batching {
     public static func truncate(_ e: Example, maxLength: Int) -> (Example, Bool) {
         precondition(maxLength >= 1, "maxLength must be at least 1")
         if e.length <= maxLength { return (e, false) }
-        var t = e
-        if e.prompt.count + 1 <= maxLength {
-            t.response = Array(e.response.prefix(maxLength - e.prompt.count))
-        } else if !e.response.isEmpty {
-            t.prompt = Array(e.prompt.suffix(maxLength - 1))
-            t.response = [e.response[0]]
-        } else {
-            t.prompt = Array(e.prompt.suffix(maxLength))
-        }
-        return (t, true)
+        // by lengths only: a mapped example stays mapped (its ids unread)
+        let p = e.promptCount
+        if p + 1 <= maxLength { return (e.keeping(promptSuffix: p, responsePrefix: maxLength - p), true) }
+        if e.responseCount > 0 { return (e.keeping(promptSuffix: maxLength - 1, responsePrefix: 1), true) }
+        return (e.keeping(promptSuffix: maxLength, responsePrefix: 0), true)
     }
 
     /// Truncates every example to `maxLength`; returns them and how many were cut.
@@ -72,9 +67,9 @@ public enum Batching {
             if e.length + minEOS > length { e = truncate(e, maxLength: max(1, length - minEOS)).0 }
             var tokens = e.prompt
             tokens.reserveCapacity(length)
-            tokens.append(contentsOf: e.response)
+            tokens.append(contentsOf: e.response)   // a mapped example's ids are read here, once
             if tokens.count < length { tokens.append(contentsOf: repeatElement(eos, count: length - tokens.count)) }
-            var p = PaddedSequence(tokens: tokens, promptLength: e.prompt.count, exampleIndex: index)
+            var p = PaddedSequence(tokens: tokens, promptLength: e.promptCount, exampleIndex: index)
             p.contentLength = e.length
             return p
         }

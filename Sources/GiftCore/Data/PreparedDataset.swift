@@ -85,7 +85,7 @@ public enum PreparedDataset {
             "source": source, "options": options,
             "report": ["examples": report.examples, "skipped_bad_lines": report.skippedBadLines,
                        "skipped_empty_response": report.skippedEmptyResponse, "truncated": report.truncated],
-            "longest_example": examples.map(\.length).max() ?? 0,
+            "longest_example": examples.map(\.length).max() ?? 0, "max_id": Int(tokens.max() ?? 0),
         ]
         let json = try JSONSerialization.data(withJSONObject: m, options: [.prettyPrinted, .sortedKeys])
         try writeData(json, path: dir + "/" + manifestFile)
@@ -105,7 +105,9 @@ public enum PreparedDataset {
         public let count: Int
         public let provenance: Provenance
         public let manifest: [String: StrictJSON]
-        let tokens: Data, index: Data
+        let tokens: TokenFile, index: Data
+        /// The smallest and largest id of the token file (scanned at open, with its checksum).
+        public let idRange: ClosedRange<Int32>
 
         /// Index entry `i`: (offset, prompt length, response length, line), all checked at open.
         func entry(_ i: Int) -> (Int, Int, Int, Int) {
@@ -120,13 +122,10 @@ public enum PreparedDataset {
         /// Tokens (prompt + response) of example `i`, without reading any other example's.
         public func length(_ i: Int) -> Int { let e = entry(i); return e.1 + e.2 }
 
+        /// Example `i`, its ids left in the mapped file until asked for.
         public func example(_ i: Int) -> Example {
             let (off, p, r, line) = entry(i)
-            return tokens.withUnsafeBytes { raw in
-                let t = raw.baseAddress!.assumingMemoryBound(to: Int32.self) + off
-                let ids = (0..<(p + r)).map { Int32(littleEndian: t[$0]) }
-                return Example(prompt: Array(ids[..<p]), response: Array(ids[p...]), line: line)
-            }
+            return Example(file: tokens, prompt: off..<(off + p), response: (off + p)..<(off + p + r), line: line)
         }
     }
 
@@ -178,7 +177,13 @@ public enum PreparedDataset {
         let tokens = try mapped("tokens_file", bytes: total * 4, hashField: "tokens_xxh64")
         let prov = Provenance(tokenizerHash: try str("tokenizer_xxh64"), templateHash: try str("chat_template_xxh64"),
                               tokenizerFile: (try? str("tokenizer_file")) ?? "?", templateFile: (try? str("chat_template_file")) ?? "?")
-        let m = Mapped(dir: dir, count: n, provenance: prov, manifest: man, tokens: tokens, index: index)
+        // one sequential pass at open (with the checksum's): no id outside the vocab reaches the model
+        let ids: ClosedRange<Int32> = tokens.withUnsafeBytes { raw in
+            var lo = Int32.max, hi = Int32.min
+            for k in 0..<total { let v = Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * k, as: Int32.self)); lo = min(lo, v); hi = max(hi, v) }
+            return total == 0 ? 0...0 : lo...hi
+        }
+        let m = Mapped(dir: dir, count: n, provenance: prov, manifest: man, tokens: TokenFile(tokens), index: index, idRange: ids)
         var next = 0
         let ipath = dir + "/" + (try str("index_file"))
         for i in 0..<n {
@@ -207,19 +212,15 @@ public enum PreparedDataset {
         }
     }
 
-    /// Every example of a prepared set for model `modelDir` with vocab `vocabSize`, each id checked.
+    /// Every example of a prepared set for model `modelDir` with vocab `vocabSize`, ids left mapped (their
+    /// range, scanned at open, checked against the vocab).
     public static func load(_ dir: String, modelDir: String, vocabSize: Int) throws -> ([Example], DatasetReport, Mapped) {
         let m = try open(dir)
         try checkProvenance(m, model: modelDir)
-        var out: [Example] = []
-        out.reserveCapacity(m.count)
-        for i in 0..<m.count {
-            let e = m.example(i)
-            if let bad = (e.prompt + e.response).first(where: { $0 < 0 || Int($0) >= vocabSize }) {
-                throw GiftError(.data, "\(dir)/\(tokensFile): example \(i) (source line \(e.line)) holds token id \(bad), outside the model vocab [0, \(vocabSize))")
-            }
-            out.append(e)
+        if m.idRange.lowerBound < 0 || Int(m.idRange.upperBound) >= vocabSize {
+            throw GiftError(.data, "\(dir)/\(tokensFile) holds ids \(m.idRange.lowerBound)...\(m.idRange.upperBound), outside the model vocab [0, \(vocabSize)) of \(modelDir)/config.json")
         }
+        let out = (0..<m.count).map { m.example($0) }
         var report = DatasetReport(examples: m.count)
         if case .object(let r)? = m.manifest["report"] {
             report.skippedBadLines = r["skipped_bad_lines"]?.intValue ?? 0
