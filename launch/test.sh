@@ -15,6 +15,12 @@ if ! "$VENV/bin/python" -c 'import safetensors, numpy, tokenizers, transformers,
   { python3 -m venv "$VENV" && "$VENV/bin/pip" install --quiet "${PYPKGS[@]}"; } \
     || echo "test.sh: could not install ${PYPKGS[*]} into $VENV; the checks against them will be skipped" >&2
 fi
+# PEFT and PyTorch for the LoRA check (LoRAPEFTTests), best effort: PyPI's torch wheel is large (CUDA
+# libraries included); without it that check is skipped with the reason.
+if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c 'import torch, peft' 2>/dev/null; then
+  "$VENV/bin/pip" install --quiet torch peft \
+    || echo "test.sh: could not install torch and peft into $VENV; the PEFT check will be skipped" >&2
+fi
 if "$VENV/bin/python" -c 'import safetensors' 2>/dev/null; then export GIFT_PYTHON="$VENV/bin/python"; fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_pml=ob1
 exec swift test -c release -Xswiftc -enable-testing "$@"

@@ -23,8 +23,15 @@ struct SamplerFlags: ParsableArguments {
     }
 }
 
-func loadModelForSampling(_ dir: String) throws -> (ModelConfig, FloatBuffer) {
-    try ModelFolder.load(Evaluate.modelDirectory(dir))
+/// A model folder, a run folder's model/, or a LoRA base with an adapter merged in (`adapter`, or a LoRA
+/// run folder's adapter/ on the base its run config names).
+func loadModelForSampling(_ dir: String, adapter: String? = nil) throws -> (ModelConfig, FloatBuffer) {
+    if let adapter { return try PEFTAdapter.merged(base: Evaluate.modelDirectory(dir), adapter: adapter) }
+    if let c = try? Resume.loraCheckpoint(dir), !FileManager.default.fileExists(atPath: dir + "/model/" + ModelFolder.configFile) {
+        let (layout, adapters, base) = try Resume.loadAdapters(c)
+        return (layout.model, layout.merged(base: base.pointer, adapters: adapters.pointer))
+    }
+    return try ModelFolder.load(Evaluate.modelDirectory(dir))
 }
 
 struct GenerateCommand: ParsableCommand {
@@ -46,7 +53,8 @@ struct GenerateCommand: ParsableCommand {
         Example: gift generate --model runs/gift1 --prompt "7 15 3 to 36:" --gen-length 16
         """)
 
-    @Option(help: "Model folder, or a training run folder with model/config.json.") var model: String
+    @Option(help: "Model folder, or a training run folder with model/config.json (a LoRA run: its base with the run's adapters).") var model: String
+    @Option(help: "A PEFT adapter folder to merge into --model before sampling.") var adapter: String?
     @Option(help: "A prompt (repeatable).") var prompt: [String] = []
     @Option(help: "JSONL file of prompts ({\"prompt\": \"...\"} or {\"prompt_ids\": [...]} per line).") var prompts: String?
     @Option(help: "JSONL file of conversations (a list of {\"role\", \"content\"} messages, or {\"messages\": [...]}, per line; a last assistant turn is dropped), rendered with the folder's chat template and its generation prompt.")
@@ -60,9 +68,9 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         try compute.apply()
-        let dir = Evaluate.modelDirectory(model)
-        let (cfg, params) = try ModelFolder.load(dir)
-        var text = try TextPrompts(modelDir: dir, config: cfg)
+        let (cfg, params) = try loadModelForSampling(model, adapter: adapter)
+        // the tokenizer and chat template of the model folder (a LoRA base's own with --adapter)
+        var text = try TextPrompts(modelDir: Evaluate.modelDirectory(model), config: cfg)
         text.plain = noChatTemplate
         var inputs: [(text: String?, ids: [Int32])] = try prompt.map { ($0, try text.encode($0)) }
         if let path = prompts { inputs += try Self.readPrompts(path, encode: { try text.encode($0) }) }
@@ -132,7 +140,8 @@ struct EvalCommand: ParsableCommand {
         Example: gift eval --model runs/gift1 --task countdown --n 256 --seeds 3 --out results.jsonl
         """)
 
-    @Option(help: "Model folder, or a training run folder with model/config.json.") var model: String
+    @Option(help: "Model folder, or a training run folder with model/config.json (a LoRA run: its base with the run's adapters).") var model: String
+    @Option(help: "A PEFT adapter folder to merge into --model before sampling.") var adapter: String?
     @Option(help: "countdown or sudoku.") var task: String
     @Option(help: "Test problems per repetition.") var n: Int = 256
     @Option(help: "Repetitions (seeds S, S+1, ...).") var seeds: Int = 3
@@ -148,7 +157,7 @@ struct EvalCommand: ParsableCommand {
         let t = try BuiltinTask(name: task)
         guard n >= 1 else { throw ValidationError("--n must be at least 1") }
         guard seeds >= 1 else { throw ValidationError("--seeds must be at least 1") }
-        let (cfg, params) = try loadModelForSampling(model)
+        let (cfg, params) = try loadModelForSampling(model, adapter: adapter)
         let opts = try sampler.options(genLength: Evaluate.defaultOptions(for: t).genLength, seed: seed)
         let sched = try opts.schedule
         FileHandle.standardError.write(Data("gift eval: \(t.name), \(n) problems × \(seeds) seeds, gen length \(opts.genLength), \(sched.blocks.count) block(s), \(sched.totalSteps) steps, temperature \(opts.temperature), \(opts.remasking.rawValue)\(opts.cfg > 0 ? ", cfg \(opts.cfg)" : "")\n".utf8))

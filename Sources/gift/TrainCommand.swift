@@ -23,7 +23,11 @@ struct TrainCommand: ParsableCommand {
         every --checkpoint-every steps and at the end). --resume auto continues bit-identically from the
         newest complete checkpoint, also with another number of ranks (same global batch).
         Under mpirun each rank takes its slice of every global batch (ranks × micro-batch × grad-accum).
+        LoRA (--lora-r R): the base is frozen and only adapters on --lora-targets are trained (PEFT's
+        initialisation and scaling alpha/r; dropout on the adapter input, none in pass 1); RUN_DIR/adapter is a
+        PEFT adapter folder, `gift export RUN --merge --out DIR` writes the merged model, --adapter DIR continues one.
         Example: gift train --model runs/base --data train.jsonl --objective gift --epochs 3 --out runs/gift1
+        Example (the paper's s1K LoRA): gift train --model LLaDA-8B-Instruct --data s1k.jsonl --lora-r 128 --lora-alpha 256 --lora-dropout 0.05 --lr 1e-5 --schedule linear --epochs 20
         """)
 
     @Option(help: "Run config file (JSON).") var config: String?
@@ -66,6 +70,12 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Gradient allreduce bucket size in MiB (buckets start while backward runs).") var bucketMb: Double?
     @Option(help: "Matrix-multiply backend: auto (OpenBLAS for fp32; for bf16 oneDNN where its bf16 kernel is the faster one, AMX, else OpenBLAS with bf16-rounded operands), openblas or onednn.") var gemm: String?
     @Option(help: "Matmul input precision: fp32 or bf16 (fp32 accumulation; master weights, gradients, AdamW state, softmax, norms, entropy and loss stay fp32).") var precision: String?
+    @Option(help: "LoRA rank (0: full fine-tuning of every parameter). The paper's s1K recipe: 128.") var loraR: Int?
+    @Option(help: "LoRA alpha: the adapter is scaled by alpha/r (alpha/sqrt(r) with --lora-rslora). Default 16.") var loraAlpha: Double?
+    @Option(help: "Dropout on the adapters' input during training (PEFT's lora_dropout). Default 0.") var loraDropout: Double?
+    @Option(help: "Comma-separated block layers to adapt: q_proj, k_proj, v_proj, attn_out, ff_proj, up_proj, ff_out. Default q_proj,k_proj,v_proj.") var loraTargets: String?
+    @Flag(help: "Scale adapters by alpha/sqrt(r) (rsLoRA) instead of alpha/r.") var loraRslora = false
+    @Option(help: "A PEFT adapter folder (adapter_config.json + adapter_model.safetensors) to continue training; its config sets the --lora-* values.") var adapter: String?
     @Option(help: "Resume: auto (the run folder's newest complete checkpoint; none: start fresh) or a checkpoint folder.")
     var resume: String?
     @Option(help: "Checkpoint every N optimizer steps (0: only at the end).") var checkpointEvery: Int = 0
@@ -90,10 +100,13 @@ struct TrainCommand: ParsableCommand {
             ("seed", seed.map { Int($0) }), ("out", out), ("eval_every", evalEvery),
             ("validation_fraction", validationFraction), ("max_bad_steps", maxBadSteps), ("zero", zero), ("bucket_mb", bucketMb), ("eval_task", evalTask), ("eval_n", evalN),
             ("gemm", gemm), ("precision", precision), ("init_seed", initSeed), ("data_format", dataFormat), ("pad_loss", padLoss),
+            ("lora_r", loraR), ("lora_alpha", loraAlpha), ("lora_dropout", loraDropout), ("lora_targets", loraTargets),
+            ("adapter", adapter),
         ]
         for (k, v) in flags { if let v { try c.set(k, v, source: "--" + k.replacingOccurrences(of: "_", with: "-")) } }
         if skipBadLines { c.skipBadLines = true }
         if groupByLength { c.groupByLength = true }
+        if loraRslora { c.lora.rslora = true }
         if c.out.isEmpty {
             let f = DateFormatter(); f.dateFormat = "yyyyMMdd-HHmmss"
             c.out = "runs/\(c.objective.kind.rawValue)-\(f.string(from: Date()))"
@@ -106,10 +119,11 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         let comm: Communicator = try MPICommunicator.fromEnvironment() ?? SingleProcess()
         do {
-            let cfg = try resolve()
+            var cfg = try resolve()
             let (mc, params) = try loadModel(cfg)
+            let adapters = try loadAdapter(&cfg, model: mc)
             let data = try TrainData.load(cfg, model: mc)
-            let trainer = try Trainer(config: cfg, comm: comm, modelConfig: mc, params: params, data: data)
+            let trainer = try Trainer(config: cfg, comm: comm, modelConfig: mc, params: params, data: data, adapters: adapters)
             guard checkpointEvery >= 0, keepLast >= 1, keepEvery >= 0, (1...22).contains(compressionLevel), compressionWorkers >= 0 else {
                 throw ValidationError("--checkpoint-every, --keep-every >= 0, --keep-last >= 1, --compression-level 1-22, --compression-workers >= 0")
             }
@@ -126,6 +140,18 @@ struct TrainCommand: ParsableCommand {
             // one rank's error stops every rank, naming this rank and the cause
             comm.abort("\(error)")
         }
+    }
+
+    /// --adapter: the folder's LoRA config becomes the run's (a differing --lora-* flag is an error).
+    func loadAdapter(_ cfg: inout RunConfig, model: ModelConfig) throws -> FloatBuffer? {
+        guard !cfg.adapter.isEmpty else { return nil }
+        let (lc, weights) = try PEFTAdapter.load(cfg.adapter, model: model)
+        if cfg.lora.enabled && (cfg.lora.r != lc.r || cfg.lora.alpha != lc.alpha || cfg.lora.targets != lc.targets) {
+            throw GiftError(.config, "--adapter \(cfg.adapter) has r \(lc.r), alpha \(lc.alpha), targets \(lc.targets.map(\.rawValue).joined(separator: ",")); the --lora-* flags say r \(cfg.lora.r), alpha \(cfg.lora.alpha), targets \(cfg.lora.targets.map(\.rawValue).joined(separator: ",")): leave them out to continue the adapter as it is")
+        }
+        let dropout = loraDropout ?? lc.dropout
+        cfg.lora = lc; cfg.lora.dropout = dropout
+        return weights
     }
 
     func loadModel(_ cfg: RunConfig) throws -> (ModelConfig, FloatBuffer) {

@@ -29,13 +29,19 @@ import json, math, random, sys
 from tokenizers import Tokenizer, Regex, models, trainers, pre_tokenizers, decoders
 out, chars = sys.argv[1], int(sys.argv[2])
 rng = random.Random(1)
-words = ["the", "model", "answer", "question", "because", "data", "train", "loss", "gradient", "token", "we", "is",
-         "of", "to", "and", "in", "that", "it", "for", "on", "with", "as", "this", "be", "at", "by", "from",
-         "Überprüfung", "naïve", "日本語", "données", "🙂", "x = f(y)", "def g(a, b):", "return a + b", "1234", "3.14159"]
+# a Zipf-distributed lexicon of 60k made-up words (syllables), so BPE learns a real vocabulary, plus
+# multilingual text, emoji, code and numbers
+syl = ["ka", "to", "ri", "en", "the", "st", "ion", "al", "er", "in", "ou", "ma", "ne", "pro", "con", "ing", "ed",
+       "ü", "é", "ø", "日", "本", "語", "на", "ть"]
+lexicon = ["".join(rng.choice(syl) for _ in range(rng.randint(1, 4))) for _ in range(60000)]
+lexicon += ["🙂", "x = f(y)", "def g(a, b):", "return a + b", "1234", "3.14159", "    ", "\t"]
+cum, acc = [], 0.0
+for k in range(len(lexicon)): acc += 1.0 / (k + 1); cum.append(acc)
 def text(n):
     s = []
     while n > 0:
-        w = rng.choice(words); s.append(w); n -= len(w) + 1
+        ws = rng.choices(lexicon, cum_weights=cum, k=16)
+        for w in ws: s.append(w); n -= len(w) + 1
         if rng.random() < 0.08: s.append(rng.choice([".", ",", "\n", "\n\n", "  ", "?"]))
     return " ".join(s)
 # Tulu-3-like: log-normal turn lengths (characters), one to three user/assistant exchanges
@@ -57,7 +63,7 @@ tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(split, behavio
                                              pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
 tok.decoder = decoders.ByteLevel()
 special = ["<|startoftext|>", "<|endoftext|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|mdm_mask|>"]
-sample = [m["content"] for ms in convs[:2000] for m in ms]
+sample = [m["content"] for ms in convs[:3000] for m in ms]
 tok.train_from_iterator(sample, trainers.BpeTrainer(vocab_size=8000, special_tokens=special,
                         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
 tok.save(out + "/model/tokenizer.json")

@@ -77,9 +77,19 @@ public struct Manifest: Sendable {
     public var tensors: [TensorInfo]
     public var shards: [Shard]
     public var dataFingerprint: UInt64
+    /// A LoRA run's checkpoint: the buffer is the adapters of this config, on this base.
+    public var lora: LoRAIdentity? = nil
+
+    /// The table the shards' ranges cover.
+    public var table: TensorTable {
+        get throws {
+            guard let lora else { return ParameterLayout(modelConfig).table }
+            return try LoRALayout(modelConfig, lora.config).table
+        }
+    }
 
     func json(runConfig rc: [String: Any], model: ModelConfig) -> Data {
-        let o: [String: Any] = [
+        var o: [String: Any] = [
             "format_version": formatVersion, "step": state.step, "adam_step": state.adamStep,
             "consecutive_bad_steps": state.consecutiveBadSteps, "epoch": epoch, "examples_seen": examplesSeen,
             "data_position": ["epoch": state.step, "note": "data order is EpochOrder(seed, epoch); position = step"],
@@ -90,6 +100,7 @@ public struct Manifest: Sendable {
             "shards": shards.map { ["file": $0.file, "rank": $0.rank, "range": [$0.range.lowerBound, $0.range.upperBound],
                                     "bytes": $0.bytes, "checksum": String(format: "%016llx", $0.checksum)] },
         ]
+        if let lora { o["lora"] = lora.json }
         let body = try! JSONSerialization.data(withJSONObject: o, options: [.prettyPrinted, .sortedKeys])
         // the envelope: a checksum of the body's exact bytes, so any changed byte is detected
         var h = FNV1a(); body.withUnsafeBytes { h.add($0) }
@@ -150,7 +161,15 @@ public struct Manifest: Sendable {
         let mc = try ModelConfig.parse(modelData, source: path + " (model)")
         guard case .object(let rc)? = o["run_config"] else { throw bad("run_config", "must be an object") }
         guard case .array(let ta)? = o["tensors"] else { throw bad("tensors", "must be an array") }
-        let layout = ParameterLayout(mc)
+        var lora: LoRAIdentity?
+        if let lo = o["lora"] {
+            guard case .object(let lobj) = lo else { throw bad("lora", "must be an object") }
+            lora = try LoRAIdentity(json: lobj, source: path + " (lora)")
+        }
+        let layout: TensorTable
+        do { layout = try lora.map { try LoRALayout(mc, $0.config).table } ?? ParameterLayout(mc).table } catch {
+            throw GiftError(.format, "\(path): field 'lora' does not fit the model: \(error)")
+        }
         var tensors: [TensorInfo] = []
         for (i, t) in ta.enumerated() {
             guard case .object(let to) = t, case .string(let name)? = to["name"], case .array(let sh)? = to["shape"] else {
@@ -175,7 +194,7 @@ public struct Manifest: Sendable {
         if covered != layout.count { throw bad("shards", "cover \(covered) of \(layout.count) parameters") }
         return Manifest(formatVersion: version, state: state, epoch: epoch, examplesSeen: try int("examples_seen"),
                         worldSize: world, modelConfig: mc, runConfig: rc, tensors: tensors, shards: shards,
-                        dataFingerprint: try hex("data_fingerprint"))
+                        dataFingerprint: try hex("data_fingerprint"), lora: lora)
     }
 }
 

@@ -10,6 +10,10 @@ public final class CheckpointWriter {
     let layout: ParameterLayout
     let runConfig: [String: Any]
     let dataFingerprint: UInt64
+    /// The buffer saved when it is not the whole model (LoRA: the adapters), and what they adapt.
+    public var trainable: TensorTable?
+    public var lora: LoRAIdentity?
+    var table: TensorTable { trainable ?? layout.table }
     /// The checkpoint this run resumed from: retention never deletes it.
     public var protected: String?
     public var log: (String) -> Void = { _ in }
@@ -38,7 +42,7 @@ public final class CheckpointWriter {
         let t0 = Date()
         try finish()   // at most one save in flight
         let world = comm.size, rank = comm.rank
-        let shards = shardRanges(count: layout.count, parts: world)
+        let shards = shardRanges(count: table.count, parts: world)
         let mine = shards[rank]
         precondition(momentShard.lowerBound <= mine.lowerBound && mine.upperBound <= momentShard.upperBound)
         let name = Checkpoint.folderName(step: state.step)
@@ -57,10 +61,10 @@ public final class CheckpointWriter {
         (snap + n).update(from: m + (mine.lowerBound - momentShard.lowerBound), count: n)
         (snap + 2 * n).update(from: v + (mine.lowerBound - momentShard.lowerBound), count: n)
         let manifest = Manifest(formatVersion: Checkpoint.formatVersion, state: state, epoch: epoch, examplesSeen: examplesSeen,
-                                worldSize: world, modelConfig: layout.config, runConfig: [:], tensors: layout.tensors,
+                                worldSize: world, modelConfig: layout.config, runConfig: [:], tensors: table.tensors,
                                 shards: shards.enumerated().map { Manifest.Shard(file: Checkpoint.shardName(rank: $0, of: world), rank: $0,
                                                                                range: $1, bytes: 0, checksum: 0) },
-                                dataFingerprint: dataFingerprint)
+                                dataFingerprint: dataFingerprint, lora: lora)
         let path = tmp + "/" + Checkpoint.shardName(rank: rank, of: world)
         let rankState = try JSONSerialization.data(withJSONObject: ["rank": rank, "world_size": world, "range": [mine.lowerBound, mine.upperBound],
                                                                     "step": state.step])
@@ -145,7 +149,7 @@ public final class CheckpointWriter {
             try Checkpoint.fsyncPath(dir)
             try Checkpoint.writeAtomically(Data((Checkpoint.folderName(step: p.manifest.state.step) + "\n").utf8), to: dir + "/latest")
             let total = p.manifest.shards.reduce(0) { $0 + $1.bytes }
-            let raw = Double(3 * layout.count * 4)
+            let raw = Double(3 * table.count * 4)
             let secs = Date().timeIntervalSince(p.startedAt)
             log(String(format: "checkpoint %@: %.1f MB (compression %.2fx; rank 0: %@), written in %.2f s (%.0f MB/s of raw state), training stalled %.3f s",
                        Checkpoint.folderName(step: p.manifest.state.step), Double(total) / 1e6, raw / Double(max(total, 1)),

@@ -8,9 +8,12 @@ public enum Resume {
     public static let definingFields = ["task_examples", "objective", "entropy_power", "gift_weight", "beta_reference",
                                         "time_epsilon", "loss_norm", "dream_p", "max_steps", "epochs", "lr", "warmup_ratio",
                                         "schedule", "weight_decay", "beta1", "beta2", "adam_eps", "max_grad_norm",
-                                        "max_length", "seed", "validation_fraction", "init_seed", "pad_loss"]
-    /// What a checkpoint written before a defining field existed had: its value then.
-    static let definingDefaults = ["pad_loss": "on"]
+                                        "max_length", "seed", "validation_fraction", "init_seed",
+                                        "lora_r", "lora_alpha", "lora_dropout", "lora_targets", "lora_rslora", "pad_loss"]
+    /// Defining fields added after format 1 was fixed: a checkpoint without one was made with this value.
+    static let addedLater: [String: String] = ["lora_r": "0", "lora_alpha": "16.0", "lora_dropout": "0.0",
+                                              "lora_targets": "q_proj,k_proj,v_proj", "lora_rslora": "false",
+                                              "pad_loss": "on"]
 
     /// Refuses a checkpoint of another model, data, run config or global batch, naming the field.
     public static func checkCompatible(_ m: Manifest, path: String, config: RunConfig, model: ModelConfig,
@@ -23,10 +26,12 @@ public enum Resume {
         }
         let cur = config.json
         for f in definingFields {
-            guard let was = m.runConfig[f].map({ "\($0.foundation)" }) ?? definingDefaults[f] else {
+            let now = "\(cur[f]!)"
+            guard let saved = m.runConfig[f] else {
+                if let d = addedLater[f], d == now || Double(d) == Double(now) { continue }
                 throw GiftError(.mismatch, "\(path): the checkpoint's run config lacks '\(f)'")
             }
-            let now = "\(cur[f]!)"
+            let was = "\(saved.foundation)"
             if now != was && Double(now).map({ $0 != Double(was) }) ?? true {
                 throw GiftError(.mismatch, "\(path): run config field '\(f)' is \(was) in the checkpoint and \(now) in this run")
             }
@@ -101,6 +106,10 @@ extension Resume {
         for c in candidates {
             do {
                 let man = try Manifest.read(c + "/manifest.json")
+                if man.lora != nil {
+                    let (layout, adapters, base) = try loadAdapters(c)
+                    return (man.modelConfig, layout.merged(base: base.pointer, adapters: adapters.pointer), c)
+                }
                 let params = FloatBuffer(count: ParameterLayout(man.modelConfig).count)
                 _ = try load(c, params: params.pointer, m: nil, v: nil)
                 return (man.modelConfig, params, c)
@@ -111,5 +120,62 @@ extension Resume {
             }
         }
         throw lastError!
+    }
+}
+
+extension Resume {
+    /// Refuses adapters for another base (by the base weights' fingerprint), and a LoRA checkpoint for a
+    /// full fine-tune or the reverse, naming both.
+    public static func checkAdapters(_ m: Manifest, path: String, run: LoRAIdentity?) throws {
+        switch (m.lora, run) {
+        case (nil, nil): return
+        case (nil, let b?):
+            throw GiftError(.mismatch, "\(path): the checkpoint holds a full fine-tune's parameters; this run trains LoRA adapters (r \(b.config.r)) on \(b.baseModel)")
+        case (let a?, nil):
+            throw GiftError(.mismatch, "\(path): the checkpoint holds LoRA adapters (r \(a.config.r) on \(a.baseModel)); this run fine-tunes every parameter: pass the same --lora-* flags")
+        case (let a?, let b?):
+            if a.baseFingerprint != b.baseFingerprint {
+                throw GiftError(.mismatch, "\(path): the checkpoint's adapters were trained on the base \(a.baseModel) (weights fingerprint \(String(format: "%016llx", a.baseFingerprint))); this run's base \(b.baseModel) has other weights (fingerprint \(String(format: "%016llx", b.baseFingerprint))): resume on the same base")
+            }
+        }
+    }
+}
+
+extension Resume {
+    /// A LoRA checkpoint's adapters and its base weights: the base is its run's model (a folder, or a
+    /// preset re-initialised with the run's init_seed), checked against the fingerprint the checkpoint
+    /// recorded.
+    public static func loadAdapters(_ c: String) throws -> (LoRALayout, FloatBuffer, FloatBuffer) {
+        let man = try Manifest.read(c + "/manifest.json")
+        guard let id = man.lora else { throw GiftError(.usage, "\(c): not a LoRA checkpoint (it holds every parameter)") }
+        let layout = try LoRALayout(man.modelConfig, id.config)
+        let adapters = FloatBuffer(count: layout.count)
+        _ = try load(c, params: adapters.pointer, m: nil, v: nil)
+        let base: FloatBuffer
+        if FileManager.default.fileExists(atPath: id.baseModel + "/" + ModelFolder.configFile) {
+            base = try ModelFolder.load(id.baseModel).1
+        } else if ModelConfig.presetNames.contains(id.baseModel) {
+            base = ParameterLayout(man.modelConfig).initialize(seed: UInt64(man.runConfig["init_seed"]?.intValue ?? 0))
+        } else {
+            throw GiftError(.io, "\(c): the adapters' base model \(id.baseModel) is not found (run from the folder the training ran in, or export with --model BASE --adapter RUN_DIR/adapter)")
+        }
+        if base.count != ParameterLayout(man.modelConfig).count {
+            throw GiftError(.mismatch, "\(c): the base \(id.baseModel) is of another shape than the checkpoint's model")
+        }
+        let fp = LoRAIdentity.fingerprint(base.pointer, count: base.count)
+        if fp != id.baseFingerprint {
+            throw GiftError(.mismatch, "\(c): the base \(id.baseModel) has changed since training (weights fingerprint \(String(format: "%016llx", fp)), the checkpoint's \(String(format: "%016llx", id.baseFingerprint)))")
+        }
+        return (layout, adapters, base)
+    }
+}
+
+extension Resume {
+    /// The checkpoint `path` names (a checkpoint folder, or a run folder's newest) when it is a LoRA one.
+    public static func loraCheckpoint(_ path: String) throws -> String? {
+        let c = FileManager.default.fileExists(atPath: path + "/manifest.json") ? path
+            : Checkpoint.candidates(in: path + "/checkpoints").first?.path
+        guard let c, try Manifest.read(c + "/manifest.json").lora != nil else { return nil }
+        return c
     }
 }

@@ -37,6 +37,9 @@ public final class GradientSync: @unchecked Sendable {
         cond.lock(); stopping = true; cond.signal(); cond.unlock()
     }
 
+    /// Gradient bytes handed to allreduce so far (the log reports them per step).
+    public private(set) var bytesReduced = 0
+
     private func loop() {
         while true {
             cond.lock()
@@ -49,6 +52,7 @@ public final class GradientSync: @unchecked Sendable {
             do { try comm.allreduceSum(g + r.lowerBound, count: r.count) } catch { err = error }
             cond.lock()
             completed += 1
+            bytesReduced += r.count * 4
             if let err, failure == nil { failure = err }
             cond.broadcast()
             cond.unlock()

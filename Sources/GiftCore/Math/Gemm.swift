@@ -184,10 +184,10 @@ public enum Gemm {
            beta: accumulate ? 1 : 0, c: y, ldc: outDim) }
     }
 
-    /// Backward of `linear`: dW += dyᵀ · x, then dx (= or +=) dy · W.
+    /// Backward of `linear`: dW += dyᵀ · x (skipped when `dw` is nil: a frozen weight), then dx (= or +=) dy · W.
     @inline(__always)
     public static func linearBackward(x: UnsafePointer<Float>, w: UnsafePointer<Float>, dy: UnsafePointer<Float>,
-                                      dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>,
+                                      dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?,
                                       rows: Int, inDim: Int, outDim: Int, accumulateDx: Bool = false) {
         // dW first: callers may let dx overwrite x (the output head does).
         Profiler.measure("  linear bwd") {
@@ -197,16 +197,20 @@ public enum Gemm {
             let s = GemmScratch.current
             let packed = nativeBF16(m: rows, n: inDim, k: outDim) ? s.bitsA(dy, rows: rows, cols: outDim, ld: outDim)
                 : UnsafeRawPointer(s.roundedA(dy, rows: rows, cols: outDim, ld: outDim))
-            bf16(transA: true, transB: false, m: outDim, n: inDim, k: rows, alpha: 1, a: dy, lda: outDim, b: x, ldb: inDim,
-                 beta: 1, c: dw, ldc: inDim, packedA: packed)
+            if let dw {
+                bf16(transA: true, transB: false, m: outDim, n: inDim, k: rows, alpha: 1, a: dy, lda: outDim, b: x, ldb: inDim,
+                     beta: 1, c: dw, ldc: inDim, packedA: packed)
+            }
             if let dx {
                 bf16(transA: false, transB: false, m: rows, n: inDim, k: outDim, alpha: 1, a: dy, lda: outDim, b: w,
                      ldb: inDim, beta: accumulateDx ? 1 : 0, c: dx, ldc: inDim, packedA: packed)
             }
             return
         }
-        mm(transA: true, m: outDim, n: inDim, k: rows, a: dy, lda: outDim, b: x, ldb: inDim,
-           beta: 1, c: dw, ldc: inDim)
+        if let dw {
+            mm(transA: true, m: outDim, n: inDim, k: rows, a: dy, lda: outDim, b: x, ldb: inDim,
+               beta: 1, c: dw, ldc: inDim)
+        }
         if let dx {
             mm(m: rows, n: inDim, k: outDim, a: dy, lda: outDim, b: w, ldb: inDim,
                beta: accumulateDx ? 1 : 0, c: dx, ldc: inDim)

@@ -77,3 +77,19 @@ public struct ParameterLayout: Sendable {
         return buf
     }
 }
+
+/// A flat buffer's tensor table: what the optimizer, gradient sync, clipping and checkpoints loop over
+/// (the whole model in full fine-tuning, the adapters under LoRA).
+public struct TensorTable: Equatable, Sendable {
+    public let tensors: [TensorInfo]
+    public let count: Int
+    public init(tensors: [TensorInfo], count: Int) { self.tensors = tensors; self.count = count }
+}
+
+extension ParameterLayout {
+    public var table: TensorTable { TensorTable(tensors: tensors, count: count) }
+}
+
+extension LoRALayout {
+    public var table: TensorTable { TensorTable(tensors: tensors, count: count) }
+}

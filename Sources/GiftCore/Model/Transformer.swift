@@ -31,8 +31,10 @@ public final class Transformer: @unchecked Sendable {
     }
 
     /// Runs the blocks and the final norm on `tokens` ([batch, seqLen], row-major).
-    public func forward(_ params: UnsafePointer<Float>, tokens: [Int32], batch: Int, seqLen: Int, acts: Activations) {
-        run(params, tokens: tokens, batch: batch, seqLen: seqLen, acts: acts, outputRows: nil)
+    /// `lora`: adapters added to the target layers (their training state kept when `acts.training`).
+    public func forward(_ params: UnsafePointer<Float>, tokens: [Int32], batch: Int, seqLen: Int, acts: Activations,
+                        lora: LoRARun? = nil) {
+        run(params, tokens: tokens, batch: batch, seqLen: seqLen, acts: acts, outputRows: nil, lora: lora)
     }
 
     /// Pass 1's forward (inference activations only): afterwards `acts.hf` holds the final norm at
@@ -43,9 +45,9 @@ public final class Transformer: @unchecked Sendable {
     /// - last block: keys and values (so q|k|v and attention) are needed at every row, but attn_out, the
     ///   MLP and ln_f only at `outputRows` (nothing else is read after the last block).
     public func forwardPass1(_ params: UnsafePointer<Float>, tokens: [Int32], batch: Int, seqLen: Int,
-                             outputRows: [Int32], acts: Activations) {
+                             outputRows: [Int32], acts: Activations, lora: LoRARun? = nil) {
         precondition(!acts.training, "forwardPass1 keeps no activations: use inference activations")
-        run(params, tokens: tokens, batch: batch, seqLen: seqLen, acts: acts, outputRows: outputRows)
+        run(params, tokens: tokens, batch: batch, seqLen: seqLen, acts: acts, outputRows: outputRows, lora: lora)
     }
 
     /// Rows with equal token ids, for block 0's QKV GEMM: the distinct ids' first rows (`tokens` order)
@@ -61,12 +63,23 @@ public final class Transformer: @unchecked Sendable {
 
     /// `forward` when `outputRows` is nil, else `forwardPass1`'s trimmed version.
     private func run(_ params: UnsafePointer<Float>, tokens: [Int32], batch: Int, seqLen: Int, acts: Activations,
-                     outputRows: [Int32]?) {
+                     outputRows: [Int32]?, lora: LoRARun?) {
         precondition(tokens.count == batch * seqLen)
         acts.setShape(batch: batch, seqLen: seqLen)
         let c = config, T = batch * seqLen, d = c.dModel, kv = c.kvDim, ff = c.mlpHiddenSize, W = qkvWidth
         let eps = Float(c.rmsNormEps)
         let shape = attnShape(acts)
+        let keep = acts.training
+        // the adapters of block l's `target` for input x (rows × in) into y (row stride ldy)
+        func adapt(_ l: Int, _ target: LoRATarget, _ x: UnsafePointer<Float>, _ rows: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int) {
+            lora?.forward(l, target, x: x, rows: rows, y: y, ldy: ldy, keep: keep && outputRows == nil)
+        }
+        func adaptQKV(_ l: Int, _ x: UnsafePointer<Float>, _ rows: Int, _ qkv: UnsafeMutablePointer<Float>) {
+            adapt(l, .q, x, rows, qkv, W); adapt(l, .k, x, rows, qkv + d, W); adapt(l, .v, x, rows, qkv + d + kv, W)
+        }
+        func adaptMLPIn(_ l: Int, _ x: UnsafePointer<Float>, _ rows: Int, _ au: UnsafeMutablePointer<Float>) {
+            adapt(l, .ffProj, x, rows, au, 2 * ff); adapt(l, .upProj, x, rows, au + ff, 2 * ff)
+        }
         for i in 0..<T {
             precondition(tokens[i] >= 0 && Int(tokens[i]) < c.vocab, "token id \(tokens[i]) outside the vocabulary")
             acts.tokens[i] = tokens[i]
@@ -94,6 +107,7 @@ public final class Transformer: @unchecked Sendable {
                 for (u, t) in distinct.first.enumerated() { (A.ao + u * d).update(from: A.xin + t * d, count: d) }
                 RMSNorm.forward(x: A.ao, weight: params + o.attnNorm, y: A.xn2, rstd: A.rstd1, rows: U, d: d, eps: eps)
                 Gemm.linear(A.xn2, params + o.q, A.au, rows: U, inDim: d, outDim: W)
+                adaptQKV(l, A.xn2, U, A.au)
                 let slot = distinct.slot, au = A.au, qkv = A.qkv
                 Parallel.chunks(T, minChunk: 64) { t0, t1 in
                     for t in t0..<t1 { (qkv + t * W).update(from: au + Int(slot[t]) * W, count: W) }
@@ -101,6 +115,7 @@ public final class Transformer: @unchecked Sendable {
             } else {
                 RMSNorm.forward(x: A.xin, weight: params + o.attnNorm, y: A.xn1, rstd: A.rstd1, rows: T, d: d, eps: eps)
                 Gemm.linear(A.xn1, params + o.q, A.qkv, rows: T, inDim: d, outDim: W)
+                adaptQKV(l, A.xn1, T, A.qkv)
             }
             rope.apply(A.qkv, batch: batch, seqLen: seqLen, heads: c.nHeads, rowStride: W)
             rope.apply(A.qkv + d, batch: batch, seqLen: seqLen, heads: c.nKVHeads, rowStride: W)
@@ -118,11 +133,14 @@ public final class Transformer: @unchecked Sendable {
                     (A.xn1 + r * d).update(from: A.ao + Int(t) * d, count: d)
                 }
                 Gemm.linear(A.xn1, params + o.attnOut, A.xmid, rows: R, inDim: d, outDim: d, accumulate: true)
+                adapt(l, .attnOut, A.xn1, R, A.xmid, d)
                 RMSNorm.forward(x: A.xmid, weight: params + o.ffNorm, y: A.xn2, rstd: A.rstd2, rows: R, d: d, eps: eps)
                 Gemm.linear(A.xn2, params + o.ffProj, A.au, rows: R, inDim: d, outDim: 2 * ff)
+                adaptMLPIn(l, A.xn2, R, A.au)
                 SwiGLU.forward(au: A.au, h: A.h, rows: R, ff: ff)
                 next.update(from: A.xmid, count: R * d)
                 Gemm.linear(A.h, params + o.ffOut, next, rows: R, inDim: ff, outDim: d, accumulate: true)
+                adapt(l, .ffOut, A.h, R, next, d)
                 // ln_f at the output rows, then put back at their places in hf (where `head` reads them)
                 RMSNorm.forward(x: acts.xout, weight: params + layout.lnF, y: A.xn2, rstd: acts.rstdF, rows: R, d: d, eps: eps)
                 for (r, t) in outputRows.enumerated() { (acts.hf + Int(t) * d).update(from: A.xn2 + r * d, count: d) }
@@ -130,12 +148,15 @@ public final class Transformer: @unchecked Sendable {
             }
             A.xmid.update(from: A.xin, count: T * d)
             Gemm.linear(A.ao, params + o.attnOut, A.xmid, rows: T, inDim: d, outDim: d, accumulate: true)
+            adapt(l, .attnOut, A.ao, T, A.xmid, d)
             // MLP sub-block
             RMSNorm.forward(x: A.xmid, weight: params + o.ffNorm, y: A.xn2, rstd: A.rstd2, rows: T, d: d, eps: eps)
             Gemm.linear(A.xn2, params + o.ffProj, A.au, rows: T, inDim: d, outDim: 2 * ff)
+            adaptMLPIn(l, A.xn2, T, A.au)
             SwiGLU.forward(au: A.au, h: A.h, rows: T, ff: ff)
             if next != A.xmid { next.update(from: A.xmid, count: T * d) }
             Gemm.linear(A.h, params + o.ffOut, next, rows: T, inDim: ff, outDim: d, accumulate: true)
+            adapt(l, .ffOut, A.h, T, next, d)
         }
         RMSNorm.forward(x: acts.xout, weight: params + layout.lnF, y: acts.hf, rstd: acts.rstdF, rows: T, d: d, eps: eps)
     }
@@ -152,38 +173,52 @@ public final class Transformer: @unchecked Sendable {
 
     /// Backward from dlogits (in `acts.logits`, at `acts.headRows`) to every parameter; adds into `grads`.
     /// `ready(o)` is called whenever every gradient at flat offset ≥ o is final (for overlapped sync).
-    public func backward(_ params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>, acts: Activations,
-                         ready: ((Int) -> Void)? = nil) {
+    /// `grads` nil (a frozen base under LoRA): no weight gradient is computed, only the input gradients
+    /// the adapters of `lora` need (into `lora.grads`); `ready` then counts adapter offsets.
+    public func backward(_ params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>?, acts: Activations,
+                         lora: LoRARun? = nil, ready: ((Int) -> Void)? = nil) {
         precondition(acts.training, "backward needs training activations")
         let c = config, T = acts.batch * acts.seqLen, d = c.dModel, kv = c.kvDim, ff = c.mlpHiddenSize, W = qkvWidth
         let shape = attnShape(acts)
         let R = acts.headRows.count
+        let frozen = grads == nil
+        precondition(!frozen || lora?.grads != nil, "backward with neither base nor adapter gradients")
+        // norm weight gradients of a frozen base go to a scratch row (read by nobody)
+        let normScratch = frozen ? UnsafeMutablePointer<Float>.allocate(capacity: d) : nil
+        defer { normScratch?.deallocate() }
+        func g(_ off: Int) -> UnsafeMutablePointer<Float>? { grads.map { $0 + off } }
+        func gn(_ off: Int) -> UnsafeMutablePointer<Float> { grads.map { $0 + off } ?? normScratch! }
+        func baseReady(_ off: Int) { if !frozen { ready?(off) } }
         // output head: dW_head += dlogitsᵀ hsel ; dhsel = dlogits W_head, scattered into dhf (acts.dxn)
-        Gemm.linearBackward(x: acts.hsel, w: params + layout.head, dy: acts.logits, dx: acts.hsel, dw: grads + layout.head,
+        Gemm.linearBackward(x: acts.hsel, w: params + layout.head, dy: acts.logits, dx: acts.hsel, dw: g(layout.head),
                             rows: R, inDim: d, outDim: c.vocab)
         acts.dxn.update(repeating: 0, count: T * d)
         for (r, t) in acts.headRows.enumerated() {
             let dst = acts.dxn + Int(t) * d, src = acts.hsel + r * d
             for i in 0..<d { dst[i] += src[i] }
         }
-        ready?(layout.head)
+        baseReady(layout.head)
         acts.dx.update(repeating: 0, count: T * d)
         RMSNorm.backward(x: acts.xout, weight: params + layout.lnF, rstd: acts.rstdF, dy: acts.dxn, dx: acts.dx,
-                         dw: grads + layout.lnF, rows: T, d: d)
-        ready?(layout.lnF)
+                         dw: gn(layout.lnF), rows: T, d: d)
+        baseReady(layout.lnF)
         for l in stride(from: c.nLayers - 1, through: 0, by: -1) {
             let A = acts.layers[l], o = layout.blocks[l]
             // MLP: out = xmid + h W2ᵀ
-            Gemm.linearBackward(x: A.h, w: params + o.ffOut, dy: acts.dx, dx: acts.dh, dw: grads + o.ffOut,
+            Gemm.linearBackward(x: A.h, w: params + o.ffOut, dy: acts.dx, dx: acts.dh, dw: g(o.ffOut),
                                 rows: T, inDim: ff, outDim: d)
+            lora?.backward(l, .ffOut, x: A.h, dy: acts.dx, ldy: d, dx: acts.dh, rows: T)
             SwiGLU.backward(au: A.au, dh: acts.dh, dau: acts.dau, rows: T, ff: ff)
-            Gemm.linearBackward(x: A.xn2, w: params + o.ffProj, dy: acts.dau, dx: acts.dxn, dw: grads + o.ffProj,
+            Gemm.linearBackward(x: A.xn2, w: params + o.ffProj, dy: acts.dau, dx: acts.dxn, dw: g(o.ffProj),
                                 rows: T, inDim: d, outDim: 2 * ff)
+            lora?.backward(l, .ffProj, x: A.xn2, dy: acts.dau, ldy: 2 * ff, dx: acts.dxn, rows: T)
+            lora?.backward(l, .upProj, x: A.xn2, dy: acts.dau + ff, ldy: 2 * ff, dx: acts.dxn, rows: T)
             RMSNorm.backward(x: A.xmid, weight: params + o.ffNorm, rstd: A.rstd2, dy: acts.dxn, dx: acts.dx,
-                             dw: grads + o.ffNorm, rows: T, d: d)
+                             dw: gn(o.ffNorm), rows: T, d: d)
             // attention: xmid = xin + ao Woᵀ
-            Gemm.linearBackward(x: A.ao, w: params + o.attnOut, dy: acts.dx, dx: acts.dao, dw: grads + o.attnOut,
+            Gemm.linearBackward(x: A.ao, w: params + o.attnOut, dy: acts.dx, dx: acts.dao, dw: g(o.attnOut),
                                 rows: T, inDim: d, outDim: d)
+            lora?.backward(l, .attnOut, x: A.ao, dy: acts.dx, ldy: d, dx: acts.dao, rows: T)
             Profiler.measure("  attention bwd") {
                 Attention.backward(shape, q: A.qkv, k: A.qkv + d, v: A.qkv + d + kv, out: A.ao, lse: A.lse,
                                    dout: acts.dao, dq: acts.dqkv, dk: acts.dqkv + d, dv: acts.dqkv + d + kv,
@@ -191,14 +226,23 @@ public final class Transformer: @unchecked Sendable {
             }
             rope.apply(acts.dqkv, batch: acts.batch, seqLen: acts.seqLen, heads: c.nHeads, rowStride: W, inverse: true)
             rope.apply(acts.dqkv + d, batch: acts.batch, seqLen: acts.seqLen, heads: c.nKVHeads, rowStride: W, inverse: true)
-            Gemm.linearBackward(x: A.xn1, w: params + o.q, dy: acts.dqkv, dx: acts.dxn, dw: grads + o.q,
+            Gemm.linearBackward(x: A.xn1, w: params + o.q, dy: acts.dqkv, dx: acts.dxn, dw: g(o.q),
                                 rows: T, inDim: d, outDim: W)
+            lora?.backward(l, .q, x: A.xn1, dy: acts.dqkv, ldy: W, dx: acts.dxn, rows: T)
+            lora?.backward(l, .k, x: A.xn1, dy: acts.dqkv + d, ldy: W, dx: acts.dxn, rows: T)
+            lora?.backward(l, .v, x: A.xn1, dy: acts.dqkv + d + kv, ldy: W, dx: acts.dxn, rows: T)
+            if frozen {
+                if let lora { ready?(lora.layout.blockStart[l]) }
+                if l == 0 { break }   // nothing below block 0 is trained
+            }
             RMSNorm.backward(x: A.xin, weight: params + o.attnNorm, rstd: A.rstd1, dy: acts.dxn, dx: acts.dx,
-                             dw: grads + o.attnNorm, rows: T, d: d)
-            ready?(o.attnNorm)
+                             dw: gn(o.attnNorm), rows: T, d: d)
+            baseReady(o.attnNorm)
         }
-        acts.tokens.withUnsafeBufferPointer {
-            Embedding.backward(tokens: $0.baseAddress!, dx: acts.dx, dtable: grads + layout.wte, count: T, d: d)
+        if let grads {
+            acts.tokens.withUnsafeBufferPointer {
+                Embedding.backward(tokens: $0.baseAddress!, dx: acts.dx, dtable: grads + layout.wte, count: T, d: d)
+            }
         }
         ready?(0)
     }

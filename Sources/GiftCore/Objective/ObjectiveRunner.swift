@@ -79,6 +79,15 @@ public final class ObjectiveRunner: @unchecked Sendable {
     var forceUnitImportance = false
     /// Tests only: response betas ([response length]) used in place of pass 1's for every sequence.
     var betaOverride: [Double]?
+    /// LoRA (`attachLoRA`): adapters on a frozen base; `run`'s `grads` are then the adapters' gradients.
+    public private(set) var loraTrain: LoRARun?, loraInfer: LoRARun?
+
+    /// From now on every pass runs the base at `params` plus these adapters (pass 1 and validation
+    /// without dropout), and backward computes adapter gradients only.
+    public func attachLoRA(_ layout: LoRALayout, weights: UnsafePointer<Float>) {
+        loraTrain = LoRARun(layout: layout, weights: weights, capacityTokens: train.capacityTokens, training: true)
+        loraInfer = LoRARun(layout: layout, weights: weights, capacityTokens: infer.capacityTokens, training: false)
+    }
 
     public init(model: Transformer, options: ObjectiveOptions, capacityTokens: Int, maxSeqLen: Int) {
         self.model = model; self.options = options
@@ -113,7 +122,7 @@ public final class ObjectiveRunner: @unchecked Sendable {
         if rows.isEmpty { return betas }
         // only the response rows' final states are read: the trimmed forward computes little else
         Profiler.measure("  pass 1 forward") {
-            model.forwardPass1(params, tokens: input, batch: B, seqLen: L, outputRows: rows, acts: infer)
+            model.forwardPass1(params, tokens: input, batch: B, seqLen: L, outputRows: rows, acts: infer, lora: loraInfer)
         }
         let logits = Profiler.measure("  pass 1 head") { model.head(params, rows: rows, acts: infer) }
         let gamma = options.gamma, nll = options.kind == .nll, stride = V + 16
@@ -230,8 +239,16 @@ public final class ObjectiveRunner: @unchecked Sendable {
         var rows: [Int32] = []
         for pos in 0..<(B * L) where prep.masked[pos] || captureLogits != nil { rows.append(Int32(pos)) }
         let acts = train
+        if let lora = loraTrain {
+            // dropout only in a training forward (PEFT's train mode); validation runs without
+            lora.draws = grads != nil && lora.layout.lora.dropout > 0
+                ? LoRARun.Draws(seed: seed, step: step, examples: seqs.map(\.exampleIndex), seqLen: L) : nil
+            lora.grads = grads
+        }
         if grads != nil || captureLogits != nil || !rows.isEmpty {
-            Profiler.measure("pass 2 forward") { model.forward(params, tokens: prep.noisy, batch: B, seqLen: L, acts: acts) }
+            Profiler.measure("pass 2 forward") {
+                model.forward(params, tokens: prep.noisy, batch: B, seqLen: L, acts: acts, lora: loraTrain)
+            }
         }
         let logits = Profiler.measure("pass 2 head") { model.head(params, rows: rows, acts: acts) }
         if let captureLogits { captureLogits.update(from: logits, count: B * L * V) }
@@ -259,7 +276,11 @@ public final class ObjectiveRunner: @unchecked Sendable {
         } }
         // never average a non-finite value in silently: the loss says so and the caller skips the step
         st.loss = st.nonFinite > 0 ? .nan : loss
-        if let grads { Profiler.measure("backward") { model.backward(params, grads: grads, acts: acts, ready: ready) } }
+        if let grads {
+            Profiler.measure("backward") {
+                model.backward(params, grads: loraTrain == nil ? grads : nil, acts: acts, lora: loraTrain, ready: ready)
+            }
+        }
         return (st, prep)
     }
 }

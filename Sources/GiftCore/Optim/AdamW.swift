@@ -13,7 +13,12 @@ public final class AdamW: @unchecked Sendable {
     /// The flat offsets this optimizer owns: everything, or one rank's shard under ZeRO-1.
     public let shard: Range<Int>
 
-    public init(layout: ParameterLayout, weightDecay: Double = 0, shard: Range<Int>? = nil) {
+    public convenience init(layout: ParameterLayout, weightDecay: Double = 0, shard: Range<Int>? = nil) {
+        self.init(table: layout.table, weightDecay: weightDecay, shard: shard)
+    }
+
+    /// Over any flat buffer's table (a LoRA run's adapters: every one a matrix, so all decay).
+    public init(table layout: TensorTable, weightDecay: Double = 0, shard: Range<Int>? = nil) {
         let sh = shard ?? 0..<layout.count
         self.shard = sh
         m = FloatBuffer(count: sh.count); v = FloatBuffer(count: sh.count)

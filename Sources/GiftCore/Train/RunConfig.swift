@@ -52,6 +52,10 @@ public struct RunConfig: Equatable, Sendable {
     /// Precision of matmul inputs: fp32, or bf16 (fp32 accumulation; weights, gradients and optimizer
     /// state stay fp32).
     public var precision = Precision.fp32
+    /// LoRA adapters on a frozen base (r 0: full fine-tuning of every parameter).
+    public var lora = LoRAConfig()
+    /// A PEFT adapter folder to continue training from ("" for none); its config sets the LoRA fields.
+    public var adapter = ""
 
     public init() {}
 
@@ -84,6 +88,8 @@ public struct RunConfig: Equatable, Sendable {
             "validation_fraction": validationFraction, "skip_bad_lines": skipBadLines, "data_format": dataFormat.rawValue,
             "max_bad_steps": maxBadSteps, "init_seed": initSeed, "zero": zero, "group_by_length": groupByLength, "pad_loss": padLoss.rawValue, "bucket_mb": bucketMB, "eval_task": evalTask, "eval_n": evalN,
             "gemm": gemm, "precision": precision.rawValue,
+            "lora_r": lora.r, "lora_alpha": lora.alpha, "lora_dropout": lora.dropout,
+            "lora_targets": lora.targets.map(\.rawValue).joined(separator: ","), "lora_rslora": lora.rslora, "adapter": adapter,
         ]
     }
 
@@ -182,6 +188,12 @@ public struct RunConfig: Equatable, Sendable {
         case "precision":
             guard let p = Precision(rawValue: try str()) else { throw bad("fp32 or bf16") }
             precision = p
+        case "lora_r": lora.r = try nonneg()
+        case "lora_alpha": lora.alpha = try num(); if !(lora.alpha > 0) { throw bad("a positive number") }
+        case "lora_dropout": lora.dropout = try num(); if !(lora.dropout >= 0 && lora.dropout < 1) { throw bad("a number in [0, 1)") }
+        case "lora_targets": lora.targets = try LoRAConfig.parseTargets(try str(), source: "\(source): field 'lora_targets'")
+        case "lora_rslora": guard case .bool(let b) = v else { throw bad("true or false") }; lora.rslora = b
+        case "adapter": adapter = try str()
         default:
             throw GiftError(.config, "\(source): unknown field '\(key)'; known fields: \(json.keys.sorted().joined(separator: ", "))")
         }

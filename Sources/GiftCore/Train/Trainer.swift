@@ -17,7 +17,15 @@ public final class Trainer {
     public let cfg: RunConfig
     public let comm: Communicator
     public let model: Transformer
+    /// The model's weights (frozen under LoRA).
     public let params: FloatBuffer
+    /// What the optimizer trains: `params` itself, or under LoRA the adapters (`lora`'s table); the
+    /// gradients, moments, sync, clipping and checkpoints all follow this buffer.
+    public let trainable: FloatBuffer
+    public let lora: LoRALayout?
+    /// The adapters' identity in checkpoints: their config and the base's fingerprint.
+    public let loraIdentity: LoRAIdentity?
+    let table: TensorTable
     let grads: FloatBuffer
     let opt: AdamW
     let runner: ObjectiveRunner
@@ -38,9 +46,21 @@ public final class Trainer {
     let shards: [Range<Int>]
     let gradShard: FloatBuffer?
 
+    /// `adapters`: LoRA's initial adapters (a PEFT folder's, `gift train --adapter`); nil: PEFT's initialisation.
     public init(config: RunConfig, comm: Communicator = SingleProcess(), modelConfig: ModelConfig, params: FloatBuffer,
-                data: TrainData) throws {
+                data: TrainData, adapters: FloatBuffer? = nil) throws {
         cfg = config; self.comm = comm; self.params = params; self.data = data
+        if config.lora.enabled {
+            let ll = try LoRALayout(modelConfig, config.lora)
+            if let a = adapters, a.count != ll.count {
+                throw GiftError(.mismatch, "the adapters hold \(a.count) values; r \(config.lora.r) on \(config.lora.targets.map(\.rawValue).joined(separator: ",")) needs \(ll.count)")
+            }
+            lora = ll; trainable = adapters ?? ll.initialize(seed: config.seed); table = ll.table
+            loraIdentity = LoRAIdentity(config: config.lora, baseFingerprint: LoRAIdentity.fingerprint(params.pointer, count: params.count),
+                                        baseModel: config.model)
+        } else {
+            lora = nil; trainable = params; table = ParameterLayout(modelConfig).table; loraIdentity = nil
+        }
         try Gemm.configure(gemm: config.gemm, precision: config.precision)
         model = Transformer(config: modelConfig, maxSeqLen: max(2, min(config.maxLength, data.maxExampleLength + 1)))
         eos = Int32(modelConfig.eosTokenId)
@@ -52,18 +72,25 @@ public final class Trainer {
         }
         totalSteps = config.maxSteps > 0 ? config.maxSteps : config.epochs * stepsPerEpoch
         warmupSteps = LRSchedule.warmupSteps(ratio: config.warmupRatio, total: totalSteps)
-        grads = FloatBuffer(count: model.layout.count)
-        shards = shardRanges(count: model.layout.count, parts: comm.size)
+        grads = FloatBuffer(count: table.count)
+        shards = shardRanges(count: table.count, parts: comm.size)
         let zero = config.zero == 1 && comm.size > 1
         gradShard = zero ? FloatBuffer(count: shards[comm.rank].count) : nil
         sync = comm.size > 1 && !zero
-            ? GradientSync(comm: comm, count: model.layout.count, bucketFloats: Int(config.bucketMB * 262_144)) : nil
-        opt = AdamW(layout: model.layout, weightDecay: config.weightDecay, shard: zero ? shards[comm.rank] : nil)
+            ? GradientSync(comm: comm, count: table.count, bucketFloats: Int(config.bucketMB * 262_144)) : nil
+        opt = AdamW(table: table, weightDecay: config.weightDecay, shard: zero ? shards[comm.rank] : nil)
         opt.beta1 = config.beta1; opt.beta2 = config.beta2; opt.eps = config.adamEps
         let maxLen = model.rope.maxLen
         runner = ObjectiveRunner(model: model, options: config.objective, capacityTokens: config.microBatch * maxLen,
                                  maxSeqLen: maxLen)
         fixedPadLength = config.objective.kind == .giftRef ? maxLen : nil
+        if let lora { runner.attachLoRA(lora, weights: trainable.pointer) }
+    }
+
+    /// The weights to evaluate and sample with: the model, or under LoRA base + adapters merged.
+    public func mergedWeights() -> FloatBuffer {
+        guard let lora else { return params }
+        return lora.merged(base: params.pointer, adapters: trainable.pointer)
     }
 
     // MARK: batches
@@ -155,16 +182,20 @@ public final class Trainer {
         let g: UnsafeMutablePointer<Float> = gradShard.map { $0.pointer - shard.lowerBound } ?? grads.pointer
         var sq = [GradClip.norm(g + shard.lowerBound, count: shard.count)]
         sq[0] *= sq[0]
-        if gradShard != nil { try comm.allreduceSum(&sq) }
+        if gradShard != nil { try comm.allreduceSum(&sq); gradientBytesReduced += table.count * 4 }
         let norm = sq[0].squareRoot()
         if stats.nonFinite > 0 || !stats.loss.isFinite || !norm.isFinite {
             return StepResult(stats: stats, gradNorm: norm, lr: lr, skipped: true, tokens: tokens, commWait: wait, padTokens: padTokens)
         }
         GradClip.scale(g + shard.lowerBound, count: shard.count, norm: norm, maxNorm: cfg.maxGradNorm)
-        opt.update(params: params.pointer, grads: g, lr: Float(lr))
-        if gradShard != nil { try timed { try comm.allgather(params.pointer, shards: shards) } }
+        opt.update(params: trainable.pointer, grads: g, lr: Float(lr))
+        if gradShard != nil { try timed { try comm.allgather(trainable.pointer, shards: shards) } }
         return StepResult(stats: stats, gradNorm: norm, lr: lr, skipped: false, tokens: tokens, commWait: wait, padTokens: padTokens)
     }
+
+    /// Gradient bytes this rank handed to the reduce-scatter (ZeRO-1) or, with `sync`, see its count.
+    var gradientBytesReduced = 0
+    public var gradientBytesPerStep: Int { table.count * 4 }
 
     /// Testing aid for fault handling: GIFT_FAULT_RANK=r GIFT_FAULT_STEP=s makes rank r fail at step s.
     let faultRank = Int(ProcessInfo.processInfo.environment["GIFT_FAULT_RANK"] ?? "") ?? -1
@@ -190,6 +221,7 @@ public final class Trainer {
             throw GiftError(.mismatch, "\(fields[i].0) differs between ranks (\(Int(differs[i])) of \(comm.size) ranks differ from rank 0): every rank must be started with the same arguments and files")
         }
         try comm.broadcast(UnsafeMutableRawPointer(params.pointer), bytes: params.count * 4, root: 0)
+        if lora != nil { try comm.broadcast(UnsafeMutableRawPointer(trainable.pointer), bytes: trainable.count * 4, root: 0) }
     }
 
     static func fingerprint(_ set: [Example]) -> UInt64 {
@@ -212,16 +244,17 @@ public final class Trainer {
     /// Loads the checkpoint to resume from into the parameters and this rank's moments; returns its state.
     func resume(runDir: String) throws -> TrainState? {
         guard let spec = resumeSpec else { return nil }
-        let n = model.layout.count
+        let n = table.count
         let fm = FloatBuffer(count: n), fv = FloatBuffer(count: n)
         let t0 = Date()
-        guard let (path, man) = try Resume.locateAndLoad(spec, runDir: runDir, params: params.pointer, m: fm.pointer,
+        guard let (path, man) = try Resume.locateAndLoad(spec, runDir: runDir, params: trainable.pointer, m: fm.pointer,
                                                          v: fv.pointer, log: comm.rank == 0 ? log : { _ in }) else {
             if comm.rank == 0 { log("resume auto: no checkpoint in \(runDir)/checkpoints; starting from step 0") }
             return nil
         }
         try Resume.checkCompatible(man, path: path, config: cfg, model: model.config, dataFingerprint: dataFingerprint,
                                    globalBatch: globalBatch)
+        try Resume.checkAdapters(man, path: path, run: loraIdentity)
         let sh = opt.shard
         opt.m.pointer.update(from: fm.pointer + sh.lowerBound, count: sh.count)
         opt.v.pointer.update(from: fv.pointer + sh.lowerBound, count: sh.count)
@@ -237,9 +270,24 @@ public final class Trainer {
     }
     public private(set) var resumedFrom: String?
 
+    /// The trained result: the model (a drop-in replacement of a source folder: its dtype, sharding,
+    /// tokenizer and remote code; fp32 for a preset), or under LoRA the adapter in PEFT's format.
+    func saveResult(_ dir: String) throws {
+        if let lora {
+            try PEFTAdapter.save(dir, layout: lora, weights: trainable.pointer, baseModel: cfg.model)
+            return
+        }
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: cfg.model + "/" + ModelFolder.configFile, isDirectory: &isDir), !isDir.boolValue {
+            _ = try ModelCompanions.saveLike(cfg.model, dst: dir, config: model.config, parameters: params)
+        } else {
+            try ModelFolder.save(dir, config: model.config, parameters: params)
+        }
+    }
+
     /// After training: every rank must hold bit-identical parameters.
     public func checkReplicas() throws -> UInt64 {
-        let h = FNV1a.of(params.pointer, count: params.count)
+        let h = FNV1a.of(trainable.pointer, count: trainable.count)
         guard comm.size > 1 else { return h }
         var mine = [h]
         try mine.withUnsafeMutableBytes { try comm.broadcast($0.baseAddress!, bytes: 8, root: 0) }
@@ -276,7 +324,7 @@ public final class Trainer {
     /// before the first step of a fresh run (RUN_DIR/eval-untrained.json, kept for resumed parts).
     func measureUntrained(fresh: Bool, outDir: String) throws {
         guard comm.rank == 0, fresh, let task = try? BuiltinTask(name: cfg.evalTask) else { return }
-        let u = try Evaluate.run(config: model.config, params: params, task: task, n: cfg.evalN, seeds: 3, seed: cfg.seed)
+        let u = try Evaluate.run(config: model.config, params: mergedWeights(), task: task, n: cfg.evalN, seeds: 3, seed: cfg.seed)
         try Data(u.jsonLine.utf8).write(to: URL(fileURLWithPath: outDir + "/eval-untrained.json"), options: .atomic)
     }
 
@@ -348,12 +396,13 @@ public final class Trainer {
         let metrics = isRoot ? try MetricsWriter(path: metricsPath, truncate: resumed == nil) : nil
         let writer = CheckpointWriter(runDir: outDir, comm: comm, options: checkpointOptions, layout: model.layout,
                                       runConfig: cfg.json, dataFingerprint: dataFingerprint)
+        if lora != nil { writer.trainable = table; writer.lora = loraIdentity }
         writer.log = isRoot ? log : { _ in }
         writer.protected = resumedFrom
         func checkpoint(_ stepsDone: Int, bad: Int) throws {
             try writer.save(state: TrainState(step: stepsDone, adamStep: opt.step, consecutiveBadSteps: bad),
                             epoch: Double(stepsDone) / Double(stepsPerEpoch), examplesSeen: stepsDone * globalBatch,
-                            params: params.pointer, m: opt.m.pointer, v: opt.v.pointer, momentShard: opt.shard)
+                            params: trainable.pointer, m: opt.m.pointer, v: opt.v.pointer, momentShard: opt.shard)
         }
         cacheReferenceBetas()
         try measureUntrained(fresh: startStep == 0, outDir: outDir)
@@ -361,6 +410,15 @@ public final class Trainer {
             log("train: \(data.train.count) examples, validation \(data.validation.count) (\(data.report.summary)); "
                 + "\(totalSteps) steps of \(globalBatch) examples (\(comm.size) ranks × \(cfg.microBatch) × \(cfg.gradAccum)), "
                 + "objective \(cfg.objective.kind.rawValue), \(model.layout.count) parameters, matmuls \(Gemm.summary)")
+            if let lora {
+                log(String(format: "LoRA: r %d, alpha %g (scale %g), dropout %g on %@: %d trainable parameters (%.3f%% of the model), base frozen (fingerprint %016llx)",
+                           lora.lora.r, lora.lora.alpha, Double(lora.lora.scale), lora.lora.dropout,
+                           lora.lora.targets.map(\.rawValue).joined(separator: ","), lora.count,
+                           100 * Double(lora.count) / Double(model.layout.count), loraIdentity!.baseFingerprint))
+            }
+            if comm.size > 1 {
+                log("gradient sync: \(gradientBytesPerStep) bytes per step per rank (\(lora == nil ? "every parameter" : "the adapters only"), \(gradShard != nil ? "ZeRO-1 reduce-scatter" : "bucketed allreduce"))")
+            }
             for line in Gemm.kernelReport { log("  " + line) }
             progress = ProgressReporter(total: totalSteps, isTerminal: ProgressReporter.stderrIsTerminal)
         }
@@ -387,7 +445,7 @@ public final class Trainer {
                 log("warning: step \(s + 1): non-finite loss or gradient (loss \(r.stats.loss), grad norm \(r.gradNorm)); step skipped, parameters unchanged")
                 if badRun >= cfg.maxBadSteps {
                     let saved = outDir + "/model-last-good"
-                    if isRoot { try ModelFolder.save(saved, config: model.config, parameters: params) }
+                    if isRoot { try saveResult(saved) }
                     throw GiftError(.numeric, "stopped: \(badRun) consecutive non-finite steps (last at step \(s + 1)); the parameters before them are saved in \(saved). Lower --lr or check the data.")
                 }
             } else {
@@ -403,7 +461,7 @@ public final class Trainer {
                 if let v = val { vals.append((Double(s + 1), v)); lastVal = v }
                 // task accuracy on rank 0 (every rank holds the same parameters); 3 seeds at the end
                 if isRoot, let task = try? BuiltinTask(name: cfg.evalTask) {
-                    acc = try Evaluate.run(config: model.config, params: params, task: task, n: cfg.evalN,
+                    acc = try Evaluate.run(config: model.config, params: mergedWeights(), task: task, n: cfg.evalN,
                                            seeds: isLast ? 3 : 1, seed: cfg.seed)
                     accs.append((Double(s + 1), acc!.accuracy)); lastAcc = acc
                     if isLast { try writeEval(acc!, outDir: outDir) }
@@ -446,12 +504,7 @@ public final class Trainer {
         if isRoot {
             // a drop-in replacement of a source folder (its dtype, sharding, tokenizer and remote code);
             // fp32 for a preset
-            var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: cfg.model + "/" + ModelFolder.configFile, isDirectory: &isDir), !isDir.boolValue {
-                _ = try ModelCompanions.saveLike(cfg.model, dst: outDir + "/model", config: model.config, parameters: params)
-            } else {
-                try ModelFolder.save(outDir + "/model", config: model.config, parameters: params)
-            }
+            try saveResult(outDir + (lora == nil ? "/model" : "/adapter"))
             let plot = LossPlot.svg(series: [LossPlot.Series(name: "train loss", points: losses.map { (x: $0.0, y: $0.1) }),
                                              LossPlot.Series(name: "validation loss", points: vals.map { (x: $0.0, y: $0.1) })]
                                     + (accs.isEmpty ? [] : [LossPlot.Series(name: "\(cfg.evalTask) accuracy (test split)",
@@ -466,15 +519,20 @@ public final class Trainer {
             summary.text = String(format: """
                 Trained %@ with %@ for %d steps (%.1f epochs of %d examples, global batch %d) in %.0f s at %.0f tokens/s. \
                 Training loss %@ from %.4f (mean of the first tenth of the steps) to %.4f (last tenth), %.0f%% %@%@%@. \
-                The model is in %@/model, the metrics in metrics.jsonl and the curves in loss.svg.
+                The %@, the metrics in metrics.jsonl and the curves in loss.svg.
                 """, cfg.model, cfg.objective.kind.rawValue, steps, Double(endStep) / Double(stepsPerEpoch), data.train.count,
                 globalBatch, seconds, summary.tokensPerS, t <= h ? "fell" : "rose", h, t, 100 * abs(1 - t / h),
                 t <= h ? "lower" : "higher",
                 (lastVal.map { String(format: "; validation loss %.4f", $0) } ?? "")
                     + (lastAcc.map { String(format: "; %@ test accuracy %.3f ± %.3f (%d problems × %d seeds)", $0.task.name, $0.accuracy, $0.stderr, $0.n, $0.seeds.count) } ?? "")
                     + (untrainedAccuracy(outDir: outDir).map { String(format: ", untrained %.3f", $0) } ?? ""),
-                skipped > 0 ? "; \(skipped) non-finite steps were skipped" : "", outDir)
+                skipped > 0 ? "; \(skipped) non-finite steps were skipped" : "",
+                lora == nil ? "model is in \(outDir)/model" : "LoRA adapter (r \(cfg.lora.r), PEFT format) is in \(outDir)/adapter (`gift export \(outDir) --merge --out DIR` writes the merged model)")
             try summary.text.write(toFile: outDir + "/summary.txt", atomically: true, encoding: .utf8)
+        }
+        if isRoot && comm.size > 1 && steps > 0 {
+            let moved = (sync?.bytesReduced ?? 0) + gradientBytesReduced
+            log("gradient bytes reduced by this rank: \(moved) in \(steps) steps (\(moved / steps) per step)")
         }
         return summary
     }
