@@ -245,8 +245,8 @@ final class LoRATests: XCTestCase {
         }
         let dir = try temporaryDirectory(self)
         let layout = try LoRALayout(c, loraConfig(r: 4, targets: [.q, .v]))
-        let init = layout.initialize(seed: 1)
-        try PEFTAdapter.save(dir.path, layout: layout, weights: init.pointer, baseModel: "tiny")
+        let initial = layout.initialize(seed: 1)
+        try PEFTAdapter.save(dir.path, layout: layout, weights: initial.pointer, baseModel: "tiny")
         let (lc, w) = try PEFTAdapter.load(dir.path, model: c)
         XCTAssertEqual(lc.targets, [.q, .v]); XCTAssertEqual(lc.r, 4); XCTAssertEqual(w.count, layout.count)
         let mini = try ModelConfig.preset("mini")
