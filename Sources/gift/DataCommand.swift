@@ -2,9 +2,21 @@ import ArgumentParser
 import Foundation
 import GiftCore
 
+/// `gift data`: a built-in task's problems as JSONL (the default), or `gift data prepare`.
 struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
+        abstract: "Write a built-in task's problems as JSONL, or tokenize a JSONL file once (gift data prepare).",
+        discussion: """
+        gift data countdown|sudoku ...   writes generated problems (see `gift help data task`)
+        gift data prepare ...            tokenizes a JSONL file into a memory-mapped data set (see `gift help data prepare`)
+        """,
+        subcommands: [DataTaskCommand.self, DataPrepareCommand.self], defaultSubcommand: DataTaskCommand.self)
+}
+
+struct DataTaskCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "task",
         abstract: "Write a built-in task's training or test set as JSONL.",
         discussion: """
         Countdown: three numbers and a target ("7 15 3 to 36:"), the answer an arithmetic expression using

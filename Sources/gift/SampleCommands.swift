@@ -42,10 +42,14 @@ struct GenerateCommand: ParsableCommand {
         Each response starts as --gen-length mask tokens after its prompt and is denoised block by block
         (--block-length), --steps steps in all, each step committing an even share of the block's tokens:
         the most confident predictions (low_confidence) or random ones (random). --model takes a model
-        folder or a training run folder (its model/ subfolder). Prompts are text for the character
-        tokenizer (--prompt, repeatable, or --prompts FILE.jsonl with {"prompt": "..."} or
-        {"prompt_ids": [...]} lines). Prints each output on its own line (text up to the first EOS), or
-        with --json one {"prompt", "output", "output_ids"} object per line.
+        folder or a training run folder (its model/ subfolder). Prompts: --prompt (repeatable), --prompts
+        FILE.jsonl ({"prompt": "..."} or {"prompt_ids": [...]} lines), --messages FILE.jsonl (conversations).
+        With a folder that has tokenizer.json (a Hugging Face model), a --prompt becomes one user turn of
+        tokenizer_config.json's chat template with the generation prompt, as apply_chat_template does
+        (--no-chat-template: plain text), and outputs are decoded with the tokenizer (special tokens left
+        out); otherwise prompts are text for the character tokenizer. Prints each output on its own line
+        (text up to the first EOS), or with --json one {"prompt", "prompt_ids", "output", "output_ids"}
+        object per line.
         Example: gift generate --model runs/gift1 --prompt "7 15 3 to 36:" --gen-length 16
         """)
 
@@ -53,6 +57,10 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "A PEFT adapter folder to merge into --model before sampling.") var adapter: String?
     @Option(help: "A prompt (repeatable).") var prompt: [String] = []
     @Option(help: "JSONL file of prompts ({\"prompt\": \"...\"} or {\"prompt_ids\": [...]} per line).") var prompts: String?
+    @Option(help: "JSONL file of conversations (a list of {\"role\", \"content\"} messages, or {\"messages\": [...]}, per line; a last assistant turn is dropped), rendered with the folder's chat template and its generation prompt.")
+    var messages: String?
+    @Flag(help: "With a tokenizer.json folder: encode --prompt as plain text instead of as a user turn of the chat template.")
+    var noChatTemplate = false
     @OptionGroup var sampler: SamplerFlags
     @OptionGroup var compute: ComputeFlags
     @Option(help: "Seed of the random draws (temperature > 0, random remasking).") var seed: UInt64 = 0
@@ -61,31 +69,25 @@ struct GenerateCommand: ParsableCommand {
     func run() throws {
         try compute.apply()
         let (cfg, params) = try loadModelForSampling(model, adapter: adapter)
-        let tok = try? CharTokenizer(vocabSize: cfg.vocab, eosId: cfg.eosTokenId, maskId: cfg.maskTokenId)
-        func encode(_ s: String) throws -> [Int32] {
-            guard let tok else {
-                _ = try CharTokenizer(vocabSize: cfg.vocab, eosId: cfg.eosTokenId, maskId: cfg.maskTokenId)
-                throw GiftError(.config, "text prompts need the character tokenizer")
-            }
-            return try tok.encode(s)
-        }
-        var inputs: [(text: String?, ids: [Int32])] = try prompt.map { ($0, try encode($0)) }
-        if let path = prompts { inputs += try Self.readPrompts(path, encode: encode) }
-        guard !inputs.isEmpty else { throw ValidationError("give --prompt TEXT or --prompts FILE.jsonl") }
+        // the tokenizer and chat template of the model folder (a LoRA base's own with --adapter)
+        var text = try TextPrompts(modelDir: Evaluate.modelDirectory(model), config: cfg)
+        text.plain = noChatTemplate
+        var inputs: [(text: String?, ids: [Int32])] = try prompt.map { ($0, try text.encode($0)) }
+        if let path = prompts { inputs += try Self.readPrompts(path, encode: { try text.encode($0) }) }
+        if let path = messages { inputs += try text.readConversations(path) }
+        guard !inputs.isEmpty else { throw ValidationError("give --prompt TEXT, --prompts FILE.jsonl or --messages FILE.jsonl") }
         let opts = try sampler.options(genLength: 32, seed: seed)
         let s = try Sampler(config: cfg, params: params, options: opts)
         let outs = try s.generate(inputs.map(\.ids))
-        let eos = Int32(cfg.eosTokenId)
         for (i, o) in outs.enumerated() {
-            let ids = Array(o.prefix { $0 != eos })
-            let text = tok?.decode(o) ?? ids.map(String.init).joined(separator: " ")
+            let decoded = text.decode(o)
             if json {
-                var obj: [String: Any] = ["output": text, "output_ids": o.map(Int.init)]
+                var obj: [String: Any] = ["output": decoded, "output_ids": o.map(Int.init), "prompt_ids": inputs[i].ids.map(Int.init)]
                 obj["prompt"] = inputs[i].text ?? inputs[i].ids.map(String.init).joined(separator: " ")
                 let d = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
                 print(String(decoding: d, as: UTF8.self))
             } else {
-                print(text)
+                print(decoded)
             }
         }
     }

@@ -14,7 +14,9 @@ struct TrainCommand: ParsableCommand {
         warmup ratio 0.1, max grad norm 1.0), then the --config file (JSON, snake_case keys as written to
         RUN_DIR/config.json), then the flags.
         Data: a JSONL file ({"prompt": "...", "response": "..."} per line with the character tokenizer, or
-        {"prompt_ids": [...], "response_ids": [...]}) or a built-in task (countdown, sudoku).
+        {"prompt_ids": [...], "response_ids": [...]}; with a model folder holding tokenizer.json, chat records
+        per --data-format), a folder written by `gift data prepare` (memory-mapped; refused when its
+        tokenizer or chat template differs from --model's) or a built-in task (countdown, sudoku).
         Writes RUN_DIR/config.json (resolved), metrics.jsonl (one line per optimizer step), loss.svg,
         summary.txt, the trained model (RUN_DIR/model, Hugging Face layout) and checkpoints
         (RUN_DIR/checkpoints/step-NNNNNNNN: one zstd shard per rank, manifest.json written last, `latest`;
@@ -59,6 +61,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Consecutive non-finite steps tolerated before stopping.") var maxBadSteps: Int?
     @Flag(help: "Group examples of similar length into each global batch (HF Trainer's megabatches of 50 batches, sorted, then batches shuffled; deterministic by seed): less padding on data of mixed lengths.")
     var groupByLength = false
+    @Option(help: "on (LLaDA's convention, default): the EOS padding is response, masked and trained, and counts in the loss normaliser; off: padding is never masked and counts nowhere (still seen by attention).")
+    var padLoss: String?
     @Option(help: "Task accuracy (countdown, sudoku; test split) at every --eval-every and at the end, logged in metrics.jsonl and the plot.")
     var evalTask: String?
     @Option(help: "Test problems per accuracy evaluation.") var evalN: Int?
@@ -97,7 +101,7 @@ struct TrainCommand: ParsableCommand {
             ("weight_decay", weightDecay), ("max_grad_norm", maxGradNorm), ("max_length", maxLength),
             ("seed", seed.map { Int($0) }), ("out", out), ("eval_every", evalEvery),
             ("validation_fraction", validationFraction), ("max_bad_steps", maxBadSteps), ("zero", zero), ("bucket_mb", bucketMb), ("eval_task", evalTask), ("eval_n", evalN),
-            ("gemm", gemm), ("precision", precision), ("init_seed", initSeed), ("data_format", dataFormat),
+            ("gemm", gemm), ("precision", precision), ("init_seed", initSeed), ("data_format", dataFormat), ("pad_loss", padLoss),
             ("lora_r", loraR), ("lora_alpha", loraAlpha), ("lora_dropout", loraDropout), ("lora_targets", loraTargets),
             ("adapter", adapter), ("recompute", recompute), ("base_dtype", baseDtype),
         ]

@@ -7,8 +7,10 @@ final class DataBatchingTests: XCTestCase {
         let a = Example(prompt: [1, 2], response: [3], line: 1)
         let b = Example(prompt: [4], response: [5, 6, 7, 8], line: 2)
         let s = Batching.pad([(a, 10), (b, 11)], eos: 62)
-        XCTAssertEqual(s, [PaddedSequence(tokens: [1, 2, 3, 62, 62], promptLength: 2, exampleIndex: 10),
-                           PaddedSequence(tokens: [4, 5, 6, 7, 8], promptLength: 1, exampleIndex: 11)])
+        var want = [PaddedSequence(tokens: [1, 2, 3, 62, 62], promptLength: 2, exampleIndex: 10),
+                    PaddedSequence(tokens: [4, 5, 6, 7, 8], promptLength: 1, exampleIndex: 11)]
+        want[0].contentLength = 3; want[1].contentLength = 5   // where the padding starts (--pad-loss off)
+        XCTAssertEqual(s, want)
         let t = Batching.pad([(a, 0), (b, 1)], eos: 62, toLength: 7)
         XCTAssertEqual(t.map(\.tokens), [[1, 2, 3, 62, 62, 62, 62], [4, 5, 6, 7, 8, 62, 62]])
         XCTAssertEqual(t.map(\.promptLength), [2, 1])

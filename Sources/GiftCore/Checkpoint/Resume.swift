@@ -9,10 +9,11 @@ public enum Resume {
                                         "time_epsilon", "loss_norm", "dream_p", "max_steps", "epochs", "lr", "warmup_ratio",
                                         "schedule", "weight_decay", "beta1", "beta2", "adam_eps", "max_grad_norm",
                                         "max_length", "seed", "validation_fraction", "init_seed",
-                                        "lora_r", "lora_alpha", "lora_dropout", "lora_targets", "lora_rslora"]
+                                        "lora_r", "lora_alpha", "lora_dropout", "lora_targets", "lora_rslora", "pad_loss"]
     /// Defining fields added after format 1 was fixed: a checkpoint without one was made with this value.
     static let addedLater: [String: String] = ["lora_r": "0", "lora_alpha": "16.0", "lora_dropout": "0.0",
-                                              "lora_targets": "q_proj,k_proj,v_proj", "lora_rslora": "false"]
+                                              "lora_targets": "q_proj,k_proj,v_proj", "lora_rslora": "false",
+                                              "pad_loss": "on"]
 
     /// Refuses a checkpoint of another model, data, run config or global batch, naming the field.
     public static func checkCompatible(_ m: Manifest, path: String, config: RunConfig, model: ModelConfig,

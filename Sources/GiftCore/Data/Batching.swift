@@ -8,11 +8,22 @@ public struct PaddedSequence: Equatable, Sendable {
     public var promptLength: Int
     /// The example's global index (into the data set), for deterministic per-example randomness.
     public var exampleIndex: Int
+    /// tokens[0..<contentLength] is the (possibly cut) example; the rest is the EOS padding.
+    public var contentLength = 0
 
     public init(tokens: [Int32], promptLength: Int, exampleIndex: Int) {
         self.tokens = tokens; self.promptLength = promptLength; self.exampleIndex = exampleIndex
     }
 }
+
+/// Whether EOS padding is trained (`--pad-loss`). `on`, LLaDA's convention and the default: the padding
+/// that fills a sequence to the batch length is response, masked and trained like the rest (the model
+/// learns to end with EOS), and counts in the normaliser. `off`: padding is never masked, enters no loss
+/// and no normaliser (token: N counts only the examples' own response tokens; sequence: each is divided
+/// by its own unpadded response length), and no GIFT beta mean; it stays visible to attention (there is
+/// no padding mask, objective.md). The response's own end-of-turn/EOS tokens (the chat template's, a
+/// built-in task's) are trained either way.
+public enum PadLoss: String, CaseIterable, Sendable { case on, off }
 
 /// Truncation, padding, epoch order and the validation split.
 public enum Batching {
@@ -24,16 +35,11 @@ public enum Batching {
     public static func truncate(_ e: Example, maxLength: Int) -> (Example, Bool) {
         precondition(maxLength >= 1, "maxLength must be at least 1")
         if e.length <= maxLength { return (e, false) }
-        var t = e
-        if e.prompt.count + 1 <= maxLength {
-            t.response = Array(e.response.prefix(maxLength - e.prompt.count))
-        } else if !e.response.isEmpty {
-            t.prompt = Array(e.prompt.suffix(maxLength - 1))
-            t.response = [e.response[0]]
-        } else {
-            t.prompt = Array(e.prompt.suffix(maxLength))
-        }
-        return (t, true)
+        // by lengths only: a mapped example stays mapped (its ids unread)
+        let p = e.promptCount
+        if p + 1 <= maxLength { return (e.keeping(promptSuffix: p, responsePrefix: maxLength - p), true) }
+        if e.responseCount > 0 { return (e.keeping(promptSuffix: maxLength - 1, responsePrefix: 1), true) }
+        return (e.keeping(promptSuffix: maxLength, responsePrefix: 0), true)
     }
 
     /// Truncates every example to `maxLength`; returns them and how many were cut.
@@ -61,9 +67,11 @@ public enum Batching {
             if e.length + minEOS > length { e = truncate(e, maxLength: max(1, length - minEOS)).0 }
             var tokens = e.prompt
             tokens.reserveCapacity(length)
-            tokens.append(contentsOf: e.response)
+            tokens.append(contentsOf: e.response)   // a mapped example's ids are read here, once
             if tokens.count < length { tokens.append(contentsOf: repeatElement(eos, count: length - tokens.count)) }
-            return PaddedSequence(tokens: tokens, promptLength: e.prompt.count, exampleIndex: index)
+            var p = PaddedSequence(tokens: tokens, promptLength: e.promptCount, exampleIndex: index)
+            p.contentLength = e.length
+            return p
         }
     }
 

@@ -9,6 +9,8 @@ public struct TextModel: Sendable {
     public let templateName: String
     /// bos_token, eos_token, pad_token, unk_token, as transformers passes them to the template.
     public let variables: [String: StrictJSON]
+    /// The template's text (for the prepared data's template hash).
+    public var templateSource: String? = nil
 
     /// Whether `dir` has a tokenizer.json (text data then goes through it).
     public static func present(in dir: String) -> Bool {
@@ -55,7 +57,7 @@ public struct TextModel: Sendable {
             source = String(decoding: try readBytes(jinja), as: UTF8.self); name = jinja
         }
         let template = try source.map { try ChatTemplate(source: $0, name: name) }
-        return TextModel(tokenizer: tok, template: template, templateName: name, variables: vars)
+        return TextModel(tokenizer: tok, template: template, templateName: name, variables: vars, templateSource: source)
     }
 
     static func readBytes(_ path: String) throws -> [UInt8] {

@@ -18,6 +18,11 @@ public struct TrainSequence: Sendable {
         self.fixedT = fixedT; self.fixedMask = fixedMask; self.cachedBetas = cachedBetas
     }
     public var responseLength: Int { tokens.count - promptLength }
+    /// `--pad-loss off`: tokens[contentLength...] is padding, never masked, in no loss and no normaliser
+    /// (still visible to attention). nil: padding is response (LLaDA's convention).
+    public var contentLength: Int? = nil
+    /// The response positions that are masked and trained: all of them, or without the padding.
+    public var trainedResponseLength: Int { (contentLength ?? tokens.count) - promptLength }
 }
 
 /// The denominators of objective.md's normalisation, counted over the whole global batch
@@ -27,7 +32,7 @@ public struct LossNormalizer: Sendable {
     public var sequences: Int
     public init(responseTokens: Int, sequences: Int) { self.responseTokens = responseTokens; self.sequences = sequences }
     public static func of(_ seqs: [TrainSequence]) -> LossNormalizer {
-        LossNormalizer(responseTokens: seqs.reduce(0) { $0 + $1.responseLength }, sequences: seqs.count)
+        LossNormalizer(responseTokens: seqs.reduce(0) { $0 + $1.trainedResponseLength }, sequences: seqs.count)
     }
 }
 
@@ -107,8 +112,10 @@ public final class ObjectiveRunner: @unchecked Sendable {
         var input = [Int32](), rows = [Int32]()
         input.reserveCapacity(B * L)
         for (b, s) in seqs.enumerated() {
+            // --pad-loss off: padding is context, as in pass 2 (never masked)
+            let end = s.promptLength + s.trainedResponseLength
             for i in 0..<L {
-                let resp = i >= s.promptLength
+                let resp = i >= s.promptLength && i < end
                 input.append(resp ? M : s.tokens[i])
                 if resp { rows.append(Int32(b * L + i)) }
             }
@@ -169,10 +176,10 @@ public final class ObjectiveRunner: @unchecked Sendable {
             let rng = CounterRNG(seed, UInt64(step), UInt64(s.exampleIndex))
             let t = s.fixedT ?? Masking.time(u: rng.uniform(0), eps: o.timeEpsilon)
             p.times.append(t)
-            let P = s.promptLength, n = s.responseLength
+            let P = s.promptLength, n = s.trainedResponseLength
             var r = [Double](repeating: 1, count: n)
             if o.kind.usesBetas {
-                let resp = Array(betas[(b * L + P)..<(b * L + L)])
+                let resp = Array(betas[(b * L + P)..<(b * L + P + n)])
                 let include = (0..<n).map { i in
                     o.betaReference == .response ||
                         (Int(s.tokens[P + i]) != cfg.eosTokenId && Int(s.tokens[P + i]) != cfg.padTokenId)
@@ -226,10 +233,10 @@ public final class ObjectiveRunner: @unchecked Sendable {
         var st = StepStats()
         st.nonFinite = prep.nonFinite
         for (b, s) in seqs.enumerated() {
-            st.responseTokens += s.responseLength
+            st.responseTokens += s.trainedResponseLength
             if options.kind.usesBetas {
-                st.betaCount += s.responseLength
-                for i in s.promptLength..<L { st.betaSum += prep.betas[b * L + i] }
+                st.betaCount += s.trainedResponseLength
+                for i in s.promptLength..<(s.promptLength + s.trainedResponseLength) { st.betaSum += prep.betas[b * L + i] }
             }
         }
         var rows: [Int32] = []
@@ -259,7 +266,7 @@ public final class ObjectiveRunner: @unchecked Sendable {
                 let b = pos / L, s = seqs[b]
                 let denom = options.lossNorm == .token
                     ? Double(normalizer.responseTokens)
-                    : Double(s.responseLength) * Double(normalizer.sequences)
+                    : Double(s.trainedResponseLength) * Double(normalizer.sequences)
                 let w = prep.weights[pos]
                 let scale = w / denom
                 let ce = Softmax.crossEntropy(z, count: V, target: Int(s.tokens[pos % L]),

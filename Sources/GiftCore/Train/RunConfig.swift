@@ -33,6 +33,8 @@ public struct RunConfig: Equatable, Sendable {
     public var dataFormat = DataFormat.auto
     /// Global batches of examples of similar length (`EpochOrder(lengths:...)`): less padding.
     public var groupByLength = false
+    /// Whether the EOS padding is trained (`PadLoss`).
+    public var padLoss = PadLoss.on
     /// Consecutive non-finite steps (skipped with a warning) before the run stops.
     public var maxBadSteps = 3
     /// Seed of a preset model's initial weights.
@@ -91,7 +93,7 @@ public struct RunConfig: Equatable, Sendable {
             "beta1": beta1, "beta2": beta2, "adam_eps": adamEps, "max_grad_norm": maxGradNorm,
             "max_length": maxLength, "seed": seed, "out": out, "eval_every": evalEvery,
             "validation_fraction": validationFraction, "skip_bad_lines": skipBadLines, "data_format": dataFormat.rawValue,
-            "max_bad_steps": maxBadSteps, "init_seed": initSeed, "zero": zero, "group_by_length": groupByLength, "bucket_mb": bucketMB, "eval_task": evalTask, "eval_n": evalN,
+            "max_bad_steps": maxBadSteps, "init_seed": initSeed, "zero": zero, "group_by_length": groupByLength, "pad_loss": padLoss.rawValue, "bucket_mb": bucketMB, "eval_task": evalTask, "eval_n": evalN,
             "gemm": gemm, "precision": precision.rawValue,
             "lora_r": lora.r, "lora_alpha": lora.alpha, "lora_dropout": lora.dropout,
             "lora_targets": lora.targets.map(\.rawValue).joined(separator: ","), "lora_rslora": lora.rslora, "adapter": adapter, "recompute": recompute, "base_dtype": baseDtype,
@@ -175,6 +177,7 @@ public struct RunConfig: Equatable, Sendable {
         case "validation_fraction": validationFraction = try num()
         case "skip_bad_lines": guard case .bool(let b) = v else { throw bad("true or false") }; skipBadLines = b
         case "data_format": dataFormat = try choice(DataFormat.self, DataFormat.allCases)
+        case "pad_loss": padLoss = try choice(PadLoss.self, PadLoss.allCases)
         case "max_bad_steps": maxBadSteps = try pos()
         case "init_seed": initSeed = UInt64(try nonneg())
         case "zero": zero = try nonneg(); if zero > 1 { throw bad("0 or 1") }

@@ -25,6 +25,9 @@ public struct TrainData: Sendable {
             let pairs = t.generate(n: cfg.taskExamples, seed: cfg.seed, split: .train)
             examples = try BuiltinTask.examples(pairs, tokenizer: tok)
             report = DatasetReport(examples: examples.count, skippedBadLines: 0, skippedEmptyResponse: 0, truncated: 0)
+        } else if PreparedDataset.isPrepared(cfg.data) {
+            // a folder of gift data prepare: ids made by --model's tokenizer and template (checked), mapped
+            (examples, report, _) = try PreparedDataset.load(cfg.data, modelDir: cfg.model, vocabSize: c.vocab)
         } else {
             guard FileManager.default.fileExists(atPath: cfg.data) else {
                 throw GiftError(.io, "--data \(cfg.data): no such file, and not a built-in task (\(BuiltinTask.names.joined(separator: ", ")))")

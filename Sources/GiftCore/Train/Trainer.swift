@@ -123,6 +123,7 @@ public final class Trainer {
         let padded = Batching.pad(indices.map { (examples[$0], $0) }, eos: eos, toLength: padTo, minEOS: 1)
         return padded.map { p in
             var s = TrainSequence(tokens: p.tokens, promptLength: p.promptLength, exampleIndex: p.exampleIndex)
+            if cfg.padLoss == .off { s.contentLength = p.contentLength }
             if !betas.isEmpty { s.cachedBetas = betas[p.exampleIndex] }
             return s
         }
@@ -143,9 +144,11 @@ public final class Trainer {
             throw GiftError(.data, "injected fault at step \(step + 1) (GIFT_FAULT_RANK/GIFT_FAULT_STEP)")
         }
         let indices = globalIndices(step: step)
-        let all = sequences(indices, from: data.train, padTo: fixedPadLength, betas: refBetas)
-        let normalizer = LossNormalizer.of(all)
-        let mine = Array(all[(comm.rank * rankBatch)..<((comm.rank + 1) * rankBatch)])
+        // the padded length and the normaliser come from the lengths: a rank reads only its own examples' ids
+        let padTo = fixedPadLength ?? ((indices.map { data.train[$0].length }.max() ?? 0) + 1)
+        let normalizer = LossNormalizer.of(indices.map { data.train[$0] }, padTo: padTo, padLoss: cfg.padLoss)
+        let mine = sequences(Array(indices[(comm.rank * rankBatch)..<((comm.rank + 1) * rankBatch)]), from: data.train,
+                             padTo: padTo, betas: refBetas)
         grads.zero()
         var stats = StepStats()
         // bf16: the weights' bf16 copy is made once here, after the previous optimizer step, and used by
@@ -179,7 +182,7 @@ public final class Trainer {
         stats.loss = sums[0]; stats.maskedTokens = Int(sums[1]); stats.responseTokens = Int(sums[2])
         stats.weightSum = sums[3]; stats.betaSum = sums[4]; stats.betaCount = Int(sums[5]); stats.nonFinite = Int(sums[6])
         let lr = cfg.schedule.lr(step: step, total: totalSteps, warmup: warmupSteps, base: cfg.lr)
-        let tokens = all.reduce(0) { $0 + $1.tokens.count }
+        let tokens = indices.count * padTo
         let padTokens = tokens - indices.reduce(0) { $0 + data.train[$1].length }
         // the gradient this rank updates from: all of it, or (ZeRO-1) its shard, indexed by flat offset
         let shard = opt.shard
@@ -313,9 +316,9 @@ public final class Trainer {
         // one padded length for the whole split, so the loss does not depend on the micro-batch size
         let padTo = fixedPadLength ?? (data.validation.map(\.length).max()! + 1)
         let chunks = stride(from: 0, to: n, by: cfg.microBatch).map { Array($0..<min(n, $0 + cfg.microBatch)) }
-        let seqsByChunk = chunks.map { sequences($0, from: data.validation, padTo: padTo, betas: valRefBetas) }
-        let norm = LossNormalizer(responseTokens: seqsByChunk.joined().reduce(0) { $0 + $1.responseLength }, sequences: n)
-        for (c, seqs) in seqsByChunk.enumerated() where c % comm.size == comm.rank {
+        let norm = LossNormalizer.of(data.validation, padTo: padTo, padLoss: cfg.padLoss)
+        for (c, chunk) in chunks.enumerated() where c % comm.size == comm.rank {
+            let seqs = sequences(chunk, from: data.validation, padTo: padTo, betas: valRefBetas)
             let (st, _) = runner.run(params.pointer, grads: nil, seqs, seed: cfg.seed ^ 0x5EED_0F_7A1, step: 0, normalizer: norm)
             loss += st.loss
         }
