@@ -157,8 +157,9 @@ struct BenchCommand: ParsableCommand {
             let full = results.first { $0.loraR == 0 }!, lo = results.first { $0.loraR > 0 && $0.objective == full.objective && $0.compute == full.compute }!
             let pairs = zip(lo.stepTimes, full.stepTimes).map { $0 / $1 }.sorted()
             let n = Double(ParameterLayout(config).count), a = Double(try LoRALayout(config, lc).count)
-            summary += String(format: ", \"lora_r\": %d, \"lora_full_ratio\": %.3f, \"lora_full_ratio_paired\": %.3f, \"state_bytes_per_base_parameter\": {\"full\": %.2f, \"lora\": %.3f}",
-                              lc.r, lo.sPerStep / full.sPerStep, pairs[pairs.count / 2], 16.0, (4 * n + 16 * a) / n)
+            summary += String(format: ", \"lora_r\": %d, \"lora_full_ratio\": %.3f, \"lora_full_ratio_paired\": %.3f, \"state_bytes_per_base_parameter\": {\"full\": %.2f, \"lora\": %.3f, \"lora_bf16_base\": %.3f}",
+                              lc.r, lo.sPerStep / full.sPerStep, pairs[pairs.count / 2], 16.0, (4 * n + 16 * a) / n,
+                              (Double(try BF16BaseStore.storedBytes(config)) + 16 * a) / n)
         }
         if ratios.count == 1 { summary += ", \"gift_sft_ratio\": " + ratios[0].split(separator: " ").last! }
         if !ratios.isEmpty {

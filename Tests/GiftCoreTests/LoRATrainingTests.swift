@@ -48,6 +48,12 @@ final class LoRATrainingTests: XCTestCase {
         XCTAssertTrue(r2.stderr.contains("gradient sync: \(bytes) bytes per step per rank (the adapters only"), r2.stderr)
         XCTAssertTrue(r2.stderr.contains("gradient bytes reduced by this rank: \(10 * bytes) in 10 steps"), r2.stderr)
         XCTAssertTrue(r2.stderr.contains("parameters identical on all 2 ranks"), r2.stderr)
+        // ZeRO-1 over the adapters: their moments sharded, the same training
+        let z = try temporaryDirectory(self)
+        let rz = try mpi(2, args(out: z, micro: 8) + ["--zero", "1"])
+        XCTAssertEqual(rz.status, 0, rz.stderr)
+        for (x, y) in zip(a, try losses(z)) { XCTAssertEqual(x, y, accuracy: 1e-5 * abs(x)) }
+        XCTAssertTrue(rz.stderr.contains("gradient bytes reduced by this rank: \(10 * bytes) in 10 steps"), rz.stderr)
         // only the adapter is written, in PEFT's format
         let ad = two.appendingPathComponent("adapter")
         XCTAssertTrue(FileManager.default.fileExists(atPath: ad.appendingPathComponent(PEFTAdapter.weightsFile).path))

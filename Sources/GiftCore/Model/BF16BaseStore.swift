@@ -76,6 +76,12 @@ public final class BF16BaseStore: BlockWeightSource, @unchecked Sendable {
     /// Bytes held: the bf16 blocks plus the fp32 tensors outside them (and, while one runs, a block).
     public var bytes: Int { blocks.count * 2 + (layout.count - blocks.count) * 4 }
 
+    /// `bytes` of a store for this model, without making one.
+    public static func storedBytes(_ c: ModelConfig) throws -> Int {
+        let l = ParameterLayout(c), b = l.lnF - l.blocks[0].attnNorm
+        return b * 2 + (l.count - b) * 4
+    }
+
     /// The whole base in fp32 (evaluation, merging): every block decoded into a new buffer.
     public func materialize() -> FloatBuffer {
         let out = FloatBuffer(count: layout.count)
