@@ -134,4 +134,37 @@ final class LoRATrainingTests: XCTestCase {
             print(String(format: "LoRA %@: accuracy %.3f ± %.3f, base %.3f ± %.3f", objective, acc, se, u, use))
         }
     }
+
+    /// `gift train --adapter DIR` starts from a PEFT folder (its config sets r, alpha and targets; other
+    /// --lora-* values are refused), and `gift eval --model BASE --adapter DIR` scores what the merged export scores.
+    func testContinueAndEvaluateAnAdapter() throws {
+        let dir = try temporaryDirectory(self)
+        let first = dir.appendingPathComponent("first"), second = dir.appendingPathComponent("second")
+        XCTAssertEqual(try runGift(args(out: first, micro: 16, steps: 4), env: env).status, 0)
+        let ad = first.appendingPathComponent("adapter").path
+        // lr ≈ 0: the continued run's adapter must be the one it started from
+        var a = args(out: second, micro: 16, steps: 1).filter { !Self.lora.contains($0) }
+        a[a.firstIndex(of: "--lr")! + 1] = "1e-30"
+        let r = try runGift(a + ["--adapter", ad], env: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("LoRA: r 4, alpha 8"), r.stderr)
+        let c = try ModelConfig.preset("tiny")
+        let (_, w0) = try PEFTAdapter.load(ad, model: c), (_, w1) = try PEFTAdapter.load(second.appendingPathComponent("adapter").path, model: c)
+        XCTAssertEqual(zip(w0.array, w1.array).map { abs($0 - $1) }.max()!, 0, accuracy: 1e-20)
+        let bad = try runGift(a + ["--adapter", ad, "--lora-r", "8"], env: env)
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("has r 4") && bad.stderr.contains("leave them out"), bad.stderr)
+        // eval with the adapter = eval of the merged folder
+        let base = dir.appendingPathComponent("base").path, merged = dir.appendingPathComponent("merged").path
+        XCTAssertEqual(try runGift(["init", "--preset", "tiny", "--out", base]).status, 0)
+        XCTAssertEqual(try runGift(["export", "--model", base, "--adapter", ad, "--merge", "--out", merged]).status, 0)
+        let o1 = dir.appendingPathComponent("e1.jsonl"), o2 = dir.appendingPathComponent("e2.jsonl")
+        let e1 = try runGift(["eval", "--model", base, "--adapter", ad, "--task", "countdown", "--n", "8", "--seeds", "1", "--out", o1.path])
+        let e2 = try runGift(["eval", "--model", merged, "--task", "countdown", "--n", "8", "--seeds", "1", "--out", o2.path])
+        XCTAssertEqual(e1.status, 0, e1.stderr); XCTAssertEqual(e2.status, 0, e2.stderr)
+        // every problem's sampled output is the same
+        let t1 = try String(contentsOf: o1, encoding: .utf8), t2 = try String(contentsOf: o2, encoding: .utf8)
+        XCTAssertEqual(t1, t2)
+        XCTAssertEqual(t1.split(separator: "\n").count, 8)
+    }
 }
