@@ -97,17 +97,30 @@ final class CompareTests: XCTestCase {
 /// The miniature experiment's pipeline end to end at smoke scale (its numbers mean nothing): bases,
 /// paired fine-tunes, evaluation and the compare report.
 final class MiniatureSmokeTests: XCTestCase {
+    /// Three objectives (sft listed last: it is still the baseline, run and compared first) with the
+    /// content beta reference: every objective against sft, within the base and pooled.
     func testSmokeScaleRunsAndReports() throws {
         let out = try temporaryDirectory(self).appendingPathComponent("mini")
         let r = try runProcess(URL(fileURLWithPath: "/bin/bash"),
-                               [packageRoot.appendingPathComponent("cluster/experiments/miniature.sh").path, out.path],
+                               [packageRoot.appendingPathComponent("cluster/experiments/miniature.sh").path,
+                                "--objectives", "gift,nll,sft", "--beta-reference", "content", out.path],
                                env: ["SCALE": "smoke", "GIFT": giftBinary.path, "THREADS": "1"], cwd: packageRoot)
         XCTAssertEqual(r.status, 0, r.stderr + r.stdout)
         let report = try String(contentsOf: out.appendingPathComponent("REPORT.md"), encoding: .utf8)
         XCTAssertTrue(report.contains("## Base 1") && report.contains("## Pooled"), report)
-        XCTAssertEqual(report.components(separatedBy: "| gift − sft |").count - 1, 2, report)   // within the base, pooled
+        for pair in ["| gift − sft |", "| nll − sft |"] {   // within the base, pooled
+            XCTAssertEqual(report.components(separatedBy: pair).count - 1, 2, pair + "\n" + report)
+        }
+        XCTAssertFalse(report.contains("nll − gift") || report.contains("gift − nll"), "only comparisons against sft\n" + report)
+        let cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("ft-base1-nll-seed101/config.json"))) as! [String: Any]
+        XCTAssertEqual(cfg["beta_reference"] as? String, "content")
         let svg = try String(contentsOf: out.appendingPathComponent("pooled.svg"), encoding: .utf8)
         XCTAssertTrue(svg.hasPrefix("<svg") && svg.hasSuffix("</svg>\n"))
-        XCTAssertEqual(svg.components(separatedBy: "fill=\"#4a7fb5\"").count - 1, 2, "one bar per group")
+        XCTAssertEqual(svg.components(separatedBy: "fill=\"#4a7fb5\"").count - 1, 3, "one bar per group")
+        let bad = try runProcess(URL(fileURLWithPath: "/bin/bash"),
+                                 [packageRoot.appendingPathComponent("cluster/experiments/miniature.sh").path, "--objectives", "sft,gfit", out.path],
+                                 env: ["SCALE": "smoke", "GIFT": giftBinary.path], cwd: packageRoot)
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("unknown objective gfit"), bad.stderr)
     }
 }

@@ -8,7 +8,10 @@ public enum Resume {
     public static let definingFields = ["task_examples", "objective", "entropy_power", "gift_weight", "beta_reference",
                                         "time_epsilon", "loss_norm", "dream_p", "max_steps", "epochs", "lr", "warmup_ratio",
                                         "schedule", "weight_decay", "beta1", "beta2", "adam_eps", "max_grad_norm",
-                                        "max_length", "seed", "validation_fraction", "init_seed"]
+                                        "max_length", "seed", "validation_fraction", "init_seed", "extra_eos", "min_lr_ratio"]
+    /// Defining fields added after checkpoints were first written, with the value those checkpoints
+    /// trained with (so they still resume).
+    static let addedLater = ["extra_eos": "1", "min_lr_ratio": "0"]
 
     /// Refuses a checkpoint of another model, data, run config or global batch, naming the field.
     public static func checkCompatible(_ m: Manifest, path: String, config: RunConfig, model: ModelConfig,
@@ -21,8 +24,10 @@ public enum Resume {
         }
         let cur = config.json
         for f in definingFields {
-            guard let saved = m.runConfig[f] else { throw GiftError(.mismatch, "\(path): the checkpoint's run config lacks '\(f)'") }
-            let now = "\(cur[f]!)", was = "\(saved.foundation)"
+            guard let was = m.runConfig[f].map({ "\($0.foundation)" }) ?? Self.addedLater[f] else {
+                throw GiftError(.mismatch, "\(path): the checkpoint's run config lacks '\(f)'")
+            }
+            let now = "\(cur[f]!)"
             if now != was && Double(now).map({ $0 != Double(was) }) ?? true {
                 throw GiftError(.mismatch, "\(path): run config field '\(f)' is \(was) in the checkpoint and \(now) in this run")
             }

@@ -9,6 +9,8 @@ public struct TrainSummary: Sendable {
     public var seconds: Double
     public var skippedSteps: Int
     public var text: String
+    /// Set when the run ended broken (`RunHealth`): the summary's first sentence; the command exits non-zero.
+    public var failure: String? = nil
 }
 
 /// The training loop of one rank: its shard of every global batch, both GIFT passes and backward
@@ -86,7 +88,7 @@ public final class Trainer {
     /// split the batch.
     /// `betas`: gift-ref's cached betas of `examples` (indexed like them), attached to each sequence.
     func sequences(_ indices: [Int], from examples: [Example], padTo: Int? = nil, betas: [[Float]] = []) -> [TrainSequence] {
-        let padded = Batching.pad(indices.map { (examples[$0], $0) }, eos: eos, toLength: padTo, minEOS: 1)
+        let padded = Batching.pad(indices.map { (examples[$0], $0) }, eos: eos, toLength: padTo, minEOS: cfg.extraEOS)
         return padded.map { p in
             var s = TrainSequence(tokens: p.tokens, promptLength: p.promptLength, exampleIndex: p.exampleIndex)
             if !betas.isEmpty { s.cachedBetas = betas[p.exampleIndex] }
@@ -144,7 +146,7 @@ public final class Trainer {
         try comm.allreduceSum(&sums)
         stats.loss = sums[0]; stats.maskedTokens = Int(sums[1]); stats.responseTokens = Int(sums[2])
         stats.weightSum = sums[3]; stats.betaSum = sums[4]; stats.betaCount = Int(sums[5]); stats.nonFinite = Int(sums[6])
-        let lr = cfg.schedule.lr(step: step, total: totalSteps, warmup: warmupSteps, base: cfg.lr)
+        let lr = cfg.schedule.lr(step: step, total: totalSteps, warmup: warmupSteps, base: cfg.lr, minRatio: cfg.minLRRatio)
         let tokens = all.reduce(0) { $0 + $1.tokens.count }
         let padTokens = tokens - indices.reduce(0) { $0 + data.train[$1].length }
         // the gradient this rank updates from: all of it, or (ZeRO-1) its shard, indexed by flat offset
@@ -158,10 +160,14 @@ public final class Trainer {
             return StepResult(stats: stats, gradNorm: norm, lr: lr, skipped: true, tokens: tokens, commWait: wait, padTokens: padTokens)
         }
         GradClip.scale(g + shard.lowerBound, count: shard.count, norm: norm, maxNorm: cfg.maxGradNorm)
+        beforeUpdate?(step)
         opt.update(params: params.pointer, grads: g, lr: Float(lr))
         if gradShard != nil { try timed { try comm.allgather(params.pointer, shards: shards) } }
         return StepResult(stats: stats, gradNorm: norm, lr: lr, skipped: false, tokens: tokens, commWait: wait, padTokens: padTokens)
     }
+
+    /// Called in a finite step just before the update, with the steps done (the parameters are good).
+    var beforeUpdate: ((Int) -> Void)?
 
     /// Testing aid for fault handling: GIFT_FAULT_RANK=r GIFT_FAULT_STEP=s makes rank r fail at step s.
     let faultRank = Int(ProcessInfo.processInfo.environment["GIFT_FAULT_RANK"] ?? "") ?? -1
@@ -254,7 +260,7 @@ public final class Trainer {
         var loss = 0.0
         // rank r takes every size-th chunk; the normaliser is over the whole split
         // one padded length for the whole split, so the loss does not depend on the micro-batch size
-        let padTo = fixedPadLength ?? (data.validation.map(\.length).max()! + 1)
+        let padTo = fixedPadLength ?? (data.validation.map(\.length).max()! + cfg.extraEOS)
         let chunks = stride(from: 0, to: n, by: cfg.microBatch).map { Array($0..<min(n, $0 + cfg.microBatch)) }
         let seqsByChunk = chunks.map { sequences($0, from: data.validation, padTo: padTo, betas: valRefBetas) }
         let norm = LossNormalizer(responseTokens: seqsByChunk.joined().reduce(0) { $0 + $1.responseLength }, sequences: n)
@@ -355,7 +361,7 @@ public final class Trainer {
         cacheReferenceBetas()
         try measureUntrained(fresh: startStep == 0, outDir: outDir)
         if isRoot {
-            log("train: \(data.train.count) examples, validation \(data.validation.count) (\(data.report.summary)); "
+            log("train: \(data.train.count) examples, validation \(data.validation.count) (held out: fraction \(cfg.validationFraction), by seed \(cfg.seed); \(data.report.summary)); "
                 + "\(totalSteps) steps of \(globalBatch) examples (\(comm.size) ranks × \(cfg.microBatch) × \(cfg.gradAccum)), "
                 + "objective \(cfg.objective.kind.rawValue), \(model.layout.count) parameters, matmuls \(Gemm.summary)")
             for line in Gemm.kernelReport { log("  " + line) }
@@ -368,6 +374,9 @@ public final class Trainer {
         var firstLoss = Double.nan, lastLoss = Double.nan, lastVal: Double? = nil
         let endStep = min(totalSteps, stopAtStep ?? totalSteps)
         var lastSaved = -1
+        let lastGood = isRoot ? LastGoodParameters(count: params.count) : nil
+        beforeUpdate = lastGood.map { k in { [params] in k.keep(params.pointer, stepsDone: $0) } }
+        defer { beforeUpdate = nil }
         for s in startStep..<endStep {
             let ts = Date()
             let r = try step(s)
@@ -384,7 +393,7 @@ public final class Trainer {
                 log("warning: step \(s + 1): non-finite loss or gradient (loss \(r.stats.loss), grad norm \(r.gradNorm)); step skipped, parameters unchanged")
                 if badRun >= cfg.maxBadSteps {
                     let saved = outDir + "/model-last-good"
-                    if isRoot { try ModelFolder.save(saved, config: model.config, parameters: params) }
+                    if isRoot { try ModelFolder.save(saved, config: model.config, parameters: lastGood?.stepsDone == nil ? params : lastGood!.parameters) }
                     throw GiftError(.numeric, "stopped: \(badRun) consecutive non-finite steps (last at step \(s + 1)); the parameters before them are saved in \(saved). Lower --lr or check the data.")
                 }
             } else {
@@ -440,14 +449,18 @@ public final class Trainer {
         var summary = TrainSummary(steps: steps, firstLoss: firstLoss, finalLoss: lastLoss, finalValLoss: lastVal,
                                    tokensPerS: Double(tokensTotal) / max(seconds, 1e-9), seconds: seconds,
                                    skippedSteps: skipped, text: "")
+        let health = RunHealth(parameters: params, finalValLoss: lastVal)
+        summary.failure = health.failureSentence(modelDir: outDir + "/model", kept: lastGood?.stepsDone, steps: totalSteps)
+        // a broken run's model is its last good parameters (RunHealth)
+        let modelParams = health.isBroken && lastGood?.stepsDone != nil ? lastGood!.parameters : params
         if isRoot {
             // a drop-in replacement of a source folder (its dtype, sharding, tokenizer and remote code);
             // fp32 for a preset
             var isDir: ObjCBool = false
             if FileManager.default.fileExists(atPath: cfg.model + "/" + ModelFolder.configFile, isDirectory: &isDir), !isDir.boolValue {
-                _ = try ModelCompanions.saveLike(cfg.model, dst: outDir + "/model", config: model.config, parameters: params)
+                _ = try ModelCompanions.saveLike(cfg.model, dst: outDir + "/model", config: model.config, parameters: modelParams)
             } else {
-                try ModelFolder.save(outDir + "/model", config: model.config, parameters: params)
+                try ModelFolder.save(outDir + "/model", config: model.config, parameters: modelParams)
             }
             let plot = LossPlot.svg(series: [LossPlot.Series(name: "train loss", points: losses.map { (x: $0.0, y: $0.1) }),
                                              LossPlot.Series(name: "validation loss", points: vals.map { (x: $0.0, y: $0.1) })]
@@ -471,6 +484,7 @@ public final class Trainer {
                     + (lastAcc.map { String(format: "; %@ test accuracy %.3f ± %.3f (%d problems × %d seeds)", $0.task.name, $0.accuracy, $0.stderr, $0.n, $0.seeds.count) } ?? "")
                     + (untrainedAccuracy(outDir: outDir).map { String(format: ", untrained %.3f", $0) } ?? ""),
                 skipped > 0 ? "; \(skipped) non-finite steps were skipped" : "", outDir)
+            if let f = summary.failure { summary.text = f + " " + summary.text }
             try summary.text.write(toFile: outDir + "/summary.txt", atomically: true, encoding: .utf8)
         }
         return summary
