@@ -123,4 +123,28 @@ final class MiniatureSmokeTests: XCTestCase {
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("unknown objective gfit"), bad.stderr)
     }
+
+    /// RANKS=2 runs every job under mpirun with the same global batch: the same batches and draws, so the
+    /// same evaluation outcomes. (The losses differ only by the gradient sum's order, ~1e-7 relative here:
+    /// far too little to flip a sampler decision at this size; an exact tie would be needed.)
+    func testTwoRanksGiveTheSameAccuracies() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: "/usr/bin/mpirun"), "mpirun not installed")
+        let dir = try temporaryDirectory(self)
+        var acc: [String: [String: [Double]]] = [:]
+        for ranks in ["1", "2"] {
+            let out = dir.appendingPathComponent("ranks\(ranks)")
+            let r = try runProcess(URL(fileURLWithPath: "/bin/bash"),
+                                   [packageRoot.appendingPathComponent("cluster/experiments/miniature.sh").path, "--objectives", "sft", out.path],
+                                   env: ["SCALE": "smoke", "GIFT": giftBinary.path, "RANKS": ranks], cwd: packageRoot)
+            XCTAssertEqual(r.status, 0, r.stderr + r.stdout)
+            for seed in ["101", "102"] {
+                let run = out.appendingPathComponent("ft-base1-sft-seed\(seed)")
+                let e = try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("eval.json"))) as! [String: Any]
+                acc[seed, default: [:]][ranks] = (e["per_seed"] as! [NSNumber]).map(\.doubleValue)
+                let cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("config.json"))) as! [String: Any]
+                XCTAssertEqual(cfg["micro_batch"] as? Int, ranks == "1" ? 32 : 16)
+            }
+        }
+        for (seed, byRanks) in acc { XCTAssertEqual(byRanks["1"], byRanks["2"], "seed \(seed)") }
+    }
 }
