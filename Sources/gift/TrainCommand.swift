@@ -12,8 +12,8 @@ struct TrainCommand: ParsableCommand {
         accuracy beside the untrained model's (measured: 0.865 against 0.000).
 
         Otherwise every setting starts from the paper's full-parameter recipe (AdamW 0.9/0.999/1e-8, lr 2e-5, \
-        cosine schedule decaying to 0, warmup ratio 0.1, max grad norm 1.0), then the --config file (JSON, \
-        snake_case keys as written to RUN_DIR/config.json), then the flags.
+        cosine schedule decaying to 0 (--min-lr-ratio sets a floor), warmup ratio 0.1, max grad norm 1.0), \
+        then the --config file (JSON, snake_case keys as written to RUN_DIR/config.json), then the flags.
 
         Data: a JSONL file ({"prompt": "...", "response": "..."} per line with the character tokenizer, or \
         {"prompt_ids": [...], "response_ids": [...]}) or a built-in task (countdown, sudoku). A fraction of it \

@@ -32,6 +32,40 @@ final class RunHealthTests: XCTestCase {
         XCTAssertFalse((0..<last.count).allSatisfy { last[$0] == start[$0] })
     }
 
+    /// Parameters poisoned after step 3 of 6: steps 4-6 are skipped, and the model saved is the one step 3
+    /// started from (the last finite step's), bit for bit the same run stopped after 2 steps.
+    func testTheModelIsTheLastFiniteStepsStartingPoint() throws {
+        let dir = try temporaryDirectory(self)
+        var c = tinyTrainConfig(.sft, dir: dir.appendingPathComponent("a"), steps: 6)
+        c.taskExamples = 64; c.maxBadSteps = 10
+        let t = try makeTrainer(c)
+        XCTAssertEqual(t.stepsPerEpoch, 3)
+        t.log = { [unowned t] line in if line.hasPrefix("epoch 1.00") { t.params[t.model.layout.head] = .nan } }
+        let s = try t.run(outDir: c.out)
+        XCTAssertEqual(s.skippedSteps, 3)
+        XCTAssertTrue(s.text.hasPrefix("FAILED: this run diverged (its final validation loss is nan and 1 of its \(t.params.count) final parameters are not finite); \(c.out)/model holds the last good parameters instead of the final ones (those after step 2 of 6,"), s.text)
+        XCTAssertEqual(s.failure.map { s.text.hasPrefix($0) }, true)
+        var c2 = c; c2.out = dir.appendingPathComponent("b").path
+        let t2 = try makeTrainer(c2); t2.stopAtStep = 2
+        _ = try t2.run(outDir: c2.out)
+        let (_, saved) = try ModelFolder.load(c.out + "/model")
+        XCTAssertTrue((0..<saved.count).allSatisfy { saved[$0].bitPattern == t2.params[$0].bitPattern })
+    }
+
+    func testKeeperSkipsParametersWithANonFiniteValidationLoss() {
+        let k = LastGoodParameters(count: 2)
+        XCTAssertNil(k.stepsDone)
+        let a = FloatBuffer([1, 2]), b = FloatBuffer([3, 4]), c = FloatBuffer([5, 6])
+        defer { withExtendedLifetime((a, b, c)) {} }
+        k.keep(a.pointer, stepsDone: 0)
+        k.validated(0.7, stepsDone: 1)
+        k.validated(.nan, stepsDone: 2)
+        k.keep(b.pointer, stepsDone: 2)   // validated nan: not kept
+        XCTAssertEqual(k.stepsDone, 0); XCTAssertEqual([k.parameters[0], k.parameters[1]], [1, 2])
+        k.keep(c.pointer, stepsDone: 3)
+        XCTAssertEqual(k.stepsDone, 3); XCTAssertEqual([k.parameters[0], k.parameters[1]], [5, 6])
+    }
+
     func testHealthVerdicts() {
         let p = FloatBuffer([1, 2, 3])
         XCTAssertFalse(RunHealth(parameters: p, finalValLoss: 0.5).isBroken)

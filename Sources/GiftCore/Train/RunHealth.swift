@@ -1,7 +1,8 @@
 import Foundation
 
 /// The parameters a run falls back to when it ends broken: the last ones at which a training step had a
-/// finite loss and gradient, copied just before that step's update (`Trainer.beforeUpdate`).
+/// finite loss and gradient, copied just before that step's update (`Trainer.beforeUpdate`), unless a
+/// validation loss measured at them was not finite.
 ///
 /// Memory: one extra full copy of the parameters, on rank 0 only (the rank that saves the model), and one
 /// copy (a memcpy) per optimizer step. Acceptable at the sizes trained here; for models near the memory
@@ -14,8 +15,15 @@ public final class LastGoodParameters {
 
     public init(count: Int) { parameters = FloatBuffer(count: count) }
 
+    /// The validation loss after `stepsDone` steps: a non-finite one rules those parameters out.
+    public func validated(_ loss: Double?, stepsDone: Int) { if let loss, !loss.isFinite { rejected = stepsDone } }
+
+    /// The steps done at the last non-finite validation loss: those parameters are never kept.
+    var rejected: Int?
+
     /// Keeps `p` (the parameters after `stepsDone` steps, whose next step was finite).
     public func keep(_ p: UnsafePointer<Float>, stepsDone: Int) {
+        if stepsDone == rejected { return }
         parameters.pointer.update(from: p, count: parameters.count)
         self.stepsDone = stepsDone
     }

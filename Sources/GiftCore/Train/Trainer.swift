@@ -407,6 +407,7 @@ public final class Trainer {
             if isLast || (cfg.evalEvery > 0 && (s + 1) % cfg.evalEvery == 0) {
                 val = try validationLoss()
                 if let v = val { vals.append((Double(s + 1), v)); lastVal = v }
+                lastGood?.validated(val, stepsDone: s + 1)
                 // task accuracy on rank 0 (every rank holds the same parameters); 3 seeds at the end
                 if isRoot, let task = try? BuiltinTask(name: cfg.evalTask) {
                     acc = try Evaluate.run(config: model.config, params: params, task: task, n: cfg.evalN,
