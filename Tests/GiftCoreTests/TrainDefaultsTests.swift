@@ -81,4 +81,23 @@ final class TrainDefaultsTests: XCTestCase {
             XCTAssertTrue(flat.contains(s), "gift help train lacks \(s)")
         }
     }
+
+    /// A run folder written before extra_eos and min_lr_ratio existed trained with 1 and 0: `gift compare`
+    /// groups it with a new run that says so, and apart from one that changed them.
+    func testCompareReadsOldRunsWithTheOldDefaults() throws {
+        let root = try temporaryDirectory(self)
+        func run(_ name: String, _ extra: [String: Any]) throws -> RunReport {
+            let dir = root.appendingPathComponent(name)
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            var cfg: [String: Any] = ["objective": "sft", "seed": name.count, "lr": 1e-3, "out": dir.path]
+            cfg.merge(extra) { $1 }
+            try JSONSerialization.data(withJSONObject: cfg).write(to: dir.appendingPathComponent("config.json"))
+            try "{\"step\": 1, \"loss\": 2.0, \"tokens_per_s\": 10}\n".write(to: dir.appendingPathComponent("metrics.jsonl"), atomically: true, encoding: .utf8)
+            return try RunReport.load(dir.path)
+        }
+        let old = try run("o", [:]), new = try run("nn", ["extra_eos": 1, "min_lr_ratio": 0.0])
+        XCTAssertEqual(CompareReport.build([old, new]).groups.map(\.label), ["sft"])
+        let other = try run("eee", ["extra_eos": 0, "min_lr_ratio": 0.0])
+        XCTAssertEqual(CompareReport.build([old, other]).groups.map(\.label), ["sft (extra_eos=1)", "sft (extra_eos=0)"])
+    }
 }

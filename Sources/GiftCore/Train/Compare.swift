@@ -40,6 +40,8 @@ public struct RunReport: Sendable {
                           finalValLoss: lines.last(where: { $0["val_loss"] != nil }).flatMap { ($0["val_loss"] as? NSNumber)?.doubleValue },
                           tokensPerS: speeds.isEmpty ? 0 : speeds[speeds.count / 2])
         r.config = cfg.mapValues { "\($0)" }
+        // a run written before a setting existed trained with its old value: it groups with runs that say so
+        for (k, v) in Resume.addedLater where r.config[k] == nil { r.config[k] = v }
         r.lossCurve = lines.compactMap { l in
             guard let s = (l["step"] as? NSNumber)?.doubleValue, let v = (l["loss"] as? NSNumber)?.doubleValue else { return nil }
             return (s, v)
