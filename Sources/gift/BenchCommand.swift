@@ -7,24 +7,30 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Measure training speed: whole optimizer steps per objective, against sgemm in the same run.",
         discussion: """
-        Each objective in --objective (comma-separated) runs under each --gemm backend and --precision
-        (also comma lists): --warmup untimed steps, then --steps timed steps (pass 1 where the objective
-        has one, pass 2 forward, backward, AdamW) on a synthetic batch. All these lanes are interleaved
-        step by step (A, B, A, B, ...) and each is the median of its steps, so their ratios hold on a
-        noisy machine.
-        It prints the matmul rate of each setting at the model's largest matmul shape, one JSON line per
-        lane (objective, gemm, precision, tokens_per_s, s_per_step, gflops) and, last, one JSON object
-        with the summary: the first lane's tokens_per_s, gflops (model FLOPs, no recompute counted),
-        sgemm_gflops (OpenBLAS at that shape, same run), best_gemm_gflops (the faster of OpenBLAS and oneDNN
-        there: the reference) and fraction_of_best_gemm, the CPU, its flags, the BLAS and its kernel (core),
-        oneDNN's version and ISA, warnings (a generic BLAS kernel, a bf16 kernel slower than the other), peak memory, and the
-        GIFT/SFT step ratio of every setting where both ran (the ratio of the medians, and the median of
-        the ratios of steps run side by side, which is steadier on a machine whose speed drifts). bf16 runs oneDNN's kernel ("native") only with AMX,
-        else "emulated" (bf16-rounded operands through the fp32 GEMM); the line says which and why.
-        Threads: OPENBLAS_NUM_THREADS (default: all cores; oneDNN uses the same count). Under mpirun every
-        rank runs its own batch and gradients are summed as in training; the figures are then for all
-        ranks together (examples_per_s, tokens_per_s) plus the median communication wait per step.
-        Example: OPENBLAS_NUM_THREADS=2 gift bench --preset small --objective sft,gift --gemm openblas,onednn --precision fp32,bf16
+        Each objective in --objective (comma-separated) runs under each --gemm backend and --precision (also \
+        comma lists): --warmup untimed steps, then --steps timed steps (pass 1 where the objective has one, \
+        pass 2 forward, backward, AdamW) on a synthetic batch. All these lanes are interleaved step by step \
+        (A, B, A, B, ...) and each is the median of its steps, so their ratios hold on a noisy machine.
+
+        It prints the matmul rate of each setting at the model's largest matmul shape, one JSON line per lane \
+        (objective, gemm, precision, tokens_per_s, s_per_step, gflops) and, last, one JSON object with the \
+        summary: the first lane's tokens_per_s, gflops (model FLOPs, no recompute counted), sgemm_gflops \
+        (OpenBLAS at that shape, same run), best_gemm_gflops (the faster of OpenBLAS and oneDNN there: the \
+        reference) and fraction_of_best_gemm, the CPU, its flags, the BLAS and its kernel (core), oneDNN's \
+        version and ISA, warnings (a generic BLAS kernel, a bf16 kernel slower than the other), peak memory, \
+        and the GIFT/SFT step ratio of every setting where both ran (the ratio of the medians, and the median \
+        of the ratios of steps run side by side, which is steadier on a machine whose speed drifts).
+
+        bf16 runs oneDNN's kernel ("native") only with AMX, else "emulated" (bf16-rounded operands through the \
+        fp32 GEMM); the line says which and why.
+
+        Threads: OPENBLAS_NUM_THREADS (default: all cores; oneDNN uses the same count). Under mpirun every \
+        rank runs its own batch and gradients are summed as in training; the figures are then for all ranks \
+        together (examples_per_s, tokens_per_s) plus the median communication wait per step.
+
+        Examples:
+          gift bench --preset tiny --steps 2
+          OPENBLAS_NUM_THREADS=2 gift bench --preset small --objective sft,gift --gemm openblas,onednn --precision fp32,bf16
         """)
 
     @Option(help: "Preset model shape: tiny, small or base (ignored with --model).") var preset: String = "small"

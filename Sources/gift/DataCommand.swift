@@ -18,12 +18,16 @@ struct DataTaskCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "task",
         abstract: "Write a built-in task's training or test set as JSONL.",
+        usage: "gift data <task> --out <out> [<options>]",  // ArgumentParser never wraps USAGE; OPTIONS lists the rest
         discussion: """
-        Countdown: three numbers and a target ("7 15 3 to 36:"), the answer an arithmetic expression using
-        each number once ("15+7*3"). Sudoku: a 4x4 puzzle with a unique solution, 0 for blanks
-        ("1004301221034320:"), the answer its 16-digit solution. Training and test sets never share a
-        problem, whatever the seeds.
-        Example: gift data countdown --n 2000 --seed 1 --split train --out countdown-train.jsonl
+        Countdown: three numbers and a target ("7 15 3 to 36:"), the answer an arithmetic expression using \
+        each number once ("15+7*3"). Sudoku: a 4x4 puzzle with a unique solution, 0 for blanks \
+        ("1004301221034320:"), the answer its 16-digit solution. Training and test sets never share a problem, \
+        whatever the seeds.
+
+        Examples:
+          gift data countdown --n 2000 --seed 1 --split train --out countdown-train.jsonl
+          gift data sudoku --n 256 --split test --out sudoku-test.jsonl
         """)
 
     @Argument(help: "countdown or sudoku.") var task: String

@@ -7,19 +7,25 @@ struct ExportCommand: ParsableCommand {
         commandName: "export",
         abstract: "Write a checkpoint's model as a Hugging Face LLaDA folder (config.json + model.safetensors).",
         discussion: """
-        CHECKPOINT_OR_RUN is a checkpoint folder (RUN_DIR/checkpoints/step-NNNNNNNN) or a run folder, whose
-        newest complete checkpoint is used (a corrupt newest one is reported and skipped). The shards are
-        verified (sizes and checksums) before anything is written. When the run started from a model folder,
-        the result is a drop-in replacement of it: its tokenizer files, generation_config.json and remote-code
-        files (*.py) are copied, its config.json keys gift does not write (auto_map, ...) kept, and the
-        weights written in its dtype (--dtype auto) and sharding (shards + index when it was sharded).
-        A LoRA run's checkpoint holds adapters: without --merge they are written as a PEFT adapter folder
-        (adapter_config.json + adapter_model.safetensors); with --merge the base (the run's model, checked
-        against the fingerprint recorded in training) plus the adapters, W + (alpha/r)·B·A, as a full model
-        folder, the same weights as PEFT's merge_and_unload(). Without a checkpoint, --model BASE --adapter DIR
+        CHECKPOINT_OR_RUN is a checkpoint folder (RUN_DIR/checkpoints/step-NNNNNNNN) or a run folder, whose \
+        newest complete checkpoint is used (a corrupt newest one is reported and skipped). The shards are \
+        verified (sizes and checksums) before anything is written.
+
+        When the run started from a model folder, the result is a drop-in replacement of it: its tokenizer \
+        files, generation_config.json and remote-code files (*.py) are copied, its config.json keys gift does \
+        not write (auto_map, ...) kept, and the weights written in its dtype (--dtype auto) and sharding \
+        (shards + index when it was sharded).
+
+        A LoRA run's checkpoint holds adapters: without --merge they are written as a PEFT adapter folder \
+        (adapter_config.json + adapter_model.safetensors); with --merge the base (the run's model, checked \
+        against the fingerprint recorded in training) plus the adapters, W + (alpha/r)·B·A, as a full model \
+        folder, the same weights as PEFT's merge_and_unload(). Without a checkpoint, --model BASE --adapter DIR \
         merges a PEFT adapter folder into BASE.
-        Example: gift export runs/gift1 --out exported/gift1 --dtype bf16
-        Example: gift export runs/s1k-lora --merge --out exported/s1k-merged --dtype bf16
+
+        Examples:
+          gift export runs/gift1 --out exported/gift1 --dtype bf16
+          gift export runs/gift1/checkpoints/step-00000400 --out exported/gift1-step400
+          gift export runs/s1k-lora --merge --out exported/s1k-merged --dtype bf16
         """)
 
     @Argument(help: "Checkpoint folder or run folder.") var source: String?

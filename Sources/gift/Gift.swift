@@ -7,9 +7,17 @@ struct Gift: ParsableCommand {
         commandName: "gift",
         abstract: "Fine-tune masked diffusion language models (LLaDA) with GIFT, data parallel over MPI.",
         discussion: """
-        Start with `gift init --preset tiny --out model` to make a model folder (Hugging Face LLaDA layout),
-        then `gift inspect` to see an objective's loss and gradients on a batch, or `gift bench` to measure
-        training speed. Every command explains itself with `gift help COMMAND`.
+        Start with `gift train`: the built-in quickstart, a small model that learns 4×4 Sudoku from scratch in \
+        about two minutes on 2 cores; RUN_DIR/summary.txt puts its test accuracy beside the untrained model's.
+
+        To work with a model of your own: `gift init --preset tiny --out model` makes a model folder (Hugging \
+        Face LLaDA layout), `gift inspect` shows an objective's loss and gradients on a batch, `gift bench` \
+        measures training speed, `gift eval` scores a model on a task and `gift compare` tests whether GIFT \
+        beats SFT over several seeds. Every command explains itself with `gift help COMMAND`.
+
+        Examples:
+          gift train
+          gift help train
         """,
         subcommands: [TrainCommand.self, DataCommand.self, ExportCommand.self, CompareCommand.self, InitCommand.self, InspectCommand.self, BenchCommand.self, TokenizeCommand.self, GenerateCommand.self, EvalCommand.self])
 }

@@ -7,11 +7,15 @@ struct InitCommand: ParsableCommand {
         commandName: "init",
         abstract: "Write a randomly initialised model folder (config.json + model.safetensors).",
         discussion: """
-        Presets: tiny (d 64, 2 layers, 4 heads, ff 176, vocab 64, mask 63), small (d 512, 8 layers,
-        8 heads, ff 1376, vocab 4096, mask 4095), base (d 1024, 16 layers, 16 heads, ff 2816,
-        vocab 32768). Explicit sizes override the preset's. Matrices are drawn from N(0, 0.02), norm
-        weights are 1; the same seed gives the same bytes.
-        Example: gift init --preset tiny --out runs/tiny-model
+        Presets: tiny (d 64, 2 layers, 4 heads, ff 176, vocab 64, mask 63), small (d 512, 8 layers, 8 heads, \
+        ff 1376, vocab 4096, mask 4095), base (d 1024, 16 layers, 16 heads, ff 2816, vocab 32768). Explicit \
+        sizes override the preset's.
+
+        Matrices are drawn from N(0, 0.02), norm weights are 1; the same seed gives the same bytes.
+
+        Examples:
+          gift init --preset tiny --out runs/tiny-model
+          gift init --preset small --heads 8 --kv-heads 2 --seed 1 --dtype bf16 --out runs/small-gqa
         """)
 
     @Option(help: "Start from a preset: tiny, small or base.") var preset: String = "tiny"

@@ -39,18 +39,25 @@ struct GenerateCommand: ParsableCommand {
         commandName: "generate",
         abstract: "Generate responses with LLaDA's diffusion sampler (low-confidence remasking).",
         discussion: """
-        Each response starts as --gen-length mask tokens after its prompt and is denoised block by block
-        (--block-length), --steps steps in all, each step committing an even share of the block's tokens:
-        the most confident predictions (low_confidence) or random ones (random). --model takes a model
-        folder or a training run folder (its model/ subfolder). Prompts: --prompt (repeatable), --prompts
-        FILE.jsonl ({"prompt": "..."} or {"prompt_ids": [...]} lines), --messages FILE.jsonl (conversations).
-        With a folder that has tokenizer.json (a Hugging Face model), a --prompt becomes one user turn of
-        tokenizer_config.json's chat template with the generation prompt, as apply_chat_template does
-        (--no-chat-template: plain text), and outputs are decoded with the tokenizer (special tokens left
-        out); otherwise prompts are text for the character tokenizer. Prints each output on its own line
-        (text up to the first EOS), or with --json one {"prompt", "prompt_ids", "output", "output_ids"}
-        object per line.
-        Example: gift generate --model runs/gift1 --prompt "7 15 3 to 36:" --gen-length 16
+        Each response starts as --gen-length mask tokens after its prompt and is denoised block by block \
+        (--block-length), --steps steps in all, each step committing an even share of the block's tokens: the \
+        most confident predictions (low_confidence) or random ones (random).
+
+        --model takes a model folder or a training run folder (its model/ subfolder; a LoRA run folder: its \
+        base with the run's adapter merged in), --adapter a PEFT adapter folder to merge into --model. Prompts: \
+        --prompt (repeatable), --prompts FILE.jsonl ({"prompt": "..."} or {"prompt_ids": [...]} lines), \
+        --messages FILE.jsonl (conversations).
+
+        With a folder that has tokenizer.json (a Hugging Face model), a --prompt becomes one user turn of \
+        tokenizer_config.json's chat template with the generation prompt, as apply_chat_template does \
+        (--no-chat-template: plain text), and outputs are decoded with the tokenizer (special tokens left out); \
+        otherwise prompts are text for the character tokenizer. Prints each output on its own line (text up to \
+        the first EOS), or with --json one {"prompt", "prompt_ids", "output", "output_ids"} object per line.
+
+        Examples:
+          gift generate --model runs/gift1 --prompt "7 15 3 to 36:" --gen-length 16
+          gift generate --model runs/gift1 --prompts prompts.jsonl --json
+          gift generate --model LLaDA-8B-Instruct --adapter runs/s1k-lora/adapter --messages chats.jsonl
         """)
 
     @Option(help: "Model folder, or a training run folder with model/config.json (a LoRA run: its base with the run's adapters).") var model: String
@@ -129,15 +136,21 @@ struct EvalCommand: ParsableCommand {
         commandName: "eval",
         abstract: "Accuracy on a built-in task's test split (Countdown: fraction solved; Sudoku: blanks filled right).",
         discussion: """
-        Generates answers to --n test problems with the diffusion sampler (see `gift help generate`; the
-        default gen length is the task's longest answer plus its EOS: Countdown 11, Sudoku 17), decodes
-        up to the first EOS and scores them with the task's verifier. Repeats --seeds times: repetition r
-        uses seed S+r (S = --seed) both to draw its problems and to seed the sampler, so repetitions
-        differ in problems even at temperature 0. Prints the mean accuracy ± its standard error (over
-        repetitions; with --seeds 1, over problems), then one JSON line {"task", "n", "accuracy",
-        "stderr", "seconds", "seeds", "per_seed"}. --out writes every prompt, output, reference and
-        score as JSONL. --model takes a model folder or a training run folder (its model/ subfolder).
-        Example: gift eval --model runs/gift1 --task countdown --n 256 --seeds 3 --out results.jsonl
+        Generates answers to --n test problems with the diffusion sampler (see `gift help generate`; the \
+        default gen length is the task's longest answer plus its EOS: Countdown 11, Sudoku 17), decodes up to \
+        the first EOS and scores them with the task's verifier.
+
+        Repeats --seeds times: repetition r uses seed S+r (S = --seed) both to draw its problems and to seed \
+        the sampler, so repetitions differ in problems even at temperature 0. Prints the mean accuracy ± its \
+        standard error (over repetitions; with --seeds 1, over problems), then one JSON line {"task", "n", \
+        "accuracy", "stderr", "seconds", "seeds", "per_seed"}. --out writes every prompt, output, reference \
+        and score as JSONL.
+
+        --model takes a model folder or a training run folder (its model/ subfolder).
+
+        Examples:
+          gift eval --model runs/gift1 --task sudoku --n 64
+          gift eval --model runs/gift1 --task countdown --n 256 --seeds 3 --out results.jsonl
         """)
 
     @Option(help: "Model folder, or a training run folder with model/config.json (a LoRA run: its base with the run's adapters).") var model: String

@@ -7,15 +7,20 @@ struct TokenizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tokenize",
         abstract: "Print the token ids of text lines (or decode ids) with a model folder's tokenizer.json and chat template.",
+        usage: "gift tokenize --model <model> [<options>]",  // ArgumentParser never wraps USAGE; OPTIONS lists the rest
         discussion: """
-        Reads standard input (or --file), one item a line, and prints one line per item:
-          text              -> a JSON array of ids (special tokens added as the tokenizer's post-processor says;
-                               --no-special-tokens leaves them out)
-          --decode          a JSON array of ids per line -> the decoded text as a JSON string
-          --chat            a JSON list of {"role", "content"} messages per line -> the chat template's rendering,
-                            tokenized without added special tokens, as transformers' apply_chat_template(tokenize=True)
-                            does; --generation-prompt adds the assistant header; --text prints the rendering instead
-        Errors name the line. Example:
+        Reads standard input (or --file), one item a line, and prints one line per item; errors name the line.
+
+        A text line becomes a JSON array of ids, with special tokens added as the tokenizer's post-processor \
+        says (--no-special-tokens leaves them out). With --decode each line is a JSON array of ids and becomes \
+        the decoded text as a JSON string.
+
+        With --chat each line is a JSON list of {"role", "content"} messages and becomes the chat template's \
+        rendering, tokenized without added special tokens as transformers' apply_chat_template(tokenize=True) \
+        does; --generation-prompt adds the assistant header, --text prints the rendering instead.
+
+        Examples:
+          echo 'Hello world' | gift tokenize --model runs/m
           echo '[{"role": "user", "content": "Hi"}]' | gift tokenize --model runs/m --chat --generation-prompt
         """)
 

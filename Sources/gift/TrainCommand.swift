@@ -7,27 +7,48 @@ struct TrainCommand: ParsableCommand {
         commandName: "train",
         abstract: "Fine-tune (or train from scratch) with GIFT, SFT or an ablation.",
         discussion: """
-        With no --config, --model or --data, trains the built-in quickstart: a small model ("mini" preset)
-        from scratch on the 4×4 Sudoku task with GIFT, about two minutes on 2 cores, ending with the test accuracy
-        beside the untrained model's (measured: 0.865 against 0.000). Otherwise every setting
-        starts from the paper's full-parameter recipe (AdamW 0.9/0.999/1e-8, lr 2e-5, cosine schedule,
-        warmup ratio 0.1, max grad norm 1.0), then the --config file (JSON, snake_case keys as written to
-        RUN_DIR/config.json), then the flags.
-        Data: a JSONL file ({"prompt": "...", "response": "..."} per line with the character tokenizer, or
-        {"prompt_ids": [...], "response_ids": [...]}; with a model folder holding tokenizer.json, chat records
-        per --data-format), a folder written by `gift data prepare` (memory-mapped; refused when its
-        tokenizer or chat template differs from --model's) or a built-in task (countdown, sudoku).
-        Writes RUN_DIR/config.json (resolved), metrics.jsonl (one line per optimizer step), loss.svg,
-        summary.txt, the trained model (RUN_DIR/model, Hugging Face layout) and checkpoints
-        (RUN_DIR/checkpoints/step-NNNNNNNN: one zstd shard per rank, manifest.json written last, `latest`;
-        every --checkpoint-every steps and at the end). --resume auto continues bit-identically from the
+        With no --config, --model or --data, trains the built-in quickstart: a small model ("mini" preset) \
+        from scratch on the 4×4 Sudoku task with GIFT, about two minutes on 2 cores, ending with the test \
+        accuracy beside the untrained model's (measured: 0.865 against 0.000).
+
+        Otherwise every setting starts from the paper's full-parameter recipe (AdamW 0.9/0.999/1e-8, lr 2e-5, \
+        cosine schedule decaying to 0 (--min-lr-ratio sets a floor), warmup ratio 0.1, max grad norm 1.0), \
+        then the --config file (JSON, snake_case keys as written to RUN_DIR/config.json), then the flags.
+
+        Data: a JSONL file ({"prompt": "...", "response": "..."} per line with the character tokenizer, or \
+        {"prompt_ids": [...], "response_ids": [...]}; with a model folder holding tokenizer.json, chat records \
+        per --data-format), a folder written by `gift data prepare` (memory-mapped; refused when its tokenizer \
+        or chat template differs from --model's) or a built-in task (countdown, sudoku). A fraction of it \
+        (--validation-fraction, default 0.05, chosen by a hash of --seed) is held out for the validation loss \
+        and never trained on; the start log says how many examples that is.
+
+        Padding: every sequence of a batch is padded with EOS to the batch's longest, plus one more EOS than \
+        its response carries (--extra-eos 1, the default), so even the longest response learns to end; \
+        --extra-eos 0 pads to the longest only, as a plain PyTorch collator does.
+
+        Writes RUN_DIR/config.json (resolved), metrics.jsonl (one line per optimizer step), loss.svg, \
+        summary.txt, the trained model (RUN_DIR/model, Hugging Face layout) and checkpoints \
+        (RUN_DIR/checkpoints/step-NNNNNNNN: one zstd shard per rank, manifest.json written last, `latest`; \
+        every --checkpoint-every steps and at the end). --resume auto continues bit-identically from the \
         newest complete checkpoint, also with another number of ranks (same global batch).
+
+        A run whose final parameters or validation loss are not finite says so first in its summary, saves the \
+        last parameters at which a training step was finite as RUN_DIR/model (the final ones stay in the last \
+        checkpoint) and exits non-zero.
+
         Under mpirun each rank takes its slice of every global batch (ranks × micro-batch × grad-accum).
-        LoRA (--lora-r R): the base is frozen and only adapters on --lora-targets are trained (PEFT's
-        initialisation and scaling alpha/r; dropout on the adapter input, none in pass 1); RUN_DIR/adapter is a
-        PEFT adapter folder, `gift export RUN --merge --out DIR` writes the merged model, --adapter DIR continues one.
-        Example: gift train --model runs/base --data train.jsonl --objective gift --epochs 3 --out runs/gift1
-        Example (the paper's s1K LoRA): gift train --model LLaDA-8B-Instruct --data s1k.jsonl --lora-r 128 --lora-alpha 256 --lora-dropout 0.05 --lr 1e-5 --schedule linear --epochs 20
+
+        LoRA (--lora-r R): the base is frozen and only adapters on --lora-targets are trained (PEFT's \
+        initialisation and scaling alpha/r; dropout on the adapter input, none in pass 1); RUN_DIR/adapter is a \
+        PEFT adapter folder, `gift export RUN --merge --out DIR` writes the merged model, --adapter DIR continues \
+        one. --base-dtype bf16 keeps the frozen base in bf16; --recompute blocks trades a block forward for \
+        activation memory.
+
+        Examples:
+          gift train
+          gift train --model runs/base --data train.jsonl --objective gift --epochs 3 --out runs/gift1
+          mpirun -np 2 gift train --model mini --data sudoku --micro-batch 16 --min-lr-ratio 0.1 --out runs/sudoku-2ranks
+          gift train --config cluster/recipes/s1k-lora.json --model LLaDA-8B-Instruct --data s1k.jsonl
         """)
 
     @Option(help: "Run config file (JSON).") var config: String?
@@ -49,12 +70,17 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "linear, cosine or constant (after warmup).") var schedule: String?
     @Option(help: "AdamW decoupled weight decay (matrices only; never norm weights).") var weightDecay: Double?
     @Option(help: "Global gradient-norm clip (0 disables).") var maxGradNorm: Double?
+    @Option(help: "AdamW beta1 (default 0.9).") var beta1: Double?
+    @Option(help: "AdamW beta2 (default 0.999).") var beta2: Double?
+    @Option(help: "AdamW epsilon (default 1e-8).") var adamEps: Double?
+    @Option(help: "Floor of the cosine schedule as a fraction of --lr, as HF's cosine_with_min_lr (min_lr_rate): lr·(r + (1 − r)·½(1 + cos(π·progress))) after warmup (default 0: decay to 0).") var minLrRatio: Double?
+    @Option(help: "EOS tokens appended to every sequence beyond its response: 1 (default) teaches even a batch's longest response to end with EOS (built-in tasks carry no EOS themselves); 0 pads only to the batch's longest, as a plain PyTorch collator does.") var extraEos: Int?
     @Option(help: "Truncate examples to this many tokens (counted in the log).") var maxLength: Int?
     @Option(help: "Seed of the data order, the masks and the times.") var seed: UInt64?
     @Option(help: "Seed of a preset model's initial weights (ignored with a model folder).") var initSeed: Int?
     @Option(help: "Run folder (default runs/<objective>-<time>).") var out: String?
     @Option(help: "Validation loss every N steps (0: at the end only).") var evalEvery: Int?
-    @Option(help: "Held-out fraction of the data for validation loss.") var validationFraction: Double?
+    @Option(help: "Held-out fraction of the data (JSONL file or built-in task) for the validation loss, chosen by a hash of --seed; the start log names the count (default 0.05: 5% of a JSONL file is not trained on; 0 keeps all).") var validationFraction: Double?
     @Flag(help: "Skip malformed JSONL lines (counted) instead of stopping at the first.") var skipBadLines = false
     @Option(help: "JSONL records: auto (by fields), messages, prompt-response, s1k (d1's layout) or ids; text goes through the model folder's tokenizer.json and chat template.")
     var dataFormat: String?
@@ -104,6 +130,7 @@ struct TrainCommand: ParsableCommand {
             ("gemm", gemm), ("precision", precision), ("init_seed", initSeed), ("data_format", dataFormat), ("pad_loss", padLoss),
             ("lora_r", loraR), ("lora_alpha", loraAlpha), ("lora_dropout", loraDropout), ("lora_targets", loraTargets),
             ("adapter", adapter), ("recompute", recompute), ("base_dtype", baseDtype),
+            ("beta1", beta1), ("beta2", beta2), ("adam_eps", adamEps), ("min_lr_ratio", minLrRatio), ("extra_eos", extraEos),
         ]
         for (k, v) in flags { if let v { try c.set(k, v, source: "--" + k.replacingOccurrences(of: "_", with: "-")) } }
         if skipBadLines { c.skipBadLines = true }
@@ -120,6 +147,7 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         let comm: Communicator = try MPICommunicator.fromEnvironment() ?? SingleProcess()
+        var failed = false
         do {
             var cfg = try resolve()
             var (mc, params) = try loadModel(cfg)
@@ -142,10 +170,14 @@ struct TrainCommand: ParsableCommand {
             let summary = try trainer.run(outDir: cfg.out)
             if comm.rank == 0 { print(summary.text) }
             (comm as? MPICommunicator)?.finalize()
+            failed = summary.failure != nil
         } catch where comm.size > 1 {
             // one rank's error stops every rank, naming this rank and the cause
             comm.abort("\(error)")
         }
+        // a broken run (non-finite final parameters or validation loss) exits non-zero after its summary
+        if failed && comm.rank == 0 { throw GiftError(.numeric, "the run diverged; see the summary above") }
+        if failed { throw ExitCode.failure }
     }
 
     /// --adapter: the folder's LoRA config becomes the run's (a differing --lora-* flag is an error).

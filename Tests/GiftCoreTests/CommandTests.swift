@@ -162,7 +162,7 @@ final class CommandTests: XCTestCase {
         for cmd in ["init", "inspect", "bench"] {
             let r = try runGift(["help", cmd])
             XCTAssertEqual(r.status, 0)
-            XCTAssertTrue(r.stdout.contains("Example:"), "\(cmd) --help has no example")
+            XCTAssertTrue(r.stdout.contains("Example"), "\(cmd) --help has no example")
         }
     }
 }

@@ -97,17 +97,55 @@ final class CompareTests: XCTestCase {
 /// The miniature experiment's pipeline end to end at smoke scale (its numbers mean nothing): bases,
 /// paired fine-tunes, evaluation and the compare report.
 final class MiniatureSmokeTests: XCTestCase {
+    /// Three objectives (sft listed last: it is still the baseline, run and compared first) with the
+    /// content beta reference: every objective against sft, within the base and pooled.
     func testSmokeScaleRunsAndReports() throws {
         let out = try temporaryDirectory(self).appendingPathComponent("mini")
         let r = try runProcess(URL(fileURLWithPath: "/bin/bash"),
-                               [packageRoot.appendingPathComponent("cluster/experiments/miniature.sh").path, out.path],
+                               [packageRoot.appendingPathComponent("cluster/experiments/miniature.sh").path,
+                                "--objectives", "gift,nll,sft", "--beta-reference", "content", out.path],
                                env: ["SCALE": "smoke", "GIFT": giftBinary.path, "THREADS": "1"], cwd: packageRoot)
         XCTAssertEqual(r.status, 0, r.stderr + r.stdout)
         let report = try String(contentsOf: out.appendingPathComponent("REPORT.md"), encoding: .utf8)
         XCTAssertTrue(report.contains("## Base 1") && report.contains("## Pooled"), report)
-        XCTAssertEqual(report.components(separatedBy: "| gift − sft |").count - 1, 2, report)   // within the base, pooled
+        for pair in ["| gift − sft |", "| nll − sft |"] {   // within the base, pooled
+            XCTAssertEqual(report.components(separatedBy: pair).count - 1, 2, pair + "\n" + report)
+        }
+        XCTAssertFalse(report.contains("nll − gift") || report.contains("gift − nll"), "only comparisons against sft\n" + report)
+        let cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("ft-base1-nll-seed101/config.json"))) as! [String: Any]
+        XCTAssertEqual(cfg["beta_reference"] as? String, "content")
         let svg = try String(contentsOf: out.appendingPathComponent("pooled.svg"), encoding: .utf8)
         XCTAssertTrue(svg.hasPrefix("<svg") && svg.hasSuffix("</svg>\n"))
-        XCTAssertEqual(svg.components(separatedBy: "fill=\"#4a7fb5\"").count - 1, 2, "one bar per group")
+        XCTAssertEqual(svg.components(separatedBy: "fill=\"#4a7fb5\"").count - 1, 3, "one bar per group")
+        let bad = try runProcess(URL(fileURLWithPath: "/bin/bash"),
+                                 [packageRoot.appendingPathComponent("cluster/experiments/miniature.sh").path, "--objectives", "sft,gfit", out.path],
+                                 env: ["SCALE": "smoke", "GIFT": giftBinary.path], cwd: packageRoot)
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("unknown objective gfit"), bad.stderr)
+    }
+
+    /// RANKS=2 runs every job under mpirun with the same global batch: the same batches and draws, so the
+    /// same evaluation outcomes. (The losses differ only by the gradient sum's order, ~1e-7 relative after
+    /// the smoke scale's few steps: far too little to flip a sampler decision. Over the full design's
+    /// hundreds of steps the training amplifies it and the accuracies differ; see README.)
+    func testTwoRanksGiveTheSameAccuracies() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: "/usr/bin/mpirun"), "mpirun not installed")
+        let dir = try temporaryDirectory(self)
+        var acc: [String: [String: [Double]]] = [:]
+        for ranks in ["1", "2"] {
+            let out = dir.appendingPathComponent("ranks\(ranks)")
+            let r = try runProcess(URL(fileURLWithPath: "/bin/bash"),
+                                   [packageRoot.appendingPathComponent("cluster/experiments/miniature.sh").path, "--objectives", "sft", out.path],
+                                   env: ["SCALE": "smoke", "GIFT": giftBinary.path, "RANKS": ranks], cwd: packageRoot)
+            XCTAssertEqual(r.status, 0, r.stderr + r.stdout)
+            for seed in ["101", "102"] {
+                let run = out.appendingPathComponent("ft-base1-sft-seed\(seed)")
+                let e = try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("eval.json"))) as! [String: Any]
+                acc[seed, default: [:]][ranks] = (e["per_seed"] as! [NSNumber]).map(\.doubleValue)
+                let cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("config.json"))) as! [String: Any]
+                XCTAssertEqual(cfg["micro_batch"] as? Int, ranks == "1" ? 32 : 16)
+            }
+        }
+        for (seed, byRanks) in acc { XCTAssertEqual(byRanks["1"], byRanks["2"], "seed \(seed)") }
     }
 }

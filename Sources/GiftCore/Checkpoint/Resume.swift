@@ -8,10 +8,12 @@ public enum Resume {
     public static let definingFields = ["task_examples", "objective", "entropy_power", "gift_weight", "beta_reference",
                                         "time_epsilon", "loss_norm", "dream_p", "max_steps", "epochs", "lr", "warmup_ratio",
                                         "schedule", "weight_decay", "beta1", "beta2", "adam_eps", "max_grad_norm",
-                                        "max_length", "seed", "validation_fraction", "init_seed",
+                                        "max_length", "seed", "validation_fraction", "init_seed", "extra_eos", "min_lr_ratio",
                                         "lora_r", "lora_alpha", "lora_dropout", "lora_targets", "lora_rslora", "pad_loss"]
-    /// Defining fields added after format 1 was fixed: a checkpoint without one was made with this value.
-    static let addedLater: [String: String] = ["lora_r": "0", "lora_alpha": "16.0", "lora_dropout": "0.0",
+    /// Defining fields added after checkpoints were first written, with the value those checkpoints
+    /// trained with (so they still resume).
+    static let addedLater: [String: String] = ["extra_eos": "1", "min_lr_ratio": "0",
+                                              "lora_r": "0", "lora_alpha": "16.0", "lora_dropout": "0.0",
                                               "lora_targets": "q_proj,k_proj,v_proj", "lora_rslora": "false",
                                               "pad_loss": "on"]
 
@@ -26,12 +28,10 @@ public enum Resume {
         }
         let cur = config.json
         for f in definingFields {
-            let now = "\(cur[f]!)"
-            guard let saved = m.runConfig[f] else {
-                if let d = addedLater[f], d == now || Double(d) == Double(now) { continue }
+            guard let was = m.runConfig[f].map({ "\($0.foundation)" }) ?? Self.addedLater[f] else {
                 throw GiftError(.mismatch, "\(path): the checkpoint's run config lacks '\(f)'")
             }
-            let was = "\(saved.foundation)"
+            let now = "\(cur[f]!)"
             if now != was && Double(now).map({ $0 != Double(was) }) ?? true {
                 throw GiftError(.mismatch, "\(path): run config field '\(f)' is \(was) in the checkpoint and \(now) in this run")
             }

@@ -40,6 +40,9 @@ public struct RunReport: Sendable {
                           finalValLoss: lines.last(where: { $0["val_loss"] != nil }).flatMap { ($0["val_loss"] as? NSNumber)?.doubleValue },
                           tokensPerS: speeds.isEmpty ? 0 : speeds[speeds.count / 2])
         r.config = cfg.mapValues { "\($0)" }
+        // a run written before a setting existed trained as its default (which kept the old behaviour):
+        // it groups with runs that say so
+        for (k, v) in Self.defaultConfig where r.config[k] == nil { r.config[k] = v }
         r.lossCurve = lines.compactMap { l in
             guard let s = (l["step"] as? NSNumber)?.doubleValue, let v = (l["loss"] as? NSNumber)?.doubleValue else { return nil }
             return (s, v)
@@ -58,6 +61,12 @@ public struct RunReport: Sendable {
         }
         return r
     }
+
+    /// RunConfig's defaults as config.json spells them.
+    static let defaultConfig: [String: String] = {
+        let o = try! JSONSerialization.jsonObject(with: RunConfig().jsonData()) as! [String: Any]
+        return o.mapValues { "\($0)" }
+    }()
 
     /// Per-problem outcomes of an eval JSONL (`Evaluate.writeJSONL`), keyed "seed:index".
     static func readOutcomes(_ path: String) throws -> [String: Bool]? {

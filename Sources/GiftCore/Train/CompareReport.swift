@@ -34,7 +34,8 @@ public struct CompareReport {
     static let ignoredKeys: Set<String> = ["seed", "out"]
 
     /// `ignore`: more config keys that do not set groups apart (e.g. "model", to pool runs over bases).
-    public static func build(_ runs: [RunReport], ignore: [String] = []) -> CompareReport {
+    /// `against`: a group label; only the pairs with that group are kept (every objective against sft).
+    public static func build(_ runs: [RunReport], ignore: [String] = [], against: String? = nil) -> CompareReport {
         // the settings that differ among the runs, besides the objective and the seed
         let keys = Set(runs.flatMap { $0.config.keys }).subtracting(ignoredKeys).subtracting(["objective"]).subtracting(ignore)
         let differing = keys.filter { k in Set(runs.map { $0.config[k] ?? "-" }).count > 1 }.sorted()
@@ -68,6 +69,7 @@ public struct CompareReport {
                 pairs.append(p)
             }
         }
+        if let against { pairs = pairs.filter { groups[$0.a].label == against || groups[$0.b].label == against } }
         return CompareReport(groups: groups, pairs: pairs)
     }
 

@@ -18,6 +18,8 @@ public struct RunConfig: Equatable, Sendable {
     public var lr = 2e-5
     public var warmupRatio = 0.1
     public var schedule = LRSchedule.cosine
+    /// The cosine schedule's floor as a fraction of lr (HF's cosine_with_min_lr, min_lr_rate); 0: decay to 0.
+    public var minLRRatio = 0.0
     public var weightDecay = 0.0
     public var beta1 = 0.9, beta2 = 0.999, adamEps = 1e-8
     public var maxGradNorm = 1.0
@@ -27,6 +29,9 @@ public struct RunConfig: Equatable, Sendable {
     /// Validation loss every N optimizer steps (0: only at the end).
     public var evalEvery = 0
     public var validationFraction = 0.05
+    /// EOS tokens appended to every sequence beyond its response (`Batching.pad`'s minEOS): 1 teaches
+    /// even the batch's longest response to end with EOS (built-in tasks carry none themselves).
+    public var extraEOS = 1
     public var skipBadLines = false
     /// How JSONL records become conversations (`DataFormat`); text goes through the model folder's
     /// tokenizer.json and chat template.
@@ -97,6 +102,7 @@ public struct RunConfig: Equatable, Sendable {
             "gemm": gemm, "precision": precision.rawValue,
             "lora_r": lora.r, "lora_alpha": lora.alpha, "lora_dropout": lora.dropout,
             "lora_targets": lora.targets.map(\.rawValue).joined(separator: ","), "lora_rslora": lora.rslora, "adapter": adapter, "recompute": recompute, "base_dtype": baseDtype,
+            "extra_eos": extraEOS, "min_lr_ratio": minLRRatio,
         ]
     }
 
@@ -165,6 +171,8 @@ public struct RunConfig: Equatable, Sendable {
         case "lr": lr = try num()
         case "warmup_ratio": warmupRatio = try num()
         case "schedule": schedule = try choice(LRSchedule.self, LRSchedule.allCases)
+        case "min_lr_ratio": minLRRatio = try num()
+        case "extra_eos": extraEOS = try nonneg(); if extraEOS > 1 { throw bad("0 or 1") }
         case "weight_decay": weightDecay = try num()
         case "beta1": beta1 = try num()
         case "beta2": beta2 = try num()
@@ -218,6 +226,8 @@ public struct RunConfig: Equatable, Sendable {
         if !(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1) { throw bad("beta1 and beta2 must be in [0, 1)") }
         if !(adamEps > 0) { throw bad("adam_eps must be positive") }
         if !(maxGradNorm >= 0) { throw bad("max_grad_norm must be >= 0 (0 disables clipping)") }
+        if !(minLRRatio >= 0 && minLRRatio <= 1) { throw bad("min_lr_ratio must be in [0, 1], got \(minLRRatio)") }
+        if minLRRatio > 0 && schedule != .cosine { throw bad("min_lr_ratio is the cosine schedule's floor; schedule is \(schedule.rawValue)") }
         if !(validationFraction >= 0 && validationFraction < 1) { throw bad("validation_fraction must be in [0, 1)") }
         if maxLength < 2 { throw bad("max_length must be at least 2") }
         if maxSteps == 0 && epochs == 0 { throw bad("set max_steps or epochs (both are 0)") }

@@ -9,6 +9,8 @@ public struct TrainSummary: Sendable {
     public var seconds: Double
     public var skippedSteps: Int
     public var text: String
+    /// Set when the run ended broken (`RunHealth`): the summary's first sentence; the command exits non-zero.
+    public var failure: String? = nil
 }
 
 /// The training loop of one rank: its shard of every global batch, both GIFT passes and backward
@@ -120,7 +122,7 @@ public final class Trainer {
     /// split the batch.
     /// `betas`: gift-ref's cached betas of `examples` (indexed like them), attached to each sequence.
     func sequences(_ indices: [Int], from examples: [Example], padTo: Int? = nil, betas: [[Float]] = []) -> [TrainSequence] {
-        let padded = Batching.pad(indices.map { (examples[$0], $0) }, eos: eos, toLength: padTo, minEOS: 1)
+        let padded = Batching.pad(indices.map { (examples[$0], $0) }, eos: eos, toLength: padTo, minEOS: cfg.extraEOS)
         return padded.map { p in
             var s = TrainSequence(tokens: p.tokens, promptLength: p.promptLength, exampleIndex: p.exampleIndex)
             if cfg.padLoss == .off { s.contentLength = p.contentLength }
@@ -181,7 +183,7 @@ public final class Trainer {
         try comm.allreduceSum(&sums)
         stats.loss = sums[0]; stats.maskedTokens = Int(sums[1]); stats.responseTokens = Int(sums[2])
         stats.weightSum = sums[3]; stats.betaSum = sums[4]; stats.betaCount = Int(sums[5]); stats.nonFinite = Int(sums[6])
-        let lr = cfg.schedule.lr(step: step, total: totalSteps, warmup: warmupSteps, base: cfg.lr)
+        let lr = cfg.schedule.lr(step: step, total: totalSteps, warmup: warmupSteps, base: cfg.lr, minRatio: cfg.minLRRatio)
         let tokens = indices.count * padTo
         let padTokens = tokens - indices.reduce(0) { $0 + data.train[$1].length }
         // the gradient this rank updates from: all of it, or (ZeRO-1) its shard, indexed by flat offset
@@ -195,6 +197,7 @@ public final class Trainer {
             return StepResult(stats: stats, gradNorm: norm, lr: lr, skipped: true, tokens: tokens, commWait: wait, padTokens: padTokens)
         }
         GradClip.scale(g + shard.lowerBound, count: shard.count, norm: norm, maxNorm: cfg.maxGradNorm)
+        beforeUpdate?(step)
         opt.update(params: trainable.pointer, grads: g, lr: Float(lr))
         if gradShard != nil { try timed { try comm.allgather(trainable.pointer, shards: shards) } }
         return StepResult(stats: stats, gradNorm: norm, lr: lr, skipped: false, tokens: tokens, commWait: wait, padTokens: padTokens)
@@ -203,6 +206,9 @@ public final class Trainer {
     /// Gradient bytes this rank handed to the reduce-scatter (ZeRO-1) or, with `sync`, see its count.
     var gradientBytesReduced = 0
     public var gradientBytesPerStep: Int { table.count * 4 }
+
+    /// Called in a finite step just before the update, with the steps done (the trained buffer is good).
+    var beforeUpdate: ((Int) -> Void)?
 
     /// Testing aid for fault handling: GIFT_FAULT_RANK=r GIFT_FAULT_STEP=s makes rank r fail at step s.
     let faultRank = Int(ProcessInfo.processInfo.environment["GIFT_FAULT_RANK"] ?? "") ?? -1
@@ -281,11 +287,13 @@ public final class Trainer {
 
     /// The trained result: the model (a drop-in replacement of a source folder: its dtype, sharding,
     /// tokenizer and remote code; fp32 for a preset), or under LoRA the adapter in PEFT's format.
-    func saveResult(_ dir: String) throws {
+    /// `trainable`: the buffer to save in place of `self.trainable` (a broken run's last good one).
+    func saveResult(_ dir: String, trainable t: FloatBuffer) throws {
         if let lora {
-            try PEFTAdapter.save(dir, layout: lora, weights: trainable.pointer, baseModel: cfg.model)
+            try PEFTAdapter.save(dir, layout: lora, weights: t.pointer, baseModel: cfg.model)
             return
         }
+        let params = t
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: cfg.model + "/" + ModelFolder.configFile, isDirectory: &isDir), !isDir.boolValue {
             _ = try ModelCompanions.saveLike(cfg.model, dst: dir, config: model.config, parameters: params)
@@ -314,7 +322,7 @@ public final class Trainer {
         var loss = 0.0
         // rank r takes every size-th chunk; the normaliser is over the whole split
         // one padded length for the whole split, so the loss does not depend on the micro-batch size
-        let padTo = fixedPadLength ?? (data.validation.map(\.length).max()! + 1)
+        let padTo = fixedPadLength ?? (data.validation.map(\.length).max()! + cfg.extraEOS)
         let chunks = stride(from: 0, to: n, by: cfg.microBatch).map { Array($0..<min(n, $0 + cfg.microBatch)) }
         let norm = LossNormalizer.of(data.validation, padTo: padTo, padLoss: cfg.padLoss)
         for (c, chunk) in chunks.enumerated() where c % comm.size == comm.rank {
@@ -416,7 +424,7 @@ public final class Trainer {
         cacheReferenceBetas()
         try measureUntrained(fresh: startStep == 0, outDir: outDir)
         if isRoot {
-            log("train: \(data.train.count) examples, validation \(data.validation.count) (\(data.report.summary)); "
+            log("train: \(data.train.count) examples, validation \(data.validation.count) (held out: fraction \(cfg.validationFraction), by seed \(cfg.seed); \(data.report.summary)); "
                 + "\(totalSteps) steps of \(globalBatch) examples (\(comm.size) ranks × \(cfg.microBatch) × \(cfg.gradAccum)), "
                 + "objective \(cfg.objective.kind.rawValue), \(model.layout.count) parameters, matmuls \(Gemm.summary)")
             if let lora {
@@ -443,6 +451,9 @@ public final class Trainer {
         var firstLoss = Double.nan, lastLoss = Double.nan, lastVal: Double? = nil
         let endStep = min(totalSteps, stopAtStep ?? totalSteps)
         var lastSaved = -1
+        let lastGood = isRoot ? LastGoodParameters(count: trainable.count) : nil
+        beforeUpdate = lastGood.map { k in { [trainable] in k.keep(trainable.pointer, stepsDone: $0) } }
+        defer { beforeUpdate = nil }
         for s in startStep..<endStep {
             let ts = Date()
             let r = try step(s)
@@ -459,7 +470,7 @@ public final class Trainer {
                 log("warning: step \(s + 1): non-finite loss or gradient (loss \(r.stats.loss), grad norm \(r.gradNorm)); step skipped, parameters unchanged")
                 if badRun >= cfg.maxBadSteps {
                     let saved = outDir + "/model-last-good"
-                    if isRoot { try saveResult(saved) }
+                    if isRoot { try saveResult(saved, trainable: lastGood?.stepsDone == nil ? trainable : lastGood!.parameters) }
                     throw GiftError(.numeric, "stopped: \(badRun) consecutive non-finite steps (last at step \(s + 1)); the parameters before them are saved in \(saved). Lower --lr or check the data.")
                 }
             } else {
@@ -473,6 +484,7 @@ public final class Trainer {
             if isLast || (cfg.evalEvery > 0 && (s + 1) % cfg.evalEvery == 0) {
                 val = try validationLoss()
                 if let v = val { vals.append((Double(s + 1), v)); lastVal = v }
+                lastGood?.validated(val, stepsDone: s + 1)
                 // task accuracy on rank 0 (every rank holds the same parameters); 3 seeds at the end
                 if isRoot, let task = try? BuiltinTask(name: cfg.evalTask) {
                     acc = try Evaluate.run(config: model.config, params: mergedWeights(), task: task, n: cfg.evalN,
@@ -515,10 +527,14 @@ public final class Trainer {
         var summary = TrainSummary(steps: steps, firstLoss: firstLoss, finalLoss: lastLoss, finalValLoss: lastVal,
                                    tokensPerS: Double(tokensTotal) / max(seconds, 1e-9), seconds: seconds,
                                    skippedSteps: skipped, text: "")
+        let health = RunHealth(parameters: trainable, finalValLoss: lastVal)
+        summary.failure = health.failureSentence(modelDir: outDir + (lora == nil ? "/model" : "/adapter"), kept: lastGood?.stepsDone, steps: totalSteps)
+        // a broken run's model is its last good parameters (RunHealth)
+        let kept = health.isBroken && lastGood?.stepsDone != nil ? lastGood!.parameters : trainable
         if isRoot {
             // a drop-in replacement of a source folder (its dtype, sharding, tokenizer and remote code);
             // fp32 for a preset
-            try saveResult(outDir + (lora == nil ? "/model" : "/adapter"))
+            try saveResult(outDir + (lora == nil ? "/model" : "/adapter"), trainable: kept)
             let plot = LossPlot.svg(series: [LossPlot.Series(name: "train loss", points: losses.map { (x: $0.0, y: $0.1) }),
                                              LossPlot.Series(name: "validation loss", points: vals.map { (x: $0.0, y: $0.1) })]
                                     + (accs.isEmpty ? [] : [LossPlot.Series(name: "\(cfg.evalTask) accuracy (test split)",
@@ -542,6 +558,7 @@ public final class Trainer {
                     + (untrainedAccuracy(outDir: outDir).map { String(format: ", untrained %.3f", $0) } ?? ""),
                 skipped > 0 ? "; \(skipped) non-finite steps were skipped" : "",
                 lora == nil ? "model is in \(outDir)/model" : "LoRA adapter (r \(cfg.lora.r), PEFT format) is in \(outDir)/adapter (`gift export \(outDir) --merge --out DIR` writes the merged model)")
+            if let f = summary.failure { summary.text = f + " " + summary.text }
             try summary.text.write(toFile: outDir + "/summary.txt", atomically: true, encoding: .utf8)
         }
         if isRoot && comm.size > 1 && steps > 0 {
