@@ -107,7 +107,9 @@ struct BenchCommand: ParsableCommand {
         say("  fp32 GEMM at \(shape): " + refs.map { String(format: "%@ %.1f GFLOP/s", $0.0, $0.1) }.joined(separator: ", ")
             + "; reference: \(best.0)")
         if layers != nil || realVocab != nil {
-            // every linear layer's GEMM at this slice's shapes (3 repetitions each: they are large)
+            // every linear layer's GEMM at this slice's shapes (3 repetitions each: they are large), on
+            // the first setting measured
+            try Gemm.configure(gemm: computes[0].gemm, precision: computes[0].precision)
             let d = config.dModel, f = config.mlpHiddenSize, kv = config.kvDim
             let shapes = [("qkv", T, d + 2 * kv, d), ("attn_out", T, d, d), ("ff_proj|up", T, 2 * f, d), ("ff_out", T, d, f),
                           ("head", T, realVocab ?? config.vocab, d)]

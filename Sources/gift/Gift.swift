@@ -11,5 +11,5 @@ struct Gift: ParsableCommand {
         then `gift inspect` to see an objective's loss and gradients on a batch, or `gift bench` to measure
         training speed. Every command explains itself with `gift help COMMAND`.
         """,
-        subcommands: [TrainCommand.self, DataCommand.self, ExportCommand.self, CompareCommand.self, InitCommand.self, InspectCommand.self, BenchCommand.self, TokenizeCommand.self, GenerateCommand.self, EvalCommand.self, MPICheckCommand.self, SaveBenchCommand.self])
+        subcommands: [TrainCommand.self, DataCommand.self, ExportCommand.self, CompareCommand.self, InitCommand.self, InspectCommand.self, BenchCommand.self, TokenizeCommand.self, GenerateCommand.self, EvalCommand.self, MPICheckCommand.self, SaveBenchCommand.self, PlanCommand.self])
 }

@@ -5,17 +5,19 @@
 # equal), interleaved ROUNDS times. A run's training time is the sum of its step times (metrics.jsonl:
 # tokens / tokens_per_s) plus the stalls its checkpoints caused (the snapshot copy, logged per save);
 # the slowdown is that over the same round's run without checkpoints. Last line: one JSON object.
-#   cluster/experiments/checkpoint-slowdown.sh      (STEPS=30 EVERY=3 ROUNDS=2 THREADS=all cores)
+# A save that takes longer than EVERY steps makes the next one wait for it (one save in flight): those
+# waits are stalls too, so EVERY should leave a save time to finish, as on a real run.
+#   cluster/experiments/checkpoint-slowdown.sh      (STEPS=30 EVERY=10 ROUNDS=2 MODES="nice19 nice0" THREADS=all cores)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 GIFT=${GIFT:-.build/release/gift}
 WORK=${WORK:-/tmp/gift-checkpoint-slowdown}
-STEPS=${STEPS:-30} EVERY=${EVERY:-3} ROUNDS=${ROUNDS:-2}
+STEPS=${STEPS:-30} EVERY=${EVERY:-10} ROUNDS=${ROUNDS:-2} MODES=${MODES:-nice19 nice0}
 export OPENBLAS_NUM_THREADS=${THREADS:-$(nproc)}
 [ -x "$GIFT" ] || { echo "checkpoint-slowdown: build gift first (swift build -c release)" >&2; exit 2; }
 rm -rf "$WORK"; mkdir -p "$WORK"
 for r in $(seq 1 "$ROUNDS"); do
-  for mode in none nice19 nice0; do
+  for mode in none $MODES; do
     extra=()
     case "$mode" in nice19) extra=(--checkpoint-every "$EVERY" --checkpoint-nice 19) ;; nice0) extra=(--checkpoint-every "$EVERY" --checkpoint-nice 0) ;; esac
     "$GIFT" train --model small --data countdown --task-examples 2000 --max-steps "$STEPS" --lr 1e-3 --max-length 64 \
@@ -23,7 +25,7 @@ for r in $(seq 1 "$ROUNDS"); do
     echo "round $r $mode done" >&2
   done
 done
-python3 - "$WORK" "$ROUNDS" "$STEPS" <<'PY'
+python3 - "$WORK" "$ROUNDS" "$STEPS" $MODES <<'PY'
 import json, re, sys, statistics
 work, rounds, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 def run(name):
@@ -34,15 +36,16 @@ def run(name):
     mid = [(int(s), float(w), float(t)) for s, w, t in saves if int(s) < steps]   # the end-of-run save is in every run
     return step_s, mid
 out = {}
-for mode in ["nice19", "nice0"]:
-    slow, writes = [], []
+for mode in sys.argv[4:]:
+    slow, writes, step_slow = [], [], []
     for r in range(1, rounds + 1):
         base, _ = run(f"none-{r}")
         t, mid = run(f"{mode}-{r}")
         total = t + sum(x[2] for x in mid)
-        slow.append(total / base - 1); writes += [x[1] for x in mid]
+        slow.append(total / base - 1); writes += [x[1] for x in mid]; step_slow.append(round(t / base - 1, 4))
         print(f"round {r} {mode}: steps {t:.1f} s + stalls {sum(x[2] for x in mid):.2f} s against {base:.1f} s: "
-              f"slowdown {100 * (total / base - 1):+.1f}%, {len(mid)} saves, each written in {statistics.median([x[1] for x in mid]):.2f} s (median)")
-    out[mode] = {"slowdown_min": min(slow), "slowdown_max": max(slow), "save_seconds_median": statistics.median(writes)}
+              f"slowdown {100 * (total / base - 1):+.1f}% (steps alone {100 * (t / base - 1):+.1f}%), {len(mid)} saves, each written in {statistics.median([x[1] for x in mid]):.2f} s (median)")
+    out[mode] = {"slowdown_min": min(slow), "slowdown_max": max(slow), "save_seconds_median": statistics.median(writes),
+                 "step_slowdown": [s for s in step_slow]}
 print(json.dumps(out))
 PY

@@ -5,6 +5,9 @@ public enum MemoryInfo {
     /// MemAvailable from /proc/meminfo in bytes (nil where there is no such file or field).
     public static func available() -> Int? { field("MemAvailable:", in: "/proc/meminfo") }
 
+    /// VmRSS (resident set now) of this process in bytes, from /proc/self/status.
+    public static func resident() -> Int? { field("VmRSS:", in: "/proc/self/status") }
+
     /// VmHWM (peak resident set) of this process in bytes, from /proc/self/status.
     public static func peakResident() -> Int? { field("VmHWM:", in: "/proc/self/status") }
 
@@ -12,7 +15,7 @@ public enum MemoryInfo {
     static func field(_ name: String, in path: String) -> Int? {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix(name) {
-            let parts = line.dropFirst(name.count).split(separator: " ")
+            let parts = line.dropFirst(name.count).split(whereSeparator: { $0 == " " || $0 == "\t" })
             guard let v = parts.first.flatMap({ Int($0) }) else { return nil }
             return parts.count > 1 && parts[1] == "kB" ? v * 1024 : v
         }
