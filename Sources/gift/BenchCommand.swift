@@ -33,8 +33,12 @@ struct BenchCommand: ParsableCommand {
           OPENBLAS_NUM_THREADS=2 gift bench --preset small --objective sft,gift --gemm openblas,onednn --precision fp32,bf16
         """)
 
-    @Option(help: "Preset model shape: tiny, small or base (ignored with --model).") var preset: String = "small"
+    @Option(help: "Preset model shape: tiny, mini, small, base or llada-8b (ignored with --model).") var preset: String = "small"
     @Option(help: "A model folder instead of a preset.") var model: String?
+    @Option(help: "Keep only the first N blocks of the preset: a slice of its real shape (same width, heads, MLP and vocabulary), e.g. --preset llada-8b --layers 1 --seq 1024 --batch 1.")
+    var layers: Int?
+    @Option(help: "Shrink the preset's vocabulary (embedding and head rows) to V so a wide slice fits in memory; the head GEMM at the real vocabulary is then timed on its own.")
+    var vocab: Int?
     @Option(help: "Sequence length.") var seq: Int = 512
     @Option(help: "Sequences per step.") var batch: Int = 2
     @Option(help: "Timed steps per objective.") var steps: Int = 3
@@ -71,14 +75,28 @@ struct BenchCommand: ParsableCommand {
                 computes.append(Bench.Compute(gemm: g, precision: pr))
             }
         }
+        guard seq > 1, batch > 0, steps > 0, warmup >= 0 else { throw ValidationError("--seq, --batch, --steps must be positive") }
         let config: ModelConfig, params: FloatBuffer
+        var realVocab: Int?   // the preset's vocabulary when --vocab shrank it
         if let model {
+            guard layers == nil, vocab == nil else { throw ValidationError("--layers and --vocab slice a --preset, not a model folder") }
             (config, params) = try ModelFolder.load(model)
         } else {
-            config = try ModelConfig.preset(preset)
+            config = try Self.slice(try ModelConfig.preset(preset), layers: layers, vocab: vocab)
+            if let v = vocab, v != (try ModelConfig.preset(preset)).vocab { realVocab = try ModelConfig.preset(preset).vocab }
+            // refuse before allocating: parameters, gradients, both moments and the activations, or the
+            // parameters and the reference GEMM's operands (at the real vocabulary), whichever is more;
+            // a tenth of what is available stays free (the node is shared)
+            let tokens = batch * seq, n = max(realVocab ?? config.vocab, config.mlpHiddenSize, config.dModel)
+            let gemmBytes = 4 * (ParameterLayout(config).count + tokens * config.dModel + n * config.dModel + tokens * n)
+            let need = max(Bench.bytesNeeded(config: config, batch: batch, seqLen: seq), gemmBytes) * comm.size
+            if let have = MemoryInfo.available(), need > have / 10 * 9 {
+                throw ValidationError("bench of \(preset)\(layers.map { " --layers \($0)" } ?? "") at seq \(seq), batch \(batch) "
+                    + "needs \(MemoryInfo.format(need)) (\(comm.size) ranks) but the node has \(MemoryInfo.format(have)) available (90% of it may be used); "
+                    + "use fewer --layers, a smaller --vocab (e.g. --vocab 32768: the head GEMM at the real vocabulary is still timed) or a shorter --seq")
+            }
             params = ParameterLayout(config).initialize(seed: 0)
         }
-        guard seq > 1, batch > 0, steps > 0, warmup >= 0 else { throw ValidationError("--seq, --batch, --steps must be positive") }
         let m = Transformer(config: config, maxSeqLen: seq)
         let opts = try list(objectiveFlags.objective).map { try objectiveFlags.options(kind: $0) }
         let T = batch * seq
@@ -99,10 +117,23 @@ struct BenchCommand: ParsableCommand {
         }
         let sgemm = refs[0].1, best = refs.max { $0.1 < $1.1 }!
         let shape = "\(gemmShape.m)×\(gemmShape.n)×\(gemmShape.k)"
-        say("bench: \(model ?? preset), seq \(seq), batch \(batch) per rank, \(comm.size) ranks × \(Gemm.threads) threads")
+        say("bench: \(model ?? preset)\(layers.map { ", \($0) of \(try! ModelConfig.preset(preset).nLayers) layers" } ?? "")"
+            + "\(realVocab != nil ? ", vocab \(config.vocab) of \(realVocab!)" : ""), \(ParameterLayout(config).count) parameters, seq \(seq), batch \(batch) per rank, \(comm.size) ranks × \(Gemm.threads) threads")
         for line in Gemm.kernelReport.prefix(3) { say("  " + line) }
         say("  fp32 GEMM at \(shape): " + refs.map { String(format: "%@ %.1f GFLOP/s", $0.0, $0.1) }.joined(separator: ", ")
             + "; reference: \(best.0)")
+        if layers != nil || realVocab != nil {
+            // every linear layer's GEMM at this slice's shapes (3 repetitions each: they are large), on
+            // the first setting measured
+            try Gemm.configure(gemm: computes[0].gemm, precision: computes[0].precision)
+            let d = config.dModel, f = config.mlpHiddenSize, kv = config.kvDim
+            let shapes = [("qkv", T, d + 2 * kv, d), ("attn_out", T, d, d), ("ff_proj|up", T, 2 * f, d), ("ff_out", T, d, f),
+                          ("head", T, realVocab ?? config.vocab, d)]
+            let rates = shapes.map { String(format: "%@ %d×%d×%d %.1f", $0.0, $0.1, $0.2, $0.3,
+                                            Bench.sgemmGFlops(m: $0.1, n: $0.2, k: $0.3, reps: 3)) }
+            say("  linear-layer GEMMs (\(Gemm.summary)), GFLOP/s: " + rates.joined(separator: ", ")
+                + (realVocab != nil ? " (head at the real vocabulary \(realVocab!); the step uses \(config.vocab))" : ""))
+        }
         say("  attention GEMMs, one thread, QKᵀ \(blk)×\(seq)×\(hd) / PV \(blk)×\(hd)×\(seq): "
             + attention.joined(separator: ", ") + " GFLOP/s (under 2^24 multiply-adds gift runs them on OpenBLAS)")
         var warnings: [String] = Blas.genericKernelWarning.map { [$0] } ?? []
@@ -173,5 +204,21 @@ struct BenchCommand: ParsableCommand {
             summary += ", \"gift_sft_ratios_paired\": {" + paired.joined(separator: ", ") + "}"
         }
         say(summary + "}")
+    }
+
+    /// The preset with only its first `layers` blocks and, with `vocab`, that many embedding/head rows
+    /// (mask, EOS and pad ids moved to the top of the smaller vocabulary, as `gift init --vocab` does).
+    static func slice(_ c0: ModelConfig, layers: Int?, vocab: Int?) throws -> ModelConfig {
+        var c = c0
+        if let n = layers {
+            guard n >= 1, n <= c0.nLayers else { throw ValidationError("--layers must be 1...\(c0.nLayers) for this preset") }
+            c.nLayers = n
+        }
+        if let v = vocab, v != c0.vocab {
+            guard v >= 2 else { throw ValidationError("--vocab must be at least 2") }
+            c.vocabSize = v; c.embeddingSize = v; c.maskTokenId = v - 1; c.eosTokenId = v - 2; c.padTokenId = v - 2
+        }
+        try c.validate(source: "gift bench")
+        return c
     }
 }

@@ -13,15 +13,21 @@ int gift_mpi_init(void);
 int gift_mpi_finalize(void);
 int gift_mpi_rank(void);
 int gift_mpi_size(void);
+// Counts and offsets are size_t. `limit` (0 or above INT_MAX: INT_MAX) is the largest int any MPI call
+// made for them gets, as a count or a displacement; larger transfers go in rounds, the same elements
+// summed over the same ranks, so results do not depend on `limit` except through MPI's own choice of
+// algorithm for a message size. Each returns 0 or an MPI error code (-1: out of memory for staging).
 // In-place sum of `count` floats across all ranks, in pieces of at most `piece` floats.
-int gift_mpi_allreduce_sum_f32(float *buf, size_t count, size_t piece);
-int gift_mpi_allreduce_sum_f64(double *buf, size_t count);
+int gift_mpi_allreduce_sum_f32(float *buf, size_t count, size_t piece, size_t limit);
+int gift_mpi_allreduce_sum_f64(double *buf, size_t count, size_t limit);
 // Sum of `send` (all ranks' full vectors) scattered: rank r receives counts[r] floats starting at
 // displacement sum(counts[0..<r]). `counts` has one entry per rank.
-int gift_mpi_reduce_scatter_sum_f32(const float *send, float *recv, const int *counts);
+int gift_mpi_reduce_scatter_sum_f32(const float *send, float *recv, const size_t *counts, size_t limit);
 // Every rank's slice (counts[r] floats at displs[r] of buf) gathered in place into every rank's buf.
-int gift_mpi_allgather_f32(float *buf, const int *counts, const int *displs);
-int gift_mpi_broadcast_bytes(void *buf, size_t count, int root);
+int gift_mpi_allgather_f32(float *buf, const size_t *counts, const size_t *displs, size_t limit);
+int gift_mpi_broadcast_bytes(void *buf, size_t count, int root, size_t limit);
+// MPI collective calls this process has made (each round of a large transfer counts).
+long gift_mpi_calls(void);
 int gift_mpi_barrier(void);
 void gift_mpi_abort(int code);
 double gift_mpi_wtime(void);

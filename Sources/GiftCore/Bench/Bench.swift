@@ -133,7 +133,7 @@ public enum Bench {
     }
 
     /// Times whole optimizer steps (pass 1, pass 2, backward, gradient sum over ranks, AdamW) of every
-    /// objective, interleaved step by step (A, B, A, B, ...) after `warmup` steps each, so a burst of
+    /// objective (training `params` in place), interleaved step by step (A, B, A, B, ...) after `warmup` steps each, so a burst of
     /// load on a shared machine hits all of them alike; each step time is the median.
     /// Under MPI every rank runs its own batch and the gradients are summed as in training.
     /// `computes`: each objective runs under each setting (lanes = settings × objectives, interleaved);
@@ -164,7 +164,7 @@ public enum Bench {
         // one runner, gradient, optimizer and parameter copy for all lanes: the peak memory is one model's
         let runner = ObjectiveRunner(model: model, options: objectives[0], capacityTokens: B * L, maxSeqLen: L)
         let grads = FloatBuffer(count: model.layout.count), opt = AdamW(layout: model.layout, weightDecay: 0.1)
-        let p = params.copy()
+        let p = params   // trained in place: no second copy of a large model (`bytesNeeded` counts on it)
         // LoRA lanes: adapters on the same base, their own runner (activations), gradients and AdamW
         let loraLayout = try lora.map { try LoRALayout(c, $0) }
         let adapters = loraLayout?.initialize(seed: 1)
@@ -207,6 +207,14 @@ public enum Bench {
                           examplesPerS: Double(B * comm.size) / per, commWait: lane.waits.isEmpty ? 0 : median(lane.waits),
                           loraR: lane.lora ? lora!.r : 0)
         }
+    }
+
+    /// What `run` allocates for a model and batch: the parameters (the caller's), gradients, both AdamW
+    /// moments, and the objective runner's training and inference activations.
+    public static func bytesNeeded(config c: ModelConfig, batch B: Int, seqLen L: Int) -> Int {
+        let n = ParameterLayout(c).count
+        return 4 * n * 4 + Activations.bytes(config: c, capacityTokens: B * L, maxSeqLen: L, training: true)
+            + Activations.bytes(config: c, capacityTokens: B * L, maxSeqLen: L, training: false)
     }
 
     /// Peak resident memory of this process, bytes (Linux: ru_maxrss is in KiB).

@@ -69,7 +69,10 @@ public final class CheckpointWriter {
         let rankState = try JSONSerialization.data(withJSONObject: ["rank": rank, "world_size": world, "range": [mine.lowerBound, mine.upperBound],
                                                                     "step": state.step])
         var opts = ShardFile.Options(); opts.level = options.level; opts.workers = options.workers
+        let nice = options.async ? options.writerNice : 0
         let write: () -> Void = { [cond] in
+            // Linux: the calling thread's nice value only; the zstd workers it starts inherit it
+            if nice != 0 { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, Int32(nice)) }
             let r = Result { try ShardFile.writeDetailed(path: path, floats: [("params", UnsafePointer(snap), n), ("m", UnsafePointer(snap + n), n),
                                                                       ("v", UnsafePointer(snap + 2 * n), n)],
                                                  bytes: [("rank_state", rankState)], options: opts) }

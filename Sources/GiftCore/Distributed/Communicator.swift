@@ -40,42 +40,68 @@ public final class SingleProcess: Communicator {
 }
 
 /// MPI through the C shim. Allreduce goes in pieces of `pieceFloats` (a few MiB measured ~2x faster
-/// than one large call between two ranks here).
+/// than one large call between two ranks here). Counts and offsets are Int end to end: no MPI call gets
+/// an int argument above `chunkLimit`, larger transfers go in rounds (the shim's header says how).
 public final class MPICommunicator: Communicator, @unchecked Sendable {
     public let rank: Int
     public let size: Int
     public var pieceFloats = 1 << 20
+    /// The largest count or displacement one MPI call is given: Int32.max, or `GIFT_MPI_CHUNK` (elements;
+    /// bytes for broadcast) to run the rounds with small buffers in tests.
+    public var chunkLimit: Int
 
     /// Initialises MPI when this process was started by an MPI launcher; nil otherwise.
     public static func fromEnvironment() throws -> MPICommunicator? {
         guard gift_mpi_launched() != 0 else { return nil }
+        let limit = try chunkLimit(from: ProcessInfo.processInfo.environment)
         let rc = gift_mpi_init()
         if rc != 0 { throw GiftError(.io, "MPI_Init_thread failed (code \(rc))") }
-        return MPICommunicator(rank: Int(gift_mpi_rank()), size: Int(gift_mpi_size()))
+        return MPICommunicator(rank: Int(gift_mpi_rank()), size: Int(gift_mpi_size()), chunkLimit: limit)
     }
 
-    init(rank: Int, size: Int) { self.rank = rank; self.size = size }
+    /// `GIFT_MPI_CHUNK` when set (1...Int32.max), else Int32.max.
+    static func chunkLimit(from env: [String: String]) throws -> Int {
+        guard let s = env["GIFT_MPI_CHUNK"] else { return Int(Int32.max) }
+        guard let v = Int(s), v >= 1, v <= Int(Int32.max) else {
+            throw GiftError(.usage, "GIFT_MPI_CHUNK=\(s): expected an element count 1...\(Int32.max)")
+        }
+        return v
+    }
+
+    init(rank: Int, size: Int, chunkLimit: Int = Int(Int32.max)) {
+        self.rank = rank; self.size = size; self.chunkLimit = chunkLimit
+    }
 
     func check(_ rc: Int32, _ what: String) throws {
+        if rc == -1 { throw GiftError(.io, "rank \(rank): \(what) failed (out of memory for its staging buffer)") }
         if rc != 0 { throw GiftError(.io, "rank \(rank): \(what) failed (MPI code \(rc))") }
     }
     public func allreduceSum(_ buf: UnsafeMutablePointer<Float>, count: Int) throws {
-        try check(gift_mpi_allreduce_sum_f32(buf, count, pieceFloats), "allreduce")
+        try check(gift_mpi_allreduce_sum_f32(buf, count, pieceFloats, chunkLimit), "allreduce")
     }
     public func allreduceSum(_ values: inout [Double]) throws {
         let n = values.count
-        try values.withUnsafeMutableBufferPointer { try check(gift_mpi_allreduce_sum_f64($0.baseAddress, n), "allreduce") }
+        try values.withUnsafeMutableBufferPointer { try check(gift_mpi_allreduce_sum_f64($0.baseAddress, n, chunkLimit), "allreduce") }
     }
     public func reduceScatterSum(_ send: UnsafePointer<Float>, _ recv: UnsafeMutablePointer<Float>, shards: [Range<Int>]) throws {
-        let counts = shards.map { Int32($0.count) }
-        try check(gift_mpi_reduce_scatter_sum_f32(send, recv, counts), "reduce-scatter")
+        try checkShards(shards, "reduce-scatter")
+        let counts = shards.map { $0.count }
+        try check(gift_mpi_reduce_scatter_sum_f32(send, recv, counts, chunkLimit), "reduce-scatter")
     }
     public func allgather(_ buf: UnsafeMutablePointer<Float>, shards: [Range<Int>]) throws {
-        let counts = shards.map { Int32($0.count) }, displs = shards.map { Int32($0.lowerBound) }
-        try check(gift_mpi_allgather_f32(buf, counts, displs), "allgather")
+        try checkShards(shards, "allgather")
+        let counts = shards.map { $0.count }, displs = shards.map { $0.lowerBound }
+        try check(gift_mpi_allgather_f32(buf, counts, displs, chunkLimit), "allgather")
+    }
+    /// One shard per rank, back to back from 0 (what the shim's reduce-scatter assumes).
+    func checkShards(_ shards: [Range<Int>], _ what: String) throws {
+        guard shards.count == size, zip(shards, shards.dropFirst()).allSatisfy({ $0.upperBound == $1.lowerBound }),
+              shards.first?.lowerBound == 0 else {
+            throw GiftError(.usage, "rank \(rank): \(what): \(shards.count) shards for \(size) ranks, or not contiguous from 0")
+        }
     }
     public func broadcast(_ buf: UnsafeMutableRawPointer, bytes: Int, root: Int) throws {
-        try check(gift_mpi_broadcast_bytes(buf, bytes, Int32(root)), "broadcast")
+        try check(gift_mpi_broadcast_bytes(buf, bytes, Int32(root), chunkLimit), "broadcast")
     }
     public func barrier() throws { try check(gift_mpi_barrier(), "barrier") }
     public func abort(_ message: String) -> Never {

@@ -139,7 +139,9 @@ public enum Gemm {
            gift_dnnl_gemm(0, transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) == 0 {
             return
         }
-        // OpenBLAS, and the fallback for a shape oneDNN refuses.
+        // OpenBLAS, and the fallback for a shape oneDNN refuses. Its interface takes int dimensions and
+        // leading dimensions (offsets inside it are 64-bit): refuse by name rather than trap in Int32().
+        precondition(max(m, n, k, lda, ldb, ldc) <= Int(Int32.max), "GEMM \(m)×\(n)×\(k) exceeds OpenBLAS's int dimensions")
         gift_sgemm(transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb),
                    beta, c, Int32(ldc))
     }

@@ -48,44 +48,66 @@ public final class Activations: @unchecked Sendable {
     public private(set) var batch = 0, seqLen = 0
     public internal(set) var headRows: [Int32] = []
 
-    public init(config c: ModelConfig, capacityTokens T: Int, maxSeqLen: Int, training: Bool, recompute: Bool = false) {
-        capacityTokens = T; self.maxSeqLen = maxSeqLen; self.training = training; self.recompute = training && recompute
+    /// Where each buffer lies in the one allocation (float offsets), and its size.
+    struct Layout {
+        struct LayerOff { var xin, rstd1, xn1, qkv, ao, lse, xmid, rstd2, xn2, au, h: Int }
+        var layers: [LayerOff] = []
+        var xout = 0, rstdF = 0, hf = 0, hsel = 0, logits = 0, scratch = 0
+        var back = [Int](repeating: 0, count: 6)
+        var floats = 0
+    }
+
+    static func layout(config c: ModelConfig, capacityTokens T: Int, maxSeqLen: Int, training: Bool,
+                       recompute: Bool = false) -> Layout {
         let d = c.dModel, kv = c.kvDim, ff = c.mlpHiddenSize, V = c.vocab
         let lseCount = T * c.nHeads   // batch·heads·L
-        var arena = Arena()
-        struct LayerOff { var xin, rstd1, xn1, qkv, ao, lse, xmid, rstd2, xn2, au, h: Int }
-        func layerOff(_ ar: inout Arena) -> LayerOff {
-            LayerOff(xin: ar.take(T * d), rstd1: ar.take(T), xn1: ar.take(T * d), qkv: ar.take(T * (d + 2 * kv)),
-                     ao: ar.take(T * d), lse: ar.take(lseCount), xmid: ar.take(T * d), rstd2: ar.take(T),
-                     xn2: ar.take(T * d), au: ar.take(T * 2 * ff), h: ar.take(T * ff))
+        var arena = Arena(), l = Layout()
+        func layerOff(_ ar: inout Arena) -> Layout.LayerOff {
+            Layout.LayerOff(xin: ar.take(T * d), rstd1: ar.take(T), xn1: ar.take(T * d), qkv: ar.take(T * (d + 2 * kv)),
+                            ao: ar.take(T * d), lse: ar.take(lseCount), xmid: ar.take(T * d), rstd2: ar.take(T),
+                            xn2: ar.take(T * d), au: ar.take(T * 2 * ff), h: ar.take(T * ff))
         }
-        var offs: [LayerOff] = []
         if training && recompute {
             let shared = layerOff(&arena)
-            for _ in 0..<c.nLayers { var o = shared; o.xin = arena.take(T * d); offs.append(o) }
+            for _ in 0..<c.nLayers { var o = shared; o.xin = arena.take(T * d); l.layers.append(o) }
         } else if training {
-            for _ in 0..<c.nLayers { offs.append(layerOff(&arena)) }
+            for _ in 0..<c.nLayers { l.layers.append(layerOff(&arena)) }
         } else {
             let shared = layerOff(&arena)
-            offs = Array(repeating: shared, count: c.nLayers)
+            l.layers = Array(repeating: shared, count: c.nLayers)
         }
-        let xoutO = training ? arena.take(T * d) : offs[0].xin   // inference: blocks write back in place
-        let rstdFO = arena.take(T), hfO = arena.take(T * d), hselO = arena.take(T * d), logitsO = arena.take(T * V)
+        l.xout = training ? arena.take(T * d) : l.layers[0].xin   // inference: blocks write back in place
+        l.rstdF = arena.take(T); l.hf = arena.take(T * d); l.hsel = arena.take(T * d); l.logits = arena.take(T * V)
         // attention: per worker, two [block rows × L] blocks (block rows · L ≤ max(2^18, L))
-        let scratchO = arena.take(Parallel.workers * 2 * max(1 << 18, maxSeqLen))
-        var back = [Int](repeating: 0, count: 6)
+        l.scratch = arena.take(Parallel.workers * 2 * max(1 << 18, maxSeqLen))
         if training {
-            back = [arena.take(T * d), arena.take(T * d), arena.take(T * (d + 2 * kv)), arena.take(T * d),
-                    arena.take(T * 2 * ff), arena.take(T * ff)]
+            l.back = [arena.take(T * d), arena.take(T * d), arena.take(T * (d + 2 * kv)), arena.take(T * d),
+                      arena.take(T * 2 * ff), arena.take(T * ff)]
         }
-        storage = FloatBuffer(count: arena.used)
+        l.floats = arena.used
+        return l
+    }
+
+    /// Bytes `Activations(config:capacityTokens:maxSeqLen:training:)` allocates (its exact arena), without
+    /// allocating them: for memory plans.
+    public static func bytes(config c: ModelConfig, capacityTokens T: Int, maxSeqLen: Int, training: Bool,
+                             recompute: Bool = false) -> Int {
+        layout(config: c, capacityTokens: T, maxSeqLen: maxSeqLen, training: training, recompute: recompute).floats * 4
+    }
+
+    public init(config c: ModelConfig, capacityTokens T: Int, maxSeqLen: Int, training: Bool, recompute: Bool = false) {
+        capacityTokens = T; self.maxSeqLen = maxSeqLen; self.training = training; self.recompute = training && recompute
+        let l = Activations.layout(config: c, capacityTokens: T, maxSeqLen: maxSeqLen, training: training,
+                                   recompute: training && recompute)
+        storage = FloatBuffer(count: l.floats)
         let p = storage.pointer
-        layers = offs.map { o in
+        layers = l.layers.map { o in
             LayerActs(xin: p + o.xin, rstd1: p + o.rstd1, xn1: p + o.xn1, qkv: p + o.qkv, ao: p + o.ao,
                       lse: p + o.lse, xmid: p + o.xmid, rstd2: p + o.rstd2, xn2: p + o.xn2, au: p + o.au, h: p + o.h)
         }
-        xout = p + xoutO; rstdF = p + rstdFO; hf = p + hfO; hsel = p + hselO; logits = p + logitsO
-        attnScratch = p + scratchO
+        xout = p + l.xout; rstdF = p + l.rstdF; hf = p + l.hf; hsel = p + l.hsel; logits = p + l.logits
+        attnScratch = p + l.scratch
+        let back = l.back
         dx = p + back[0]; dxn = p + back[1]; dqkv = p + back[2]; dao = p + back[3]; dau = p + back[4]; dh = p + back[5]
         tokens = [Int32](repeating: 0, count: T)
     }

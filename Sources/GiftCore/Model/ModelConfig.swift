@@ -57,7 +57,7 @@ public struct ModelConfig: Equatable, Sendable {
 
     // MARK: presets
 
-    public static let presetNames = ["tiny", "mini", "small", "base"]
+    public static let presetNames = ["tiny", "mini", "small", "base", "llada-8b"]
 
     public static func preset(_ name: String) throws -> ModelConfig {
         switch name {
@@ -65,6 +65,10 @@ public struct ModelConfig: Equatable, Sendable {
         case "mini": return ModelConfig(dModel: 128, nHeads: 4, nLayers: 4, mlpHiddenSize: 352, vocabSize: 64, maskTokenId: 63)
         case "small": return ModelConfig(dModel: 512, nHeads: 8, nLayers: 8, mlpHiddenSize: 1376, vocabSize: 4096, maskTokenId: 4095)
         case "base": return ModelConfig(dModel: 1024, nHeads: 16, nLayers: 16, mlpHiddenSize: 2816, vocabSize: 32768, maskTokenId: 32767)
+        // GSAI-ML/LLaDA-8B-Base and -Instruct config.json: 8.02 B parameters (32 GB in fp32)
+        case "llada-8b": return ModelConfig(dModel: 4096, nHeads: 32, nKVHeads: 32, nLayers: 32, mlpHiddenSize: 12288,
+                                            vocabSize: 126464, embeddingSize: 126464, maskTokenId: 126336, eosTokenId: 126081,
+                                            padTokenId: 126081, ropeTheta: 500000, rmsNormEps: 1e-5, maxSequenceLength: 4096)
         default: throw GiftError(.usage, "unknown preset '\(name)'; known presets: \(presetNames.joined(separator: ", "))")
         }
     }

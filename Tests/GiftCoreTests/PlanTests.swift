@@ -1,0 +1,66 @@
+import Foundation
+import XCTest
+@testable import GiftCore
+
+/// `gift plan` against the peak resident memory of the training run it describes (GNU time's maximum RSS:
+/// of the process, or under mpirun of the largest rank), tiny and small on 1 and 2 ranks, within 15%.
+/// --max-length 16 cuts every Countdown example (16-25 characters), so the run's longest padded sequence
+/// is the plan's --seq.
+final class PlanTests: XCTestCase {
+    let mpirun = URL(fileURLWithPath: "/usr/bin/mpirun"), time = URL(fileURLWithPath: "/usr/bin/time")
+    let env = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_pml": "ob1",
+               "OPENBLAS_NUM_THREADS": "1"]
+
+    func launch(_ ranks: Int, _ args: [String]) -> (URL, [String]) {
+        ranks == 1 ? (giftBinary, args) : (mpirun, ["-np", "\(ranks)", "--oversubscribe", "--bind-to", "none", giftBinary.path] + args)
+    }
+
+    func testPlanMatchesPeakRSS() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: time.path), "GNU time not installed")
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: mpirun.path), "mpirun not installed")
+        for preset in ["tiny", "small"] {
+            for ranks in [1, 2] {
+                let dir = try temporaryDirectory(self)
+                let (pexe, pargs) = launch(ranks, ["plan", "--model", preset, "--micro-batch", "8", "--seq", "16"])
+                let p = try runProcess(pexe, pargs, env: env)
+                XCTAssertEqual(p.status, 0, p.stderr)
+                let last = p.stdout.split(separator: "\n").last.map(String.init) ?? ""
+                let json = try JSONSerialization.jsonObject(with: Data(last.utf8)) as! [String: Any]
+                let planned = ((json["bytes_per_rank"] as! [String: Any])["total"] as! NSNumber).doubleValue
+                XCTAssertGreaterThan((json["flops_per_step"] as! NSNumber).doubleValue, 0)
+                let (texe, targs) = launch(ranks, ["train", "--model", preset, "--data", "countdown", "--task-examples", "600",
+                                                   "--max-steps", "3", "--max-length", "16", "--micro-batch", "8",
+                                                   "--out", dir.appendingPathComponent("run").path])
+                let t = try runProcess(time, ["-v", texe.path] + targs, env: env)
+                XCTAssertEqual(t.status, 0, t.stderr)
+                let line = t.stderr.split(separator: "\n").first { $0.contains("Maximum resident set size") }!
+                let measured = Double(line.split(separator: ":").last!.trimmingCharacters(in: .whitespaces))! * 1024
+                print(String(format: "plan %@ on %d ranks: %.1f MiB planned, %.1f MiB peak RSS measured (%+.1f%%)", preset, ranks,
+                             planned / 1048576, measured / 1048576, 100 * (planned / measured - 1)))
+                XCTAssertEqual(planned, measured, accuracy: 0.15 * measured, "\(preset) on \(ranks) ranks\n" + p.stdout)
+            }
+        }
+    }
+
+    func testPlanRefusesStagesItDoesNotKnow() throws {
+        let r = try runGift(["plan", "--model", "tiny", "--zero", "3"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("ZeRO stages 0 and 1"), r.stderr)
+    }
+
+    func testPlanPartsFollowTheSizes() throws {
+        let c = try ModelConfig.preset("small")
+        let n = ParameterLayout(c).count
+        let p0 = try Plan(config: c, ranks: 2, zero: 0, microBatch: 2, gradAccum: 1, seqLen: 64, precision: .fp32,
+                          objective: .gift, nativeBF16: false, runtimeBytes: 0)
+        let p1 = try Plan(config: c, ranks: 2, zero: 1, microBatch: 2, gradAccum: 1, seqLen: 64, precision: .fp32,
+                          objective: .sft, nativeBF16: false, runtimeBytes: 0)
+        func part(_ p: Plan, _ name: String) -> Int { p.parts.first { $0.name == name }!.bytes }
+        XCTAssertEqual(part(p0, "moments"), 8 * n)
+        XCTAssertEqual(part(p1, "moments"), 8 * shardRanges(count: n, parts: 2)[0].count)
+        XCTAssertEqual(part(p0, "activations"), Activations(config: c, capacityTokens: 128, maxSeqLen: 64, training: true).bytes
+                       + Activations(config: c, capacityTokens: 128, maxSeqLen: 64, training: false).bytes)
+        // sft has no pass 1: fewer FLOPs than gift on the same batch
+        XCTAssertLessThan(p1.flopsPerStep, p0.flopsPerStep)
+    }
+}
