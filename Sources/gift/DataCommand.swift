@@ -8,8 +8,14 @@ struct DataCommand: ParsableCommand {
         commandName: "data",
         abstract: "Write a built-in task's problems as JSONL, or tokenize a JSONL file once (gift data prepare).",
         discussion: """
-        gift data countdown|sudoku ...   writes generated problems (see `gift help data task`)
-        gift data prepare ...            tokenizes a JSONL file into a memory-mapped data set (see `gift help data prepare`)
+        `gift data countdown|sudoku ...` writes a built-in task's generated problems (the default subcommand, \
+        `gift help data task`); `gift data prepare ...` tokenizes a JSONL file once with a model folder's \
+        tokenizer and chat template into a memory-mapped data set for `gift train --data DIR` \
+        (`gift help data prepare`).
+
+        Examples:
+          gift data countdown --n 2000 --seed 1 --split train --out countdown-train.jsonl
+          gift data prepare --model LLaDA-8B-Instruct --data tulu3-10k.jsonl --out data/tulu3
         """,
         subcommands: [DataTaskCommand.self, DataPrepareCommand.self], defaultSubcommand: DataTaskCommand.self)
 }

@@ -6,6 +6,7 @@ struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
         abstract: "Write a checkpoint's model as a Hugging Face LLaDA folder (config.json + model.safetensors).",
+        usage: "gift export <source> --out <out> [<options>]\ngift export --model <m> --adapter <a> --out <out>",  // ArgumentParser never wraps USAGE
         discussion: """
         CHECKPOINT_OR_RUN is a checkpoint folder (RUN_DIR/checkpoints/step-NNNNNNNN) or a run folder, whose \
         newest complete checkpoint is used (a corrupt newest one is reported and skipped). The shards are \

@@ -50,6 +50,8 @@ public struct Plan {
         }
         p.append(Part(name: "communication", bytes: sharded ? 4 * n : 0,
                       why: sharded ? "MPI's reduce-scatter temporary (Open MPI stages the full vector)" : "none: buckets are reduced in place"))
+        p.append(Part(name: "last_good_copy", bytes: 4 * n,
+                      why: "rank 0: the parameters before the last finite step's update, saved if the run ends broken (RunHealth)"))
         p.append(Part(name: "runtime", bytes: runtimeBytes, why: "code, libraries and their buffers, measured"))
         parts = p
         // a batch's shape on average: prompt a quarter, response the rest (gift bench's synthetic batch),

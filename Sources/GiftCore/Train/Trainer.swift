@@ -147,8 +147,8 @@ public final class Trainer {
         }
         let indices = globalIndices(step: step)
         // the padded length and the normaliser come from the lengths: a rank reads only its own examples' ids
-        let padTo = fixedPadLength ?? ((indices.map { data.train[$0].length }.max() ?? 0) + 1)
-        let normalizer = LossNormalizer.of(indices.map { data.train[$0] }, padTo: padTo, padLoss: cfg.padLoss)
+        let padTo = fixedPadLength ?? ((indices.map { data.train[$0].length }.max() ?? 0) + cfg.extraEOS)
+        let normalizer = LossNormalizer.of(indices.map { data.train[$0] }, padTo: padTo, padLoss: cfg.padLoss, minEOS: cfg.extraEOS)
         let mine = sequences(Array(indices[(comm.rank * rankBatch)..<((comm.rank + 1) * rankBatch)]), from: data.train,
                              padTo: padTo, betas: refBetas)
         grads.zero()
@@ -324,7 +324,7 @@ public final class Trainer {
         // one padded length for the whole split, so the loss does not depend on the micro-batch size
         let padTo = fixedPadLength ?? (data.validation.map(\.length).max()! + cfg.extraEOS)
         let chunks = stride(from: 0, to: n, by: cfg.microBatch).map { Array($0..<min(n, $0 + cfg.microBatch)) }
-        let norm = LossNormalizer.of(data.validation, padTo: padTo, padLoss: cfg.padLoss)
+        let norm = LossNormalizer.of(data.validation, padTo: padTo, padLoss: cfg.padLoss, minEOS: cfg.extraEOS)
         for (c, chunk) in chunks.enumerated() where c % comm.size == comm.rank {
             let seqs = sequences(chunk, from: data.validation, padTo: padTo, betas: valRefBetas)
             let (st, _) = runner.run(params.pointer, grads: nil, seqs, seed: cfg.seed ^ 0x5EED_0F_7A1, step: 0, normalizer: norm)
