@@ -27,6 +27,9 @@ struct DataPrepareCommand: ParsableCommand {
     @Option(help: "As gift train's: cut examples to N-1 tokens, room for one EOS (counted; 0: keep all).") var maxLength: Int = 0
     @Flag(help: "With --max-length: an example that does not fit is an error naming its line, instead of being cut.") var refuseLong = false
     @Flag(help: "Skip malformed JSONL lines (counted) instead of stopping at the first.") var skipBadLines = false
+    @Option(help: "s1K records: the system prompt that leads the user turn (default: d1's SFT code's).") var s1kSystemPrompt: String?
+    @Option(help: "s1K records: the reasoning tag (<TAG>thinking</TAG>).") var s1kReasoningTag = "reasoning"
+    @Option(help: "s1K records: the answer tag (<TAG>attempt</TAG>).") var s1kAnswerTag = "answer"
     @Option(help: "Also write the prepared examples as {\"prompt_ids\", \"response_ids\"} JSONL lines to this file.") var jsonlOut: String?
 
     func run() throws {
@@ -37,6 +40,7 @@ struct DataPrepareCommand: ParsableCommand {
         var job = PrepareJob(model: model, data: data, out: out)
         job.format = fmt; job.maxLength = maxLength > 0 ? maxLength : nil
         job.refuseLong = refuseLong; job.skipBadLines = skipBadLines; job.jsonlOut = jsonlOut
+        job.s1k = S1KLayout(systemPrompt: s1kSystemPrompt ?? S1KLayout.d1SystemPrompt, reasoningTag: s1kReasoningTag, answerTag: s1kAnswerTag)
         let t0 = Date()
         let (report, tokens) = try job.run()
         print(String(format: "prepared %@ into %@: %@, %d tokens, in %.1f s", data, out, report.summary, tokens, Date().timeIntervalSince(t0)))

@@ -104,6 +104,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "A PEFT adapter folder (adapter_config.json + adapter_model.safetensors) to continue training; its config sets the --lora-* values.") var adapter: String?
     @Option(help: "Activation recomputation: none, or blocks (keep only each block's input for backward and recompute the block there: activation memory of one block instead of all, one more forward per block; bit-identical results).") var recompute: String?
     @Option(help: "LoRA: store the frozen base as fp32 or bf16 (half the memory of the blocks, decoded one block at a time; the embedding and head stay fp32; the weights are then the bf16-rounded ones, exact for a bf16 model folder).") var baseDtype: String?
+    @Option(help: "s1K records (--data-format s1k): the system prompt that leads the user turn (default: d1's SFT code's).") var s1kSystemPrompt: String?
+    @Option(help: "s1K records: the reasoning tag, <TAG>thinking</TAG> (default reasoning).") var s1kReasoningTag: String?
+    @Option(help: "s1K records: the answer tag, <TAG>attempt</TAG> (default answer).") var s1kAnswerTag: String?
     @Option(help: "Resume: auto (the run folder's newest complete checkpoint; none: start fresh) or a checkpoint folder.")
     var resume: String?
     @Option(help: "Checkpoint every N optimizer steps (0: only at the end).") var checkpointEvery: Int = 0
@@ -131,6 +134,7 @@ struct TrainCommand: ParsableCommand {
             ("gemm", gemm), ("precision", precision), ("init_seed", initSeed), ("data_format", dataFormat), ("pad_loss", padLoss),
             ("lora_r", loraR), ("lora_alpha", loraAlpha), ("lora_dropout", loraDropout), ("lora_targets", loraTargets),
             ("adapter", adapter), ("recompute", recompute), ("base_dtype", baseDtype),
+            ("s1k_system_prompt", s1kSystemPrompt), ("s1k_reasoning_tag", s1kReasoningTag), ("s1k_answer_tag", s1kAnswerTag),
             ("beta1", beta1), ("beta2", beta2), ("adam_eps", adamEps), ("min_lr_ratio", minLrRatio), ("extra_eos", extraEos),
         ]
         for (k, v) in flags { if let v { try c.set(k, v, source: "--" + k.replacingOccurrences(of: "_", with: "-")) } }

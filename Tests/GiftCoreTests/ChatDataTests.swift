@@ -128,3 +128,22 @@ final class ChatDataTests: XCTestCase {
         XCTAssertEqual(try stepLosses(run).count, 4)
     }
 }
+
+/// s1K's layout is d1's by default and set by flags (system prompt, tag names), in training and prepare.
+final class S1KLayoutFlagTests: XCTestCase {
+    func testLayoutFromTheRunConfig() throws {
+        var c = RunConfig()
+        XCTAssertEqual(c.s1kLayout, S1KLayout())
+        try c.set("s1k_system_prompt", "Think first.", source: "--s1k-system-prompt")
+        try c.set("s1k_reasoning_tag", "think", source: "--s1k-reasoning-tag")
+        try c.set("s1k_answer_tag", "final", source: "--s1k-answer-tag")
+        let rec: [String: StrictJSON] = ["question": .string("Q?"), "thinking_trajectories": .array([.string("T")]),
+                                         "attempt": .string("A")]
+        let m = try c.s1kLayout.messages(rec)
+        guard case .object(let user) = m[0], case .object(let asst) = m[1] else { return XCTFail("\(m)") }
+        XCTAssertEqual(user["content"]?.brief.contains("Think first.\n\nQ?"), true, "\(user)")
+        guard case .string(let resp)? = asst["content"] else { return XCTFail("\(asst)") }
+        XCTAssertEqual(resp, "<think>T</think>\n<final>A</final>")
+        XCTAssertThrowsError(try c.set("s1k_answer_tag", "", source: "--s1k-answer-tag"))
+    }
+}

@@ -26,6 +26,13 @@ public struct S1KLayout: Sendable, Equatable {
     public var answerOpen = "<answer>", answerClose = "</answer>"
     public init() {}
 
+    /// d1's layout with another system prompt or other tag names (`<tag>…</tag>`).
+    public init(systemPrompt: String, reasoningTag: String, answerTag: String) {
+        self.systemPrompt = systemPrompt
+        reasoningOpen = "<\(reasoningTag)>"; reasoningClose = "</\(reasoningTag)>\n"
+        answerOpen = "<\(answerTag)>"; answerClose = "</\(answerTag)>"
+    }
+
     /// The conversation of one s1K record, or a message naming the missing field.
     func messages(_ f: [String: StrictJSON]) throws -> [StrictJSON] {
         func text(_ keys: [String]) throws -> String {

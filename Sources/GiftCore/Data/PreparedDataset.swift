@@ -243,6 +243,8 @@ public struct PrepareJob {
     public var skipBadLines = false
     /// Also write the examples as {"prompt_ids", "response_ids"} lines here.
     public var jsonlOut: String? = nil
+    /// s1K records: system prompt and tags (d1's unless set).
+    public var s1k = S1KLayout()
 
     public init(model: String, data: String, out: String) { self.model = model; self.data = data; self.out = out }
 
@@ -255,6 +257,7 @@ public struct PrepareJob {
         }
         let mc = try ModelConfig.parse(cfgData, source: cfgPath)
         let chat = TextModel.present(in: model) ? try TextModel.load(model).formatter(format) : nil
+        chat?.s1k = s1k
         if chat == nil, format != .auto, format != .ids, format != .promptResponse {
             throw GiftError(.config, "--data-format \(format.rawValue) needs a model folder with tokenizer.json and a chat template; \(model) has none")
         }

@@ -68,6 +68,9 @@ public struct RunConfig: Equatable, Sendable {
     /// Storage of a LoRA run's frozen base: fp32, or bf16 (`BF16BaseStore`: half the memory of the blocks,
     /// one block decoded at a time; the weights are then the bf16-rounded ones).
     public var baseDtype = "fp32"
+    /// s1K records (`--data-format s1k`): d1's system prompt and tags unless set.
+    public var s1kSystemPrompt = S1KLayout.d1SystemPrompt, s1kReasoningTag = "reasoning", s1kAnswerTag = "answer"
+    public var s1kLayout: S1KLayout { S1KLayout(systemPrompt: s1kSystemPrompt, reasoningTag: s1kReasoningTag, answerTag: s1kAnswerTag) }
 
     public init() {}
 
@@ -102,6 +105,7 @@ public struct RunConfig: Equatable, Sendable {
             "gemm": gemm, "precision": precision.rawValue,
             "lora_r": lora.r, "lora_alpha": lora.alpha, "lora_dropout": lora.dropout,
             "lora_targets": lora.targets.map(\.rawValue).joined(separator: ","), "lora_rslora": lora.rslora, "adapter": adapter, "recompute": recompute, "base_dtype": baseDtype,
+            "s1k_system_prompt": s1kSystemPrompt, "s1k_reasoning_tag": s1kReasoningTag, "s1k_answer_tag": s1kAnswerTag,
             "extra_eos": extraEOS, "min_lr_ratio": minLRRatio,
         ]
     }
@@ -209,6 +213,9 @@ public struct RunConfig: Equatable, Sendable {
         case "lora_targets": lora.targets = try LoRAConfig.parseTargets(try str(), source: "\(source): field 'lora_targets'")
         case "lora_rslora": guard case .bool(let b) = v else { throw bad("true or false") }; lora.rslora = b
         case "adapter": adapter = try str()
+        case "s1k_system_prompt": s1kSystemPrompt = try str()
+        case "s1k_reasoning_tag": s1kReasoningTag = try str(); if s1kReasoningTag.isEmpty { throw bad("a tag name") }
+        case "s1k_answer_tag": s1kAnswerTag = try str(); if s1kAnswerTag.isEmpty { throw bad("a tag name") }
         case "base_dtype": baseDtype = try str(); if !["fp32", "bf16"].contains(baseDtype) { throw bad("fp32 or bf16") }
         case "recompute": recompute = try str(); if !["none", "blocks"].contains(recompute) { throw bad("none or blocks") }
         default:

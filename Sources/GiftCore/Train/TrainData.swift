@@ -34,6 +34,7 @@ public struct TrainData: Sendable {
             }
             // a model folder with a tokenizer.json: text records go through it and its chat template
             let chat = TextModel.present(in: cfg.model) ? try TextModel.load(cfg.model).formatter(cfg.dataFormat) : nil
+            chat?.s1k = cfg.s1kLayout
             if chat == nil, cfg.dataFormat != .auto, cfg.dataFormat != .ids, cfg.dataFormat != .promptResponse {
                 throw GiftError(.config, "--data-format \(cfg.dataFormat.rawValue) needs a model folder with tokenizer.json and a chat template; \(cfg.model) has none")
             }
