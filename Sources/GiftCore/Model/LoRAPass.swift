@@ -66,7 +66,7 @@ public final class LoRARun: @unchecked Sendable {
         let drop = keep && draws != nil && layout.lora.dropout > 0
         if drop {
             let xd = p + xdOff[l][mi]
-            applyDropout(l, m, src: x, dst: xd, rows: rows, scaleKept: true)
+            applyDropout(l, m, src: x, dst: xd, rows: rows)
             input = UnsafePointer(xd)
         }
         if keep { dropped[l][mi] = drop }
@@ -92,7 +92,7 @@ public final class LoRARun: @unchecked Sendable {
         if dropped[l][mi] {
             let dxd = p + scratchX
             Gemm.mm(m: rows, n: m.inDim, k: r, a: du, lda: r, b: weights + m.a, ldb: m.inDim, beta: 0, c: dxd, ldc: m.inDim)
-            applyDropout(l, m, src: UnsafePointer(dxd), dst: dxd, rows: rows, scaleKept: true)
+            applyDropout(l, m, src: UnsafePointer(dxd), dst: dxd, rows: rows)
             let n = rows * m.inDim
             Parallel.chunks(n, minChunk: 1 << 14) { i0, i1 in for i in i0..<i1 { dx[i] += dxd[i] } }
         } else {
@@ -102,7 +102,7 @@ public final class LoRARun: @unchecked Sendable {
 
     /// dst = src ⊙ mask / (1 − p) (the mask is its own transpose, so backward applies the same).
     private func applyDropout(_ l: Int, _ m: LoRAModule, src: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>,
-                              rows: Int, scaleKept: Bool) {
+                              rows: Int) {
         guard let d = draws else { return }
         let p = layout.lora.dropout, keepScale = Float(1 / (1 - p)), n = m.inDim
         let tIdx = UInt64(LoRATarget.allCases.firstIndex(of: m.target)!)
