@@ -54,9 +54,9 @@ struct ExportCommand: ParsableCommand {
         }
         guard let source else { throw ValidationError("give a checkpoint or run folder, or --model BASE --adapter DIR") }
         if !merge, let c = try Resume.loraCheckpoint(source) {
-            let (layout, adapters, _) = try Resume.loadAdapters(c)
-            let base = (try? Manifest.read(c + "/manifest.json"))?.lora?.baseModel ?? ""
-            try PEFTAdapter.save(out, layout: layout, weights: adapters.pointer, baseModel: base)
+            // the adapters alone: the base is neither needed nor loaded
+            let (man, layout, adapters) = try Resume.readAdapters(c)
+            try PEFTAdapter.save(out, layout: layout, weights: adapters.pointer, baseModel: man.lora!.baseModel)
             print("exported the LoRA adapters of \(c) to \(out) (PEFT format, r \(layout.lora.r), \(layout.count) parameters; --merge writes the merged model)")
             return
         }

@@ -146,11 +146,8 @@ extension Resume {
     /// preset re-initialised with the run's init_seed), checked against the fingerprint the checkpoint
     /// recorded.
     public static func loadAdapters(_ c: String) throws -> (LoRALayout, FloatBuffer, FloatBuffer) {
-        let man = try Manifest.read(c + "/manifest.json")
-        guard let id = man.lora else { throw GiftError(.usage, "\(c): not a LoRA checkpoint (it holds every parameter)") }
-        let layout = try LoRALayout(man.modelConfig, id.config)
-        let adapters = FloatBuffer(count: layout.count)
-        _ = try load(c, params: adapters.pointer, m: nil, v: nil)
+        let (man, layout, adapters) = try readAdapters(c)
+        let id = man.lora!
         let base: FloatBuffer
         if FileManager.default.fileExists(atPath: id.baseModel + "/" + ModelFolder.configFile) {
             base = try ModelFolder.load(id.baseModel).1
@@ -171,6 +168,16 @@ extension Resume {
 }
 
 extension Resume {
+    /// A LoRA checkpoint's manifest and adapters (verified), without its base.
+    public static func readAdapters(_ c: String) throws -> (Manifest, LoRALayout, FloatBuffer) {
+        let man = try Manifest.read(c + "/manifest.json")
+        guard let id = man.lora else { throw GiftError(.usage, "\(c): not a LoRA checkpoint (it holds every parameter)") }
+        let layout = try LoRALayout(man.modelConfig, id.config)
+        let adapters = FloatBuffer(count: layout.count)
+        _ = try load(c, params: adapters.pointer, m: nil, v: nil)
+        return (man, layout, adapters)
+    }
+
     /// The checkpoint `path` names (a checkpoint folder, or a run folder's newest) when it is a LoRA one.
     public static func loraCheckpoint(_ path: String) throws -> String? {
         let c = FileManager.default.fileExists(atPath: path + "/manifest.json") ? path
