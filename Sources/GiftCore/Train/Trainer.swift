@@ -83,7 +83,8 @@ public final class Trainer {
                 master = FloatBuffer(count: mine.count)
                 master.pointer.update(from: params.pointer + mine.lowerBound, count: mine.count)
             } else { master = params }
-            let sp = try ShardedParameters(config: modelConfig, comm: comm, thread: commThread!, master: master)
+            let sp = try ShardedParameters(config: modelConfig, comm: comm, thread: commThread!, master: master,
+                                           bf16Matrices: config.precision == .bf16)
             sharded = sp
             self.params = FloatBuffer(viewOf: sp.view.pointer, count: nModel, owner: sp)
         } else {
