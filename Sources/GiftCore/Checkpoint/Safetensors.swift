@@ -73,15 +73,23 @@ public struct SafetensorsFile: Sendable {
 
     /// Validates `data` as the bytes of a safetensors file; `path` is used in messages only.
     public static func parse(_ data: Data, path: String) throws -> SafetensorsFile {
+        let h = try parseHeader(fileSize: data.count, path: path) { r in data.withUnsafeBytes { Array($0[r]) } }
+        return SafetensorsFile(path: path, tensors: h.tensors, metadata: h.metadata, data: data, dataStart: h.dataStart)
+    }
+
+    /// Validates the header of a safetensors file of `fileSize` bytes against that size; `bytes(r)` returns
+    /// the file's bytes in `r` (only the length prefix and the header are asked for). Shared by `parse`
+    /// (a file in memory) and `SafetensorsHeader.read` (a file read by ranges).
+    static func parseHeader(fileSize: Int, path: String, bytes: (Range<Int>) throws -> [UInt8]) throws
+        -> (tensors: [String: SafetensorsTensor], metadata: [String: String], dataStart: Int) {
         func bad(_ why: String) -> GiftError { GiftError(.format, "\(path): \(why)") }
         func badTensor(_ name: String, _ why: String) -> GiftError {
             GiftError(.format, "\(path): tensor '\(name)': \(why)")
         }
-        let fileSize = data.count
         guard fileSize >= 8 else {
             throw bad("file is \(fileSize) bytes, shorter than the 8-byte safetensors header length")
         }
-        let headerLength64: UInt64 = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        let headerLength64 = try bytes(0..<8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         guard headerLength64 <= UInt64(maxHeaderBytes) else {
             throw bad("header length \(headerLength64) is absurd (more than \(maxHeaderBytes) bytes)")
         }
@@ -90,7 +98,7 @@ public struct SafetensorsFile: Sendable {
         }
         let headerLength = Int(headerLength64)
         let dataStart = 8 + headerLength
-        let headerBytes: [UInt8] = data.withUnsafeBytes { Array($0[8..<dataStart]) }
+        let headerBytes = try bytes(8..<dataStart)
 
         // UTF-8 check: decoding repairs invalid sequences, so a lossless round trip means the bytes were valid.
         let decoded = String(decoding: headerBytes, as: UTF8.self)
@@ -173,7 +181,7 @@ public struct SafetensorsFile: Sendable {
                 if t.end > furthest.end { furthest = t }
             }
         }
-        return SafetensorsFile(path: path, tensors: tensors, metadata: metadata, data: data, dataStart: dataStart)
+        return (tensors, metadata, dataStart)
     }
 
     /// The entry for `name`, or an error naming the file and the tensor.
