@@ -169,3 +169,54 @@ final class ModelRangeLoadTests: XCTestCase {
         }
     }
 }
+
+/// The acceptance point "loading a sharded bf16 folder: peak RSS during load at most 1.2x the final
+/// sharded state", measured in `gift load-check` child processes (one per rank, as on a cluster).
+final class RangeLoadMemoryTests: XCTestCase {
+    /// 54.8 M parameters (219 MB as fp32), written as 6 bf16 shards (like LLaDA-8B's folder) by the
+    /// streaming writer from the ranged initialisation, 8 ranges at a time: the writer never holds it all.
+    func makeLargeFolder(_ dir: URL) throws -> ModelConfig {
+        let c = ModelConfig(dModel: 512, nHeads: 8, nLayers: 16, mlpHiddenSize: 1376, vocabSize: 4096, maskTokenId: 4095)
+        let layout = ParameterLayout(c)
+        let w = try StreamingModelWriter(dir: dir.path, config: c, dtype: .BF16, maxShardBytes: 20_000_000)
+        for r in shardRanges(count: layout.count, parts: 8) {
+            let part = layout.initialize(seed: 9, range: r)
+            try w.append(part.pointer, count: part.count)
+        }
+        try w.finish()
+        return c
+    }
+
+    func loadCheck(_ dir: URL, rank: Int, ranks: Int, full: Bool = false) throws -> [String: Any] {
+        let r = try runGift(["load-check", dir.path, "--rank", "\(rank)", "--ranks", "\(ranks)"] + (full ? ["--full"] : []))
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let line = try XCTUnwrap(r.stdout.split(separator: "\n").last, r.stdout)
+        return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], String(line))
+    }
+
+    func testPeakDuringRangedLoadIsTheShard() throws {
+        let dir = try temporaryDirectory(self).appendingPathComponent("model")
+        let c = try makeLargeFolder(dir)
+        let n = ParameterLayout(c).count
+        let shards = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix("model-") }
+        XCTAssertEqual(shards.count, 6)
+        // Allowance over 1.2x: the 2 MiB bf16 conversion buffer plus 2 MiB for the parsed headers (6 of
+        // ~16 KB of JSON, as dictionaries) and malloc's arenas; the process's own start is before `rss_before`.
+        let allowance = 4 << 20
+        for ranks in [2, 4] {
+            for rank in 0..<ranks {
+                let o = try loadCheck(dir, rank: rank, ranks: ranks)
+                let range = shardRanges(count: n, parts: ranks)[rank]
+                XCTAssertEqual(o["floats"] as? Int, range.count)
+                let bytes = try XCTUnwrap(o["bytes"] as? Int), peak = try XCTUnwrap(o["peak_increase"] as? Int)
+                XCTAssertEqual(o["peak_reset"] as? Bool, true, "VmHWM could not be reset: the peak is the process's")
+                XCTAssertLessThanOrEqual(Double(peak), 1.2 * Double(bytes) + Double(allowance),
+                                         "rank \(rank) of \(ranks): \(o)")
+                XCTAssertGreaterThanOrEqual(peak, bytes, "the slice itself is resident: \(o)")
+            }
+        }
+        // The measurement sees a whole-model load: the full loader's peak exceeds the fp32 model.
+        let whole = try loadCheck(dir, rank: 0, ranks: 4, full: true)
+        XCTAssertGreaterThan(try XCTUnwrap(whole["peak_increase"] as? Int), n * 4, "\(whole)")
+    }
+}

@@ -134,6 +134,16 @@ extension ModelFolder {
         return (w.config, buffer)
     }
 
+    /// Bytes of weight data `loadRange(dir, range:)` reads (the overlapping parts of the tensors).
+    public static func rangeReadBytes(_ dir: String, range: Range<Int>) throws -> Int {
+        let w = try WeightHeaders(dir)
+        let layout = ParameterLayout(w.config)
+        return try zip(layout.tensors, w.check(layout)).reduce(0) { sum, te in
+            let (t, (_, entry)) = te
+            return sum + max(0, min(range.upperBound, t.offset + t.count) - max(range.lowerBound, t.offset)) * entry.dtype.size
+        }
+    }
+
     /// A model folder's config and the validated headers of its weight files: one `model.safetensors`, or
     /// the shards `model.safetensors.index.json` names. Mirrors `load`'s folder checks and messages.
     struct WeightHeaders {
