@@ -10,12 +10,15 @@ struct LoadCheckCommand: ParsableCommand {
         discussion: """
         Loads the slice of MODEL_DIR's flat parameter buffer that rank --rank of --ranks holds under ZeRO-3 \
         (ModelFolder.loadRange: only the bytes of the tensors overlapping it are read) and prints one JSON \
-        line: the range, the floats loaded, the bytes they hold, the process's peak resident memory during \
-        the load minus its resident memory before (VmHWM, reset just before the load, and VmRSS from \
+        line: the range, the floats loaded, the bytes they hold, the peak resident memory during the load \
+        minus the resident memory before it (VmHWM, reset just before the load, and VmRSS from \
         /proc/self/status), the seconds and the MB/s of weight-file bytes read.
+
         --full loads the whole model with ModelFolder.load and copies the slice out instead: the cost of \
-        not using ranged loads, for comparison. Runs in one process; no MPI.
-        Example: gift load-check model --rank 1 --ranks 4
+        not using ranged loads, for comparison. One process, no MPI: start one per rank.
+
+        Example:
+          gift load-check model --rank 1 --ranks 4
         """,
         shouldDisplay: false)
 

@@ -123,6 +123,22 @@ final class StreamingModelWriterTests: XCTestCase {
         XCTAssertThrowsError(try StreamingModelWriter(dir: dir.path, config: config, dtype: .F16, maxShardBytes: 1))
     }
 
+    /// `gift init` streams its folder through the writer: the bytes `ModelFolder.save` gives the full init.
+    func testGiftInitEqualsSaveOfTheFullInit() throws {
+        let root = try temporaryDirectory(self)
+        let full = ParameterLayout(config).initialize(seed: 3)
+        for (dtype, flag, shardArgs) in [(SafetensorsDType.BF16, "bf16", ["--max-shard-bytes", "300000"]),
+                                         (.F32, "f32", [])] {
+            let made = root.appendingPathComponent("init-\(flag)"), saved = root.appendingPathComponent("save-\(flag)")
+            let r = try runGift(["init", "--preset", "mini", "--seed", "3", "--dtype", flag, "--out", made.path] + shardArgs)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            try ModelFolder.save(saved.path, config: config, parameters: full, dtype: dtype,
+                                 maxShardBytes: shardArgs.isEmpty ? nil : 300_000)
+            try assertSameFolder(made, saved)
+        }
+        XCTAssertGreaterThan(files(root.appendingPathComponent("init-bf16")).count, 3)
+    }
+
     /// The reference reader: every tensor through the index, equal to torch's bf16 rounding of the source.
     func testReferenceSafetensorsReadsEveryTensor() throws {
         let dir = try temporaryDirectory(self), p = source()
