@@ -1,4 +1,9 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 // Loading one slice of a model folder's flat parameter buffer (a ZeRO-3 rank's shard) by reading only
 // the bytes of the tensors that overlap it. The headers of every weight file are read and validated
@@ -44,7 +49,9 @@ final class SafetensorsHeader {
             close(fd)
             throw error
         }
-        _ = posix_fadvise(fd, 0, 0, Int32(POSIX_FADV_SEQUENTIAL))
+        #if os(Linux)
+        _ = posix_fadvise(fd, 0, 0, Int32(POSIX_FADV_SEQUENTIAL))  // larger read-ahead
+        #endif
     }
 
     deinit { close(fd) }

@@ -1,4 +1,9 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Writes a model folder (config.json plus one `model.safetensors`, or shards and
 /// `model.safetensors.index.json`) from values handed over in layout order, never holding the model:
@@ -25,6 +30,8 @@ public final class StreamingModelWriter {
     private(set) var position = 0
     private var shard = -1
     private var fd: Int32 = -1
+    /// Bytes written to the open shard so far.
+    private var fileOffset = 0
     private var finished = false
     private let scratch: UnsafeMutableRawPointer
     static let chunkElements = 1 << 20
@@ -152,6 +159,7 @@ public final class StreamingModelWriter {
         shard += 1
         let path = staging + "/" + shards[shard].name
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        fileOffset = 0
         guard fd >= 0 else { throw GiftError(.io, "\(path): cannot create (\(String(cString: strerror(errno))))") }
         let header = shards[shard].header
         var prefix = withUnsafeBytes(of: UInt64(header.count).littleEndian) { Array($0) }
@@ -171,12 +179,12 @@ public final class StreamingModelWriter {
     private func writeAll(_ p: UnsafeRawPointer, _ count: Int) throws {
         var done = 0
         while done < count {
-            let r = Glibc.write(fd, p + done, count - done)
+            let r = pwrite(fd, p + done, count - done, off_t(fileOffset))
             if r < 0 && errno == EINTR { continue }
             guard r > 0 else {
                 throw GiftError(.io, "\(staging)/\(shards[shard].name): write failed (\(String(cString: strerror(errno))))")
             }
-            done += r
+            done += r; fileOffset += r
         }
     }
 
