@@ -12,7 +12,9 @@ struct LoadCheckCommand: ParsableCommand {
         (ModelFolder.loadRange: only the bytes of the tensors overlapping it are read) and prints one JSON \
         line: the range, the floats loaded, the bytes they hold, the peak resident memory during the load \
         minus the resident memory before it (VmHWM, reset just before the load, and VmRSS from \
-        /proc/self/status), the seconds and the MB/s of weight-file bytes read.
+        /proc/self/status), the weight-file bytes the range needs, the bytes the process read by read \
+        calls meanwhile (rchar of /proc/self/io: the needed bytes, the headers, config.json and the index, \
+        nothing else), the seconds and the MB/s of weight-file bytes.
 
         --full loads the whole model with ModelFolder.load and copies the slice out instead: the cost of \
         not using ranged loads, for comparison. One process, no MPI: start one per rank.
@@ -39,6 +41,7 @@ struct LoadCheckCommand: ParsableCommand {
 
         let resetPeak = (try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)) != nil
         let before = MemoryInfo.resident() ?? 0
+        let readBefore = Self.bytesRead()
         let start = Date()
         let buffer: FloatBuffer
         if full {
@@ -50,15 +53,24 @@ struct LoadCheckCommand: ParsableCommand {
         }
         let seconds = Date().timeIntervalSince(start)
         let peak = MemoryInfo.peakResident() ?? 0
+        let readDuring = Self.bytesRead().flatMap { a in readBefore.map { a - $0 } } ?? -1
         let fileBytes = try ModelFolder.rangeReadBytes(modelDir, range: full ? 0..<count : range)
         let out: [String: Any] = [
             "rank": rank, "ranks": ranks, "full": full, "range": [range.lowerBound, range.upperBound],
             "floats": buffer.count, "bytes": buffer.count * MemoryLayout<Float>.stride,
             "rss_before": before, "peak_rss": peak, "peak_increase": peak - before,
-            "peak_reset": resetPeak, "file_bytes_read": fileBytes, "seconds": seconds,
+            "peak_reset": resetPeak, "file_bytes_read": fileBytes, "read_call_bytes": readDuring,
+            "seconds": seconds,
             "mb_per_s": seconds > 0 ? Double(fileBytes) / seconds / 1e6 : 0,
         ]
         let json = try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys])
         print(String(decoding: json, as: UTF8.self))
+    }
+
+    /// Bytes this process has read through read calls (rchar in /proc/self/io; mapped pages not counted).
+    static func bytesRead() -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/self/io", encoding: .utf8) else { return nil }
+        return text.split(separator: "\n").first { $0.hasPrefix("rchar:") }
+            .flatMap { Int($0.dropFirst(6).trimmingCharacters(in: .whitespaces)) }
     }
 }

@@ -203,6 +203,12 @@ final class RangeLoadMemoryTests: XCTestCase {
         // Allowance over 1.2x: the 2 MiB bf16 conversion buffer plus 2 MiB for the parsed headers (6 of
         // ~16 KB of JSON, as dictionaries) and malloc's arenas; the process's own start is before `rss_before`.
         let allowance = 4 << 20
+        var metadataBytes = 0
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir.path) {
+            let data = try Data(contentsOf: dir.appendingPathComponent(name))
+            metadataBytes += name.hasSuffix(".safetensors")
+                ? 8 + Int(data.prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }) : data.count
+        }
         for ranks in [2, 4] {
             for rank in 0..<ranks {
                 let o = try loadCheck(dir, rank: rank, ranks: ranks)
@@ -213,6 +219,12 @@ final class RangeLoadMemoryTests: XCTestCase {
                 XCTAssertLessThanOrEqual(Double(peak), 1.2 * Double(bytes) + Double(allowance),
                                          "rank \(rank) of \(ranks): \(o)")
                 XCTAssertGreaterThanOrEqual(peak, bytes, "the slice itself is resident: \(o)")
+                // Only the range's bytes are read: the read calls' total is the weight bytes it needs
+                // (2 per float) plus the headers, config and index, plus 64 KiB for reading /proc files.
+                let needed = try XCTUnwrap(o["file_bytes_read"] as? Int), read = try XCTUnwrap(o["read_call_bytes"] as? Int)
+                XCTAssertEqual(needed, 2 * range.count)
+                XCTAssertGreaterThanOrEqual(read, needed, "\(o)")
+                XCTAssertLessThanOrEqual(read, needed + metadataBytes + (64 << 10), "\(o)")
             }
         }
         // The measurement sees a whole-model load: the full loader's peak exceeds the fp32 model.
