@@ -156,7 +156,7 @@ struct TrainCommand: ParsableCommand {
         var failed = false
         do {
             var cfg = try resolve()
-            var (mc, params) = try loadModel(cfg)
+            var (mc, params) = try loadModel(cfg, comm: comm)
             let adapters = try loadAdapter(&cfg, model: mc)
             let data = try TrainData.load(cfg, model: mc)
             // --base-dtype bf16: the frozen base rounded to bf16 and the fp32 copy freed
@@ -199,11 +199,21 @@ struct TrainCommand: ParsableCommand {
         return weights
     }
 
-    func loadModel(_ cfg: RunConfig) throws -> (ModelConfig, FloatBuffer) {
+    /// The model's weights: all of them, or under ZeRO-3 only this rank's shard (read from the folder's
+    /// byte ranges of that shard, or initialised for that range), so no rank ever holds the whole model.
+    func loadModel(_ cfg: RunConfig, comm: Communicator) throws -> (ModelConfig, FloatBuffer) {
+        let shardOnly = cfg.zero == 3 && comm.size > 1
+        func mine(_ c: ModelConfig) -> Range<Int> { shardRanges(count: ParameterLayout(c).count, parts: comm.size)[comm.rank] }
         if ModelConfig.presetNames.contains(cfg.model) && !FileManager.default.fileExists(atPath: cfg.model) {
             let c = try ModelConfig.preset(cfg.model)
+            if shardOnly { return (c, ParameterLayout(c).initialize(seed: cfg.initSeed, range: mine(c))) }
             return (c, ParameterLayout(c).initialize(seed: cfg.initSeed))
         }
-        return try ModelFolder.load(cfg.model)
+        guard shardOnly else { return try ModelFolder.load(cfg.model) }
+        let configPath = cfg.model + "/" + ModelFolder.configFile
+        guard let data = FileManager.default.contents(atPath: configPath) else {
+            throw GiftError(.io, "\(configPath): not found or unreadable (a model folder needs a config.json)")
+        }
+        return try ModelFolder.loadRange(cfg.model, range: mine(try ModelConfig.parse(data, source: configPath)))
     }
 }
