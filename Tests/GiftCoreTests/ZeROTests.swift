@@ -189,6 +189,40 @@ final class ZeROMPITests: XCTestCase {
         }
     }
 
+    /// ZeRO-3 from a sharded bf16 folder: each rank reads its shard's byte ranges; the model written at the
+    /// end (streamed unit by unit by rank 0) is like the source (bf16, the same shards and index) and holds
+    /// ZeRO-0's model, up to one bf16 rounding step where summation order moved a value across a boundary.
+    func testShardedFolderInAndOut() throws {
+        let dir = try temporaryDirectory(self)
+        let src = dir.appendingPathComponent("src")
+        XCTAssertEqual(try runGift(["init", "--preset", "tiny", "--dtype", "bf16", "--max-shard-bytes", "60000", "--out", src.path]).status, 0)
+        let ref = dir.appendingPathComponent("ref"), z3 = dir.appendingPathComponent("z3")
+        func a(_ out: URL, _ ranks: Int) -> [String] {
+            ["train", "--model", src.path, "--data", "countdown", "--task-examples", "600", "--max-steps", "6", "--lr", "3e-3",
+             "--seed", "5", "--max-length", "48", "--micro-batch", "\(16 / ranks)", "--eval-every", "0", "--out", out.path]
+        }
+        _ = try train(1, a(ref, 1))
+        _ = try train(2, a(z3, 2) + ["--zero", "3"])
+        let files = { (u: URL) in try FileManager.default.contentsOfDirectory(atPath: u.appendingPathComponent("model").path).sorted() }
+        XCTAssertEqual(try files(z3), try files(ref))
+        XCTAssertGreaterThan(try files(z3).filter { $0.hasSuffix(".safetensors") }.count, 2)
+        XCTAssertEqual(try Data(contentsOf: z3.appendingPathComponent("model/model.safetensors.index.json")),
+                       try Data(contentsOf: ref.appendingPathComponent("model/model.safetensors.index.json")))
+        let p = try parameters(ref), q = try parameters(z3)
+        // the fp32 trajectories differ by at most the summation-order bound; rounding both to bf16 adds at
+        // most one bf16 step (at most 2⁻⁷ of the larger: 8 significant bits) on top
+        let lrs = try MetricsWriter.read(ref.appendingPathComponent("metrics.jsonl").path).map { ($0["lr"] as! NSNumber).doubleValue }
+        let bound = try MPITests.trajectory().maxParameterDifference(lrs: lrs).last!
+        var moved = 0
+        for i in 0..<p.count where p[i] != q[i] {
+            moved += 1
+            let tol = Double(max(abs(p[i]), abs(q[i]))) / 128 + bound
+            if Double(abs(p[i] - q[i])) > tol { XCTFail("entry \(i): \(p[i]) vs \(q[i]), more than \(tol) apart"); break }
+        }
+        XCTAssertLessThan(moved, p.count / 100, "\(moved) of \(p.count) entries differ")
+        XCTAssertEqual(try stepLosses(ref).count, try stepLosses(z3).count)
+    }
+
     /// --grad-reduce-dtype bf16: half the gradient bytes on the wire; the training follows the fp32 one
     /// to bf16's precision (each rank's contribution rounded: relative 2⁻⁹ per gradient entry).
     func testBF16GradientReduce() throws {
