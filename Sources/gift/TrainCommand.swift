@@ -158,7 +158,9 @@ struct TrainCommand: ParsableCommand {
             var cfg = try resolve()
             var (mc, params) = try loadModel(cfg, comm: comm)
             let adapters = try loadAdapter(&cfg, model: mc)
-            let data = try TrainData.load(cfg, model: mc)
+            // a prepared set: rank 0 verifies the whole token file, the others read only their examples
+            // (gift-ref caches every example's betas on every rank: all verify)
+            let data = try TrainData.load(cfg, model: mc, verify: comm.rank == 0 || cfg.objective.kind == .giftRef)
             // --base-dtype bf16: the frozen base rounded to bf16 and the fp32 copy freed
             let store = cfg.baseDtype == "bf16" ? try BF16BaseStore(config: mc, from: params.pointer) : nil
             if let store { params = FloatBuffer(viewOf: store.view, count: params.count, owner: store) }

@@ -134,4 +134,65 @@ final class PreparedDataTests: XCTestCase {
         XCTAssertTrue(noAnswer.stderr.contains("bad.jsonl:2") && noAnswer.stderr.contains("assistant turn"), noAnswer.stderr)
         XCTAssertFalse(fm.fileExists(atPath: dir.appendingPathComponent("p3/manifest.json").path))
     }
+
+    /// Ranks other than 0 open a prepared set without reading its whole token file: no checksum of it, no
+    /// id scan (a changed byte goes unseen there: rank 0, which verifies, catches it), and the ids of each
+    /// example are checked when the rank uses it. The data fingerprint checkpoints record is the one every
+    /// rank would compute, and a 2-rank job (rank 1 unverified) trains as the 1-rank one and resumes it.
+    func testRanksReadOnlyTheirOwnExamples() throws {
+        let dir = try temporaryDirectory(self)
+        let (vocab, _, _) = try makeChatModelFolder(dir)
+        let data = try writeRecords(dir, ChatDataTests.records + ChatDataTests.records)
+        let prep = dir.appendingPathComponent("prepared")
+        XCTAssertEqual(try prepare(dir, data, prep).status, 0)
+        // an id outside the vocabulary in example 0's response, the file's size unchanged
+        let bad = dir.appendingPathComponent("bad")
+        try FileManager.default.copyItem(at: prep, to: bad)
+        let tf = bad.appendingPathComponent("tokens.bin")
+        let m = try PreparedDataset.open(prep.path)
+        var b = [UInt8](try Data(contentsOf: tf))
+        let at = 4 * (m.example(0).promptCount)   // example 0 starts at offset 0
+        for k in 0..<4 { b[at + k] = [0xFF, 0xFF, 0xFF, 0x7F][k] }
+        try Data(b).write(to: tf)
+        XCTAssertThrowsError(try PreparedDataset.open(bad.path)) { XCTAssertTrue("\($0)".contains("XXH64"), "\($0)") }
+        let unverified = try PreparedDataset.open(bad.path, verify: false)
+        XCTAssertNil(unverified.idRange)
+        var c = RunConfig(); c.model = dir.path; c.data = bad.path; c.microBatch = 2; c.maxSteps = 1
+        c.validationFraction = 0; c.out = dir.appendingPathComponent("r").path; c.maxLength = 512
+        let mc = try ModelConfig.parse(try Data(contentsOf: dir.appendingPathComponent("config.json")), source: "config.json")
+        XCTAssertEqual(mc.vocab, vocab)
+        let td = try TrainData.load(c, model: mc, verify: false)
+        XCTAssertTrue(td.idsUnchecked)
+        let t = try Trainer(config: c, modelConfig: mc, params: ParameterLayout(mc).initialize(seed: 1), data: td)
+        let line = m.example(0).line
+        XCTAssertThrowsError(try t.checkIDs(Array(td.train.indices), of: td.train)) { e in
+            XCTAssertTrue("\(e)".contains("line \(line)") && "\(e)".contains("2147483647"), "\(e)")
+        }
+        // the fingerprint of an unverified open equals the verified one's (the same ids)
+        var cg = c; cg.data = prep.path
+        let full = try Trainer(config: cg, modelConfig: mc, params: ParameterLayout(mc).initialize(seed: 1), data: try TrainData.load(cg, model: mc))
+        let part = try Trainer(config: cg, modelConfig: mc, params: ParameterLayout(mc).initialize(seed: 1), data: try TrainData.load(cg, model: mc, verify: false))
+        XCTAssertEqual(full.dataFingerprint, part.dataFingerprint)
+        XCTAssertEqual(full.data.identity, part.data.identity)
+        XCTAssertNotNil(full.data.identity)
+        // 2 ranks (rank 1 unverified) against 1 rank, and a resume across them
+        let mpirun = "/usr/bin/mpirun"
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: mpirun), "mpirun not installed")
+        let env = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_pml": "ob1", "OPENBLAS_NUM_THREADS": "1"]
+        func args(_ out: URL, micro: Int, _ extra: [String] = []) -> [String] {
+            ["train", "--model", dir.path, "--data", prep.path, "--max-steps", "4", "--micro-batch", "\(micro)", "--lr", "1e-3",
+             "--validation-fraction", "0", "--out", out.path] + extra
+        }
+        let one = dir.appendingPathComponent("one"), two = dir.appendingPathComponent("two")
+        let r1 = try runGift(args(one, micro: 4), env: env)
+        XCTAssertEqual(r1.status, 0, r1.stderr)
+        let r2 = try runProcess(URL(fileURLWithPath: mpirun), ["-np", "2", "--oversubscribe", "--bind-to", "none", giftBinary.path]
+                                + args(two, micro: 2, ["--stop-at-step", "2", "--checkpoint-every", "2"]), env: env)
+        XCTAssertEqual(r2.status, 0, r2.stderr)
+        let r3 = try runGift(args(two, micro: 4, ["--resume", "auto"]), env: env)
+        XCTAssertEqual(r3.status, 0, r3.stderr)
+        let a = try stepLosses(one), z = try stepLosses(two)
+        XCTAssertEqual(a.count, z.count)
+        for (x, y) in zip(a, z) { XCTAssertEqual(x, y, accuracy: 1e-5 * abs(x)) }
+    }
 }

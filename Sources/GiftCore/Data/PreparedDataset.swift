@@ -102,12 +102,20 @@ public enum PreparedDataset {
     /// A prepared set, its two files mapped into memory and every index entry checked against them.
     public struct Mapped {
         public let dir: String
+        /// The content's identity without reading the tokens: the manifest's checksums of both files.
+        public var identity: UInt64 {
+            var h = FNV1a()
+            for k in ["tokens_xxh64", "index_xxh64"] { if case .string(let v)? = manifest[k] { h.add(v) } }
+            h.add(count)
+            return h.value
+        }
         public let count: Int
         public let provenance: Provenance
         public let manifest: [String: StrictJSON]
         let tokens: TokenFile, index: Data
-        /// The smallest and largest id of the token file (scanned at open, with its checksum).
-        public let idRange: ClosedRange<Int32>
+        /// The smallest and largest id of the token file (scanned at open, with its checksum); nil when
+        /// opened without verifying (`open(verify: false)`: a rank that reads only its own examples).
+        public let idRange: ClosedRange<Int32>?
 
         /// Index entry `i`: (offset, prompt length, response length, line), all checked at open.
         func entry(_ i: Int) -> (Int, Int, Int, Int) {
@@ -131,8 +139,9 @@ public enum PreparedDataset {
 
     /// Opens `dir`: the manifest's counts against the files' sizes, both checksums, then every index entry
     /// (offset + length within tokens.bin, no overlap, lengths that fit). Each fault is an error naming the
-    /// file and the field.
-    public static func open(_ dir: String) throws -> Mapped {
+    /// file and the field. `verify` false skips the token file's checksum and id scan (the two passes over
+    /// all of it): the index is still checksummed and checked, and the ids are checked as examples are read.
+    public static func open(_ dir: String, verify: Bool = true) throws -> Mapped {
         let mpath = dir + "/" + manifestFile
         let man: [String: StrictJSON]
         do {
@@ -155,7 +164,7 @@ public enum PreparedDataset {
             throw GiftError(.format, "\(mpath): field \"format\" is \"\(try str("format"))\"; this gift reads \"\(formatName)\"")
         }
         let n = try count("examples"), total = try count("tokens")
-        func mapped(_ field: String, bytes want: Int, hashField: String) throws -> Data {
+        func mapped(_ field: String, bytes want: Int, hashField: String, verify: Bool = true) throws -> Data {
             let name = try str(field), path = dir + "/" + name
             guard !name.contains("/"), !name.hasPrefix(".") else { throw GiftError(.format, "\(mpath): field \"\(field)\" must name a file inside \(dir)") }
             let d: Data
@@ -165,6 +174,7 @@ public enum PreparedDataset {
             guard d.count == want else {
                 throw GiftError(.format, "\(path) is \(d.count) bytes; \(mpath) (\"examples\" \(n), \"tokens\" \(total)) says \(want): truncated or replaced")
             }
+            guard verify else { return d }
             let h = hex(d.withUnsafeBytes { XXH64.hash($0) })
             guard h == (try str(hashField)) else {
                 throw GiftError(.format, "\(path): XXH64 \(h) differs from \(mpath) field \"\(hashField)\" \(try str(hashField)): the file was changed after gift data prepare wrote it")
@@ -174,11 +184,11 @@ public enum PreparedDataset {
         let (want, ovf) = n.multipliedReportingOverflow(by: indexFields * 8)
         guard !ovf, total <= Int.max / 4 else { throw GiftError(.format, "\(mpath): counts \"examples\" \(n) / \"tokens\" \(total) are impossibly large") }
         let index = try mapped("index_file", bytes: want, hashField: "index_xxh64")
-        let tokens = try mapped("tokens_file", bytes: total * 4, hashField: "tokens_xxh64")
+        let tokens = try mapped("tokens_file", bytes: total * 4, hashField: "tokens_xxh64", verify: verify)
         let prov = Provenance(tokenizerHash: try str("tokenizer_xxh64"), templateHash: try str("chat_template_xxh64"),
                               tokenizerFile: (try? str("tokenizer_file")) ?? "?", templateFile: (try? str("chat_template_file")) ?? "?")
         // one sequential pass at open (with the checksum's): no id outside the vocab reaches the model
-        let ids: ClosedRange<Int32> = tokens.withUnsafeBytes { raw in
+        let ids: ClosedRange<Int32>? = !verify ? nil : tokens.withUnsafeBytes { raw in
             var lo = Int32.max, hi = Int32.min
             for k in 0..<total { let v = Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * k, as: Int32.self)); lo = min(lo, v); hi = max(hi, v) }
             return total == 0 ? 0...0 : lo...hi
@@ -214,11 +224,11 @@ public enum PreparedDataset {
 
     /// Every example of a prepared set for model `modelDir` with vocab `vocabSize`, ids left mapped (their
     /// range, scanned at open, checked against the vocab).
-    public static func load(_ dir: String, modelDir: String, vocabSize: Int) throws -> ([Example], DatasetReport, Mapped) {
-        let m = try open(dir)
+    public static func load(_ dir: String, modelDir: String, vocabSize: Int, verify: Bool = true) throws -> ([Example], DatasetReport, Mapped) {
+        let m = try open(dir, verify: verify)
         try checkProvenance(m, model: modelDir)
-        if m.idRange.lowerBound < 0 || Int(m.idRange.upperBound) >= vocabSize {
-            throw GiftError(.data, "\(dir)/\(tokensFile) holds ids \(m.idRange.lowerBound)...\(m.idRange.upperBound), outside the model vocab [0, \(vocabSize)) of \(modelDir)/config.json")
+        if let r = m.idRange, r.lowerBound < 0 || Int(r.upperBound) >= vocabSize {
+            throw GiftError(.data, "\(dir)/\(tokensFile) holds ids \(r.lowerBound)...\(r.upperBound), outside the model vocab [0, \(vocabSize)) of \(modelDir)/config.json")
         }
         let out = (0..<m.count).map { m.example($0) }
         var report = DatasetReport(examples: m.count)

@@ -10,10 +10,19 @@ public struct TrainData: Sendable {
     public var task: BuiltinTask?
     /// Longest example after truncation (tokens, without padding).
     public var maxExampleLength: Int
+    /// A prepared set's identity (its files' checksums and the split, no token read), which ranks compare
+    /// in place of hashing every example; nil for data read into memory.
+    public var identity: UInt64? = nil
+    /// Opened without the token file's checksum and id scan (ranks other than 0): ids are checked as a
+    /// rank reads its own examples.
+    public var idsUnchecked = false
 
-    public static func load(_ cfg: RunConfig, model c: ModelConfig) throws -> TrainData {
+    /// `verify` false: a prepared set is opened without reading its whole token file (rank 0 verifies it;
+    /// every other rank reads only its own examples).
+    public static func load(_ cfg: RunConfig, model c: ModelConfig, verify: Bool = true) throws -> TrainData {
         let tok = try? CharTokenizer(vocabSize: c.vocab, eosId: c.eosTokenId, maskId: c.maskTokenId)
         var examples: [Example], report: DatasetReport, task: BuiltinTask? = nil
+        var prepared: PreparedDataset.Mapped? = nil
         if let t = try? BuiltinTask(name: cfg.data), !FileManager.default.fileExists(atPath: cfg.data) {
             task = t
             guard let tok else {
@@ -27,7 +36,7 @@ public struct TrainData: Sendable {
             report = DatasetReport(examples: examples.count, skippedBadLines: 0, skippedEmptyResponse: 0, truncated: 0)
         } else if PreparedDataset.isPrepared(cfg.data) {
             // a folder of gift data prepare: ids made by --model's tokenizer and template (checked), mapped
-            (examples, report, _) = try PreparedDataset.load(cfg.data, modelDir: cfg.model, vocabSize: c.vocab)
+            (examples, report, prepared) = try PreparedDataset.load(cfg.data, modelDir: cfg.model, vocabSize: c.vocab, verify: verify)
         } else {
             guard FileManager.default.fileExists(atPath: cfg.data) else {
                 throw GiftError(.io, "--data \(cfg.data): no such file, and not a built-in task (\(BuiltinTask.names.joined(separator: ", ")))")
@@ -45,7 +54,14 @@ public struct TrainData: Sendable {
         report.truncated += truncated
         if cut.count < 2 { throw GiftError(.data, "\(cfg.data): \(cut.count) usable examples; training needs at least 2") }
         let (train, val) = Batching.split(cut, validationFraction: cfg.validationFraction, seed: cfg.seed)
-        return TrainData(train: train, validation: val, report: report, tokenizer: tok, task: task,
-                         maxExampleLength: cut.map(\.length).max() ?? 1)
+        var data = TrainData(train: train, validation: val, report: report, tokenizer: tok, task: task,
+                             maxExampleLength: cut.map(\.length).max() ?? 1)
+        if let prepared {
+            var h = FNV1a(); h.add(Int(truncatingIfNeeded: prepared.identity))
+            for set in [train, val] { for e in set { h.add([e.line, e.promptCount, e.responseCount]) }; h.add(-1) }
+            data.identity = h.value
+            data.idsUnchecked = prepared.idRange == nil
+        }
+        return data
     }
 }

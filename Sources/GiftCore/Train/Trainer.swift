@@ -194,8 +194,9 @@ public final class Trainer {
         // the padded length and the normaliser come from the lengths: a rank reads only its own examples' ids
         let padTo = fixedPadLength ?? ((indices.map { data.train[$0].length }.max() ?? 0) + cfg.extraEOS)
         let normalizer = LossNormalizer.of(indices.map { data.train[$0] }, padTo: padTo, padLoss: cfg.padLoss, minEOS: cfg.extraEOS)
-        let mine = sequences(Array(indices[(comm.rank * rankBatch)..<((comm.rank + 1) * rankBatch)]), from: data.train,
-                             padTo: padTo, betas: refBetas)
+        let myIndices = Array(indices[(comm.rank * rankBatch)..<((comm.rank + 1) * rankBatch)])
+        try checkIDs(myIndices, of: data.train)
+        let mine = sequences(myIndices, from: data.train, padTo: padTo, betas: refBetas)
         if let zg = zeroGrads { zg.beginStep(); commThread!.resetWaited() } else { grads.update(repeating: 0, count: table.count) }
         var stats = StepStats()
         // bf16: the weights' bf16 copy is made once here, after the previous optimizer step, and used by
@@ -290,12 +291,23 @@ public final class Trainer {
         let cj = cfg.json
         for k in cj.keys.sorted() { var h = FNV1a(); h.add("\(cj[k]!)"); fields.append(("run config field '\(k)'", h.value)) }
         var hm = FNV1a(); hm.add(String(decoding: model.config.jsonData(), as: UTF8.self)); fields.append(("model config", hm.value))
-        fields.append(("training data", Self.fingerprint(data.train)))
-        fields.append(("validation data", Self.fingerprint(data.validation)))
+        if let id = data.identity {
+            // a prepared set: its files' checksums and the split, so no rank reads other ranks' examples
+            fields.append(("training data (prepared set: its files' checksums and the split)", id))
+        } else {
+            fields.append(("training data", Self.fingerprint(data.train)))
+            fields.append(("validation data", Self.fingerprint(data.validation)))
+        }
         // "auto" resolves per host: a rank without oneDNN would round differently and drift
         var hg = FNV1a(); hg.add(Gemm.summary); fields.append(("matmul backend (\(Gemm.summary) on rank 0)", hg.value))
         var mine = fields.map(\.1)
         try mine.withUnsafeMutableBytes { try comm.broadcast($0.baseAddress!, bytes: $0.count, root: 0) }
+        if data.identity != nil {
+            // the checkpoints' data fingerprint (every example's ids) from rank 0, which verified the set
+            var f = [comm.rank == 0 ? dataFingerprint : 0]
+            try f.withUnsafeMutableBytes { try comm.broadcast($0.baseAddress!, bytes: 8, root: 0) }
+            cachedDataFingerprint = f[0]
+        }
         var differs = zip(fields, mine).map { $0.0.1 == $0.1 ? 0.0 : 1.0 }
         try comm.allreduceSum(&differs)
         if let i = differs.firstIndex(where: { $0 > 0 }) {
@@ -310,13 +322,33 @@ public final class Trainer {
         if lora != nil { try comm.broadcast(UnsafeMutableRawPointer(trainable.pointer), bytes: trainable.count * 4, root: 0) }
     }
 
+    var cachedDataFingerprint: UInt64?
+
+    /// A prepared set opened without its id scan (`TrainData.idsUnchecked`): the ids of the examples this
+    /// rank is about to use, against the vocabulary, with an error that names the example.
+    func checkIDs(_ indices: [Int], of examples: [Example]) throws {
+        guard data.idsUnchecked else { return }
+        let V = Int32(model.config.vocab)
+        for i in indices {
+            let e = examples[i]
+            if let bad = (e.prompt + e.response).first(where: { $0 < 0 || $0 >= V }) {
+                throw GiftError(.data, "\(cfg.data): example of line \(e.line) holds id \(bad), outside the model vocab [0, \(V))")
+            }
+        }
+    }
+
     static func fingerprint(_ set: [Example]) -> UInt64 {
         var h = FNV1a(); h.add(set.count)
         for e in set { h.add(e.prompt); h.add(-1); h.add(e.response); h.add(-2) }
         return h.value
     }
+    /// Every example's ids hashed (what checkpoints record); computed once (for a prepared set on rank 0
+    /// only, which broadcasts it in `synchronizeStart`).
     public var dataFingerprint: UInt64 {
-        var h = FNV1a(); h.add([Self.fingerprint(data.train), Self.fingerprint(data.validation)]); return h.value
+        if let f = cachedDataFingerprint { return f }
+        var h = FNV1a(); h.add([Self.fingerprint(data.train), Self.fingerprint(data.validation)])
+        cachedDataFingerprint = h.value
+        return h.value
     }
 
     // MARK: checkpoints
@@ -431,6 +463,7 @@ public final class Trainer {
         let rounds = sharded == nil ? 0 : (chunks.count + comm.size - 1) / comm.size
         for c in 0..<max(chunks.count, rounds * comm.size) where c % comm.size == comm.rank {
             let chunk = c < chunks.count ? chunks[c] : chunks[0]
+            try checkIDs(chunk, of: data.validation)
             let seqs = sequences(chunk, from: data.validation, padTo: padTo, betas: valRefBetas)
             let (st, _) = runner.run(params.pointer, grads: nil, seqs, seed: cfg.seed ^ 0x5EED_0F_7A1, step: 0, normalizer: norm)
             if c < chunks.count { loss += st.loss }
