@@ -243,3 +243,35 @@ final class ZeROMPITests: XCTestCase {
         XCTAssertNotEqual(l16, l32, "bf16 on the wire changed nothing: not applied?")
     }
 }
+
+/// ZeRO-3's gathers are collective, so a rank whose batch has nothing to compute (no response row for
+/// pass 1, no masked row for pass 2) must still walk the blocks the others' forward gathers.
+final class CollectivePassTests: XCTestCase {
+    final class Recorder: BlockWeightSource {
+        var events: [String] = []
+        func acquire(block: Int) { events.append("a\(block)") }
+        func release(block: Int) { events.append("r\(block)") }
+        func begin(_ pass: WeightPass) { events.append(pass == .forward ? "F" : "B") }
+        var isCollective: Bool { true }
+    }
+
+    func testAnEmptyBatchAsksForTheSameBlocks() throws {
+        let c = try ModelConfig.preset("tiny")
+        let model = Transformer(config: c, maxSeqLen: 16)
+        let params = model.layout.initialize(seed: 1)
+        let rec = Recorder()
+        model.weightSource = rec
+        let runner = ObjectiveRunner(model: model, options: ObjectiveOptions(kind: .gift), capacityTokens: 32, maxSeqLen: 16)
+        func events(_ seqs: [TrainSequence]) -> [String] {
+            rec.events = []
+            runner.run(params.pointer, grads: nil, seqs, seed: 1, step: 0, normalizer: .of(seqs))
+            return rec.events
+        }
+        let tokens = (0..<12).map { Int32($0 % 40) }
+        let normal = [TrainSequence(tokens: tokens, promptLength: 4, exampleIndex: 0)]
+        let empty = [TrainSequence(tokens: tokens, promptLength: 12, exampleIndex: 1)]   // no response at all
+        let a = events(normal), b = events(empty)
+        XCTAssertEqual(a.filter { $0 == "F" }.count, 2, "pass 1 and pass 2 forwards: \(a)")
+        XCTAssertEqual(b, a)
+    }
+}

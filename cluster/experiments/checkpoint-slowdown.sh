@@ -25,7 +25,7 @@ for r in $(seq 1 "$ROUNDS"); do
     extra=()
     case "$mode" in nice19) extra=(--checkpoint-every "$EVERY" --checkpoint-nice 19) ;; nice0) extra=(--checkpoint-every "$EVERY" --checkpoint-nice 0) ;; esac
     "${launch[@]}" "$GIFT" train --model "$MODEL" --data countdown --task-examples 2000 --max-steps "$STEPS" --lr 1e-3 --max-length 64 \
-      --micro-batch "$MICRO" --zero "$ZERO" --eval-every 0 --seed 3 --out "$WORK/$mode-$r" "${extra[@]}" > "$WORK/$mode-$r.log" 2>&1
+      --micro-batch "$MICRO" --zero "$ZERO" --eval-every 0 --validation-fraction 0.01 --seed 3 --out "$WORK/$mode-$r" "${extra[@]}" > "$WORK/$mode-$r.log" 2>&1
     echo "round $r $mode done" >&2
   done
 done

@@ -51,6 +51,7 @@ public final class ShardedParameters: BlockWeightSource, @unchecked Sendable {
     }
 
     public func begin(_ p: WeightPass) { pass = p }
+    public var isCollective: Bool { true }
 
     /// Queues unit u's gather unless it is resident or on its way.
     private func request(_ u: Int) {

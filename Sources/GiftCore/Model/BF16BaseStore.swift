@@ -8,12 +8,16 @@ public protocol BlockWeightSource: AnyObject {
     func acquire(block: Int)
     func release(block: Int)
     func begin(_ pass: WeightPass)
+    /// Whether acquiring is collective (ZeRO-3's gathers): then every rank must run the same passes, and a
+    /// pass with nothing to compute walks the blocks anyway (`Transformer.skipForward`).
+    var isCollective: Bool { get }
 }
 
 public enum WeightPass: Sendable { case forward, backward }
 
 extension BlockWeightSource {
     public func begin(_ pass: WeightPass) {}
+    public var isCollective: Bool { false }
 }
 
 /// A frozen base (LoRA's `--base-dtype bf16`) kept as bf16 bits: half the memory of fp32 for the blocks.

@@ -152,6 +152,20 @@ public final class Transformer: @unchecked Sendable {
         RMSNorm.forward(x: acts.xout, weight: params + layout.lnF, y: acts.hf, rstd: acts.rstdF, rows: T, d: d, eps: eps)
     }
 
+    /// A forward with nothing to compute on this rank (a batch without a masked or response row) under a
+    /// collective weight source: the same acquisitions as `forward` and `head`, so this rank takes part in
+    /// the gathers the other ranks' forward makes. A no-op otherwise.
+    /// `head`: the skipped pass would also have called `head` (which the caller then does not).
+    public func skipForward(head: Bool) {
+        guard let ws = weightSource, ws.isCollective else { return }
+        let n = config.nLayers
+        ws.begin(.forward)
+        ws.acquire(block: -1); ws.acquire(block: n)
+        for l in 0..<n { ws.acquire(block: l); ws.release(block: l) }
+        ws.release(block: -1); ws.release(block: n)
+        if head { ws.acquire(block: n); ws.release(block: n) }
+    }
+
     /// attn_norm and the fused q|k|v projection (with block l's adapters) on every row.
     private func projectQKV(_ params: UnsafePointer<Float>, _ l: Int, _ A: LayerActs, rows T: Int, lora: LoRARun?, keep: Bool) {
         let c = config, d = c.dModel, kv = c.kvDim, W = qkvWidth, o = layout.blocks[l]

@@ -121,7 +121,7 @@ public final class ObjectiveRunner: @unchecked Sendable {
             }
         }
         var betas = [Double](repeating: 0, count: B * L)
-        if rows.isEmpty { return betas }
+        if rows.isEmpty { model.skipForward(head: true); return betas }
         // only the response rows' final states are read: the trimmed forward computes little else
         Profiler.measure("  pass 1 forward") {
             model.forwardPass1(params, tokens: input, batch: B, seqLen: L, outputRows: rows, acts: infer, lora: loraInfer)
@@ -252,6 +252,8 @@ public final class ObjectiveRunner: @unchecked Sendable {
             Profiler.measure("pass 2 forward") {
                 model.forward(params, tokens: prep.noisy, batch: B, seqLen: L, acts: acts, lora: loraTrain)
             }
+        } else {
+            model.skipForward(head: false)   // (the head below still runs, on no rows)
         }
         let logits = Profiler.measure("pass 2 head") { model.head(params, rows: rows, acts: acts) }
         if let captureLogits { captureLogits.update(from: logits, count: B * L * V) }
