@@ -43,9 +43,9 @@ final class PlanTests: XCTestCase {
     }
 
     func testPlanRefusesStagesItDoesNotKnow() throws {
-        let r = try runGift(["plan", "--model", "tiny", "--zero", "3"])
+        let r = try runGift(["plan", "--model", "tiny", "--zero", "4"])
         XCTAssertNotEqual(r.status, 0)
-        XCTAssertTrue(r.stderr.contains("ZeRO stages 0 and 1"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("ZeRO stages are 0, 1, 2 and 3"), r.stderr)
     }
 
     func testPlanPartsFollowTheSizes() throws {
@@ -62,5 +62,52 @@ final class PlanTests: XCTestCase {
                        + Activations(config: c, capacityTokens: 128, maxSeqLen: 64, training: false).bytes)
         // sft has no pass 1: fewer FLOPs than gift on the same batch
         XCTAssertLessThan(p1.flopsPerStep, p0.flopsPerStep)
+    }
+
+    /// ZeRO 2 and 3, recompute and bf16 reduction against the sizes computed here from the model's shape
+    /// (N, the largest shard S, one block B, the bucket U, the outer units O), not from the plan's own code.
+    func testShardedStagesFollowTheSizes() throws {
+        let c = try ModelConfig.preset("small")
+        let d = c.dModel, ff = c.mlpHiddenSize, kv = c.kvDim, V = c.vocab
+        let B = 2 * d + 2 * d * d + 2 * kv * d + 3 * ff * d, O = 2 * V * d + d
+        let N = O + c.nLayers * B
+        XCTAssertEqual(N, ParameterLayout(c).count)
+        let R = 3, S = (N + R - 1) / R, U = 4 * 262_144
+        func plan(_ zero: Int, recompute: Bool = false, bf16: Bool = false, accum: Int = 1, objective: ObjectiveKind = .gift) throws -> Plan {
+            var s = Plan.Settings()
+            s.ranks = R; s.zero = zero; s.microBatch = 2; s.seqLen = 64; s.recompute = recompute; s.gradReduceBF16 = bf16
+            s.gradAccum = accum; s.objective = objective
+            return try Plan(config: c, s)
+        }
+        let p2 = try plan(2), p3 = try plan(3)
+        XCTAssertEqual(p2.bytes("parameters"), 4 * N)
+        XCTAssertEqual(p3.bytes("parameters"), 4 * S + 4 * (O + 2 * B))
+        for p in [p2, p3] {
+            XCTAssertEqual(p.bytes("gradients"), 4 * S + 4 * (B + 2 * U))
+            XCTAssertEqual(p.bytes("moments"), 8 * S)
+            XCTAssertEqual(p.bytes("checkpoint_snapshot"), 12 * S)
+            XCTAssertEqual(p.bytes("communication"), 0)
+        }
+        XCTAssertEqual(p2.bytes("last_good_copy"), 4 * N)
+        XCTAssertEqual(p3.bytes("last_good_copy"), 4 * S)
+        XCTAssertEqual(try plan(3, bf16: true).bytes("communication"), 2 * U)
+        // recompute: the training arena of Activations built with recompute, and one more block forward
+        let r = try plan(2, recompute: true)
+        XCTAssertEqual(r.bytes("activations"), Activations(config: c, capacityTokens: 128, maxSeqLen: 64, training: true, recompute: true).bytes
+                       + Activations(config: c, capacityTokens: 128, maxSeqLen: 64, training: false).bytes)
+        XCTAssertLessThan(r.bytes("activations"), p2.bytes("activations"))
+        let blockForward = Double(128) * Double(c.nLayers) * (2 * Double(B - 2 * d) + 4 * 64 * Double(d))
+        XCTAssertEqual(r.flopsPerStep - p2.flopsPerStep, blockForward, accuracy: 1e-9 * blockForward)
+        // bytes moved: ring volumes V·(R−1)/R
+        func ring(_ v: Int) -> Int { v * (R - 1) / R }
+        XCTAssertEqual(try plan(0).bytesMovedPerStep, ring(8 * N))
+        XCTAssertEqual(try plan(0, bf16: true).bytesMovedPerStep, ring(4 * N))
+        XCTAssertEqual(try plan(1).bytesMovedPerStep, ring(8 * N))
+        XCTAssertEqual(try plan(2, accum: 3).bytesMovedPerStep, ring(3 * 4 * N + 4 * N))
+        XCTAssertEqual(try plan(3, accum: 2).bytesMovedPerStep, ring(2 * (4 * N + 3 * 4 * (N - O)) + 4 * O))
+        XCTAssertEqual(try plan(3, bf16: true, objective: .sft).bytesMovedPerStep, ring(2 * N + 2 * 4 * (N - O) + 4 * O))
+        // one rank moves nothing
+        var one = Plan.Settings(); one.zero = 3
+        XCTAssertEqual(try Plan(config: c, one).bytesMovedPerStep, 0)
     }
 }
