@@ -88,6 +88,49 @@ int gift_mpi_reduce_scatter_sum_f32(const float *send, float *recv, const size_t
     return rc;
 }
 
+static unsigned short to_bf16(float f) {
+    unsigned int u; memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40);   // NaN stays NaN
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (unsigned short)(u >> 16);
+}
+static float from_bf16(unsigned short b) { unsigned int u = (unsigned int)b << 16; float f; memcpy(&f, &u, 4); return f; }
+
+int gift_mpi_reduce_scatter_sum_bf16(const float *send, float *recv, const size_t *counts, size_t limit) {
+    int ranks = gift_mpi_size(), me = gift_mpi_rank();
+    limit = clamp_limit(limit);
+    size_t most = 0;
+    for (int r = 0; r < ranks; r++) most = counts[r] > most ? counts[r] : most;
+    // per round at most R floats of each rank's shard: the displacements (≤ ranks·R) stay within limit
+    size_t R = min_sz(limit / (size_t)ranks, ROUND_FLOATS);
+    if (R == 0) R = 1;
+    int *sc = malloc(sizeof(int) * 4 * (size_t)ranks);
+    unsigned short *out = malloc(sizeof(unsigned short) * R * (size_t)ranks);
+    unsigned short *in = malloc(sizeof(unsigned short) * R * (size_t)ranks);
+    if (!sc || !out || !in) { free(sc); free(out); free(in); return -1; }
+    int *sd = sc + ranks, *rc_ = sc + 2 * ranks, *rd = sc + 3 * ranks;
+    int rc = 0;
+    for (size_t k = 0; k * R < most && rc == MPI_SUCCESS; k++) {
+        size_t at = 0, lo = 0, mine = round_count(counts[me], k, R);
+        for (int r = 0; r < ranks; r++) {
+            size_t n = round_count(counts[r], k, R);
+            for (size_t i = 0; i < n; i++) out[at + i] = to_bf16(send[lo + k * R + i]);
+            sc[r] = (int)n; sd[r] = (int)at; rc_[r] = (int)mine; rd[r] = (int)((size_t)r * mine);
+            at += n; lo += counts[r];
+        }
+        calls++;
+        rc = MPI_Alltoallv(out, sc, sd, MPI_UNSIGNED_SHORT, in, rc_, rd, MPI_UNSIGNED_SHORT, MPI_COMM_WORLD);
+        if (rc != MPI_SUCCESS) break;
+        for (size_t i = 0; i < mine; i++) {
+            float s = from_bf16(in[i]);
+            for (int r = 1; r < ranks; r++) s += from_bf16(in[(size_t)r * mine + i]);
+            recv[k * R + i] = s;
+        }
+    }
+    free(sc); free(out); free(in);
+    return rc;
+}
+
 int gift_mpi_allgather_f32(float *buf, const size_t *counts, const size_t *displs, size_t limit) {
     int ranks = gift_mpi_size(), me = gift_mpi_rank();
     limit = clamp_limit(limit);

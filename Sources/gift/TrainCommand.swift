@@ -92,7 +92,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Task accuracy (countdown, sudoku; test split) at every --eval-every and at the end, logged in metrics.jsonl and the plot.")
     var evalTask: String?
     @Option(help: "Test problems per accuracy evaluation.") var evalN: Int?
-    @Option(help: "1: ZeRO-1, shard the AdamW moments over ranks (for large models on small nodes).") var zero: Int?
+    @Option(help: "ZeRO stage, what is sharded over ranks: 0 nothing; 1 the AdamW moments; 2 also the gradients (reduce-scattered bucket by bucket during backward); 3 also the parameters (each block gathered just before it runs, freed after, the next prefetched). Same model at every stage; `gift plan` shows the memory of each.") var zero: Int?
+    @Option(help: "Gradients on the wire: fp32, or bf16 (half the bytes; each rank's contribution rounded to bf16, the owner sums in fp32).") var gradReduceDtype: String?
     @Option(help: "Gradient allreduce bucket size in MiB (buckets start while backward runs).") var bucketMb: Double?
     @Option(help: "Matrix-multiply backend: auto (OpenBLAS for fp32; for bf16 oneDNN where its bf16 kernel is the faster one, AMX, else OpenBLAS with bf16-rounded operands), openblas or onednn.") var gemm: String?
     @Option(help: "Matmul input precision: fp32 or bf16 (fp32 accumulation; master weights, gradients, AdamW state, softmax, norms, entropy and loss stay fp32).") var precision: String?
@@ -132,7 +133,7 @@ struct TrainCommand: ParsableCommand {
             ("max_steps", maxSteps), ("epochs", epochs), ("lr", lr), ("warmup_ratio", warmupRatio), ("schedule", schedule),
             ("weight_decay", weightDecay), ("max_grad_norm", maxGradNorm), ("max_length", maxLength),
             ("seed", seed.map { Int($0) }), ("out", out), ("eval_every", evalEvery),
-            ("validation_fraction", validationFraction), ("max_bad_steps", maxBadSteps), ("zero", zero), ("bucket_mb", bucketMb), ("eval_task", evalTask), ("eval_n", evalN),
+            ("validation_fraction", validationFraction), ("max_bad_steps", maxBadSteps), ("zero", zero), ("grad_reduce_dtype", gradReduceDtype), ("bucket_mb", bucketMb), ("eval_task", evalTask), ("eval_n", evalN),
             ("gemm", gemm), ("precision", precision), ("init_seed", initSeed), ("data_format", dataFormat), ("pad_loss", padLoss),
             ("lora_r", loraR), ("lora_alpha", loraAlpha), ("lora_dropout", loraDropout), ("lora_targets", loraTargets),
             ("adapter", adapter), ("recompute", recompute), ("base_dtype", baseDtype),

@@ -36,27 +36,8 @@ final class MPITests: XCTestCase {
         SummationOrderTrajectory(config: try ModelConfig.preset("tiny"), seqLen: 48, globalTokens: 16 * 48)
     }
 
-    /// `a` is the 1-rank reference; loss and val_loss agree within the trajectory model's bound, the
-    /// masked-token counts exactly (the draws depend only on seed, step and example).
     func assertSameTraining(_ a: URL, _ b: URL, file: StaticString = #filePath, line: UInt = #line) throws {
-        let ma = try metrics(a), mb = try metrics(b)
-        XCTAssertEqual(ma.count, mb.count, file: file, line: line)
-        XCTAssertGreaterThan(ma.count, 0, file: file, line: line)
-        let tol = try Self.trajectory().tolerances(reference: ma)
-        var worstRatio = 0.0, worstRel = 0.0
-        for (x, y) in zip(ma, mb) {
-            let step = (x["step"] as! NSNumber).intValue
-            for key in ["loss", "val_loss"] {
-                guard let u = (x[key] as? NSNumber)?.doubleValue else { continue }
-                let v = (y[key] as! NSNumber).doubleValue
-                let bound = (key == "loss" ? tol[step]?.loss : tol[step]?.valLoss) ?? 0
-                worstRatio = max(worstRatio, abs(u - v) / bound); worstRel = max(worstRel, abs(u - v) / abs(u))
-                XCTAssertEqual(u, v, accuracy: bound, "step \(step) \(key): |Δ| \(abs(u - v)) bound \(bound)", file: file, line: line)
-            }
-            XCTAssertEqual((x["masked_tokens"] as! NSNumber).intValue, (y["masked_tokens"] as! NSNumber).intValue, file: file, line: line)
-        }
-        print(String(format: "%@ vs %@: largest relative loss difference %.3g, largest |Δ|/bound %.3g",
-                     b.lastPathComponent, a.lastPathComponent, worstRel, worstRatio))
+        try assertSameTinyTraining(a, b, file: file, line: line)
     }
 
     /// (a) 2 ranks × micro-batch b against 1 rank × 2b, 20 steps, sft and gift; (b) identical ranks.
@@ -162,3 +143,27 @@ final class MPITests: XCTestCase {
         XCTAssertTrue(f.stderr.contains("rank 1: injected fault at step 3"), f.stderr)
     }
 }
+
+/// `a` is the 1-rank reference; loss and val_loss agree within the trajectory model's bound, the
+/// masked-token counts exactly (the draws depend only on seed, step and example).
+func assertSameTinyTraining(_ a: URL, _ b: URL, file: StaticString = #filePath, line: UInt = #line) throws {
+    let ma = try MetricsWriter.read(a.appendingPathComponent("metrics.jsonl").path), mb = try MetricsWriter.read(b.appendingPathComponent("metrics.jsonl").path)
+    XCTAssertEqual(ma.count, mb.count, file: file, line: line)
+    XCTAssertGreaterThan(ma.count, 0, file: file, line: line)
+    let tol = try MPITests.trajectory().tolerances(reference: ma)
+    var worstRatio = 0.0, worstRel = 0.0
+    for (x, y) in zip(ma, mb) {
+        let step = (x["step"] as! NSNumber).intValue
+        for key in ["loss", "val_loss"] {
+            guard let u = (x[key] as? NSNumber)?.doubleValue else { continue }
+            let v = (y[key] as! NSNumber).doubleValue
+            let bound = (key == "loss" ? tol[step]?.loss : tol[step]?.valLoss) ?? 0
+            worstRatio = max(worstRatio, abs(u - v) / bound); worstRel = max(worstRel, abs(u - v) / abs(u))
+            XCTAssertEqual(u, v, accuracy: bound, "step \(step) \(key): |Δ| \(abs(u - v)) bound \(bound)", file: file, line: line)
+        }
+        XCTAssertEqual((x["masked_tokens"] as! NSNumber).intValue, (y["masked_tokens"] as! NSNumber).intValue, file: file, line: line)
+    }
+    print(String(format: "%@ vs %@: largest relative loss difference %.3g, largest |Δ|/bound %.3g",
+                 b.lastPathComponent, a.lastPathComponent, worstRel, worstRatio))
+}
+

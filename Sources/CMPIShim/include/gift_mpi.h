@@ -23,6 +23,10 @@ int gift_mpi_allreduce_sum_f64(double *buf, size_t count, size_t limit);
 // Sum of `send` (all ranks' full vectors) scattered: rank r receives counts[r] floats starting at
 // displacement sum(counts[0..<r]). `counts` has one entry per rank.
 int gift_mpi_reduce_scatter_sum_f32(const float *send, float *recv, const size_t *counts, size_t limit);
+// The same sum with bf16 on the wire (--grad-reduce-dtype bf16: half the bytes): every rank's values are
+// rounded to bf16 (nearest even) and sent to the rank that owns them (all-to-all), which adds the ranks'
+// contributions in fp32 in rank order 0, 1, ... (so the result does not depend on MPI's algorithm).
+int gift_mpi_reduce_scatter_sum_bf16(const float *send, float *recv, const size_t *counts, size_t limit);
 // Every rank's slice (counts[r] floats at displs[r] of buf) gathered in place into every rank's buf.
 int gift_mpi_allgather_f32(float *buf, const size_t *counts, const size_t *displs, size_t limit);
 int gift_mpi_broadcast_bytes(void *buf, size_t count, int root, size_t limit);

@@ -42,22 +42,37 @@ public enum Resume {
         }
     }
 
-    /// Reads a checkpoint folder into full-size buffers, verifying the manifest and every shard's size
-    /// and checksum first. Works for any number of ranks: every rank reads every shard.
-    /// `m`/`v` nil: parameters only (export).
+    /// The flat offsets a rank loads: the parameters' (all, or a ZeRO-3 shard) and the moments' (all, or
+    /// its ZeRO shard); the buffers given to `load` are addressed by flat offset over these ranges.
+    public struct Within: Sendable {
+        public var params: Range<Int>?, moments: Range<Int>?
+        public init(params: Range<Int>? = nil, moments: Range<Int>? = nil) { self.params = params; self.moments = moments }
+        public static let everything = Within()
+    }
+
+    /// Reads a checkpoint folder, verifying the manifest and every shard's size and checksum first.
+    /// Works for any number of ranks and any ZeRO stage: a rank reads the shards that overlap what it
+    /// loads (`within`; nil ranges: everything) and copies the overlap. `m`/`v` nil: parameters only (export).
     public static func load(_ path: String, params: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>?,
-                            v: UnsafeMutablePointer<Float>?) throws -> Manifest {
+                            v: UnsafeMutablePointer<Float>?, within: Within = .everything) throws -> Manifest {
         let man = try Manifest.read(path + "/manifest.json")
+        func overlap(_ a: Range<Int>, _ b: Range<Int>?) -> Range<Int> {
+            guard let b else { return a }
+            let lo = max(a.lowerBound, b.lowerBound), hi = min(a.upperBound, b.upperBound)
+            return lo..<max(lo, hi)
+        }
         for s in man.shards {
+            let pr = overlap(s.range, within.params), mr = overlap(s.range, within.moments)
+            if pr.isEmpty && (mr.isEmpty || m == nil) { continue }
             let file = path + "/" + s.file
             let attrs = try? FileManager.default.attributesOfItem(atPath: file)
             guard let size = (attrs?[.size] as? NSNumber)?.intValue else { throw GiftError(.io, "\(file): shard missing") }
             if size != s.bytes { throw GiftError(.format, "\(file): \(size) bytes, the manifest says \(s.bytes) (truncated or replaced)") }
             let c = try ShardFile.read(path: file, expectedSize: s.bytes, expectedChecksum: s.checksum)
-            let lo = s.range.lowerBound, n = s.range.count
-            try c.copyFloats("params", into: params + lo, count: n)
-            if let m { try c.copyFloats("m", into: m + lo, count: n) }
-            if let v { try c.copyFloats("v", into: v + lo, count: n) }
+            let lo = s.range.lowerBound
+            try c.copyFloats("params", into: params + pr.lowerBound, range: (pr.lowerBound - lo)..<(pr.upperBound - lo), of: s.range.count)
+            if let m { try c.copyFloats("m", into: m + mr.lowerBound, range: (mr.lowerBound - lo)..<(mr.upperBound - lo), of: s.range.count) }
+            if let v { try c.copyFloats("v", into: v + mr.lowerBound, range: (mr.lowerBound - lo)..<(mr.upperBound - lo), of: s.range.count) }
         }
         return man
     }
@@ -66,13 +81,14 @@ public enum Resume {
     /// reported and the previous is used) or a checkpoint folder. Returns nil for "auto" with none.
     public static func locateAndLoad(_ spec: String, runDir: String, params: UnsafeMutablePointer<Float>,
                                      m: UnsafeMutablePointer<Float>?, v: UnsafeMutablePointer<Float>?,
+                                     within: Within = .everything,
                                      log: (String) -> Void) throws -> (path: String, manifest: Manifest)? {
         if spec != "auto" {
-            return (spec, try load(spec, params: params, m: m, v: v))
+            return (spec, try load(spec, params: params, m: m, v: v, within: within))
         }
         for c in Checkpoint.candidates(in: runDir + "/checkpoints") {
             do {
-                return (c.path, try load(c.path, params: params, m: m, v: v))
+                return (c.path, try load(c.path, params: params, m: m, v: v, within: within))
             } catch {
                 log("warning: checkpoint \(c.path) is incomplete or corrupt (\(error)); trying the previous one")
             }

@@ -113,6 +113,15 @@ public struct ShardContents: Sendable {
         f.withUnsafeBufferPointer { if count > 0 { into.update(from: $0.baseAddress!, count: count) } }
     }
 
+    /// Floats `range` of section `name`, which must hold `expected` floats, into `into`.
+    public func copyFloats(_ name: String, into: UnsafeMutablePointer<Float>, range: Range<Int>, of expected: Int) throws {
+        let f = try floats(name)
+        guard f.count == expected else {
+            throw GiftError(.mismatch, "\(path): section '\(name)' holds \(f.count) floats, expected \(expected)")
+        }
+        f.withUnsafeBufferPointer { if !range.isEmpty { into.update(from: $0.baseAddress! + range.lowerBound, count: range.count) } }
+    }
+
     /// The bytes of section `name` (an error if it is missing or a float section).
     public func bytes(_ name: String) throws -> Data {
         switch try payload(name) {

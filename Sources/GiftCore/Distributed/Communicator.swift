@@ -12,6 +12,9 @@ public protocol Communicator: AnyObject, Sendable {
     /// ZeRO-1: the sum over ranks of `send` (count floats), this rank keeping its shard
     /// `shards[rank]` in `recv` (which has that shard's length).
     func reduceScatterSum(_ send: UnsafePointer<Float>, _ recv: UnsafeMutablePointer<Float>, shards: [Range<Int>]) throws
+    /// `reduceScatterSum` with bf16 on the wire (each rank's values rounded to bf16, summed in fp32 in
+    /// rank order by the owner): `--grad-reduce-dtype bf16`.
+    func reduceScatterSumBF16(_ send: UnsafePointer<Float>, _ recv: UnsafeMutablePointer<Float>, shards: [Range<Int>]) throws
     /// ZeRO-1: every rank's shard of `buf` (count floats) copied into every rank's `buf`.
     func allgather(_ buf: UnsafeMutablePointer<Float>, shards: [Range<Int>]) throws
     /// Rank `root`'s bytes to every rank.
@@ -29,6 +32,9 @@ public final class SingleProcess: Communicator {
     public func allreduceSum(_ values: inout [Double]) throws {}
     public func reduceScatterSum(_ send: UnsafePointer<Float>, _ recv: UnsafeMutablePointer<Float>, shards: [Range<Int>]) throws {
         recv.update(from: send + shards[0].lowerBound, count: shards[0].count)
+    }
+    public func reduceScatterSumBF16(_ send: UnsafePointer<Float>, _ recv: UnsafeMutablePointer<Float>, shards: [Range<Int>]) throws {
+        for i in 0..<shards[0].count { recv[i] = BFloat16.round(send[shards[0].lowerBound + i]) }
     }
     public func allgather(_ buf: UnsafeMutablePointer<Float>, shards: [Range<Int>]) throws {}
     public func broadcast(_ buf: UnsafeMutableRawPointer, bytes: Int, root: Int) throws {}
@@ -88,6 +94,11 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         let counts = shards.map { $0.count }
         try check(gift_mpi_reduce_scatter_sum_f32(send, recv, counts, chunkLimit), "reduce-scatter")
     }
+    public func reduceScatterSumBF16(_ send: UnsafePointer<Float>, _ recv: UnsafeMutablePointer<Float>, shards: [Range<Int>]) throws {
+        try checkShards(shards, "bf16 reduce-scatter")
+        let counts = shards.map { $0.count }
+        try check(gift_mpi_reduce_scatter_sum_bf16(send, recv, counts, chunkLimit), "bf16 reduce-scatter")
+    }
     public func allgather(_ buf: UnsafeMutablePointer<Float>, shards: [Range<Int>]) throws {
         try checkShards(shards, "allgather")
         let counts = shards.map { $0.count }, displs = shards.map { $0.lowerBound }
@@ -112,7 +123,17 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     public func finalize() { _ = gift_mpi_finalize() }
 }
 
-/// Contiguous, nearly equal shards of `count` elements, one per rank (ZeRO-1, checkpoints).
+/// Contiguous, nearly equal shards of `count` elements, one per rank (ZeRO, checkpoints).
 public func shardRanges(count: Int, parts: Int) -> [Range<Int>] {
     (0..<parts).map { (count * $0 / parts)..<(count * ($0 + 1) / parts) }
+}
+
+/// Each shard's part of `piece` (a bucket or a block), relative to the piece's start: contiguous from 0,
+/// empty for ranks that own none of it, as the collectives over a piece take them.
+public func piecesOf(_ piece: Range<Int>, shards: [Range<Int>]) -> [Range<Int>] {
+    shards.map { s in
+        let lo = min(max(s.lowerBound, piece.lowerBound), piece.upperBound)
+        let hi = min(max(s.upperBound, piece.lowerBound), piece.upperBound)
+        return (lo - piece.lowerBound)..<(max(lo, hi) - piece.lowerBound)
+    }
 }

@@ -19,9 +19,16 @@ public final class GradientSync: @unchecked Sendable {
     private var failure: Error?
     private var stopping = false
     private var thread: Thread?
+    /// --grad-reduce-dtype bf16: each bucket is reduce-scattered with bf16 on the wire (summed in fp32 by
+    /// its owners) and the sums allgathered in fp32, instead of one fp32 allreduce.
+    let bf16: Bool
+    private let shards: [Range<Int>]
+    private let recv: FloatBuffer?
 
-    public init(comm: Communicator, count: Int, bucketFloats: Int) {
-        self.comm = comm
+    public init(comm: Communicator, count: Int, bucketFloats: Int, bf16: Bool = false) {
+        self.comm = comm; self.bf16 = bf16
+        shards = shardRanges(count: count, parts: comm.size)
+        recv = bf16 ? FloatBuffer(count: min(max(1, bucketFloats), count)) : nil
         let b = max(1, bucketFloats)
         var r: [Range<Int>] = []
         var hi = count
@@ -49,14 +56,22 @@ public final class GradientSync: @unchecked Sendable {
             let g = grads!
             cond.unlock()
             var err: Error?
-            do { try comm.allreduceSum(g + r.lowerBound, count: r.count) } catch { err = error }
+            do { try reduce(g, r) } catch { err = error }
             cond.lock()
             completed += 1
-            bytesReduced += r.count * 4
+            bytesReduced += r.count * (bf16 ? 2 : 4)
             if let err, failure == nil { failure = err }
             cond.broadcast()
             cond.unlock()
         }
+    }
+
+    private func reduce(_ g: UnsafeMutablePointer<Float>, _ r: Range<Int>) throws {
+        guard let recv else { return try comm.allreduceSum(g + r.lowerBound, count: r.count) }
+        let parts = piecesOf(r, shards: shards), mine = parts[comm.rank]
+        try comm.reduceScatterSumBF16(g + r.lowerBound, recv.pointer, shards: parts)
+        (g + r.lowerBound + mine.lowerBound).update(from: recv.pointer, count: mine.count)
+        try comm.allgather(g + r.lowerBound, shards: parts)
     }
 
     /// Call before the last micro-batch's backward.

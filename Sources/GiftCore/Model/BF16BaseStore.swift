@@ -2,9 +2,18 @@ import Foundation
 
 /// Where the model finds a block's weights when they are not simply resident in the flat buffer: called
 /// with the block index before the block's forward or backward reads `params + offset`, and after.
+/// Block −1 is the embedding, block `nLayers` is ln_f with the output head (the tensors outside the
+/// blocks); `begin` says which way the blocks will come next (a source may fetch ahead).
 public protocol BlockWeightSource: AnyObject {
     func acquire(block: Int)
     func release(block: Int)
+    func begin(_ pass: WeightPass)
+}
+
+public enum WeightPass: Sendable { case forward, backward }
+
+extension BlockWeightSource {
+    public func begin(_ pass: WeightPass) {}
 }
 
 /// A frozen base (LoRA's `--base-dtype bf16`) kept as bf16 bits: half the memory of fp32 for the blocks.
@@ -58,6 +67,7 @@ public final class BF16BaseStore: BlockWeightSource, @unchecked Sendable {
     }
 
     public func acquire(block l: Int) {
+        guard l >= 0 && l < layout.blocks.count else { return }   // the embedding, ln_f and head stay fp32
         lock.lock(); defer { lock.unlock() }
         guard resident.insert(l).inserted else { return }
         let r = range(l), dst = view + r.lowerBound, src = bits + (r.lowerBound - blocks.lowerBound)
@@ -65,6 +75,7 @@ public final class BF16BaseStore: BlockWeightSource, @unchecked Sendable {
     }
 
     public func release(block l: Int) {
+        guard l >= 0 && l < layout.blocks.count else { return }
         lock.lock(); defer { lock.unlock() }
         guard resident.remove(l) != nil else { return }
         // whole pages inside the block only (the pages at its ends may hold a neighbour's floats)

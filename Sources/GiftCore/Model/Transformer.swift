@@ -86,6 +86,10 @@ public final class Transformer: @unchecked Sendable {
             precondition(tokens[i] >= 0 && Int(tokens[i]) < c.vocab, "token id \(tokens[i]) outside the vocabulary")
             acts.tokens[i] = tokens[i]
         }
+        // the tensors outside the blocks (a sharded source keeps them for the whole step)
+        weightSource?.begin(.forward)
+        weightSource?.acquire(block: -1); weightSource?.acquire(block: c.nLayers)
+        defer { weightSource?.release(block: -1); weightSource?.release(block: c.nLayers) }
         acts.tokens.withUnsafeBufferPointer {
             Embedding.forward(tokens: $0.baseAddress!, table: params + layout.wte, out: acts.layers[0].xin, count: T, d: d)
         }
@@ -203,6 +207,8 @@ public final class Transformer: @unchecked Sendable {
     @discardableResult
     public func head(_ params: UnsafePointer<Float>, rows: [Int32], acts: Activations) -> UnsafeMutablePointer<Float> {
         let d = config.dModel
+        weightSource?.acquire(block: config.nLayers)
+        defer { weightSource?.release(block: config.nLayers) }
         acts.headRows = rows
         for (r, t) in rows.enumerated() { (acts.hsel + r * d).update(from: acts.hf + Int(t) * d, count: d) }
         Gemm.linear(acts.hsel, params + layout.head, acts.logits, rows: rows.count, inDim: d, outDim: config.vocab)
@@ -227,6 +233,9 @@ public final class Transformer: @unchecked Sendable {
         func g(_ off: Int) -> UnsafeMutablePointer<Float>? { grads.map { $0 + off } }
         func gn(_ off: Int) -> UnsafeMutablePointer<Float> { grads.map { $0 + off } ?? normScratch! }
         func baseReady(_ off: Int) { if !frozen { ready?(off) } }
+        weightSource?.begin(.backward)
+        weightSource?.acquire(block: -1); weightSource?.acquire(block: c.nLayers)
+        defer { weightSource?.release(block: -1); weightSource?.release(block: c.nLayers) }
         // output head: dW_head += dlogitsᵀ hsel ; dhsel = dlogits W_head, scattered into dhf (acts.dxn)
         Gemm.linearBackward(x: acts.hsel, w: params + layout.head, dy: acts.logits, dx: acts.hsel, dw: g(layout.head),
                             rows: R, inDim: d, outDim: c.vocab)

@@ -44,8 +44,13 @@ public struct RunConfig: Equatable, Sendable {
     public var maxBadSteps = 3
     /// Seed of a preset model's initial weights.
     public var initSeed: UInt64 = 0
-    /// 1: ZeRO-1, the AdamW moments sharded over ranks (reduce-scatter, update a shard, allgather).
+    /// ZeRO stage: 0 every rank holds everything (bucketed allreduce); 1 the AdamW moments sharded
+    /// (reduce-scatter, update a shard, allgather); 2 also the gradients (each bucket reduce-scattered
+    /// while backward runs, only this rank's shard kept); 3 also the parameters (each block all-gathered
+    /// before it runs and freed after, the next one prefetched). All train the same model.
     public var zero = 0
+    /// Dtype of gradients on the wire: fp32, or bf16 (half the bytes; the owners sum in fp32).
+    public var gradReduceDtype = "fp32"
     /// Size of the gradient allreduce buckets, MiB.
     public var bucketMB = 4.0
     /// Task accuracy at every evaluation ("" for none): a built-in task's test split, sampled with the
@@ -104,7 +109,7 @@ public struct RunConfig: Equatable, Sendable {
             "beta1": beta1, "beta2": beta2, "adam_eps": adamEps, "max_grad_norm": maxGradNorm,
             "max_length": maxLength, "seed": seed, "out": out, "eval_every": evalEvery,
             "validation_fraction": validationFraction, "skip_bad_lines": skipBadLines, "data_format": dataFormat.rawValue,
-            "max_bad_steps": maxBadSteps, "init_seed": initSeed, "zero": zero, "group_by_length": groupByLength, "pad_loss": padLoss.rawValue, "bucket_mb": bucketMB, "eval_task": evalTask, "eval_n": evalN,
+            "max_bad_steps": maxBadSteps, "init_seed": initSeed, "zero": zero, "grad_reduce_dtype": gradReduceDtype, "group_by_length": groupByLength, "pad_loss": padLoss.rawValue, "bucket_mb": bucketMB, "eval_task": evalTask, "eval_n": evalN,
             "gemm": gemm, "precision": precision.rawValue,
             "lora_r": lora.r, "lora_alpha": lora.alpha, "lora_dropout": lora.dropout,
             "lora_targets": lora.targets.map(\.rawValue).joined(separator: ","), "lora_rslora": lora.rslora, "adapter": adapter, "recompute": recompute, "base_dtype": baseDtype,
@@ -195,7 +200,8 @@ public struct RunConfig: Equatable, Sendable {
         case "pad_loss": padLoss = try choice(PadLoss.self, PadLoss.allCases)
         case "max_bad_steps": maxBadSteps = try pos()
         case "init_seed": initSeed = UInt64(try nonneg())
-        case "zero": zero = try nonneg(); if zero > 1 { throw bad("0 or 1") }
+        case "zero": zero = try nonneg(); if zero > 3 { throw bad("0, 1, 2 or 3") }
+        case "grad_reduce_dtype": gradReduceDtype = try str(); if !["fp32", "bf16"].contains(gradReduceDtype) { throw bad("fp32 or bf16") }
         case "group_by_length": guard case .bool(let b) = v else { throw bad("true or false") }; groupByLength = b
         case "bucket_mb": bucketMB = try num(); if !(bucketMB > 0) { throw bad("a positive number") }
         case "eval_task":

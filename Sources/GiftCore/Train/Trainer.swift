@@ -19,18 +19,29 @@ public final class Trainer {
     public let cfg: RunConfig
     public let comm: Communicator
     public let model: Transformer
-    /// The model's weights (frozen under LoRA).
+    /// The model's weights as the model reads them (frozen under LoRA; under ZeRO-3 the gathered view,
+    /// resident only block by block while the model runs).
     public let params: FloatBuffer
-    /// What the optimizer trains: `params` itself, or under LoRA the adapters (`lora`'s table); the
-    /// gradients, moments, sync, clipping and checkpoints all follow this buffer.
+    /// What the optimizer trains: `params` itself, under LoRA the adapters (`lora`'s table), under ZeRO-3
+    /// this rank's shard; the gradients, moments, sync, clipping and checkpoints all follow this buffer.
     public let trainable: FloatBuffer
+    /// `trainable` addressed by flat offset (valid over `opt.shard` under ZeRO-3).
+    let trainableBase: UnsafeMutablePointer<Float>
+    /// ZeRO-3: the sharded weights, gathered block by block (`model.weightSource`).
+    public let sharded: ShardedParameters?
+    /// ZeRO-2/3: gradients reduce-scattered bucket by bucket during backward into this rank's shard.
+    let zeroGrads: ShardedGradients?
+    /// ZeRO-2/3's communication thread (gathers and reduce-scatters, in program order).
+    let commThread: CommThread?
     public let lora: LoRALayout?
     /// The adapters' identity in checkpoints: their config and the base's fingerprint.
     public let loraIdentity: LoRAIdentity?
     let table: TensorTable
     /// A LoRA run's frozen base in bf16 (`--base-dtype bf16`), or nil.
     public let baseStore: BF16BaseStore?
-    let grads: FloatBuffer
+    /// Where backward adds the gradients (full size; under ZeRO-2/3 reserved, resident only in flight).
+    let grads: UnsafeMutablePointer<Float>
+    private let gradsOwner: AnyObject
     let opt: AdamW
     let runner: ObjectiveRunner
     public let data: TrainData
@@ -46,16 +57,40 @@ public final class Trainer {
     var progress: ProgressReporter?
     /// Overlapped bucketed allreduce (several ranks, no ZeRO).
     let sync: GradientSync?
-    /// ZeRO-1: each rank's shard of the flat buffer, and this rank's summed gradient shard.
+    /// ZeRO-1/2/3: each rank's shard of the flat buffer, and this rank's summed gradient shard.
     let shards: [Range<Int>]
     let gradShard: FloatBuffer?
+    /// The ZeRO stage in effect (1 falls back to 0 on one rank; 2 and 3 run their machinery on any).
+    public let zeroStage: Int
 
     /// `adapters`: LoRA's initial adapters (a PEFT folder's, `gift train --adapter`); nil: PEFT's initialisation.
     /// `baseStore`: the frozen base kept in bf16 (`params` is then its `view`).
+    /// ZeRO-3: `params` may be the whole model or only this rank's shard (`shardRanges` of the layout).
     public init(config: RunConfig, comm: Communicator = SingleProcess(), modelConfig: ModelConfig, params: FloatBuffer,
                 data: TrainData, adapters: FloatBuffer? = nil, baseStore: BF16BaseStore? = nil) throws {
-        cfg = config; self.comm = comm; self.params = params; self.data = data; self.baseStore = baseStore
+        cfg = config; self.comm = comm; self.data = data; self.baseStore = baseStore
         if baseStore != nil && !config.lora.enabled { throw GiftError(.config, "a bf16 base store needs LoRA (a frozen base)") }
+        if config.zero == 3 && config.lora.enabled {
+            throw GiftError(.config, "--zero 3 shards trained parameters; under LoRA only the adapters train (the base is frozen; keep it in bf16 with --base-dtype bf16): use --zero 1 or 2 to shard the adapters' moments and gradients")
+        }
+        zeroStage = config.zero == 1 && comm.size == 1 ? 0 : config.zero
+        let nModel = ParameterLayout(modelConfig).count
+        if zeroStage >= 2 { commThread = CommThread(name: "gift-zero-comm") } else { commThread = nil }
+        if zeroStage == 3 {
+            let mine = shardRanges(count: nModel, parts: comm.size)[comm.rank]
+            let master: FloatBuffer
+            if params.count == nModel && mine.count != nModel {
+                master = FloatBuffer(count: mine.count)
+                master.pointer.update(from: params.pointer + mine.lowerBound, count: mine.count)
+            } else { master = params }
+            let sp = try ShardedParameters(config: modelConfig, comm: comm, thread: commThread!, master: master)
+            sharded = sp
+            self.params = FloatBuffer(viewOf: sp.view.pointer, count: nModel, owner: sp)
+        } else {
+            sharded = nil
+            if params.count != nModel { throw GiftError(.mismatch, "the model has \(nModel) parameters; \(params.count) were given") }
+            self.params = params
+        }
         if config.lora.enabled {
             let ll = try LoRALayout(modelConfig, config.lora)
             if let a = adapters, a.count != ll.count {
@@ -66,11 +101,12 @@ public final class Trainer {
                                         baseFingerprint: baseStore?.fingerprint() ?? LoRAIdentity.fingerprint(params.pointer, count: params.count),
                                         baseModel: config.model)
         } else {
-            lora = nil; trainable = params; table = ParameterLayout(modelConfig).table; loraIdentity = nil
+            lora = nil; trainable = sharded?.master ?? params; table = ParameterLayout(modelConfig).table; loraIdentity = nil
         }
+        trainableBase = trainable.pointer - (sharded?.shard.lowerBound ?? 0)
         try Gemm.configure(gemm: config.gemm, precision: config.precision)
         model = Transformer(config: modelConfig, maxSeqLen: max(2, min(config.maxLength, data.maxExampleLength + 1)))
-        model.weightSource = baseStore
+        model.weightSource = baseStore ?? sharded
         eos = Int32(modelConfig.eosTokenId)
         globalBatch = comm.size * config.microBatch * config.gradAccum
         rankBatch = config.microBatch * config.gradAccum
@@ -80,13 +116,19 @@ public final class Trainer {
         }
         totalSteps = config.maxSteps > 0 ? config.maxSteps : config.epochs * stepsPerEpoch
         warmupSteps = LRSchedule.warmupSteps(ratio: config.warmupRatio, total: totalSteps)
-        grads = FloatBuffer(count: table.count)
         shards = shardRanges(count: table.count, parts: comm.size)
-        let zero = config.zero == 1 && comm.size > 1
-        gradShard = zero ? FloatBuffer(count: shards[comm.rank].count) : nil
-        sync = comm.size > 1 && !zero
-            ? GradientSync(comm: comm, count: table.count, bucketFloats: Int(config.bucketMB * 262_144)) : nil
-        opt = AdamW(table: table, weightDecay: config.weightDecay, shard: zero ? shards[comm.rank] : nil)
+        let bucketFloats = Int(config.bucketMB * 262_144), bf16Reduce = config.gradReduceDtype == "bf16"
+        if zeroStage >= 2 {
+            let zg = try ShardedGradients(comm: comm, thread: commThread!, count: table.count, bucketFloats: bucketFloats, bf16: bf16Reduce)
+            zeroGrads = zg; grads = zg.grads.pointer; gradsOwner = zg; gradShard = zg.gradShard
+        } else {
+            let g = FloatBuffer(count: table.count)
+            zeroGrads = nil; grads = g.pointer; gradsOwner = g
+            gradShard = zeroStage == 1 ? FloatBuffer(count: shards[comm.rank].count) : nil
+        }
+        sync = comm.size > 1 && zeroStage == 0
+            ? GradientSync(comm: comm, count: table.count, bucketFloats: bucketFloats, bf16: bf16Reduce) : nil
+        opt = AdamW(table: table, weightDecay: config.weightDecay, shard: zeroStage > 0 ? shards[comm.rank] : nil)
         opt.beta1 = config.beta1; opt.beta2 = config.beta2; opt.eps = config.adamEps
         let maxLen = model.rope.maxLen
         runner = ObjectiveRunner(model: model, options: config.objective, capacityTokens: config.microBatch * maxLen,
@@ -96,7 +138,9 @@ public final class Trainer {
     }
 
     /// The weights to evaluate and sample with: the model, or under LoRA base + adapters merged.
-    public func mergedWeights() -> FloatBuffer {
+    /// Collective under ZeRO-3 (every rank gets the whole model; call it on every rank).
+    public func mergedWeights() throws -> FloatBuffer {
+        if let sharded { return try sharded.materialize() }
         guard let lora else { return params }
         let base = baseStore?.materialize() ?? params
         return lora.merged(base: base.pointer, adapters: trainable.pointer)
@@ -151,17 +195,22 @@ public final class Trainer {
         let normalizer = LossNormalizer.of(indices.map { data.train[$0] }, padTo: padTo, padLoss: cfg.padLoss, minEOS: cfg.extraEOS)
         let mine = sequences(Array(indices[(comm.rank * rankBatch)..<((comm.rank + 1) * rankBatch)]), from: data.train,
                              padTo: padTo, betas: refBetas)
-        grads.zero()
+        if let zg = zeroGrads { zg.beginStep(); commThread!.resetWaited() } else { grads.update(repeating: 0, count: table.count) }
         var stats = StepStats()
         // bf16: the weights' bf16 copy is made once here, after the previous optimizer step, and used by
-        // every micro-batch of this step
-        Gemm.withWeightMirror(params.pointer, count: baseStore == nil ? params.count : 0) {
+        // every micro-batch of this step (not over reserved weights: a bf16 base, ZeRO-3's gathered view)
+        try Gemm.withWeightMirror(params.pointer, count: model.weightSource == nil ? params.count : 0) {
         for m in 0..<cfg.gradAccum {
             let micro = Array(mine[(m * cfg.microBatch)..<((m + 1) * cfg.microBatch)])
             let last = m == cfg.gradAccum - 1
-            if last { sync?.begin(grads.pointer) }
-            let (st, _) = runner.run(params.pointer, grads: grads.pointer, micro, seed: cfg.seed, step: step,
-                                     normalizer: normalizer, ready: last ? sync.map { s in { s.ready(from: $0) } } : nil)
+            // ZeRO-2/3 reduce every micro-batch's buckets as backward finishes them; otherwise the
+            // last micro-batch's buckets go while the rest of its backward runs
+            var ready: ((Int) -> Void)? = nil
+            if let zg = zeroGrads { zg.begin(); ready = { zg.ready(from: $0) } }
+            else if last, let sync { sync.begin(grads); ready = { sync.ready(from: $0) } }
+            let (st, _) = runner.run(params.pointer, grads: grads, micro, seed: cfg.seed, step: step,
+                                     normalizer: normalizer, ready: ready)
+            try zeroGrads?.finish()
             stats.add(st)
         }
         }
@@ -175,8 +224,13 @@ public final class Trainer {
         }
         if let sync {
             wait = try sync.finish()
+        } else if let commThread {
+            wait = commThread.waited
         } else if let gs = gradShard {
-            try timed { try comm.reduceScatterSum(grads.pointer, gs.pointer, shards: shards) }
+            try timed {
+                if cfg.gradReduceDtype == "bf16" { try comm.reduceScatterSumBF16(grads, gs.pointer, shards: shards) }
+                else { try comm.reduceScatterSum(grads, gs.pointer, shards: shards) }
+            }
         }
         var sums = [stats.loss, Double(stats.maskedTokens), Double(stats.responseTokens), stats.weightSum,
                     stats.betaSum, Double(stats.betaCount), Double(stats.nonFinite)]
@@ -186,25 +240,38 @@ public final class Trainer {
         let lr = cfg.schedule.lr(step: step, total: totalSteps, warmup: warmupSteps, base: cfg.lr, minRatio: cfg.minLRRatio)
         let tokens = indices.count * padTo
         let padTokens = tokens - indices.reduce(0) { $0 + data.train[$1].length }
-        // the gradient this rank updates from: all of it, or (ZeRO-1) its shard, indexed by flat offset
+        // the gradient this rank updates from: all of it, or (ZeRO) its shard, indexed by flat offset
         let shard = opt.shard
-        let g: UnsafeMutablePointer<Float> = gradShard.map { $0.pointer - shard.lowerBound } ?? grads.pointer
+        let g: UnsafeMutablePointer<Float> = gradShard.map { $0.pointer - shard.lowerBound } ?? grads
         var sq = [GradClip.norm(g + shard.lowerBound, count: shard.count)]
         sq[0] *= sq[0]
-        if gradShard != nil { try comm.allreduceSum(&sq); gradientBytesReduced += table.count * 4 }
+        if gradShard != nil { try comm.allreduceSum(&sq) }
+        if zeroStage == 1 { gradientBytesReduced += table.count * (cfg.gradReduceDtype == "bf16" ? 2 : 4) }
         let norm = sq[0].squareRoot()
         if stats.nonFinite > 0 || !stats.loss.isFinite || !norm.isFinite {
             return StepResult(stats: stats, gradNorm: norm, lr: lr, skipped: true, tokens: tokens, commWait: wait, padTokens: padTokens)
         }
         GradClip.scale(g + shard.lowerBound, count: shard.count, norm: norm, maxNorm: cfg.maxGradNorm)
         beforeUpdate?(step)
-        opt.update(params: trainable.pointer, grads: g, lr: Float(lr))
-        if gradShard != nil { try timed { try comm.allgather(trainable.pointer, shards: shards) } }
+        opt.update(params: trainableBase, grads: g, lr: Float(lr))
+        if let sharded {
+            try sharded.dropAll()   // the next gathers read the updated shards
+        } else if gradShard != nil {
+            try timed { try comm.allgather(trainable.pointer, shards: shards) }
+            gatheredBytes += (table.count - shard.count) * 4
+        }
         return StepResult(stats: stats, gradNorm: norm, lr: lr, skipped: false, tokens: tokens, commWait: wait, padTokens: padTokens)
     }
 
     /// Gradient bytes this rank handed to the reduce-scatter (ZeRO-1) or, with `sync`, see its count.
     var gradientBytesReduced = 0
+    /// Parameter bytes this rank received in the allgather after the update (ZeRO-1/2).
+    var gatheredBytes = 0
+    /// Bytes this rank handed to (gradients) or received from (parameters) the collectives so far.
+    public var bytesMoved: (gradients: Int, parameters: Int) {
+        ((sync?.bytesReduced ?? 0) + gradientBytesReduced + (zeroGrads?.bytesReduced ?? 0),
+         gatheredBytes + (sharded?.bytesGathered ?? 0))
+    }
     public var gradientBytesPerStep: Int { table.count * 4 }
 
     /// Called in a finite step just before the update, with the steps done (the trained buffer is good).
@@ -233,7 +300,10 @@ public final class Trainer {
         if let i = differs.firstIndex(where: { $0 > 0 }) {
             throw GiftError(.mismatch, "\(fields[i].0) differs between ranks (\(Int(differs[i])) of \(comm.size) ranks differ from rank 0): every rank must be started with the same arguments and files")
         }
-        if let baseStore { try baseStore.broadcast(comm) } else {
+        if let baseStore { try baseStore.broadcast(comm) } else if let sharded {
+            // each rank read its own shard of the same model (checked above by config); nothing to copy
+            _ = sharded
+        } else {
             try comm.broadcast(UnsafeMutableRawPointer(params.pointer), bytes: params.count * 4, root: 0)
         }
         if lora != nil { try comm.broadcast(UnsafeMutableRawPointer(trainable.pointer), bytes: trainable.count * 4, root: 0) }
@@ -259,20 +329,23 @@ public final class Trainer {
     /// Loads the checkpoint to resume from into the parameters and this rank's moments; returns its state.
     func resume(runDir: String) throws -> TrainState? {
         guard let spec = resumeSpec else { return nil }
-        let n = table.count
-        let fm = FloatBuffer(count: n), fv = FloatBuffer(count: n)
+        let n = table.count, sh = opt.shard
+        // the moments of this rank's shard; the parameters: all of them, or (ZeRO-3) this rank's shard
+        let fm = FloatBuffer(count: sh.count), fv = FloatBuffer(count: sh.count)
         let t0 = Date()
-        guard let (path, man) = try Resume.locateAndLoad(spec, runDir: runDir, params: trainable.pointer, m: fm.pointer,
-                                                         v: fv.pointer, log: comm.rank == 0 ? log : { _ in }) else {
+        let within = Resume.Within(params: sharded?.shard ?? 0..<n, moments: sh)
+        guard let (path, man) = try Resume.locateAndLoad(spec, runDir: runDir, params: trainableBase, m: fm.pointer - sh.lowerBound,
+                                                         v: fv.pointer - sh.lowerBound, within: within,
+                                                         log: comm.rank == 0 ? log : { _ in }) else {
             if comm.rank == 0 { log("resume auto: no checkpoint in \(runDir)/checkpoints; starting from step 0") }
             return nil
         }
         try Resume.checkCompatible(man, path: path, config: cfg, model: model.config, dataFingerprint: dataFingerprint,
                                    globalBatch: globalBatch)
         try Resume.checkAdapters(man, path: path, run: loraIdentity)
-        let sh = opt.shard
-        opt.m.pointer.update(from: fm.pointer + sh.lowerBound, count: sh.count)
-        opt.v.pointer.update(from: fv.pointer + sh.lowerBound, count: sh.count)
+        opt.m.pointer.update(from: fm.pointer, count: sh.count)
+        opt.v.pointer.update(from: fv.pointer, count: sh.count)
+        try sharded?.dropAll()
         opt.step = man.state.adamStep
         resumedFrom = path
         if comm.rank == 0 {
@@ -288,6 +361,15 @@ public final class Trainer {
     /// The trained result: the model (a drop-in replacement of a source folder: its dtype, sharding,
     /// tokenizer and remote code; fp32 for a preset), or under LoRA the adapter in PEFT's format.
     /// `trainable`: the buffer to save in place of `self.trainable` (a broken run's last good one).
+    /// ZeRO-3: the model from every rank's shard (`shard`: this rank's), gathered and written by rank 0;
+    /// collective.
+    func saveSharded(_ dir: String, shard: FloatBuffer) throws {
+        let full = FloatBuffer(count: model.layout.count)
+        (full.pointer + opt.shard.lowerBound).update(from: shard.pointer, count: shard.count)
+        try comm.allgather(full.pointer, shards: shards)
+        if comm.rank == 0 { try saveResult(dir, trainable: full) }
+    }
+
     func saveResult(_ dir: String, trainable t: FloatBuffer) throws {
         if let lora {
             try PEFTAdapter.save(dir, layout: lora, weights: t.pointer, baseModel: cfg.model)
@@ -303,9 +385,10 @@ public final class Trainer {
     }
 
     /// After training: every rank must hold bit-identical parameters.
+    /// (ZeRO-3 holds no replicas: the hash of this rank's shard, unchecked.)
     public func checkReplicas() throws -> UInt64 {
         let h = FNV1a.of(trainable.pointer, count: trainable.count)
-        guard comm.size > 1 else { return h }
+        guard comm.size > 1, sharded == nil else { return h }
         var mine = [h]
         try mine.withUnsafeMutableBytes { try comm.broadcast($0.baseAddress!, bytes: 8, root: 0) }
         var differs = [mine[0] == h ? 0.0 : 1.0]
@@ -325,11 +408,16 @@ public final class Trainer {
         let padTo = fixedPadLength ?? (data.validation.map(\.length).max()! + cfg.extraEOS)
         let chunks = stride(from: 0, to: n, by: cfg.microBatch).map { Array($0..<min(n, $0 + cfg.microBatch)) }
         let norm = LossNormalizer.of(data.validation, padTo: padTo, padLoss: cfg.padLoss, minEOS: cfg.extraEOS)
-        for (c, chunk) in chunks.enumerated() where c % comm.size == comm.rank {
+        // ZeRO-3's gathers are collective: every rank runs as many batches (a rank without a chunk of its
+        // own in the last round runs chunk 0 again and drops the loss)
+        let rounds = sharded == nil ? 0 : (chunks.count + comm.size - 1) / comm.size
+        for c in 0..<max(chunks.count, rounds * comm.size) where c % comm.size == comm.rank {
+            let chunk = c < chunks.count ? chunks[c] : chunks[0]
             let seqs = sequences(chunk, from: data.validation, padTo: padTo, betas: valRefBetas)
             let (st, _) = runner.run(params.pointer, grads: nil, seqs, seed: cfg.seed ^ 0x5EED_0F_7A1, step: 0, normalizer: norm)
-            loss += st.loss
+            if c < chunks.count { loss += st.loss }
         }
+        try commThread?.drain()
         var v = [loss]
         try comm.allreduceSum(&v)
         return v[0]
@@ -340,8 +428,10 @@ public final class Trainer {
     /// The untrained model's accuracy on the same problems and seeds as the final evaluation, measured
     /// before the first step of a fresh run (RUN_DIR/eval-untrained.json, kept for resumed parts).
     func measureUntrained(fresh: Bool, outDir: String) throws {
-        guard comm.rank == 0, fresh, let task = try? BuiltinTask(name: cfg.evalTask) else { return }
-        let u = try Evaluate.run(config: model.config, params: mergedWeights(), task: task, n: cfg.evalN, seeds: 3, seed: cfg.seed)
+        guard fresh, let task = try? BuiltinTask(name: cfg.evalTask) else { return }
+        let weights = comm.rank == 0 || sharded != nil ? try mergedWeights() : params   // collective under ZeRO-3
+        guard comm.rank == 0 else { return }
+        let u = try Evaluate.run(config: model.config, params: weights, task: task, n: cfg.evalN, seeds: 3, seed: cfg.seed)
         try Data(u.jsonLine.utf8).write(to: URL(fileURLWithPath: outDir + "/eval-untrained.json"), options: .atomic)
     }
 
@@ -419,7 +509,7 @@ public final class Trainer {
         func checkpoint(_ stepsDone: Int, bad: Int) throws {
             try writer.save(state: TrainState(step: stepsDone, adamStep: opt.step, consecutiveBadSteps: bad),
                             epoch: Double(stepsDone) / Double(stepsPerEpoch), examplesSeen: stepsDone * globalBatch,
-                            params: trainable.pointer, m: opt.m.pointer, v: opt.v.pointer, momentShard: opt.shard)
+                            params: trainableBase, m: opt.m.pointer, v: opt.v.pointer, momentShard: opt.shard)
         }
         cacheReferenceBetas()
         try measureUntrained(fresh: startStep == 0, outDir: outDir)
@@ -451,7 +541,8 @@ public final class Trainer {
         var firstLoss = Double.nan, lastLoss = Double.nan, lastVal: Double? = nil
         let endStep = min(totalSteps, stopAtStep ?? totalSteps)
         var lastSaved = -1
-        let lastGood = isRoot ? LastGoodParameters(count: trainable.count) : nil
+        // rank 0 keeps the replicated parameters; under ZeRO-3 every rank its shard
+        let lastGood = isRoot || sharded != nil ? LastGoodParameters(count: trainable.count) : nil
         beforeUpdate = lastGood.map { k in { [trainable] in k.keep(trainable.pointer, stepsDone: $0) } }
         defer { beforeUpdate = nil }
         for s in startStep..<endStep {
@@ -470,7 +561,8 @@ public final class Trainer {
                 log("warning: step \(s + 1): non-finite loss or gradient (loss \(r.stats.loss), grad norm \(r.gradNorm)); step skipped, parameters unchanged")
                 if badRun >= cfg.maxBadSteps {
                     let saved = outDir + "/model-last-good"
-                    if isRoot { try saveResult(saved, trainable: lastGood?.stepsDone == nil ? trainable : lastGood!.parameters) }
+                    let good = lastGood?.stepsDone == nil ? trainable : lastGood!.parameters
+                    if sharded != nil { try saveSharded(saved, shard: good) } else if isRoot { try saveResult(saved, trainable: good) }
                     throw GiftError(.numeric, "stopped: \(badRun) consecutive non-finite steps (last at step \(s + 1)); the parameters before them are saved in \(saved). Lower --lr or check the data.")
                 }
             } else {
@@ -486,8 +578,10 @@ public final class Trainer {
                 if let v = val { vals.append((Double(s + 1), v)); lastVal = v }
                 lastGood?.validated(val, stepsDone: s + 1)
                 // task accuracy on rank 0 (every rank holds the same parameters); 3 seeds at the end
-                if isRoot, let task = try? BuiltinTask(name: cfg.evalTask) {
-                    acc = try Evaluate.run(config: model.config, params: mergedWeights(), task: task, n: cfg.evalN,
+                let task = try? BuiltinTask(name: cfg.evalTask)
+                let weights = task != nil && (isRoot || sharded != nil) ? try mergedWeights() : nil   // collective under ZeRO-3
+                if isRoot, let task, let weights {
+                    acc = try Evaluate.run(config: model.config, params: weights, task: task, n: cfg.evalN,
                                            seeds: isLast ? 3 : 1, seed: cfg.seed)
                     accs.append((Double(s + 1), acc!.accuracy)); lastAcc = acc
                     if isLast { try writeEval(acc!, outDir: outDir) }
@@ -521,20 +615,29 @@ public final class Trainer {
         try writer.finish()
         progress?.finish()
         let hash = try checkReplicas()
-        if comm.size > 1 && isRoot { log(String(format: "parameters identical on all %d ranks (hash %016llx)", comm.size, hash)) }
+        if comm.size > 1 && isRoot {
+            log(sharded != nil ? "parameters sharded over \(comm.size) ranks (ZeRO-3): no replicas to compare"
+                : String(format: "parameters identical on all %d ranks (hash %016llx)", comm.size, hash))
+        }
         let seconds = Date().timeIntervalSince(t0)
         let steps = endStep - startStep
         var summary = TrainSummary(steps: steps, firstLoss: firstLoss, finalLoss: lastLoss, finalValLoss: lastVal,
                                    tokensPerS: Double(tokensTotal) / max(seconds, 1e-9), seconds: seconds,
                                    skippedSteps: skipped, text: "")
-        let health = RunHealth(parameters: trainable, finalValLoss: lastVal)
+        var health = RunHealth(parameters: trainable, finalValLoss: lastVal)
+        if sharded != nil {
+            var bad = [Double(health.nonFiniteParameters)]
+            try comm.allreduceSum(&bad)
+            health.nonFiniteParameters = Int(bad[0]); health.parameterCount = model.layout.count
+        }
         summary.failure = health.failureSentence(modelDir: outDir + (lora == nil ? "/model" : "/adapter"), kept: lastGood?.stepsDone, steps: totalSteps)
         // a broken run's model is its last good parameters (RunHealth)
         let kept = health.isBroken && lastGood?.stepsDone != nil ? lastGood!.parameters : trainable
+        if sharded != nil { try saveSharded(outDir + "/model", shard: kept) }
         if isRoot {
             // a drop-in replacement of a source folder (its dtype, sharding, tokenizer and remote code);
             // fp32 for a preset
-            try saveResult(outDir + (lora == nil ? "/model" : "/adapter"), trainable: kept)
+            if sharded == nil { try saveResult(outDir + (lora == nil ? "/model" : "/adapter"), trainable: kept) }
             let plot = LossPlot.svg(series: [LossPlot.Series(name: "train loss", points: losses.map { (x: $0.0, y: $0.1) }),
                                              LossPlot.Series(name: "validation loss", points: vals.map { (x: $0.0, y: $0.1) })]
                                     + (accs.isEmpty ? [] : [LossPlot.Series(name: "\(cfg.evalTask) accuracy (test split)",
@@ -562,8 +665,8 @@ public final class Trainer {
             try summary.text.write(toFile: outDir + "/summary.txt", atomically: true, encoding: .utf8)
         }
         if isRoot && comm.size > 1 && steps > 0 {
-            let moved = (sync?.bytesReduced ?? 0) + gradientBytesReduced
-            log("gradient bytes reduced by this rank: \(moved) in \(steps) steps (\(moved / steps) per step)")
+            let (g, p) = bytesMoved
+            log("gradient bytes reduced by this rank: \(g) in \(steps) steps (\(g / steps) per step); parameter bytes gathered: \(p) (\(p / steps) per step), ZeRO \(zeroStage)")
         }
         return summary
     }
