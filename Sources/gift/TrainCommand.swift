@@ -169,6 +169,7 @@ struct TrainCommand: ParsableCommand {
             if let store { params = FloatBuffer(viewOf: store.view, count: params.count, owner: store) }
             let trainer = try Trainer(config: cfg, comm: comm, modelConfig: mc, params: params, data: data, adapters: adapters,
                                       baseStore: store)
+            params = FloatBuffer(count: 0)   // ZeRO-3 copied its shard: the whole loaded model need not stay (others: the trainer holds it)
             guard checkpointEvery >= 0, keepLast >= 1, keepEvery >= 0, (1...22).contains(compressionLevel), compressionWorkers >= 0 else {
                 throw ValidationError("--checkpoint-every, --keep-every >= 0, --keep-last >= 1, --compression-level 1-22, --compression-workers >= 0")
             }

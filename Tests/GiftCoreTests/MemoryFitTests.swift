@@ -34,10 +34,13 @@ final class MemoryFitTests: XCTestCase {
         let sug = try XCTUnwrap(MemoryFit.suggestion(p0, limit: z2))
         XCTAssertEqual(sug.change, "--zero 2")
         XCTAssertEqual(sug.plan.totalBytes, z2)
-        // a limit that only ZeRO 3 meets: the lowest stage that fits is 3
-        let z3 = try total(c, settings(zero: 3, microBatch: 1, seq: 64))
-        XCTAssertLessThan(z3, z2)
-        XCTAssertEqual(try MemoryFit.suggestion(p0, limit: z3)?.change, "--zero 3")
+        // on 4 ranks, a limit that only ZeRO 3 meets: the lowest stage that fits is 3 (on 2 ranks ZeRO 3's
+        // export gather of the whole model outweighs its sharded parameters)
+        let q0 = try Plan(config: c, settings(ranks: 4, microBatch: 1, seq: 64))
+        let q2 = try total(c, settings(ranks: 4, zero: 2, microBatch: 1, seq: 64))
+        let q3 = try total(c, settings(ranks: 4, zero: 3, microBatch: 1, seq: 64))
+        XCTAssertLessThan(q3, q2)
+        XCTAssertEqual(try MemoryFit.suggestion(q0, limit: q3)?.change, "--zero 3")
         // a plan that fits needs no change: check passes
         XCTAssertNoThrow(try MemoryFit.check(p0, limit: MemoryFit.Limit(bytes: p0.totalBytes, source: "test")))
     }

@@ -72,7 +72,7 @@ final class PlanTests: XCTestCase {
         let B = 2 * d + 2 * d * d + 2 * kv * d + 3 * ff * d, O = 2 * V * d + d
         let N = O + c.nLayers * B
         XCTAssertEqual(N, ParameterLayout(c).count)
-        let R = 3, S = (N + R - 1) / R, U = 4 * 262_144
+        let R = 3, S = (N + R - 1) / R, U = 4 * 262_144, G = max(B, V * d + d)   // the head's gradient is written whole
         func plan(_ zero: Int, recompute: Bool = false, bf16: Bool = false, accum: Int = 1, objective: ObjectiveKind = .gift) throws -> Plan {
             var s = Plan.Settings()
             s.ranks = R; s.zero = zero; s.microBatch = 2; s.seqLen = 64; s.recompute = recompute; s.gradReduceBF16 = bf16
@@ -83,14 +83,18 @@ final class PlanTests: XCTestCase {
         XCTAssertEqual(p2.bytes("parameters"), 4 * N)
         XCTAssertEqual(p3.bytes("parameters"), 4 * S + 4 * (O + 2 * B))
         for p in [p2, p3] {
-            XCTAssertEqual(p.bytes("gradients"), 4 * S + 4 * (B + 2 * U))
+            XCTAssertEqual(p.bytes("gradients"), 4 * S + 4 * (G + 2 * U))
             XCTAssertEqual(p.bytes("moments"), 8 * S)
             XCTAssertEqual(p.bytes("checkpoint_snapshot"), 12 * S)
             XCTAssertEqual(p.bytes("communication"), 0)
         }
         XCTAssertEqual(p2.bytes("last_good_copy"), 4 * N)
         XCTAssertEqual(p3.bytes("last_good_copy"), 4 * S)
-        XCTAssertEqual(try plan(3, bf16: true).bytes("communication"), 2 * U)
+        XCTAssertEqual(p3.bytes("export"), 4 * N)
+        XCTAssertEqual(try plan(3, bf16: true).bytes("communication"), 4 * U)
+        XCTAssertEqual(try plan(0, bf16: true).bytes("communication"), 8 * U)
+        XCTAssertEqual(try plan(1, bf16: true).bytes("communication"), 4 * min(N, R << 22))
+        XCTAssertEqual(try plan(1).bytes("communication"), 4 * N)
         // recompute: the training arena of Activations built with recompute, and one more block forward
         let r = try plan(2, recompute: true)
         XCTAssertEqual(r.bytes("activations"), Activations(config: c, capacityTokens: 128, maxSeqLen: 64, training: true, recompute: true).bytes
@@ -101,7 +105,7 @@ final class PlanTests: XCTestCase {
         // bytes moved: ring volumes V·(R−1)/R
         func ring(_ v: Int) -> Int { v * (R - 1) / R }
         XCTAssertEqual(try plan(0).bytesMovedPerStep, ring(8 * N))
-        XCTAssertEqual(try plan(0, bf16: true).bytesMovedPerStep, ring(4 * N))
+        XCTAssertEqual(try plan(0, bf16: true).bytesMovedPerStep, ring(6 * N))
         XCTAssertEqual(try plan(1).bytesMovedPerStep, ring(8 * N))
         XCTAssertEqual(try plan(2, accum: 3).bytesMovedPerStep, ring(3 * 4 * N + 4 * N))
         XCTAssertEqual(try plan(3, accum: 2).bytesMovedPerStep, ring(2 * (4 * N + 3 * 4 * (N - O)) + 4 * O))

@@ -44,8 +44,10 @@ public struct Plan {
     /// The sizes the plan is made of, in floats (N, S, B, U, O of `Collectives` and the parts' whys).
     public struct Sizes {
         /// Every parameter; the largest shard (rank 0's); one block; one gradient bucket; the units outside
-        /// the blocks (embedding, ln_f, head), which ZeRO-3 gathers once per step.
-        public let n: Int, shard: Int, block: Int, bucket: Int, outer: Int
+        /// the blocks (embedding, ln_f, head), which ZeRO-3 gathers once per step; the largest gradient
+        /// backward writes whole before its buckets go (a block, or ln_f with the head: dense; the
+        /// embedding's gradient touches only the rows of the batch's tokens).
+        public let n: Int, shard: Int, block: Int, bucket: Int, outer: Int, inFlight: Int
         init(_ c: ModelConfig, ranks: Int, bucketMB: Double) {
             let l = ParameterLayout(c)
             n = l.count
@@ -53,6 +55,7 @@ public struct Plan {
             block = l.blocks.count > 1 ? l.blocks[1].attnNorm - l.blocks[0].attnNorm : l.lnF - l.blocks[0].attnNorm
             bucket = Int(bucketMB * 262_144)
             outer = l.blocks[0].attnNorm + (n - l.lnF)
+            inFlight = max(block, n - l.lnF)
         }
     }
 
@@ -65,7 +68,7 @@ public struct Plan {
         }
         config = c; settings = s
         let z = Sizes(c, ranks: s.ranks, bucketMB: s.bucketMB)
-        let n = z.n, S = z.shard, B = z.block, U = z.bucket, O = z.outer
+        let n = z.n, S = z.shard, B = z.block, U = z.bucket, O = z.outer, G = z.inFlight
         // ZeRO-1 on one rank is ZeRO 0 (the trainer shards nothing); 2 and 3 keep their layout (S = N)
         let stage = s.zero == 1 && s.ranks == 1 ? 0 : s.zero
         let T = s.microBatch * s.seqLen
@@ -82,8 +85,8 @@ public struct Plan {
         switch stage {
         case 0: p.append(Part(name: "gradients", bytes: 4 * n, why: "fp32, summed in place by bucketed allreduce"))
         case 1: p.append(Part(name: "gradients", bytes: 4 * n + 4 * S, why: "fp32 full sum target plus this rank's reduce-scattered shard"))
-        default: p.append(Part(name: "gradients", bytes: 4 * S + 4 * (B + 2 * U),
-                               why: "fp32 shard, plus in flight: one block's gradients (pages returned after each bucket's reduce-scatter) and a bucket's receive buffer"))
+        default: p.append(Part(name: "gradients", bytes: 4 * S + 4 * (G + 2 * U),
+                               why: "fp32 shard, plus in flight: the largest unit's gradients (\(G == B ? "a block" : "the head"); pages returned after each bucket's reduce-scatter) and a bucket's receive buffer"))
         }
         p.append(Part(name: "moments", bytes: 8 * (stage == 0 ? n : S), why: stage == 0 ? "AdamW m, v" : "AdamW m, v of this rank's shard"))
         p.append(Part(name: "activations", bytes: acts,
@@ -92,18 +95,15 @@ public struct Plan {
         p.append(Part(name: "checkpoint_compression", bytes: Plan.compressionBytes(CheckpointOptions()),
                       why: "zstd's contexts and job buffers while a shard is written (default level and workers)"))
         if s.precision == .bf16 {
-            let w = s.nativeBF16 ? 2 : 4, count = stage == 3 ? O + 2 * B : n
-            p.append(Part(name: "bf16_weights", bytes: w * count,
-                          why: (s.nativeBF16 ? "bf16 copy of the " : "bf16-rounded fp32 copy of the ") + (stage == 3 ? "gathered weights" : "weights")
-                            + (s.nativeBF16 ? "" : " (emulated kernel)")))
+            let w = s.nativeBF16 ? 2 : 4
+            p.append(stage == 3
+                ? Part(name: "bf16_weights", bytes: 0, why: "none: no bf16 mirror is made over ZeRO-3's gathered view")
+                : Part(name: "bf16_weights", bytes: w * n,
+                       why: s.nativeBF16 ? "bf16 copy of the weights" : "bf16-rounded fp32 copy of the weights (emulated kernel)"))
         }
-        if s.gradReduceBF16 && s.ranks > 1 {
-            p.append(Part(name: "communication", bytes: 2 * U,
-                          why: "bf16 staging of the bucket in flight (--grad-reduce-dtype bf16: 2 bytes a float, half the bytes moved; summed in fp32)"))
-        } else {
-            p.append(Part(name: "communication", bytes: stage == 1 ? 4 * n : 0,
-                          why: stage == 1 ? "MPI's reduce-scatter temporary (Open MPI stages the full vector)"
-                            : stage == 0 ? "none: buckets are reduced in place" : "none beyond the gradients' receive buffer: buckets are reduce-scattered one at a time"))
+        p.append(Plan.communication(stage: stage, ranks: s.ranks, n: n, bucket: U, bf16: s.gradReduceBF16))
+        if stage == 3 {
+            p.append(Part(name: "export", bytes: 4 * n, why: "the final model gathered whole on every rank for its export (Trainer.saveSharded)"))
         }
         p.append(stage == 3
             ? Part(name: "last_good_copy", bytes: 4 * S, why: "every rank: its shard before the last finite step's update, saved if the run ends broken (RunHealth)")
@@ -119,6 +119,30 @@ public struct Plan {
         flopsPerStep = f * Double(s.gradAccum)
         bytesMovedPerStep = Collectives.bytesPerStep(z, stage: stage, ranks: s.ranks, gradAccum: s.gradAccum,
                                                      gatherPasses: s.objective.needsPass1 ? 3 : 2, gradBytes: s.gradReduceBF16 ? 2 : 4)
+    }
+
+    /// Temporaries of the gradient collectives. fp32: Open MPI's reduce-scatter stages the whole vector
+    /// (ZeRO-1); the allreduce (ZeRO 0) and the bucket reduce-scatters (ZeRO-2/3, receive buffer counted
+    /// with the gradients) stage nothing. bf16 (the shim's reduce-scatter: each rank's part rounded into a
+    /// send and a receive array of 2 bytes a float, in rounds of at most 2^22 floats a rank): a bucket's
+    /// 2U + 2U bytes, plus under ZeRO 0 the fp32 receive buffer of the reduce-scatter before the allgather.
+    static func communication(stage: Int, ranks: Int, n: Int, bucket U: Int, bf16: Bool) -> Part {
+        guard ranks > 1 else { return Part(name: "communication", bytes: 0, why: "none: one rank") }
+        if bf16 {
+            switch stage {
+            case 0: return Part(name: "communication", bytes: 8 * min(U, n),
+                                why: "--grad-reduce-dtype bf16: a bucket's bf16 send and receive staging and its fp32 receive buffer (half the gradient bytes on the wire)")
+            case 1: return Part(name: "communication", bytes: 4 * min(n, ranks << 22),
+                                why: "--grad-reduce-dtype bf16: the reduce-scatter's bf16 send and receive staging, in rounds of 2^22 floats a rank (in place of MPI's full-vector temporary)")
+            default: return Part(name: "communication", bytes: 4 * min(U, n),
+                                 why: "--grad-reduce-dtype bf16: a bucket's bf16 send and receive staging (half the gradient bytes on the wire)")
+            }
+        }
+        switch stage {
+        case 0: return Part(name: "communication", bytes: 0, why: "none: buckets are allreduced in place")
+        case 1: return Part(name: "communication", bytes: 4 * n, why: "MPI's reduce-scatter temporary (Open MPI stages the full vector)")
+        default: return Part(name: "communication", bytes: 0, why: "none beyond the gradients' receive buffer: buckets are reduce-scattered one at a time")
+        }
     }
 
     /// The ZeRO 0/1 form of the first `gift plan` (kept for callers of it).
