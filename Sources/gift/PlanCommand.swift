@@ -29,6 +29,8 @@ struct PlanCommand: ParsableCommand {
     @Option(help: "Activation recomputation: none or blocks.") var recompute: String = "none"
     @Option(help: "Gradient reduction dtype: fp32 or bf16 (half the bytes moved).") var gradReduceDtype: String = "fp32"
     @Option(help: "Gradient bucket size in MiB.") var bucketMb: Double = 4
+    @Option(help: "GEMM rate in GFLOP/s for the time estimate (e.g. a cluster node's, from gift bench) instead of measuring here.") var gflops: Double?
+    @Option(help: "bf16 kernel to plan for: native (a 2-byte weight copy) or emulated (4 bytes); default: this machine's.") var bf16Kernel: String?
     @Option(help: "Sequences per micro-batch.") var microBatch: Int = 1
     @Option(help: "Micro-batches per optimizer step.") var gradAccum: Int = 1
     @Option(help: "Sequence length (the longest padded example).") var seq: Int = 512
@@ -41,19 +43,21 @@ struct PlanCommand: ParsableCommand {
         guard let pr = Precision(rawValue: precision) else { throw ValidationError("--precision must be fp32 or bf16") }
         guard ["none", "blocks"].contains(recompute) else { throw ValidationError("--recompute must be none or blocks") }
         guard ["fp32", "bf16"].contains(gradReduceDtype) else { throw ValidationError("--grad-reduce-dtype must be fp32 or bf16") }
+        guard bf16Kernel == nil || ["native", "emulated"].contains(bf16Kernel!) else { throw ValidationError("--bf16-kernel must be native or emulated") }
+        guard gflops.map({ $0 > 0 }) ?? true else { throw ValidationError("--gflops must be positive") }
         guard let kind = ObjectiveKind(rawValue: objective) else { throw ValidationError("--objective: unknown objective '\(objective)'") }
         let config = try Plan.modelConfig(model)
         try Gemm.configure(gemm: "auto", precision: pr)
         // a GEMM of the model's width (rows capped so it takes a moment): the rate for the estimate, and
         // it makes the BLAS allocate its thread buffers before the runtime is measured
         let n = min(max(config.vocab, config.mlpHiddenSize), 4096)
-        let gflops = Bench.sgemmGFlops(m: min(microBatch * seq, 512), n: n, k: config.dModel, reps: 3)
+        let rate = gflops ?? Bench.sgemmGFlops(m: min(microBatch * seq, 512), n: n, k: config.dModel, reps: 3)
         let runtime = MemoryInfo.resident() ?? 0
         var s = Plan.Settings()
         s.ranks = ranks ?? comm.size; s.zero = zero; s.microBatch = microBatch; s.gradAccum = gradAccum; s.seqLen = seq
         s.precision = pr; s.objective = kind; s.recompute = recompute == "blocks"; s.gradReduceBF16 = gradReduceDtype == "bf16"
-        s.bucketMB = bucketMb; s.nativeBF16 = Gemm.bf16Kernel == .native; s.runtimeBytes = runtime
+        s.bucketMB = bucketMb; s.nativeBF16 = bf16Kernel.map { $0 == "native" } ?? (Gemm.bf16Kernel == .native); s.runtimeBytes = runtime
         let plan = try Plan(config: config, s)
-        if comm.rank == 0 { for line in plan.report(gflops: gflops) { print(line) } }
+        if comm.rank == 0 { for line in plan.report(gflops: rate) { print(line) } }
     }
 }

@@ -42,6 +42,60 @@ final class PlanTests: XCTestCase {
         }
     }
 
+    /// Every ZeRO stage on 2 and 4 ranks: the plan against the largest rank's peak RSS, within 15%.
+    /// GIFT_PLAN_MODELS lists the models (presets or `wide`: d 768, 16 layers, ff 2048, vocab 4096, made
+    /// here); default `small`, which keeps the test short on 2 cores (`base` takes minutes a run here).
+    /// A combination whose ranks together would need over half the node's available memory
+    /// (GIFT_PLAN_MEMORY_SHARE: another fraction) is skipped, and says so.
+    func testPlanMatchesPeakRSSForEveryStage() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: time.path), "GNU time not installed")
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: mpirun.path), "mpirun not installed")
+        let models = (ProcessInfo.processInfo.environment["GIFT_PLAN_MODELS"] ?? "small").split(separator: ",").map(String.init)
+        let share = Double(ProcessInfo.processInfo.environment["GIFT_PLAN_MEMORY_SHARE"] ?? "") ?? 0.5
+        let root = try temporaryDirectory(self)
+        var measuredAny = false
+        for name in models {
+            var model = name
+            if name == "wide" {
+                model = root.appendingPathComponent("wide").path
+                let r = try runGift(["init", "--preset", "small", "--d-model", "768", "--layers", "16", "--heads", "12", "--ff", "2048",
+                                     "--vocab", "4096", "--out", model])
+                XCTAssertEqual(r.status, 0, r.stderr)
+            }
+            let config = try Plan.modelConfig(model)
+            for ranks in [2, 4] {
+                for zero in 0...3 {
+                    var s = Plan.Settings()
+                    s.ranks = ranks; s.zero = zero; s.microBatch = 8; s.seqLen = 16
+                    let need = try Plan(config: config, s).totalBytes * ranks
+                    if let avail = MemoryInfo.available(), Double(need) > share * Double(avail) {
+                        print(String(format: "skipped %@ ZeRO %d on %d ranks: %.1f GiB for all ranks, over %.0f%% of the %.1f GiB available", name, zero,
+                                     ranks, Double(need) / 0x1p30, 100 * share, Double(avail) / 0x1p30))
+                        continue
+                    }
+                    let (pexe, pargs) = launch(ranks, ["plan", "--model", model, "--zero", "\(zero)", "--micro-batch", "8", "--seq", "16"])
+                    let p = try runProcess(pexe, pargs, env: env)
+                    XCTAssertEqual(p.status, 0, p.stderr)
+                    let last = p.stdout.split(separator: "\n").last.map(String.init) ?? ""
+                    let json = try JSONSerialization.jsonObject(with: Data(last.utf8)) as! [String: Any]
+                    let planned = ((json["bytes_per_rank"] as! [String: Any])["total"] as! NSNumber).doubleValue
+                    let (texe, targs) = launch(ranks, ["train", "--model", model, "--data", "countdown", "--task-examples", "600",
+                                                       "--max-steps", "1", "--max-length", "16", "--micro-batch", "8", "--zero", "\(zero)",
+                                                       "--out", root.appendingPathComponent("run-\(name)-\(ranks)-\(zero)").path])
+                    let t = try runProcess(time, ["-v", texe.path] + targs, env: env)
+                    XCTAssertEqual(t.status, 0, t.stderr)
+                    guard let line = t.stderr.split(separator: "\n").first(where: { $0.contains("Maximum resident set size") }) else { continue }
+                    let measured = Double(line.split(separator: ":").last!.trimmingCharacters(in: .whitespaces))! * 1024
+                    print(String(format: "plan %@ ZeRO %d on %d ranks: %.1f MiB planned, %.1f MiB peak RSS measured (%+.1f%%)", name, zero, ranks,
+                                 planned / 1048576, measured / 1048576, 100 * (planned / measured - 1)))
+                    XCTAssertEqual(planned, measured, accuracy: 0.15 * measured, "\(name) ZeRO \(zero) on \(ranks) ranks\n" + p.stdout)
+                    measuredAny = true
+                }
+            }
+        }
+        XCTAssertTrue(measuredAny, "no combination fitted this node's memory")
+    }
+
     func testPlanRefusesStagesItDoesNotKnow() throws {
         let r = try runGift(["plan", "--model", "tiny", "--zero", "4"])
         XCTAssertNotEqual(r.status, 0)
