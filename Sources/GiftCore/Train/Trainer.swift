@@ -272,7 +272,7 @@ public final class Trainer {
         ((sync?.bytesReduced ?? 0) + gradientBytesReduced + (zeroGrads?.bytesReduced ?? 0),
          gatheredBytes + (sharded?.bytesGathered ?? 0))
     }
-    public var gradientBytesPerStep: Int { table.count * 4 }
+    public var gradientBytesPerStep: Int { table.count * (cfg.gradReduceDtype == "bf16" ? 2 : 4) }
 
     /// Called in a finite step just before the update, with the steps done (the trained buffer is good).
     var beforeUpdate: ((Int) -> Void)?
@@ -523,13 +523,19 @@ public final class Trainer {
                            lora.lora.targets.map(\.rawValue).joined(separator: ","), lora.count,
                            100 * Double(lora.count) / Double(model.layout.count), loraIdentity!.baseFingerprint))
             }
-            log(String(format: "memory: activations %.1f MB (recompute %@), %@ %.1f MB, gradients and AdamW moments %.1f MB",
+            // what this rank holds of the trained state at its ZeRO stage (in flight: one block's gradients,
+            // buckets; ZeRO-3 also the gathered embedding/head and two blocks)
+            let shardN = opt.shard.count
+            let paramBytes = sharded != nil ? 4 * shardN : (baseStore?.bytes ?? 4 * params.count) + 4 * (lora?.count ?? 0)
+            let gradBytes = zeroStage >= 2 ? 4 * shardN : 4 * table.count + (gradShard != nil ? 4 * shardN : 0)
+            log(String(format: "memory: activations %.1f MB (recompute %@), %@ %.1f MB, gradients %.1f MB, AdamW moments %.1f MB (ZeRO %d)",
                        Double(runner.train.bytes + runner.infer.bytes + (runner.loraTrain?.bytes ?? 0)) / 1e6, cfg.recompute,
-                       lora == nil ? "parameters" : "frozen base (\(cfg.baseDtype)) + adapters",
-                       Double((baseStore?.bytes ?? 4 * params.count) + 4 * (lora?.count ?? 0)) / 1e6,
-                       Double(4 * (table.count + opt.m.count + opt.v.count)) / 1e6))
+                       lora == nil ? (sharded != nil ? "parameter shard" : "parameters") : "frozen base (\(cfg.baseDtype)) + adapters",
+                       Double(paramBytes) / 1e6, Double(gradBytes) / 1e6, Double(8 * shardN) / 1e6, zeroStage))
             if comm.size > 1 {
-                log("gradient sync: \(gradientBytesPerStep) bytes per step per rank (\(lora == nil ? "every parameter" : "the adapters only"), \(gradShard != nil ? "ZeRO-1 reduce-scatter" : "bucketed allreduce"))")
+                let how = ["bucketed allreduce", "ZeRO-1 reduce-scatter after backward", "ZeRO-2 bucketed reduce-scatter during backward",
+                           "ZeRO-2 bucketed reduce-scatter during backward, ZeRO-3 block gathers"][zeroStage]
+                log("gradient sync: \(gradientBytesPerStep) bytes per step per rank (\(lora == nil ? "every parameter" : "the adapters only"), \(how), \(cfg.gradReduceDtype) on the wire)")
             }
             for line in Gemm.kernelReport { log("  " + line) }
             progress = ProgressReporter(total: totalSteps, isTerminal: ProgressReporter.stderrIsTerminal)
@@ -663,6 +669,13 @@ public final class Trainer {
                 lora == nil ? "model is in \(outDir)/model" : "LoRA adapter (r \(cfg.lora.r), PEFT format) is in \(outDir)/adapter (`gift export \(outDir) --merge --out DIR` writes the merged model)")
             if let f = summary.failure { summary.text = f + " " + summary.text }
             try summary.text.write(toFile: outDir + "/summary.txt", atomically: true, encoding: .utf8)
+        }
+        // every rank's peak resident memory (what `gift plan` predicts), one line on rank 0
+        var peaks = [Double](repeating: 0, count: comm.size)
+        peaks[comm.rank] = Double(MemoryInfo.peakResident() ?? 0)
+        try comm.allreduceSum(&peaks)
+        if isRoot {
+            log("peak resident memory per rank (MiB): " + peaks.map { String(format: "%.1f", $0 / 1048576) }.joined(separator: " "))
         }
         if isRoot && comm.size > 1 && steps > 0 {
             let (g, p) = bytesMoved
