@@ -164,6 +164,13 @@ final class PlanTests: XCTestCase {
         XCTAssertEqual(try plan(2, accum: 3).bytesMovedPerStep, ring(3 * 4 * N + 4 * N))
         XCTAssertEqual(try plan(3, accum: 2).bytesMovedPerStep, ring(2 * (4 * N + 3 * 4 * (N - O)) + 4 * O))
         XCTAssertEqual(try plan(3, bf16: true, objective: .sft).bytesMovedPerStep, ring(2 * N + 2 * 4 * (N - O) + 4 * O))
+        // the JSON line carries 64-bit figures (LLaDA-8B on 8 ranks moves ~56 GB a step)
+        var big = Plan.Settings(); big.ranks = 8; big.zero = 1; big.seqLen = 64
+        let b = try Plan(config: try ModelConfig.preset("llada-8b"), big)
+        let json = try JSONSerialization.jsonObject(with: Data(b.report(gflops: 1).last!.utf8)) as! [String: Any]
+        XCTAssertGreaterThan(b.bytesMovedPerStep, Int(Int32.max))
+        XCTAssertEqual((json["bytes_moved_per_step"] as! NSNumber).intValue, b.bytesMovedPerStep)
+        XCTAssertEqual((json["ranks"] as! NSNumber).intValue, 8)
         // one rank moves nothing
         var one = Plan.Settings(); one.zero = 3
         XCTAssertEqual(try Plan(config: c, one).bytesMovedPerStep, 0)

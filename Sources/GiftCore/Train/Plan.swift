@@ -196,7 +196,7 @@ public struct Plan {
                             Collectives.formula(stage: settings.zero == 1 && ranks == 1 ? 0 : settings.zero)))
         guard let gflops else { return lines }
         let bytes = (parts.map { "\"\($0.name)\": \($0.bytes)" } + ["\"total\": \(totalBytes)"]).joined(separator: ", ")
-        lines.append(String(format: "{\"bytes_per_rank\": {%@}, \"flops_per_step\": %.6g, \"seconds_per_step_estimate\": %.4g, \"bytes_moved_per_step\": %d, \"gemm_gflops\": %.1f, \"ranks\": %d, \"zero\": %d, \"recompute\": \"%@\", \"grad_reduce_dtype\": \"%@\"}",
+        lines.append(String(format: "{\"bytes_per_rank\": {%@}, \"flops_per_step\": %.6g, \"seconds_per_step_estimate\": %.4g, \"bytes_moved_per_step\": %ld, \"gemm_gflops\": %.1f, \"ranks\": %ld, \"zero\": %ld, \"recompute\": \"%@\", \"grad_reduce_dtype\": \"%@\"}",
                             bytes, flopsPerStep, secondsPerStep(gflops: gflops), bytesMovedPerStep, gflops, ranks, zero,
                             settings.recompute ? "blocks" : "none", settings.gradReduceBF16 ? "bf16" : "fp32"))
         return lines
