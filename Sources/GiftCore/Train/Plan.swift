@@ -202,15 +202,22 @@ public struct Plan {
         return lines
     }
 
-    /// A preset's shape, or a model folder's config.json (read without loading any weights).
+    /// A preset's shape, or a model folder's config.json (read without loading any weights; the same
+    /// errors as `ModelFolder.load`).
     public static func modelConfig(_ model: String) throws -> ModelConfig {
         if ModelConfig.presetNames.contains(model) && !FileManager.default.fileExists(atPath: model) {
             return try ModelConfig.preset(model)
         }
-        let path = (model as NSString).appendingPathComponent("config.json")
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw GiftError(.io, "\(path): cannot read (\(model) is not a preset or a model folder)")
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: model, isDirectory: &isDir) else {
+            throw GiftError(.io, "model folder '\(model)' does not exist")
         }
+        guard isDir.boolValue else { throw GiftError(.io, "model folder '\(model)' is not a directory") }
+        let path = (model as NSString).appendingPathComponent(ModelFolder.configFile)
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw GiftError(.io, "\(path): not found (a model folder needs a config.json)")
+        }
+        guard let data = FileManager.default.contents(atPath: path) else { throw GiftError(.io, "\(path): cannot read") }
         return try ModelConfig.parse(data, source: path)
     }
 }
