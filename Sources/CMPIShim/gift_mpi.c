@@ -165,6 +165,33 @@ int gift_mpi_allgather_f32(float *buf, const size_t *counts, const size_t *displ
     return rc;
 }
 
+int gift_mpi_allgather_bf16(float *buf, const size_t *counts, const size_t *displs, size_t limit) {
+    int ranks = gift_mpi_size(), me = gift_mpi_rank();
+    limit = clamp_limit(limit);
+    size_t most = 0;
+    for (int r = 0; r < ranks; r++) most = counts[r] > most ? counts[r] : most;
+    // rounds of at most R values per rank through a staging buffer of ranks × R (displacements r·R)
+    size_t R = min_sz(limit / (size_t)ranks, ROUND_FLOATS);
+    if (R == 0) R = 1;
+    int *c = malloc(sizeof(int) * 2 * (size_t)ranks);
+    unsigned short *stage = malloc(sizeof(unsigned short) * R * (size_t)ranks);
+    if (!c || !stage) { free(c); free(stage); return -1; }
+    int *d = c + ranks;
+    int rc = 0;
+    for (size_t k = 0; k * R < most && rc == MPI_SUCCESS; k++) {
+        for (int r = 0; r < ranks; r++) { c[r] = (int)round_count(counts[r], k, R); d[r] = (int)((size_t)r * R); }
+        const float *mine = buf + displs[me] + k * R;
+        for (int i = 0; i < c[me]; i++) stage[(size_t)me * R + i] = to_bf16(mine[i]);
+        calls++;
+        rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, stage, c, d, MPI_UNSIGNED_SHORT, MPI_COMM_WORLD);
+        if (rc != MPI_SUCCESS) break;
+        for (int r = 0; r < ranks; r++)
+            for (int i = 0; i < c[r]; i++) buf[displs[r] + k * R + i] = from_bf16(stage[(size_t)r * R + i]);
+    }
+    free(c); free(stage);
+    return rc;
+}
+
 int gift_mpi_broadcast_bytes(void *buf, size_t count, int root, size_t limit) {
     char *p = buf;
     limit = clamp_limit(limit);

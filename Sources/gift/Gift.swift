@@ -19,5 +19,5 @@ struct Gift: ParsableCommand {
           gift train
           gift help train
         """,
-        subcommands: [TrainCommand.self, DataCommand.self, ExportCommand.self, CompareCommand.self, InitCommand.self, InspectCommand.self, BenchCommand.self, TokenizeCommand.self, GenerateCommand.self, EvalCommand.self, MPICheckCommand.self, SaveBenchCommand.self, PlanCommand.self])
+        subcommands: [TrainCommand.self, DataCommand.self, ExportCommand.self, CompareCommand.self, InitCommand.self, InspectCommand.self, BenchCommand.self, TokenizeCommand.self, GenerateCommand.self, EvalCommand.self, MPICheckCommand.self, SaveBenchCommand.self, PlanCommand.self, LoadCheckCommand.self])
 }

@@ -16,6 +16,7 @@ struct InitCommand: ParsableCommand {
         Examples:
           gift init --preset tiny --out runs/tiny-model
           gift init --preset small --heads 8 --kv-heads 2 --seed 1 --dtype bf16 --out runs/small-gqa
+          gift init --preset small --layers 16 --dtype bf16 --max-shard-bytes 20000000 --out runs/sharded
         """)
 
     @Option(help: "Start from a preset: tiny, small or base.") var preset: String = "tiny"
@@ -30,6 +31,8 @@ struct InitCommand: ParsableCommand {
     @Option(help: "Maximum sequence length recorded in config.json.") var maxSeqLen: Int?
     @Option(help: "Random seed of the initial weights.") var seed: UInt64 = 0
     @Option(help: "Write tensors as f32 or bf16.") var dtype: String = "f32"
+    @Option(help: "Split the weights into shards of at most this many bytes, with model.safetensors.index.json.")
+    var maxShardBytes: Int?
     @Option(help: "Output folder (created; files in it are replaced).") var out: String
 
     func run() throws {
@@ -51,9 +54,15 @@ struct InitCommand: ParsableCommand {
         guard let dt = ["f32": SafetensorsDType.F32, "bf16": .BF16][dtype] else {
             throw ValidationError("--dtype must be f32 or bf16")
         }
+        if let m = maxShardBytes, m <= 0 { throw ValidationError("--max-shard-bytes must be positive") }
+        // Streamed 16 Mi floats at a time: a model of any size initialises in 64 MB.
         let layout = ParameterLayout(c)
-        let params = layout.initialize(seed: seed)
-        try ModelFolder.save(out, config: c, parameters: params, dtype: dt)
+        let w = try StreamingModelWriter(dir: out, config: c, dtype: dt, maxShardBytes: maxShardBytes ?? Int.max)
+        for r in stride(from: 0, to: layout.count, by: 1 << 24).map({ $0..<min($0 + (1 << 24), layout.count) }) {
+            let part = layout.initialize(seed: seed, range: r)
+            try w.append(part.pointer, count: part.count)
+        }
+        try w.finish()
         print("wrote \(out): \(layout.count) parameters, d_model \(c.dModel), \(c.nLayers) layers, vocab \(c.vocab)")
     }
 }

@@ -162,14 +162,13 @@ struct TrainCommand: ParsableCommand {
             // the data (token ids) before the model: the memory plan needs the run's padded length
             let data = try TrainData.load(cfg, model: try Plan.modelConfig(cfg.model))
             try checkMemoryPlan(cfg, data: data, comm: comm)
-            var (mc, params) = try loadModel(cfg)
+            var (mc, params) = try loadModel(cfg, comm: comm)
             let adapters = try loadAdapter(&cfg, model: mc)
             // --base-dtype bf16: the frozen base rounded to bf16 and the fp32 copy freed
             let store = cfg.baseDtype == "bf16" ? try BF16BaseStore(config: mc, from: params.pointer) : nil
             if let store { params = FloatBuffer(viewOf: store.view, count: params.count, owner: store) }
             let trainer = try Trainer(config: cfg, comm: comm, modelConfig: mc, params: params, data: data, adapters: adapters,
                                       baseStore: store)
-            params = FloatBuffer(count: 0)   // ZeRO-3 copied its shard: the whole loaded model need not stay (others: the trainer holds it)
             guard checkpointEvery >= 0, keepLast >= 1, keepEvery >= 0, (1...22).contains(compressionLevel), compressionWorkers >= 0 else {
                 throw ValidationError("--checkpoint-every, --keep-every >= 0, --keep-last >= 1, --compression-level 1-22, --compression-workers >= 0")
             }
@@ -205,11 +204,21 @@ struct TrainCommand: ParsableCommand {
         return weights
     }
 
-    func loadModel(_ cfg: RunConfig) throws -> (ModelConfig, FloatBuffer) {
+    /// The model's weights: all of them, or under ZeRO-3 only this rank's shard (read from the folder's
+    /// byte ranges of that shard, or initialised for that range), so no rank ever holds the whole model.
+    func loadModel(_ cfg: RunConfig, comm: Communicator) throws -> (ModelConfig, FloatBuffer) {
+        let shardOnly = cfg.zero == 3 && comm.size > 1
+        func mine(_ c: ModelConfig) -> Range<Int> { shardRanges(count: ParameterLayout(c).count, parts: comm.size)[comm.rank] }
         if ModelConfig.presetNames.contains(cfg.model) && !FileManager.default.fileExists(atPath: cfg.model) {
             let c = try ModelConfig.preset(cfg.model)
+            if shardOnly { return (c, ParameterLayout(c).initialize(seed: cfg.initSeed, range: mine(c))) }
             return (c, ParameterLayout(c).initialize(seed: cfg.initSeed))
         }
-        return try ModelFolder.load(cfg.model)
+        guard shardOnly else { return try ModelFolder.load(cfg.model) }
+        let configPath = cfg.model + "/" + ModelFolder.configFile
+        guard let data = FileManager.default.contents(atPath: configPath) else {
+            throw GiftError(.io, "\(configPath): not found or unreadable (a model folder needs a config.json)")
+        }
+        return try ModelFolder.loadRange(cfg.model, range: mine(try ModelConfig.parse(data, source: configPath)))
     }
 }

@@ -144,7 +144,7 @@ final class PlanTests: XCTestCase {
         }
         XCTAssertEqual(p2.bytes("last_good_copy"), 4 * N)
         XCTAssertEqual(p3.bytes("last_good_copy"), 4 * S)
-        XCTAssertEqual(p3.bytes("export"), 4 * N)
+        XCTAssertEqual(p3.bytes("export"), 4 * max(B, V * d + d))   // one unit at a time: the head (with ln_f) here
         XCTAssertEqual(try plan(3, bf16: true).bytes("communication"), 4 * U)
         XCTAssertEqual(try plan(0, bf16: true).bytes("communication"), 8 * U)
         XCTAssertEqual(try plan(1, bf16: true).bytes("communication"), 4 * min(N, R << 22))
@@ -164,6 +164,9 @@ final class PlanTests: XCTestCase {
         XCTAssertEqual(try plan(2, accum: 3).bytesMovedPerStep, ring(3 * 4 * N + 4 * N))
         XCTAssertEqual(try plan(3, accum: 2).bytesMovedPerStep, ring(2 * (4 * N + 3 * 4 * (N - O)) + 4 * O))
         XCTAssertEqual(try plan(3, bf16: true, objective: .sft).bytesMovedPerStep, ring(2 * N + 2 * 4 * (N - O) + 4 * O))
+        // --precision bf16: blocks and head gathered as bf16, the embedding in fp32
+        var b16 = Plan.Settings(); b16.ranks = R; b16.zero = 3; b16.microBatch = 2; b16.seqLen = 64; b16.precision = .bf16
+        XCTAssertEqual(try Plan(config: c, b16).bytesMovedPerStep, ring(4 * N + 2 * 3 * (N - O) + 4 * V * d + 2 * (V * d + d)))
         // the JSON line carries 64-bit figures (LLaDA-8B on 8 ranks moves ~56 GB a step)
         var big = Plan.Settings(); big.ranks = 8; big.zero = 1; big.seqLen = 64
         let b = try Plan(config: try ModelConfig.preset("llada-8b"), big)

@@ -59,6 +59,25 @@ final class ZeROTests: XCTestCase {
         XCTAssertGreaterThan(bound, 0)
     }
 
+    /// --precision bf16: ZeRO-3 gathers the matrices as bf16 (which their GEMMs would round to anyway) and
+    /// the embedding and norms in fp32, so the run is bit-identical to ZeRO-0's bf16 run, in half the bytes.
+    func testBF16GatherIsExactUnderBF16Precision() throws {
+        let d = try temporaryDirectory(self)
+        var base = tinyTrainConfig(.gift, dir: d, steps: 3)
+        base.microBatch = 8; base.precision = .bf16; base.gemm = "openblas"
+        defer { resetBackend() }
+        let (l0, p0, _) = try run(base, steps: 3)
+        var c = base; c.zero = 3
+        let (l3, p3, t) = try run(c, steps: 3)
+        XCTAssertEqual(l3, l0)
+        XCTAssertEqual(zip(p3, p0).filter { $0.0.bitPattern != $0.1.bitPattern }.count, 0, "parameters differ")
+        XCTAssertTrue(t.sharded!.bf16Matrices)
+        // the gathered block matrices were bf16 values, the norms exact fp32 (not bf16-representable here)
+        var fp32Norms = false
+        for n in t.model.layout.tensors where n.isNorm { fp32Norms = fp32Norms || (0..<n.count).contains { p3[n.offset + $0] != BFloat16.round(p3[n.offset + $0]) } }
+        XCTAssertTrue(fp32Norms, "the norms stayed fp32 in the master weights")
+    }
+
     func testZeroThreeRefusesLoRA() throws {
         let d = try temporaryDirectory(self)
         var c = tinyTrainConfig(.sft, dir: d, steps: 1); c.zero = 3; c.lora.r = 2

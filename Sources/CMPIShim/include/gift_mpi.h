@@ -29,6 +29,9 @@ int gift_mpi_reduce_scatter_sum_f32(const float *send, float *recv, const size_t
 int gift_mpi_reduce_scatter_sum_bf16(const float *send, float *recv, const size_t *counts, size_t limit);
 // Every rank's slice (counts[r] floats at displs[r] of buf) gathered in place into every rank's buf.
 int gift_mpi_allgather_f32(float *buf, const size_t *counts, const size_t *displs, size_t limit);
+// The same gather with bf16 on the wire: every rank's slice rounded to bf16 (nearest even) and every slice,
+// this rank's included, decoded back into buf: all ranks end with the same (rounded) values.
+int gift_mpi_allgather_bf16(float *buf, const size_t *counts, const size_t *displs, size_t limit);
 int gift_mpi_broadcast_bytes(void *buf, size_t count, int root, size_t limit);
 // MPI collective calls this process has made (each round of a large transfer counts).
 long gift_mpi_calls(void);

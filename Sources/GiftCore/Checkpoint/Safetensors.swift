@@ -73,15 +73,23 @@ public struct SafetensorsFile: Sendable {
 
     /// Validates `data` as the bytes of a safetensors file; `path` is used in messages only.
     public static func parse(_ data: Data, path: String) throws -> SafetensorsFile {
+        let h = try parseHeader(fileSize: data.count, path: path) { r in data.withUnsafeBytes { Array($0[r]) } }
+        return SafetensorsFile(path: path, tensors: h.tensors, metadata: h.metadata, data: data, dataStart: h.dataStart)
+    }
+
+    /// Validates the header of a safetensors file of `fileSize` bytes against that size; `bytes(r)` returns
+    /// the file's bytes in `r` (only the length prefix and the header are asked for). Shared by `parse`
+    /// (a file in memory) and `SafetensorsHeader.read` (a file read by ranges).
+    static func parseHeader(fileSize: Int, path: String, bytes: (Range<Int>) throws -> [UInt8]) throws
+        -> (tensors: [String: SafetensorsTensor], metadata: [String: String], dataStart: Int) {
         func bad(_ why: String) -> GiftError { GiftError(.format, "\(path): \(why)") }
         func badTensor(_ name: String, _ why: String) -> GiftError {
             GiftError(.format, "\(path): tensor '\(name)': \(why)")
         }
-        let fileSize = data.count
         guard fileSize >= 8 else {
             throw bad("file is \(fileSize) bytes, shorter than the 8-byte safetensors header length")
         }
-        let headerLength64: UInt64 = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        let headerLength64 = try bytes(0..<8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         guard headerLength64 <= UInt64(maxHeaderBytes) else {
             throw bad("header length \(headerLength64) is absurd (more than \(maxHeaderBytes) bytes)")
         }
@@ -90,7 +98,7 @@ public struct SafetensorsFile: Sendable {
         }
         let headerLength = Int(headerLength64)
         let dataStart = 8 + headerLength
-        let headerBytes: [UInt8] = data.withUnsafeBytes { Array($0[8..<dataStart]) }
+        let headerBytes = try bytes(8..<dataStart)
 
         // UTF-8 check: decoding repairs invalid sequences, so a lossless round trip means the bytes were valid.
         let decoded = String(decoding: headerBytes, as: UTF8.self)
@@ -173,7 +181,7 @@ public struct SafetensorsFile: Sendable {
                 if t.end > furthest.end { furthest = t }
             }
         }
-        return SafetensorsFile(path: path, tensors: tensors, metadata: metadata, data: data, dataStart: dataStart)
+        return (tensors, metadata, dataStart)
     }
 
     /// The entry for `name`, or an error naming the file and the tensor.
@@ -269,40 +277,8 @@ extension SafetensorsFile {
     /// is written to a temporary file in the same folder, synced, then renamed over `path`, so readers
     /// see either the old file or the complete new one.
     public static func write(path: String, tensors: [SafetensorsWriteEntry], metadata: [String: String] = [:]) throws {
-        // Validate the entries and lay out the data section.
-        var seen = Set<String>()
-        var header: [(key: String, json: String)] = []
-        var offset = 0
-        for e in tensors {
-            guard !e.name.isEmpty, e.name != "__metadata__" else {
-                throw GiftError(.usage, "\(path): invalid tensor name '\(e.name)'")
-            }
-            guard seen.insert(e.name).inserted else { throw GiftError(.usage, "\(path): tensor '\(e.name)' given twice") }
-            guard e.dtype == .F32 || e.dtype == .BF16 else {
-                throw GiftError(.usage, "\(path): tensor '\(e.name)': can only write F32 or BF16, not \(e.dtype.rawValue)")
-            }
-            let product = e.shape.reduce(into: Optional(1)) { acc, d in
-                guard let a = acc, d >= 0 else { acc = nil; return }
-                let (m, overflow) = a.multipliedReportingOverflow(by: d)
-                acc = overflow ? nil : m
-            }
-            guard product == e.count else {
-                throw GiftError(.mismatch, "\(path): tensor '\(e.name)': shape \(e.shape) does not hold \(e.count) values")
-            }
-            let end = offset + e.byteCount
-            header.append((e.name, "{\"dtype\":\"\(e.dtype.rawValue)\",\"shape\":[\(e.shape.map(String.init).joined(separator: ","))],"
-                           + "\"data_offsets\":[\(offset),\(end)]}"))
-            offset = end
-        }
-        if !metadata.isEmpty {
-            let fields = metadata.sorted { Array($0.key.utf8).lexicographicallyPrecedes($1.key.utf8) }
-                .map { "\(jsonString($0.key)):\(jsonString($0.value))" }
-            header.append(("__metadata__", "{" + fields.joined(separator: ",") + "}"))
-        }
-        // Byte (= code point) order, like Python's json.dumps(sort_keys=True).
-        header.sort { Array($0.key.utf8).lexicographicallyPrecedes($1.key.utf8) }
-        var headerBytes = Array(("{" + header.map { "\(jsonString($0.key)):\($0.json)" }.joined(separator: ",") + "}").utf8)
-        while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }
+        let headerBytes = try encodeHeader(path: path, tensors: tensors.map { ($0.name, $0.shape, $0.dtype, $0.count) },
+                                           metadata: metadata)
 
         let url = URL(fileURLWithPath: path)
         let dir = url.deletingLastPathComponent().path
@@ -353,6 +329,48 @@ extension SafetensorsFile {
             throw GiftError(.io, "\(path): cannot move \(tmp) into place (\(String(cString: strerror(errno))))")
         }
         done = true
+    }
+
+    /// The JSON header `write` puts after the 8-byte length for tensors laid out contiguously in the given
+    /// order: keys sorted, padded with spaces to a multiple of 8 bytes. Shared with `StreamingModelWriter`,
+    /// which writes each shard's header before its data arrives.
+    static func encodeHeader(path: String, tensors: [(name: String, shape: [Int], dtype: SafetensorsDType, count: Int)],
+                             metadata: [String: String]) throws -> [UInt8] {
+        // Validate the entries and lay out the data section.
+        var seen = Set<String>()
+        var header: [(key: String, json: String)] = []
+        var offset = 0
+        for e in tensors {
+            guard !e.name.isEmpty, e.name != "__metadata__" else {
+                throw GiftError(.usage, "\(path): invalid tensor name '\(e.name)'")
+            }
+            guard seen.insert(e.name).inserted else { throw GiftError(.usage, "\(path): tensor '\(e.name)' given twice") }
+            guard e.dtype == .F32 || e.dtype == .BF16 else {
+                throw GiftError(.usage, "\(path): tensor '\(e.name)': can only write F32 or BF16, not \(e.dtype.rawValue)")
+            }
+            let product = e.shape.reduce(into: Optional(1)) { acc, d in
+                guard let a = acc, d >= 0 else { acc = nil; return }
+                let (m, overflow) = a.multipliedReportingOverflow(by: d)
+                acc = overflow ? nil : m
+            }
+            guard product == e.count else {
+                throw GiftError(.mismatch, "\(path): tensor '\(e.name)': shape \(e.shape) does not hold \(e.count) values")
+            }
+            let end = offset + e.count * e.dtype.size
+            header.append((e.name, "{\"dtype\":\"\(e.dtype.rawValue)\",\"shape\":[\(e.shape.map(String.init).joined(separator: ","))],"
+                           + "\"data_offsets\":[\(offset),\(end)]}"))
+            offset = end
+        }
+        if !metadata.isEmpty {
+            let fields = metadata.sorted { Array($0.key.utf8).lexicographicallyPrecedes($1.key.utf8) }
+                .map { "\(jsonString($0.key)):\(jsonString($0.value))" }
+            header.append(("__metadata__", "{" + fields.joined(separator: ",") + "}"))
+        }
+        // Byte (= code point) order, like Python's json.dumps(sort_keys=True).
+        header.sort { Array($0.key.utf8).lexicographicallyPrecedes($1.key.utf8) }
+        var headerBytes = Array(("{" + header.map { "\(jsonString($0.key)):\($0.json)" }.joined(separator: ",") + "}").utf8)
+        while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }
+        return headerBytes
     }
 
     static func jsonString(_ s: String) -> String { StrictJSON.quote(s) }

@@ -17,6 +17,8 @@ public protocol Communicator: AnyObject, Sendable {
     func reduceScatterSumBF16(_ send: UnsafePointer<Float>, _ recv: UnsafeMutablePointer<Float>, shards: [Range<Int>]) throws
     /// ZeRO-1: every rank's shard of `buf` (count floats) copied into every rank's `buf`.
     func allgather(_ buf: UnsafeMutablePointer<Float>, shards: [Range<Int>]) throws
+    /// `allgather` with bf16 on the wire: every shard (this rank's too) rounded to bf16 in `buf`.
+    func allgatherBF16(_ buf: UnsafeMutablePointer<Float>, shards: [Range<Int>]) throws
     /// Rank `root`'s bytes to every rank.
     func broadcast(_ buf: UnsafeMutableRawPointer, bytes: Int, root: Int) throws
     func barrier() throws
@@ -37,6 +39,9 @@ public final class SingleProcess: Communicator {
         for i in 0..<shards[0].count { recv[i] = BFloat16.round(send[shards[0].lowerBound + i]) }
     }
     public func allgather(_ buf: UnsafeMutablePointer<Float>, shards: [Range<Int>]) throws {}
+    public func allgatherBF16(_ buf: UnsafeMutablePointer<Float>, shards: [Range<Int>]) throws {
+        BFloat16.roundInPlace(buf + shards[0].lowerBound, count: shards[0].count)
+    }
     public func broadcast(_ buf: UnsafeMutableRawPointer, bytes: Int, root: Int) throws {}
     public func barrier() throws {}
     public func abort(_ message: String) -> Never {
@@ -103,6 +108,11 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         try checkShards(shards, "allgather")
         let counts = shards.map { $0.count }, displs = shards.map { $0.lowerBound }
         try check(gift_mpi_allgather_f32(buf, counts, displs, chunkLimit), "allgather")
+    }
+    public func allgatherBF16(_ buf: UnsafeMutablePointer<Float>, shards: [Range<Int>]) throws {
+        try checkShards(shards, "bf16 allgather")
+        let counts = shards.map { $0.count }, displs = shards.map { $0.lowerBound }
+        try check(gift_mpi_allgather_bf16(buf, counts, displs, chunkLimit), "bf16 allgather")
     }
     /// One shard per rank, back to back from 0 (what the shim's reduce-scatter assumes).
     func checkShards(_ shards: [Range<Int>], _ what: String) throws {

@@ -22,12 +22,18 @@ public final class ShardedParameters: BlockWeightSource, @unchecked Sendable {
     private enum State { case absent, pending(Int), resident }
     private var state: [State]
     private var pass = WeightPass.forward
+    /// `--precision bf16`: the matrices of the blocks and the head travel as bf16 (half the bytes; their
+    /// GEMMs round them to bf16 anyway, so the products are the same bits); the embedding (a lookup) and
+    /// the norm weights (applied in fp32) travel in fp32.
+    public let bf16Matrices: Bool
+    /// The norm tensors inside each unit (sent in fp32 when the rest goes in bf16).
+    private let normsOf: [[Range<Int>]]
     /// Parameter bytes this rank received in gathers.
     public private(set) var bytesGathered = 0
 
     /// `master`: this rank's shard (`shardRanges(count: layout.count, parts: comm.size)[comm.rank]`).
-    public init(config: ModelConfig, comm: Communicator, thread: CommThread, master: FloatBuffer) throws {
-        self.comm = comm; self.thread = thread
+    public init(config: ModelConfig, comm: Communicator, thread: CommThread, master: FloatBuffer, bf16Matrices: Bool = false) throws {
+        self.comm = comm; self.thread = thread; self.bf16Matrices = bf16Matrices
         layout = ParameterLayout(config)
         shards = shardRanges(count: layout.count, parts: comm.size)
         shard = shards[comm.rank]
@@ -40,6 +46,8 @@ public final class ShardedParameters: BlockWeightSource, @unchecked Sendable {
         units = [0..<b[0].attnNorm] + (0..<b.count).map { l in b[l].attnNorm..<(l + 1 < b.count ? b[l + 1].attnNorm : lnF) }
             + [lnF..<n]
         state = Array(repeating: .absent, count: units.count)
+        let norms = layout.tensors.filter(\.isNorm).map { $0.offset..<($0.offset + $0.count) }
+        normsOf = units.map { u in norms.filter { u.contains($0.lowerBound) } }
     }
 
     public func begin(_ p: WeightPass) { pass = p }
@@ -56,8 +64,21 @@ public final class ShardedParameters: BlockWeightSource, @unchecked Sendable {
         let parts = piecesOf(r, shards: shards), mine = parts[comm.rank]
         (view.pointer + r.lowerBound + mine.lowerBound)
             .update(from: master.pointer + (r.lowerBound + mine.lowerBound - shard.lowerBound), count: mine.count)
-        try comm.allgather(view.pointer + r.lowerBound, shards: parts)
-        bytesGathered += (r.count - mine.count) * 4
+        guard bf16Matrices && r.lowerBound > 0 else {
+            try comm.allgather(view.pointer + r.lowerBound, shards: parts)
+            bytesGathered += (r.count - mine.count) * 4
+            return
+        }
+        try comm.allgatherBF16(view.pointer + r.lowerBound, shards: parts)
+        bytesGathered += (r.count - mine.count) * 2
+        // the norm weights again in fp32, over their bf16-rounded copies
+        for n in normsOf[units.firstIndex(of: r)!] {
+            let np = piecesOf(n, shards: shards), nm = np[comm.rank]
+            (view.pointer + n.lowerBound + nm.lowerBound)
+                .update(from: master.pointer + (n.lowerBound + nm.lowerBound - shard.lowerBound), count: nm.count)
+            try comm.allgather(view.pointer + n.lowerBound, shards: np)
+            bytesGathered += (n.count - nm.count) * 4
+        }
     }
 
     public func acquire(block l: Int) {

@@ -83,7 +83,8 @@ public final class Trainer {
                 master = FloatBuffer(count: mine.count)
                 master.pointer.update(from: params.pointer + mine.lowerBound, count: mine.count)
             } else { master = params }
-            let sp = try ShardedParameters(config: modelConfig, comm: comm, thread: commThread!, master: master)
+            let sp = try ShardedParameters(config: modelConfig, comm: comm, thread: commThread!, master: master,
+                                           bf16Matrices: config.precision == .bf16)
             sharded = sp
             self.params = FloatBuffer(viewOf: sp.view.pointer, count: nModel, owner: sp)
         } else {
@@ -361,13 +362,30 @@ public final class Trainer {
     /// The trained result: the model (a drop-in replacement of a source folder: its dtype, sharding,
     /// tokenizer and remote code; fp32 for a preset), or under LoRA the adapter in PEFT's format.
     /// `trainable`: the buffer to save in place of `self.trainable` (a broken run's last good one).
-    /// ZeRO-3: the model from every rank's shard (`shard`: this rank's), gathered and written by rank 0;
-    /// collective.
+    /// ZeRO-3: the model from every rank's shard (`shard`: this rank's), gathered unit by unit (the
+    /// embedding, each block, ln_f with the head) and streamed by rank 0 into safetensors shards
+    /// (`StreamingModelWriter`): no rank holds more than one unit beside its shard. A drop-in replacement
+    /// of a source folder (its dtype, shard size and companion files), fp32 for a preset. Collective.
     func saveSharded(_ dir: String, shard: FloatBuffer) throws {
-        let full = FloatBuffer(count: model.layout.count)
-        (full.pointer + opt.shard.lowerBound).update(from: shard.pointer, count: shard.count)
-        try comm.allgather(full.pointer, shards: shards)
-        if comm.rank == 0 { try saveResult(dir, trainable: full) }
+        guard let sharded else { return }
+        try commThread?.drain()
+        var isDir: ObjCBool = false
+        let src = FileManager.default.fileExists(atPath: cfg.model + "/" + ModelFolder.configFile, isDirectory: &isDir) && !isDir.boolValue
+            ? cfg.model : nil
+        let format = try src.map { try ModelCompanions.weightFormat(of: $0) }
+        let dtype: SafetensorsDType = format?.dtype == .BF16 ? .BF16 : .F32
+        let writer = comm.rank == 0
+            ? try StreamingModelWriter(dir: dir, config: model.config, dtype: dtype, maxShardBytes: format?.maxShardBytes ?? Int.max) : nil
+        let mine = sharded.shard
+        for u in sharded.units {
+            let buf = FloatBuffer(count: u.count)
+            let parts = piecesOf(u, shards: sharded.shards), p = parts[comm.rank]
+            (buf.pointer + p.lowerBound).update(from: shard.pointer + (u.lowerBound + p.lowerBound - mine.lowerBound), count: p.count)
+            try comm.allgather(buf.pointer, shards: parts)
+            try writer?.append(buf.pointer, count: u.count)
+        }
+        try writer?.finish()
+        if let src, comm.rank == 0 { _ = try ModelCompanions.copy(from: src, to: dir, dtype: dtype) }
     }
 
     func saveResult(_ dir: String, trainable t: FloatBuffer) throws {

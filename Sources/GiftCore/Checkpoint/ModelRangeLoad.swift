@@ -1,0 +1,242 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// Loading one slice of a model folder's flat parameter buffer (a ZeRO-3 rank's shard) by reading only
+// the bytes of the tensors that overlap it. The headers of every weight file are read and validated
+// exactly as `ModelFolder.load` does (same names, shapes, dtypes and messages), so every rank refuses a
+// bad folder the same way; the data is read with pread into a small conversion buffer, so the process
+// never holds more than its slice plus that buffer (no mapping, no whole-file read).
+
+/// A safetensors file's validated header, read with pread: where each tensor's bytes are, not the bytes.
+/// Every range is checked against the file's size when the header is read.
+final class SafetensorsHeader {
+    let path: String
+    let fileSize: Int
+    let tensors: [String: SafetensorsTensor]
+    /// Byte offset of the data section (8 + header length).
+    let dataStart: Int
+    private let fd: Int32
+
+    init(path: String) throws {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw GiftError(.io, "\(path): no such file")
+        }
+        if isDir.boolValue { throw GiftError(.io, "\(path): is a directory, expected a safetensors file") }
+        fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw GiftError(.io, "\(path): cannot open (\(String(cString: strerror(errno))))") }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            let why = String(cString: strerror(errno))
+            close(fd)
+            throw GiftError(.io, "\(path): cannot stat (\(why))")
+        }
+        self.path = path
+        fileSize = Int(st.st_size)
+        do {
+            let fd = self.fd, size = fileSize
+            let h = try SafetensorsFile.parseHeader(fileSize: size, path: path) { r in
+                var out = [UInt8](repeating: 0, count: r.count)
+                try out.withUnsafeMutableBytes { try SafetensorsHeader.preadFully(fd, $0.baseAddress!, r.count, at: r.lowerBound, path: path) }
+                return out
+            }
+            tensors = h.tensors; dataStart = h.dataStart
+        } catch {
+            close(fd)
+            throw error
+        }
+        #if os(Linux)
+        _ = posix_fadvise(fd, 0, 0, Int32(POSIX_FADV_SEQUENTIAL))  // larger read-ahead
+        #endif
+    }
+
+    deinit { close(fd) }
+
+    /// The entry for `name`, or an error naming the file and the tensor.
+    func tensor(_ name: String) throws -> SafetensorsTensor {
+        guard let t = tensors[name] else { throw GiftError(.format, "\(path): no tensor '\(name)'") }
+        return t
+    }
+
+    /// Elements `elements` of tensor `t` (F32, BF16 or F16) widened to floats at `dst`, read through
+    /// `scratch` (at least `SafetensorsHeader.chunkElements * 2` bytes) for 16-bit dtypes.
+    func readFloats(_ t: SafetensorsTensor, elements: Range<Int>, into dst: UnsafeMutablePointer<Float>,
+                    scratch: UnsafeMutableRawPointer) throws {
+        precondition(elements.lowerBound >= 0 && elements.upperBound <= t.elementCount)
+        let start = dataStart + t.begin + elements.lowerBound * t.dtype.size
+        var done = 0
+        while done < elements.count {
+            let n = min(Self.chunkElements, elements.count - done)
+            let at = start + done * t.dtype.size
+            switch t.dtype {
+            case .F32:
+                #if _endian(little)
+                try Self.preadFully(fd, dst + done, n * 4, at: at, path: path)
+                #else
+                try Self.preadFully(fd, scratch, n * 4, at: at, path: path)
+                for i in 0..<n { dst[done + i] = Float(bitPattern: UInt32(littleEndian: scratch.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+                #endif
+            case .BF16:
+                try Self.preadFully(fd, scratch, n * 2, at: at, path: path)
+                BFloat16.decode(littleEndianBytes: scratch, into: dst + done, count: n)
+            case .F16:
+                try Self.preadFully(fd, scratch, n * 2, at: at, path: path)
+                Float16Bits.decode(littleEndianBytes: scratch, into: dst + done, count: n)
+            default:
+                throw GiftError(.format, "\(path): tensor '\(t.name)' has dtype \(t.dtype.rawValue); "
+                                + "only F32, BF16 and F16 can be read as floats")
+            }
+            done += n
+        }
+    }
+
+    /// Elements converted per read: 1 Mi (a 2 MiB scratch buffer for 16-bit weights).
+    static let chunkElements = 1 << 20
+
+    /// Reads exactly `count` bytes at `offset`; a file that ends early (shrunk since its header was
+    /// checked) or a failing read is an error naming the file.
+    static func preadFully(_ fd: Int32, _ dst: UnsafeMutableRawPointer, _ count: Int, at offset: Int, path: String) throws {
+        var got = 0
+        while got < count {
+            let r = pread(fd, dst + got, count - got, off_t(offset + got))
+            if r < 0 {
+                if errno == EINTR { continue }
+                throw GiftError(.io, "\(path): read of \(count) bytes at byte \(offset) failed (\(String(cString: strerror(errno))))")
+            }
+            if r == 0 {
+                throw GiftError(.io, "\(path): file ends at byte \(offset + got), expected \(count) bytes at byte \(offset) "
+                                + "(truncated while being read?)")
+            }
+            got += r
+        }
+    }
+}
+
+extension ModelFolder {
+    /// The slice `range` of the flat buffer `load(dir)` returns, reading only the bytes of the tensors
+    /// that overlap it: `range.count` floats equal, bit for bit, to `load(dir).1[range]`. The folder is
+    /// validated as `load` validates it (every tensor of the layout present once with its shape and a
+    /// float dtype, nothing extra), from the headers alone, with the same errors.
+    public static func loadRange(_ dir: String, range: Range<Int>) throws -> (ModelConfig, FloatBuffer) {
+        let w = try WeightHeaders(dir)
+        let layout = ParameterLayout(w.config)
+        guard range.lowerBound >= 0, range.upperBound <= layout.count else {
+            throw GiftError(.usage, "\(dir): range \(range.lowerBound)..<\(range.upperBound) is outside the model's "
+                            + "\(layout.count) parameters")
+        }
+        let entries = try w.check(layout)
+        let buffer = FloatBuffer(count: range.count)
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: SafetensorsHeader.chunkElements * 4, alignment: 64)
+        defer { scratch.deallocate() }
+        for (t, (file, entry)) in zip(layout.tensors, entries) {
+            let lo = max(range.lowerBound, t.offset), hi = min(range.upperBound, t.offset + t.count)
+            guard lo < hi else { continue }
+            try file.readFloats(entry, elements: (lo - t.offset)..<(hi - t.offset),
+                                into: buffer.pointer + (lo - range.lowerBound), scratch: scratch)
+        }
+        return (w.config, buffer)
+    }
+
+    /// Bytes of weight data `loadRange(dir, range:)` reads (the overlapping parts of the tensors).
+    public static func rangeReadBytes(_ dir: String, range: Range<Int>) throws -> Int {
+        let w = try WeightHeaders(dir)
+        let layout = ParameterLayout(w.config)
+        return try zip(layout.tensors, w.check(layout)).reduce(0) { sum, te in
+            let (t, (_, entry)) = te
+            return sum + max(0, min(range.upperBound, t.offset + t.count) - max(range.lowerBound, t.offset)) * entry.dtype.size
+        }
+    }
+
+    /// A model folder's config and the validated headers of its weight files: one `model.safetensors`, or
+    /// the shards `model.safetensors.index.json` names. Mirrors `load`'s folder checks and messages.
+    struct WeightHeaders {
+        let config: ModelConfig
+        let configPath: String
+        /// Where each tensor lives.
+        let location: [String: SafetensorsHeader]
+        /// The weights as messages name them: the one file, or "DIR (N shards)".
+        let source: String
+
+        init(_ dir: String) throws {
+            let fm = FileManager.default
+            var isDir: ObjCBool = false
+            guard fm.fileExists(atPath: dir, isDirectory: &isDir) else {
+                throw GiftError(.io, "model folder '\(dir)' does not exist")
+            }
+            guard isDir.boolValue else { throw GiftError(.io, "model folder '\(dir)' is not a directory") }
+            configPath = join(dir, configFile)
+            guard fm.fileExists(atPath: configPath) else {
+                throw GiftError(.io, "\(configPath): not found (a model folder needs a config.json)")
+            }
+            guard let configData = fm.contents(atPath: configPath) else { throw GiftError(.io, "\(configPath): cannot read") }
+            config = try ModelConfig.parse(configData, source: configPath)
+
+            var files: [SafetensorsHeader] = []
+            var location: [String: SafetensorsHeader] = [:]
+            let single = join(dir, weightsFile), indexPath = join(dir, indexFile)
+            if fm.fileExists(atPath: single) {
+                let f = try SafetensorsHeader(path: single)
+                files = [f]
+                for name in f.tensors.keys { location[name] = f }
+            } else if fm.fileExists(atPath: indexPath) {
+                let weightMap = try readIndex(indexPath)
+                for shard in Set(weightMap.values).sorted() {
+                    files.append(try SafetensorsHeader(path: join(dir, shard)))
+                }
+                for f in files {
+                    for name in f.tensors.keys {
+                        if let other = location[name] {
+                            throw GiftError(.format, "tensor '\(name)' appears in both \(other.path) and \(f.path)")
+                        }
+                        location[name] = f
+                    }
+                }
+                for (name, shard) in weightMap.sorted(by: { $0.key < $1.key }) {
+                    let path = join(dir, shard)
+                    guard location[name]?.path == path else {
+                        throw GiftError(.format, "\(indexPath): maps tensor '\(name)' to \(shard), "
+                                        + "but \(path) has no tensor '\(name)'")
+                    }
+                }
+            } else {
+                throw GiftError(.io, "\(dir): no \(weightsFile) or \(indexFile) in the model folder")
+            }
+            self.location = location
+            source = files.count == 1 ? files[0].path : "\(dir) (\(files.count) shards)"
+        }
+
+        /// Each layout tensor's file and entry, in layout order, after `load`'s checks: present, the
+        /// layout's shape, a float dtype, and no tensor outside the layout.
+        func check(_ layout: ParameterLayout) throws -> [(SafetensorsHeader, SafetensorsTensor)] {
+            var out: [(SafetensorsHeader, SafetensorsTensor)] = []
+            for t in layout.tensors {
+                guard let f = location[t.name] else {
+                    throw GiftError(.mismatch, "\(source): missing tensor '\(t.name)' (expected shape \(t.shape))")
+                }
+                let entry = try f.tensor(t.name)
+                guard entry.shape == t.shape else {
+                    throw GiftError(.mismatch, "\(f.path): tensor '\(t.name)' has shape \(entry.shape) but "
+                                    + "\(configPath) needs \(t.shape)")
+                }
+                guard entry.dtype == .F32 || entry.dtype == .BF16 || entry.dtype == .F16 else {
+                    throw GiftError(.format, "\(f.path): tensor '\(t.name)' has dtype \(entry.dtype.rawValue); "
+                                    + "only F32, BF16 and F16 can be read as floats")
+                }
+                out.append((f, entry))
+            }
+            let known = Set(layout.tensors.map(\.name))
+            let extra = location.keys.filter { !known.contains($0) }.sorted()
+            if !extra.isEmpty {
+                let shown = extra.prefix(5).map { "'\($0)'" }.joined(separator: ", ")
+                let more = extra.count > 5 ? " and \(extra.count - 5) more" : ""
+                throw GiftError(.mismatch, "\(source): unexpected tensors not in the LLaDA layout of \(configPath): "
+                                + shown + more)
+            }
+            return out
+        }
+    }
+}
