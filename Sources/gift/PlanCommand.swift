@@ -7,20 +7,30 @@ struct PlanCommand: ParsableCommand {
         commandName: "plan",
         abstract: "Per-rank memory and per-step FLOPs and time of a training run, before running it.",
         discussion: """
-        For a model folder or preset, the rank count, ZeRO stage (0 or 1, the stages gift trains with),
-        precision, micro-batch, gradient accumulation and sequence length: the bytes one rank holds
-        (parameters, gradients, moments, the activation arenas exactly as allocated, the checkpoint
-        snapshot, the bf16 weight copy, MPI's temporary, and the runtime measured in this process), the
-        model FLOPs per optimizer step on one rank (both GIFT passes counted) and a time estimate from the
-        GEMM rate measured here. The last line is one JSON object (bytes_per_rank with the parts and total,
-        flops_per_step, seconds_per_step_estimate). Under mpirun --ranks defaults to the job's size and the
-        runtime part includes MPI's own memory.
-        Example: gift plan --model small --ranks 2 --zero 1 --micro-batch 8 --seq 512
+        For a model folder or preset, the rank count, ZeRO stage (0-3), activation recomputation,
+        precision, gradient reduction dtype, micro-batch, gradient accumulation and sequence length: the
+        bytes one rank holds (parameters, gathered parameters under ZeRO-3, gradients, moments, the
+        activation arenas exactly as allocated, the checkpoint snapshot, the bf16 weight copy, MPI's
+        temporaries, the last-good copy, and the runtime measured in this process), the model FLOPs per
+        optimizer step on one rank (both GIFT passes and the recomputed forward counted), a time estimate
+        from the GEMM rate measured here (compute only), and the bytes each rank sends per step in the
+        gradient and parameter collectives. The last line is one JSON object (bytes_per_rank with the parts
+        and total, flops_per_step, seconds_per_step_estimate, bytes_moved_per_step). Under mpirun --ranks
+        defaults to the job's size and the runtime part includes MPI's own memory. `gift train` prints the
+        same plan at start and refuses one that does not fit (see --memory-limit).
+        Examples:
+          gift plan --model small --ranks 2 --zero 1 --micro-batch 8 --seq 512
+          gift plan --model llada-8b --ranks 16 --zero 3 --recompute blocks --seq 4096 --precision bf16
         """)
 
     @Option(help: "A preset (tiny, mini, small, base, llada-8b) or a model folder.") var model: String = "small"
     @Option(help: "Ranks (default: the MPI job's size, else 1).") var ranks: Int?
-    @Option(help: "ZeRO stage: 0 or 1.") var zero: Int = 0
+    @Option(help: "ZeRO stage: 0 (replicas), 1 (moments sharded), 2 (gradients too), 3 (parameters too).") var zero: Int = 0
+    @Option(help: "Activation recomputation: none or blocks.") var recompute: String = "none"
+    @Option(help: "Gradient reduction dtype: fp32 or bf16 (half the bytes moved).") var gradReduceDtype: String = "fp32"
+    @Option(help: "Gradient bucket size in MiB.") var bucketMb: Double = 4
+    @Option(help: "GEMM rate in GFLOP/s for the time estimate (e.g. a cluster node's, from gift bench) instead of measuring here.") var gflops: Double?
+    @Option(help: "bf16 kernel to plan for: native (a 2-byte weight copy) or emulated (4 bytes); default: this machine's.") var bf16Kernel: String?
     @Option(help: "Sequences per micro-batch.") var microBatch: Int = 1
     @Option(help: "Micro-batches per optimizer step.") var gradAccum: Int = 1
     @Option(help: "Sequence length (the longest padded example).") var seq: Int = 512
@@ -31,23 +41,23 @@ struct PlanCommand: ParsableCommand {
         let comm: Communicator = try MPICommunicator.fromEnvironment() ?? SingleProcess()
         defer { (comm as? MPICommunicator)?.finalize() }
         guard let pr = Precision(rawValue: precision) else { throw ValidationError("--precision must be fp32 or bf16") }
+        guard ["none", "blocks"].contains(recompute) else { throw ValidationError("--recompute must be none or blocks") }
+        guard ["fp32", "bf16"].contains(gradReduceDtype) else { throw ValidationError("--grad-reduce-dtype must be fp32 or bf16") }
+        guard bf16Kernel == nil || ["native", "emulated"].contains(bf16Kernel!) else { throw ValidationError("--bf16-kernel must be native or emulated") }
+        guard gflops.map({ $0 > 0 }) ?? true else { throw ValidationError("--gflops must be positive") }
         guard let kind = ObjectiveKind(rawValue: objective) else { throw ValidationError("--objective: unknown objective '\(objective)'") }
-        let config: ModelConfig
-        if ModelConfig.presetNames.contains(model) && !FileManager.default.fileExists(atPath: model) {
-            config = try ModelConfig.preset(model)
-        } else {
-            let path = (model as NSString).appendingPathComponent("config.json")
-            guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("\(path): cannot read (not a preset or model folder)") }
-            config = try ModelConfig.parse(data, source: path)
-        }
+        let config = try Plan.modelConfig(model)
         try Gemm.configure(gemm: "auto", precision: pr)
         // a GEMM of the model's width (rows capped so it takes a moment): the rate for the estimate, and
         // it makes the BLAS allocate its thread buffers before the runtime is measured
         let n = min(max(config.vocab, config.mlpHiddenSize), 4096)
-        let gflops = Bench.sgemmGFlops(m: min(microBatch * seq, 512), n: n, k: config.dModel, reps: 3)
+        let rate = gflops ?? Bench.sgemmGFlops(m: min(microBatch * seq, 512), n: n, k: config.dModel, reps: 3)
         let runtime = MemoryInfo.resident() ?? 0
-        let plan = try Plan(config: config, ranks: ranks ?? comm.size, zero: zero, microBatch: microBatch, gradAccum: gradAccum,
-                            seqLen: seq, precision: pr, objective: kind, nativeBF16: Gemm.bf16Kernel == .native, runtimeBytes: runtime)
-        if comm.rank == 0 { for line in plan.report(gflops: gflops) { print(line) } }
+        var s = Plan.Settings()
+        s.ranks = ranks ?? comm.size; s.zero = zero; s.microBatch = microBatch; s.gradAccum = gradAccum; s.seqLen = seq
+        s.precision = pr; s.objective = kind; s.recompute = recompute == "blocks"; s.gradReduceBF16 = gradReduceDtype == "bf16"
+        s.bucketMB = bucketMb; s.nativeBF16 = bf16Kernel.map { $0 == "native" } ?? (Gemm.bf16Kernel == .native); s.runtimeBytes = runtime
+        let plan = try Plan(config: config, s)
+        if comm.rank == 0 { for line in plan.report(gflops: rate) { print(line) } }
     }
 }

@@ -108,6 +108,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "s1K records (--data-format s1k): the system prompt that leads the user turn (default: d1's SFT code's).") var s1kSystemPrompt: String?
     @Option(help: "s1K records: the reasoning tag, <TAG>thinking</TAG> (default reasoning).") var s1kReasoningTag: String?
     @Option(help: "s1K records: the answer tag, <TAG>attempt</TAG> (default answer).") var s1kAnswerTag: String?
+    @Option(help: "The memory a rank may use (8G, 512M, bytes). Before loading the model gift train prints its memory plan (`gift plan`) and stops, suggesting the cheapest ZeRO stage, recompute or rank count that fits, when the plan exceeds this or, without it, what the node reports (MemAvailable or the cgroup's room, divided by the ranks on this node, and any address-space limit).")
+    var memoryLimit: String?
     @Option(help: "Resume: auto (the run folder's newest complete checkpoint; none: start fresh) or a checkpoint folder.")
     var resume: String?
     @Option(help: "Checkpoint every N optimizer steps (0: only at the end).") var checkpointEvery: Int = 0
@@ -137,6 +139,7 @@ struct TrainCommand: ParsableCommand {
             ("adapter", adapter), ("recompute", recompute), ("base_dtype", baseDtype),
             ("s1k_system_prompt", s1kSystemPrompt), ("s1k_reasoning_tag", s1kReasoningTag), ("s1k_answer_tag", s1kAnswerTag),
             ("beta1", beta1), ("beta2", beta2), ("adam_eps", adamEps), ("min_lr_ratio", minLrRatio), ("extra_eos", extraEos),
+            ("memory_limit", memoryLimit),
         ]
         for (k, v) in flags { if let v { try c.set(k, v, source: "--" + k.replacingOccurrences(of: "_", with: "-")) } }
         if skipBadLines { c.skipBadLines = true }
@@ -156,11 +159,14 @@ struct TrainCommand: ParsableCommand {
         var failed = false
         do {
             var cfg = try resolve()
+            // the data (token ids) before the model: the memory plan needs the run's padded length.
+            // A prepared set: rank 0 verifies the whole token file, the others read only their examples
+            // (gift-ref caches every example's betas on every rank: all verify)
+            let data = try TrainData.load(cfg, model: try Plan.modelConfig(cfg.model),
+                                          verify: comm.rank == 0 || cfg.objective.kind == .giftRef)
+            try checkMemoryPlan(cfg, data: data, comm: comm)
             var (mc, params) = try loadModel(cfg, comm: comm)
             let adapters = try loadAdapter(&cfg, model: mc)
-            // a prepared set: rank 0 verifies the whole token file, the others read only their examples
-            // (gift-ref caches every example's betas on every rank: all verify)
-            let data = try TrainData.load(cfg, model: mc, verify: comm.rank == 0 || cfg.objective.kind == .giftRef)
             // --base-dtype bf16: the frozen base rounded to bf16 and the fp32 copy freed
             let store = cfg.baseDtype == "bf16" ? try BF16BaseStore(config: mc, from: params.pointer) : nil
             if let store { params = FloatBuffer(viewOf: store.view, count: params.count, owner: store) }

@@ -75,6 +75,9 @@ public struct RunConfig: Equatable, Sendable {
     public var baseDtype = "fp32"
     /// s1K records (`--data-format s1k`): d1's system prompt and tags unless set.
     public var s1kSystemPrompt = S1KLayout.d1SystemPrompt, s1kReasoningTag = "reasoning", s1kAnswerTag = "answer"
+    /// The bytes a rank may use ("8G", "512M", a byte count; "" for the node's own report): `gift train`
+    /// refuses, before loading the model, a memory plan above it (`MemoryFit`).
+    public var memoryLimit = ""
     public var s1kLayout: S1KLayout { S1KLayout(systemPrompt: s1kSystemPrompt, reasoningTag: s1kReasoningTag, answerTag: s1kAnswerTag) }
 
     public init() {}
@@ -111,7 +114,7 @@ public struct RunConfig: Equatable, Sendable {
             "lora_r": lora.r, "lora_alpha": lora.alpha, "lora_dropout": lora.dropout,
             "lora_targets": lora.targets.map(\.rawValue).joined(separator: ","), "lora_rslora": lora.rslora, "adapter": adapter, "recompute": recompute, "base_dtype": baseDtype,
             "s1k_system_prompt": s1kSystemPrompt, "s1k_reasoning_tag": s1kReasoningTag, "s1k_answer_tag": s1kAnswerTag,
-            "extra_eos": extraEOS, "min_lr_ratio": minLRRatio,
+            "extra_eos": extraEOS, "min_lr_ratio": minLRRatio, "memory_limit": memoryLimit,
         ]
     }
 
@@ -223,6 +226,9 @@ public struct RunConfig: Equatable, Sendable {
         case "s1k_reasoning_tag": s1kReasoningTag = try str(); if s1kReasoningTag.isEmpty { throw bad("a tag name") }
         case "s1k_answer_tag": s1kAnswerTag = try str(); if s1kAnswerTag.isEmpty { throw bad("a tag name") }
         case "base_dtype": baseDtype = try str(); if !["fp32", "bf16"].contains(baseDtype) { throw bad("fp32 or bf16") }
+        case "memory_limit":
+            if case .number(let t) = v { memoryLimit = t } else { memoryLimit = try str() }
+            if !memoryLimit.isEmpty && MemoryFit.parseBytes(memoryLimit) == nil { throw bad("a size such as 8G, 512M or a byte count") }
         case "recompute": recompute = try str(); if !["none", "blocks"].contains(recompute) { throw bad("none or blocks") }
         default:
             throw GiftError(.config, "\(source): unknown field '\(key)'; known fields: \(json.keys.sorted().joined(separator: ", "))")
