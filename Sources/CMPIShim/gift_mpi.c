@@ -96,14 +96,22 @@ static unsigned short to_bf16(float f) {
 }
 static float from_bf16(unsigned short b) { unsigned int u = (unsigned int)b << 16; float f; memcpy(&f, &u, 4); return f; }
 
+// The largest of `ranks` counts, and the floats per rank per round of a staged collective: at most R
+// values of each rank's shard in a round, so the displacements (≤ ranks·R) stay within `limit`.
+static size_t largest(const size_t *counts, int ranks) {
+    size_t most = 0;
+    for (int r = 0; r < ranks; r++) most = counts[r] > most ? counts[r] : most;
+    return most;
+}
+static size_t staged_round(size_t limit, int ranks) {
+    size_t R = min_sz(limit / (size_t)ranks, ROUND_FLOATS);
+    return R == 0 ? 1 : R;
+}
+
 int gift_mpi_reduce_scatter_sum_bf16(const float *send, float *recv, const size_t *counts, size_t limit) {
     int ranks = gift_mpi_size(), me = gift_mpi_rank();
     limit = clamp_limit(limit);
-    size_t most = 0;
-    for (int r = 0; r < ranks; r++) most = counts[r] > most ? counts[r] : most;
-    // per round at most R floats of each rank's shard: the displacements (≤ ranks·R) stay within limit
-    size_t R = min_sz(limit / (size_t)ranks, ROUND_FLOATS);
-    if (R == 0) R = 1;
+    size_t most = largest(counts, ranks), R = staged_round(limit, ranks);
     int *sc = malloc(sizeof(int) * 4 * (size_t)ranks);
     unsigned short *out = malloc(sizeof(unsigned short) * R * (size_t)ranks);
     unsigned short *in = malloc(sizeof(unsigned short) * R * (size_t)ranks);
@@ -168,11 +176,8 @@ int gift_mpi_allgather_f32(float *buf, const size_t *counts, const size_t *displ
 int gift_mpi_allgather_bf16(float *buf, const size_t *counts, const size_t *displs, size_t limit) {
     int ranks = gift_mpi_size(), me = gift_mpi_rank();
     limit = clamp_limit(limit);
-    size_t most = 0;
-    for (int r = 0; r < ranks; r++) most = counts[r] > most ? counts[r] : most;
-    // rounds of at most R values per rank through a staging buffer of ranks × R (displacements r·R)
-    size_t R = min_sz(limit / (size_t)ranks, ROUND_FLOATS);
-    if (R == 0) R = 1;
+    // rounds through a staging buffer of ranks × R values (displacements r·R)
+    size_t most = largest(counts, ranks), R = staged_round(limit, ranks);
     int *c = malloc(sizeof(int) * 2 * (size_t)ranks);
     unsigned short *stage = malloc(sizeof(unsigned short) * R * (size_t)ranks);
     if (!c || !stage) { free(c); free(stage); return -1; }

@@ -5,13 +5,9 @@ import XCTest
 /// Real `mpirun` jobs of the gift binary: data parallel training agrees with one process, ranks stay
 /// identical, ZeRO-1 agrees, and faults stop the whole job.
 final class MPITests: XCTestCase {
-    let mpirun = URL(fileURLWithPath: "/usr/bin/mpirun")
-    let env = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_pml": "ob1",
-               "OPENBLAS_NUM_THREADS": "1"]
+    let mpirun = mpirunURL, env = mpiTestEnvironment
 
-    override func setUpWithError() throws {
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: mpirun.path), "mpirun not installed")
-    }
+    override func setUpWithError() throws { try skipUnlessMPI() }
 
     func trainArgs(_ objective: String, out: URL, micro: Int, steps: Int = 20) -> [String] {
         ["train", "--model", "tiny", "--data", "countdown", "--task-examples", "600", "--max-steps", "\(steps)",

@@ -147,3 +147,13 @@ func runPython(_ script: String, _ args: [String], env: [String: String] = [:]) 
     }
     return try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script] + args, env: env)
 }
+
+/// The `mpirun` the MPI tests launch, and the environment of their jobs (root allowed, the fast-starting
+/// ob1 transport, one BLAS thread per rank on the shared cores).
+let mpirunURL = URL(fileURLWithPath: "/usr/bin/mpirun")
+let mpiTestEnvironment = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_pml": "ob1",
+                          "OPENBLAS_NUM_THREADS": "1"]
+
+func skipUnlessMPI() throws {
+    try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: mpirunURL.path), "mpirun not installed")
+}

@@ -109,13 +109,9 @@ final class ZeROTests: XCTestCase {
 /// model of ZeRO-0 on one rank (losses within the summation-order trajectory bound and 1e-5 relative,
 /// final parameters within 1e-5), and a ZeRO-3 checkpoint resumes on another rank count and stage.
 final class ZeROMPITests: XCTestCase {
-    let mpirun = URL(fileURLWithPath: "/usr/bin/mpirun")
-    let env = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_pml": "ob1",
-               "OPENBLAS_NUM_THREADS": "1"]
+    let mpirun = mpirunURL, env = mpiTestEnvironment
 
-    override func setUpWithError() throws {
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: mpirun.path), "mpirun not installed")
-    }
+    override func setUpWithError() throws { try skipUnlessMPI() }
 
     func args(out: URL, ranks: Int, steps: Int = 12, extra: [String] = []) -> [String] {
         ["train", "--model", "tiny", "--data", "countdown", "--task-examples", "600", "--max-steps", "\(steps)",
