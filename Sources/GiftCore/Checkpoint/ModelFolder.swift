@@ -31,38 +31,7 @@ public enum ModelFolder {
         let layout = ParameterLayout(config)
 
         // Where each tensor lives: one file, or the shards named by the index.
-        var files: [SafetensorsFile] = []
-        var location: [String: SafetensorsFile] = [:]
-        let single = join(dir, weightsFile), indexPath = join(dir, indexFile)
-        if FileManager.default.fileExists(atPath: single) {
-            let f = try SafetensorsFile.read(path: single)
-            files = [f]
-            for name in f.tensors.keys { location[name] = f }
-        } else if FileManager.default.fileExists(atPath: indexPath) {
-            let weightMap = try readIndex(indexPath)
-            for shard in Set(weightMap.values).sorted() {  // each shard read once
-                files.append(try SafetensorsFile.read(path: join(dir, shard)))
-            }
-            for f in files {
-                for name in f.tensors.keys {
-                    if let other = location[name] {
-                        throw GiftError(.format, "tensor '\(name)' appears in both \(other.path) and \(f.path)")
-                    }
-                    location[name] = f
-                }
-            }
-            for (name, shard) in weightMap.sorted(by: { $0.key < $1.key }) {
-                let path = join(dir, shard)
-                guard location[name]?.path == path else {
-                    throw GiftError(.format, "\(indexPath): maps tensor '\(name)' to \(shard), "
-                                    + "but \(path) has no tensor '\(name)'")
-                }
-            }
-            // A tensor present in a shard but absent from the map is still found (and, if it is not
-            // in the layout, refused below as unexpected).
-        } else {
-            throw GiftError(.io, "\(dir): no \(weightsFile) or \(indexFile) in the model folder")
-        }
+        let (files, location) = try locateTensors(dir, open: { try SafetensorsFile.read(path: $0) })
 
         let source = files.count == 1 ? files[0].path : "\(dir) (\(files.count) shards)"
         let buffer = FloatBuffer(count: layout.count)
@@ -89,6 +58,44 @@ public enum ModelFolder {
     }
 
     /// Parses and validates the shard index; returns tensor name -> shard file name.
+    /// The weight files of `dir` (one file, or the shards its index names, each opened once with `open`)
+    /// and the file each tensor is in; a tensor in two shards, or an index entry its shard lacks, is an
+    /// error naming both. A tensor in a shard but absent from the map is still found (and, if it is not
+    /// in the layout, refused by the caller as unexpected). Shared by the full and the ranged loader.
+    static func locateTensors<F: TensorFileListing>(_ dir: String, open: (String) throws -> F) throws -> ([F], [String: F]) {
+        var files: [F] = []
+        var location: [String: F] = [:]
+        let single = join(dir, weightsFile), indexPath = join(dir, indexFile)
+        if FileManager.default.fileExists(atPath: single) {
+            let f = try open(single)
+            files = [f]
+            for name in f.tensors.keys { location[name] = f }
+        } else if FileManager.default.fileExists(atPath: indexPath) {
+            let weightMap = try readIndex(indexPath)
+            for shard in Set(weightMap.values).sorted() {  // each shard read once
+                files.append(try open(join(dir, shard)))
+            }
+            for f in files {
+                for name in f.tensors.keys {
+                    if let other = location[name] {
+                        throw GiftError(.format, "tensor '\(name)' appears in both \(other.path) and \(f.path)")
+                    }
+                    location[name] = f
+                }
+            }
+            for (name, shard) in weightMap.sorted(by: { $0.key < $1.key }) {
+                let path = join(dir, shard)
+                guard location[name]?.path == path else {
+                    throw GiftError(.format, "\(indexPath): maps tensor '\(name)' to \(shard), "
+                                    + "but \(path) has no tensor '\(name)'")
+                }
+            }
+        } else {
+            throw GiftError(.io, "\(dir): no \(weightsFile) or \(indexFile) in the model folder")
+        }
+        return (files, location)
+    }
+
     static func readIndex(_ path: String) throws -> [String: String] {
         guard let data = FileManager.default.contents(atPath: path) else { throw GiftError(.io, "\(path): cannot read") }
         let root: StrictJSON
@@ -208,3 +215,10 @@ public enum ModelFolder {
         dir.hasSuffix("/") ? dir + file : dir + "/" + file
     }
 }
+
+/// A safetensors file's path and tensor table: a whole file read, or only its header.
+protocol TensorFileListing {
+    var path: String { get }
+    var tensors: [String: SafetensorsTensor] { get }
+}
+extension SafetensorsFile: TensorFileListing {}

@@ -13,7 +13,7 @@ import Darwin
 
 /// A safetensors file's validated header, read with pread: where each tensor's bytes are, not the bytes.
 /// Every range is checked against the file's size when the header is read.
-final class SafetensorsHeader {
+final class SafetensorsHeader: TensorFileListing {
     let path: String
     let fileSize: Int
     let tensors: [String: SafetensorsTensor]
@@ -175,36 +175,7 @@ extension ModelFolder {
             guard let configData = fm.contents(atPath: configPath) else { throw GiftError(.io, "\(configPath): cannot read") }
             config = try ModelConfig.parse(configData, source: configPath)
 
-            var files: [SafetensorsHeader] = []
-            var location: [String: SafetensorsHeader] = [:]
-            let single = join(dir, weightsFile), indexPath = join(dir, indexFile)
-            if fm.fileExists(atPath: single) {
-                let f = try SafetensorsHeader(path: single)
-                files = [f]
-                for name in f.tensors.keys { location[name] = f }
-            } else if fm.fileExists(atPath: indexPath) {
-                let weightMap = try readIndex(indexPath)
-                for shard in Set(weightMap.values).sorted() {
-                    files.append(try SafetensorsHeader(path: join(dir, shard)))
-                }
-                for f in files {
-                    for name in f.tensors.keys {
-                        if let other = location[name] {
-                            throw GiftError(.format, "tensor '\(name)' appears in both \(other.path) and \(f.path)")
-                        }
-                        location[name] = f
-                    }
-                }
-                for (name, shard) in weightMap.sorted(by: { $0.key < $1.key }) {
-                    let path = join(dir, shard)
-                    guard location[name]?.path == path else {
-                        throw GiftError(.format, "\(indexPath): maps tensor '\(name)' to \(shard), "
-                                        + "but \(path) has no tensor '\(name)'")
-                    }
-                }
-            } else {
-                throw GiftError(.io, "\(dir): no \(weightsFile) or \(indexFile) in the model folder")
-            }
+            let (files, location) = try ModelFolder.locateTensors(dir, open: { try SafetensorsHeader(path: $0) })
             self.location = location
             source = files.count == 1 ? files[0].path : "\(dir) (\(files.count) shards)"
         }
