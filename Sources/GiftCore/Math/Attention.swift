@@ -17,6 +17,9 @@ public struct AttentionShape: Sendable {
     /// GEMM call packs all of K (or V) again. Never below 64 rows while a block stays within 256K floats
     /// (1 MiB), the bound the model's scratch is sized for.
     public var blockRows: Int
+    /// Per sequence, the first key its queries attend to (keys before it, left padding, are left out as if
+    /// masked with −∞: exactly zero weight); nil: all keys. Forward only.
+    public var keyStart: [Int]?
     /// Floats of scratch one worker needs in backward (forward needs half).
     public var scratchCount: Int { 2 * blockRows * seqLen }
 
@@ -40,25 +43,27 @@ public enum Attention {
         Parallel.tasks(s.batch * s.kvHeads) { task, worker in
             let b = task / s.kvHeads, g = task % s.kvHeads
             let S = scratch0 + worker * s.scratchCount, inv = S + blk * L   // inv: the spare half
-            let kh = k + b * L * s.ldKV + g * hd, vh = v + b * L * s.ldKV + g * hd
+            // keys [k0, L): the sequence's own tokens (N of them), its left padding left out
+            let k0 = s.keyStart?[b] ?? 0, N = L - k0
+            let kh = k + (b * L + k0) * s.ldKV + g * hd, vh = v + (b * L + k0) * s.ldKV + g * hd
             for h in (g * group)..<((g + 1) * group) {
                 let qh = q + b * L * s.ldQ + h * hd, oh = out + b * L * s.ldO + h * hd
                 var i0 = 0
                 while i0 < L {
                     let rows = min(blk, L - i0)
                     // S = scale · Q_blk Kᵀ, softmax by rows (keeping lse), O_blk = P V
-                    Gemm.mm(transB: true, m: rows, n: L, k: hd, alpha: s.scale, a: qh + i0 * s.ldQ, lda: s.ldQ,
-                            b: kh, ldb: s.ldKV, c: S, ldc: L)
+                    Gemm.mm(transB: true, m: rows, n: N, k: hd, alpha: s.scale, a: qh + i0 * s.ldQ, lda: s.ldQ,
+                            b: kh, ldb: s.ldKV, c: S, ldc: N)
                     // (normalising the hd-wide output rows is cheaper than the L-wide score rows)
                     for r in 0..<rows {
-                        let row = S + r * L
-                        let m = FastMath.max(row, count: L)
-                        let sum = FastMath.expShiftedSoftmax(row, row, count: L, shift: m)
+                        let row = S + r * N
+                        let m = FastMath.max(row, count: N)
+                        let sum = FastMath.expShiftedSoftmax(row, row, count: N, shift: m)
                         inv[r] = 1 / sum
                         lse?[(b * s.heads + h) * L + i0 + r] = m + Foundation.log(sum)
                     }
                     let ob = oh + i0 * s.ldO
-                    Gemm.mm(m: rows, n: hd, k: L, a: S, lda: L, b: vh, ldb: s.ldKV, c: ob, ldc: s.ldO)
+                    Gemm.mm(m: rows, n: hd, k: N, a: S, lda: N, b: vh, ldb: s.ldKV, c: ob, ldc: s.ldO)
                     for r in 0..<rows { FastMath.scale(ob + r * s.ldO, count: hd, by: inv[r]) }
                     i0 += rows
                 }
@@ -72,6 +77,7 @@ public enum Attention {
                                 dout: UnsafePointer<Float>, dq: UnsafeMutablePointer<Float>,
                                 dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
                                 scratch scratch0: UnsafeMutablePointer<Float>) {
+        precondition(s.keyStart == nil, "masked padding is forward only")
         let L = s.seqLen, hd = s.headDim, group = s.heads / s.kvHeads, blk = s.blockRows
         // one task per (batch, kv group): the heads sharing a dK/dV slice run in one task, so no races
         Parallel.tasks(s.batch * s.kvHeads) { task, worker in

@@ -47,6 +47,9 @@ public final class Activations: @unchecked Sendable {
     public var tokens: [Int32]
     public private(set) var batch = 0, seqLen = 0
     public internal(set) var headRows: [Int32] = []
+    /// Per sequence of the current batch, its first key that attention may see (the rows before it are
+    /// left padding, masked out of every query's attention); nil: every key (the training case).
+    public internal(set) var keyStart: [Int]?
 
     /// Where each buffer lies in the one allocation (float offsets), and its size.
     struct Layout {
@@ -115,8 +118,9 @@ public final class Activations: @unchecked Sendable {
     /// Bytes held (for memory reports).
     public var bytes: Int { storage.count * 4 }
 
-    func setShape(batch b: Int, seqLen l: Int) {
+    func setShape(batch b: Int, seqLen l: Int, keyStart ks: [Int]? = nil) {
         precondition(b * l <= capacityTokens && l <= maxSeqLen, "batch \(b)×\(l) exceeds activation capacity")
-        batch = b; seqLen = l
+        precondition(ks == nil || (ks!.count == b && ks!.allSatisfy { $0 >= 0 && $0 < l }), "one key start below seqLen per sequence")
+        batch = b; seqLen = l; keyStart = ks
     }
 }

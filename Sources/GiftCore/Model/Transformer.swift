@@ -27,17 +27,21 @@ public final class Transformer: @unchecked Sendable {
     var qkvWidth: Int { config.dModel + 2 * config.kvDim }
 
     func attnShape(_ acts: Activations) -> AttentionShape {
-        let s = AttentionShape(batch: acts.batch, seqLen: acts.seqLen, heads: config.nHeads, kvHeads: config.nKVHeads,
+        var s = AttentionShape(batch: acts.batch, seqLen: acts.seqLen, heads: config.nHeads, kvHeads: config.nKVHeads,
                                headDim: config.headDim, ldQ: qkvWidth, ldKV: qkvWidth, ldO: config.dModel)
+        s.keyStart = acts.keyStart
         precondition(s.scratchCount <= 2 * max(1 << 18, acts.maxSeqLen))
         return s
     }
 
     /// Runs the blocks and the final norm on `tokens` ([batch, seqLen], row-major).
     /// `lora`: adapters added to the target layers (their training state kept when `acts.training`).
+    /// `keyStart[b]`: sequence b's first real token (left padding before it is masked out of attention;
+    /// inference only).
     public func forward(_ params: UnsafePointer<Float>, tokens: [Int32], batch: Int, seqLen: Int, acts: Activations,
-                        lora: LoRARun? = nil) {
-        run(params, tokens: tokens, batch: batch, seqLen: seqLen, acts: acts, outputRows: nil, lora: lora)
+                        lora: LoRARun? = nil, keyStart: [Int]? = nil) {
+        precondition(keyStart == nil || !acts.training, "masked padding is for inference activations")
+        run(params, tokens: tokens, batch: batch, seqLen: seqLen, acts: acts, outputRows: nil, lora: lora, keyStart: keyStart)
     }
 
     /// Pass 1's forward (inference activations only): afterwards `acts.hf` holds the final norm at
@@ -66,9 +70,9 @@ public final class Transformer: @unchecked Sendable {
 
     /// `forward` when `outputRows` is nil, else `forwardPass1`'s trimmed version.
     private func run(_ params: UnsafePointer<Float>, tokens: [Int32], batch: Int, seqLen: Int, acts: Activations,
-                     outputRows: [Int32]?, lora: LoRARun?) {
+                     outputRows: [Int32]?, lora: LoRARun?, keyStart: [Int]? = nil) {
         precondition(tokens.count == batch * seqLen)
-        acts.setShape(batch: batch, seqLen: seqLen)
+        acts.setShape(batch: batch, seqLen: seqLen, keyStart: keyStart)
         let c = config, T = batch * seqLen, d = c.dModel, kv = c.kvDim, ff = c.mlpHiddenSize, W = qkvWidth
         let eps = Float(c.rmsNormEps)
         let keep = acts.training

@@ -1,0 +1,167 @@
+import Foundation
+
+/// d1's `generate()` (eval/generate.py of dllm-reasoning/d1, LLaDA's sampler as the paper's evaluation
+/// runs it) on one batch of prompts, left-padded to the batch's longest prompt with the pad token:
+///
+/// - x = [pad…, prompt, mask × genLength] per row; the response is denoised block by block, left to right,
+///   `SamplerSchedule`'s counts per step (d1: get_num_transfer_tokens of the block's masks).
+/// - Each step runs the model on the whole batch; x0 is the argmax of the logits over the whole
+///   vocabulary (the mask id included, as d1 does; at temperature > 0 Gumbel-max with gift's counter
+///   draws, where d1 uses torch.rand), its confidence the softmax probability of x0.
+/// - The candidates are every still-masked position before the current block's end (a position that was
+///   given the mask id by an earlier step stays masked and a candidate, as in d1); the k most confident are
+///   committed (k = the step's count; ties go to the lower position, where torch.topk leaves the order
+///   unspecified).
+/// - `attendPadding`: d1 passes no attention mask, so every query attends to the padding and a problem's
+///   output depends on its batch. false: padding is left out of attention (Attention's `keyStart`), so a
+///   problem's output is, up to float rounding, its output alone (RoPE scores depend only on position
+///   differences).
+///
+/// Weights, activations and the model are made once for the largest batch and prompt, and reused.
+public final class PaddedSampler: @unchecked Sendable {
+    public let config: ModelConfig
+    public let options: SamplerOptions
+    public let schedule: SamplerSchedule
+    public let padId: Int32
+    public let attendPadding: Bool
+    let params: FloatBuffer
+    let model: Transformer
+    let acts: Activations
+    let maxPrompt: Int
+
+    public init(config: ModelConfig, params: FloatBuffer, options: SamplerOptions, padId: Int32, attendPadding: Bool,
+                maxPromptLength: Int) throws {
+        try options.validate()
+        guard params.count == ParameterLayout(config).count else {
+            throw GiftError(.mismatch, "parameter buffer has \(params.count) floats, the model needs \(ParameterLayout(config).count)")
+        }
+        guard padId >= 0 && Int(padId) < config.vocab else {
+            throw GiftError(.config, "pad token id \(padId) is outside the model vocabulary of \(config.vocab)")
+        }
+        let maxLen = maxPromptLength + options.genLength
+        guard maxLen <= config.maxSequenceLength else {
+            throw GiftError(.config, "prompt + gen length (\(maxPromptLength) + \(options.genLength) tokens) exceeds the "
+                            + "model's max_sequence_length \(config.maxSequenceLength)")
+        }
+        self.config = config; self.params = params; self.options = options
+        self.padId = padId; self.attendPadding = attendPadding; self.maxPrompt = maxPromptLength
+        schedule = try options.schedule
+        let copies = options.cfg > 0 ? 2 : 1
+        model = Transformer(config: config, maxSeqLen: maxLen)
+        acts = Activations(config: config, capacityTokens: copies * options.maxBatch * maxLen, maxSeqLen: maxLen, training: false)
+    }
+
+    /// The genLength generated ids of each prompt (one batch, at most `options.maxBatch` prompts).
+    /// `keys[i]`: prompt i's index in the random draws (temperature > 0).
+    public func generate(_ prompts: [[Int32]], keys: [Int]? = nil) throws -> [[Int32]] {
+        if prompts.isEmpty { return [] }
+        guard prompts.count <= options.maxBatch else {
+            throw GiftError(.usage, "\(prompts.count) prompts in one batch; the sampler was made for \(options.maxBatch)")
+        }
+        for (i, p) in prompts.enumerated() {
+            guard !p.isEmpty, p.count <= maxPrompt else {
+                throw GiftError(.data, "prompt \(i) has \(p.count) tokens; the sampler was made for 1 to \(maxPrompt)")
+            }
+            if let bad = p.first(where: { $0 < 0 || Int($0) >= config.vocab }) {
+                throw GiftError(.data, "prompt \(i): token id \(bad) is outside the model vocabulary of \(config.vocab)")
+            }
+        }
+        let keys = keys ?? Array(prompts.indices)
+        return Gemm.withWeightMirror(params.pointer, count: params.count) { run(prompts, keys: keys) }
+    }
+
+    func run(_ prompts: [[Int32]], keys: [Int]) -> [[Int32]] {
+        let b = prompts.count, P = prompts.map(\.count).max()!, G = options.genLength, L = P + G, V = config.vocab
+        let mask = Int32(config.maskTokenId)
+        let useCFG = options.cfg > 0, copies = useCFG ? 2 : 1, cfg = Float(options.cfg)
+        // left padding: row j starts with pad[j] pad tokens
+        let pad = prompts.map { P - $0.count }
+        var x = [Int32](repeating: mask, count: b * L)
+        for j in 0..<b {
+            for t in 0..<pad[j] { x[j * L + t] = padId }
+            for (t, id) in prompts[j].enumerated() { x[j * L + pad[j] + t] = id }
+        }
+        // d1's prompt_index (x != mask before sampling): what the unconditional copy masks under cfg
+        let promptIndex = x.map { $0 != mask }
+        let keyStart: [Int]? = attendPadding ? nil : (0..<copies).flatMap { _ in pad }
+        var input = [Int32](repeating: mask, count: copies * b * L)
+        for (bi, block) in schedule.blocks.enumerated() {
+            let end = P + block.upperBound
+            for s in 0..<schedule.stepsPerBlock {
+                let k = schedule.counts[bi][s], step = bi * schedule.stepsPerBlock + s
+                if k == 0 { continue }   // d1 runs the model and commits nothing: x is unchanged
+                // candidates: masked positions before the block's end, per row
+                var rows: [Int32] = [], rowSeq: [Int] = [], rowPos: [Int] = [], perRow = [Int](repeating: 0, count: b)
+                for j in 0..<b {
+                    for t in 0..<end where x[j * L + t] == mask {
+                        rows.append(Int32(j * L + t)); rowSeq.append(j); rowPos.append(t); perRow[j] += 1
+                    }
+                }
+                let R = rows.count
+                for i in 0..<(b * L) { input[i] = x[i] }
+                if useCFG {
+                    for i in 0..<(b * L) { input[b * L + i] = promptIndex[i] ? mask : x[i] }
+                    for r in 0..<R { rows.append(rows[r] + Int32(b * L)) }
+                }
+                Profiler.measure("sampler forward") {
+                    model.forward(params.pointer, tokens: input, batch: copies * b, seqLen: L, acts: acts, keyStart: keyStart)
+                }
+                let logits = Profiler.measure("sampler head") { model.head(params.pointer, rows: rows, acts: acts) }
+                var x0 = [Int32](repeating: 0, count: R)
+                var conf = [Double](repeating: 0, count: R)
+                Profiler.measure("sampler choose") {
+                    choose(logits: logits, R: R, V: V, useCFG: useCFG, cfg: cfg, step: step,
+                           key: { UInt64(bitPattern: Int64(keys[rowSeq[$0]])) }, pos: { UInt64(rowPos[$0] - P) },
+                           x0: &x0, conf: &conf)
+                }
+                var r0 = 0
+                for j in 0..<b {
+                    let n = perRow[j]
+                    let pick = (r0..<(r0 + n)).sorted { conf[$0] != conf[$1] ? conf[$0] > conf[$1] : rowPos[$0] < rowPos[$1] }
+                    for r in pick.prefix(k) { x[j * L + rowPos[r]] = x0[r] }
+                    r0 += n
+                }
+            }
+        }
+        return (0..<b).map { j in Array(x[(j * L + P)..<((j + 1) * L)]) }
+    }
+
+    /// x0 and its softmax probability for each of the R head rows (cfg: guided by the unconditional rows
+    /// R..<2R), over the whole vocabulary.
+    private func choose(logits: UnsafeMutablePointer<Float>, R: Int, V: Int, useCFG: Bool, cfg: Float, step: Int,
+                        key: (Int) -> UInt64, pos: (Int) -> UInt64, x0: inout [Int32], conf: inout [Double]) {
+        let temperature = options.temperature, seed = options.seed
+        let keys = (0..<R).map(key), positions = (0..<R).map(pos)
+        x0.withUnsafeMutableBufferPointer { x0p in
+            conf.withUnsafeMutableBufferPointer { cp in
+                let x0b = x0p.baseAddress!, cb = cp.baseAddress!
+                Parallel.chunks(R, minChunk: max(1, 4096 / max(1, V / 64))) { lo, hi in
+                    let z = UnsafeMutablePointer<Float>.allocate(capacity: 2 * V)
+                    defer { z.deallocate() }
+                    let tmp = z + V
+                    for r in lo..<hi {
+                        let lc = logits + r * V
+                        if useCFG {
+                            let lu = logits + (R + r) * V
+                            for v in 0..<V { z[v] = lu[v] + (cfg + 1) * (lc[v] - lu[v]) }
+                        } else {
+                            z.update(from: lc, count: V)
+                        }
+                        let rng = CounterRNG(seed, keys[r], UInt64(step), positions[r])
+                        let tok = Sampler.choose(z, count: V, temperature: temperature, rng: rng)
+                        x0b[r] = Int32(tok)
+                        switch options.remasking {
+                        case .lowConfidence:
+                            let m = FastMath.max(z, count: V)
+                            let sum = FastMath.expShifted(z, tmp, count: V, shift: m)
+                            let c = Double(tmp[tok]) / Double(sum)
+                            cb[r] = c.isNaN ? -.infinity : c
+                        case .random:
+                            cb[r] = rng.uniform(UInt64.max)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

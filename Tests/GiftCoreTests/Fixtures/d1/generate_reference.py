@@ -1,0 +1,114 @@
+"""An independent reference of d1's generate() (dllm-reasoning/d1, eval/generate.py) on an LLaDA model folder,
+in numpy float64, for gift's PaddedSampler test.
+
+The model: LLaDA's architecture as ../../../../../shared/design/architecture.md states it (RMSNorm, rotate-half
+RoPE, grouped-query bidirectional attention, SwiGLU, untied head), written here from that description.
+The sampler: d1's algorithm: prompts left-padded with the pad id to the batch's longest; the response starts
+as gen_length mask ids; blocks left to right, get_num_transfer_tokens of the block's masks over
+steps // num_blocks steps; each step x0 = argmax of the logits over the whole vocabulary, confidence its
+softmax probability, candidates every position before the block's end that still holds the mask id; the k
+most confident are committed (ties: lower position, the rule gift documents). With --mask-padding the
+padding is left out of attention (keys at pad positions get weight 0); without, every token attends to it
+as in d1.
+
+Usage: generate_reference.py MODEL_DIR REQUEST.json  ->  prints a JSON list of the generated id lists.
+REQUEST: {"prompts": [[ids]], "gen_length", "block_length", "steps", "pad_id", "mask_padding": bool}
+"""
+import json
+import sys
+
+import numpy as np
+from safetensors.numpy import load_file
+
+
+def load(model_dir):
+    cfg = json.load(open(f"{model_dir}/config.json"))
+    w = {k: v.astype(np.float64) for k, v in load_file(f"{model_dir}/model.safetensors").items()}
+    return cfg, w
+
+
+def rms(x, weight, eps):
+    return x / np.sqrt((x * x).mean(-1, keepdims=True) + eps) * weight
+
+
+def rope(x, theta):
+    # x: [b, heads, L, hd]
+    L, hd = x.shape[2], x.shape[3]
+    inv = theta ** (-np.arange(0, hd, 2, dtype=np.float64) / hd)
+    ang = np.arange(L, dtype=np.float64)[:, None] * inv[None, :]
+    cos = np.concatenate([np.cos(ang), np.cos(ang)], -1)
+    sin = np.concatenate([np.sin(ang), np.sin(ang)], -1)
+    x1, x2 = x[..., : hd // 2], x[..., hd // 2:]
+    return x * cos + np.concatenate([-x2, x1], -1) * sin
+
+
+def forward(cfg, w, tokens, key_start):
+    b, L = tokens.shape
+    d, H, KV = cfg["d_model"], cfg["n_heads"], cfg.get("n_kv_heads") or cfg["n_heads"]
+    hd, eps, theta = d // H, cfg["rms_norm_eps"], cfg["rope_theta"]
+    p = "model.transformer."
+    x = w[p + "wte.weight"][tokens]
+    keymask = np.zeros((b, 1, 1, L))
+    for j, s in enumerate(key_start):
+        keymask[j, :, :, :s] = -np.inf
+    for i in range(cfg["n_layers"]):
+        q = f"{p}blocks.{i}."
+        h = rms(x, w[q + "attn_norm.weight"], eps)
+        Q = (h @ w[q + "q_proj.weight"].T).reshape(b, L, H, hd).transpose(0, 2, 1, 3)
+        K = (h @ w[q + "k_proj.weight"].T).reshape(b, L, KV, hd).transpose(0, 2, 1, 3)
+        V = (h @ w[q + "v_proj.weight"].T).reshape(b, L, KV, hd).transpose(0, 2, 1, 3)
+        Q, K = rope(Q, theta), rope(K, theta)
+        K, V = np.repeat(K, H // KV, axis=1), np.repeat(V, H // KV, axis=1)
+        S = Q @ K.transpose(0, 1, 3, 2) / np.sqrt(hd) + keymask
+        S = np.exp(S - S.max(-1, keepdims=True))
+        S /= S.sum(-1, keepdims=True)
+        A = (S @ V).transpose(0, 2, 1, 3).reshape(b, L, d)
+        x = x + A @ w[q + "attn_out.weight"].T
+        h = rms(x, w[q + "ff_norm.weight"], eps)
+        g, u = h @ w[q + "ff_proj.weight"].T, h @ w[q + "up_proj.weight"].T
+        x = x + (g / (1 + np.exp(-g)) * u) @ w[q + "ff_out.weight"].T
+    x = rms(x, w[p + "ln_f.weight"], eps)
+    return x @ w[p + "ff_out.weight"].T
+
+
+def transfer_counts(masked, steps):
+    base, rem = masked // steps, masked % steps
+    return [base + (1 if i < rem else 0) for i in range(steps)]
+
+
+def generate(cfg, w, prompts, gen_length, block_length, steps, pad_id, mask_padding):
+    mask_id = cfg["mask_token_id"]
+    P = max(len(p) for p in prompts)
+    b, L = len(prompts), P + gen_length
+    x = np.full((b, L), mask_id, dtype=np.int64)
+    pads = [P - len(p) for p in prompts]
+    for j, p in enumerate(prompts):
+        x[j, : pads[j]] = pad_id
+        x[j, pads[j]: P] = p
+    key_start = pads if mask_padding else [0] * b
+    num_blocks = gen_length // block_length
+    spb = max(1, steps // num_blocks)
+    for nb in range(num_blocks):
+        end = P + (nb + 1) * block_length
+        start = end - block_length
+        counts = [transfer_counts(int((x[j, start:end] == mask_id).sum()), spb) for j in range(b)]
+        for i in range(spb):
+            logits = forward(cfg, w, x, key_start)
+            x0 = logits.argmax(-1)
+            e = np.exp(logits - logits.max(-1, keepdims=True))
+            prob = e / e.sum(-1, keepdims=True)
+            conf = np.take_along_axis(prob, x0[..., None], -1)[..., 0]
+            for j in range(b):
+                k = counts[j][i]
+                cand = [t for t in range(end) if x[j, t] == mask_id]
+                cand.sort(key=lambda t: (-conf[j, t], t))
+                for t in cand[:k]:
+                    x[j, t] = x0[j, t]
+    return [x[j, P:].tolist() for j in range(b)]
+
+
+if __name__ == "__main__":
+    cfg, w = load(sys.argv[1])
+    r = json.load(open(sys.argv[2]))
+    print(json.dumps(generate(cfg, w, r["prompts"], r["gen_length"], r["block_length"], r["steps"], r["pad_id"],
+                              r["mask_padding"])))

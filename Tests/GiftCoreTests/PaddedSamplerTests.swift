@@ -1,0 +1,67 @@
+import Foundation
+import XCTest
+@testable import GiftCore
+
+/// d1's generate() in gift (`PaddedSampler`): left-padded batches, attended (as d1) or masked padding,
+/// against an independent numpy float64 reference of d1's algorithm on the same model folder.
+final class PaddedSamplerTests: XCTestCase {
+    /// A small grouped-query model with weights large enough that its predictions are far from ties
+    /// (so float32 and float64 pick the same tokens and the same order of confidences).
+    let config = ModelConfig(dModel: 32, nHeads: 4, nKVHeads: 2, nLayers: 2, mlpHiddenSize: 48, vocabSize: 40,
+                             maskTokenId: 39, eosTokenId: 38, padTokenId: 38)
+    var params: FloatBuffer { ParameterLayout(config).initialize(seed: 11, std: 0.35) }
+    let prompts: [[Int32]] = [[1, 2, 3, 4, 5], [7, 8, 9, 10, 11, 12, 13, 14, 15], [20, 21, 22, 23, 24, 25, 26], [30, 31]]
+
+    func options(batch: Int) -> SamplerOptions {
+        SamplerOptions(genLength: 16, blockLength: 8, steps: 8, maxBatch: batch)
+    }
+
+    func sample(_ prompts: [[Int32]], attend: Bool, batch: Int? = nil) throws -> [[Int32]] {
+        let s = try PaddedSampler(config: config, params: params, options: options(batch: batch ?? prompts.count),
+                                  padId: 38, attendPadding: attend, maxPromptLength: 9)
+        return try s.generate(prompts)
+    }
+
+    func testMatchesD1ReferenceWithAttendedAndMaskedPadding() throws {
+        let dir = try temporaryDirectory(self)
+        try ModelFolder.save(dir.path, config: config, parameters: params)
+        let script = packageRoot.appendingPathComponent("Tests/GiftCoreTests/Fixtures/d1/generate_reference.py").path
+        for attend in [true, false] {
+            let req = dir.appendingPathComponent("req.json")
+            let body: [String: Any] = ["prompts": prompts.map { $0.map(Int.init) }, "gen_length": 16, "block_length": 8,
+                                       "steps": 8, "pad_id": 38, "mask_padding": !attend]
+            try JSONSerialization.data(withJSONObject: body).write(to: req)
+            let r = try runPython("import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')",
+                                  [script, dir.path, req.path])
+            try XCTSkipIf(r.status != 0 && r.stderr.contains("No module named"), "numpy/safetensors missing: launch/test.sh installs them")
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let expected = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [[Int]]
+            let got = try sample(prompts, attend: attend)
+            XCTAssertEqual(got.map { $0.map(Int.init) }, expected, "attend padding: \(attend)")
+            // the mask id may be predicted and committed (d1 does not forbid it); every position was decided
+            XCTAssertEqual(got.map(\.count), [16, 16, 16, 16])
+        }
+    }
+
+    /// Masked padding: a prompt's output is its output alone, whatever shares its batch; attended padding
+    /// changes it (the reason d1's numbers depend on the batch).
+    func testMaskedPaddingIsIndependentOfTheBatch() throws {
+        let together = try sample(prompts, attend: false)
+        for (i, p) in prompts.enumerated() {
+            XCTAssertEqual(try sample([p], attend: false, batch: 4), [together[i]], "prompt \(i)")
+        }
+        let attended = try sample(prompts, attend: true)
+        XCTAssertEqual(attended[1], together[1], "the longest prompt has no padding")
+        XCTAssertNotEqual(attended, together, "padding attended to changes the shorter prompts' outputs")
+    }
+
+    func testRefusesWhatItWasNotMadeFor() throws {
+        let s = try PaddedSampler(config: config, params: params, options: options(batch: 2), padId: 38, attendPadding: false,
+                                  maxPromptLength: 9)
+        XCTAssertThrowsError(try s.generate(Array(prompts.prefix(3)))) { XCTAssertTrue("\($0)".contains("3 prompts in one batch"), "\($0)") }
+        XCTAssertThrowsError(try s.generate([[1, 40]])) { XCTAssertTrue("\($0)".contains("token id 40"), "\($0)") }
+        XCTAssertThrowsError(try s.generate([[Int32](repeating: 1, count: 10)])) { XCTAssertTrue("\($0)".contains("10 tokens"), "\($0)") }
+        XCTAssertThrowsError(try PaddedSampler(config: config, params: params, options: options(batch: 2), padId: 40,
+                                               attendPadding: false, maxPromptLength: 9))
+    }
+}
