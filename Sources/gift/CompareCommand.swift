@@ -18,6 +18,11 @@ struct CompareCommand: ParsableCommand {
         per-problem outcomes of the runs that share a seed (same seed = same test problems). Then the per-run \
         table (final loss, accuracy, speed).
 
+        Benchmark eval folders (`gift eval --benchmark ... --out DIR`) compare the same way: each takes the \
+        objective, seed and settings of the gift run folder its --model named (another model folder: its name \
+        stands for the objective), its accuracy and per-problem outcomes from generations.jsonl, scored again \
+        with d1's scorer (Sudoku: per empty cell), so GIFT and SFT runs of the same seeds pair by problem.
+
         Outputs: a terminal table (default), --markdown, --json (per group the per-seed accuracies, mean and \
         standard error; per pair the differences, t, df, p and the McNemar counts and p), --svg FILE (accuracy \
         with error bars per group, training-loss curves overlaid).
@@ -25,9 +30,10 @@ struct CompareCommand: ParsableCommand {
         Examples:
           gift compare runs/sft-s1 runs/sft-s2 runs/sft-s3 runs/gift-s1 runs/gift-s2 runs/gift-s3 --svg cmp.svg
           gift compare --markdown --ignore model runs/miniature/ft-*
+          gift compare evals/sft-s1-gsm8k evals/gift-s1-gsm8k evals/sft-s2-gsm8k evals/gift-s2-gsm8k
         """)
 
-    @Argument(help: "Two or more run folders.") var runs: [String]
+    @Argument(help: "Two or more run folders (or benchmark eval folders).") var runs: [String]
     @Flag(help: "Markdown tables instead of the terminal ones.") var markdown = false
     @Flag(help: "One JSON object instead of tables.") var json = false
     @Option(help: "Also write an SVG chart (accuracy per group, training curves) to this file.") var svg: String?
@@ -37,7 +43,7 @@ struct CompareCommand: ParsableCommand {
 
     func run() throws {
         guard runs.count >= 2 else { throw ValidationError("give at least two run folders") }
-        let reports = try runs.map(RunReport.load)
+        let reports = try runs.map { RunReport.isBenchmarkEval($0) ? try RunReport.loadBenchmarkEval($0) : try RunReport.load($0) }
         let report = CompareReport.build(reports, ignore: ignore.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) },
                                          against: against)
         if let against, !report.groups.contains(where: { $0.label == against }) {

@@ -55,6 +55,25 @@ final class PaddedSamplerTests: XCTestCase {
         XCTAssertNotEqual(attended, together, "padding attended to changes the shorter prompts' outputs")
     }
 
+    /// --dtype bf16: the folder read a block at a time into a bf16 store holds the same bits as the whole
+    /// model rounded at once, and sampling from it gives the ids of fp32 weights holding the bf16 values.
+    func testBF16StoreFromAFolderSamplesAsTheRoundedWeights() throws {
+        let dir = try temporaryDirectory(self)
+        try ModelFolder.save(dir.path, config: config, parameters: params)
+        let (c, store) = try BF16BaseStore.load(dir.path)
+        XCTAssertEqual(c, config)
+        let p = params
+        let whole = try withExtendedLifetime(p) { try BF16BaseStore(config: config, from: p.pointer) }
+        let a = store.materialize(), b = whole.materialize()
+        XCTAssertEqual(a.count, b.count)
+        XCTAssertTrue(memcmp(a.pointer, b.pointer, a.count * 4) == 0, "the store read a block at a time differs from the whole model rounded")
+        let fromStore = try PaddedSampler(config: config, store: store, options: options(batch: 4), padId: 38, attendPadding: false,
+                                          maxPromptLength: 9).generate(prompts)
+        let fromRounded = try PaddedSampler(config: config, params: b, options: options(batch: 4), padId: 38, attendPadding: false,
+                                            maxPromptLength: 9).generate(prompts)
+        XCTAssertEqual(fromStore, fromRounded)
+    }
+
     func testRefusesWhatItWasNotMadeFor() throws {
         let s = try PaddedSampler(config: config, params: params, options: options(batch: 2), padId: 38, attendPadding: false,
                                   maxPromptLength: 9)

@@ -24,17 +24,34 @@ public final class PaddedSampler: @unchecked Sendable {
     public let schedule: SamplerSchedule
     public let padId: Int32
     public let attendPadding: Bool
-    let params: FloatBuffer
+    /// The flat parameters the model reads; `owner` keeps them alive; `store`: a bf16 base whose blocks
+    /// are decoded one at a time (`--dtype bf16`).
+    let params: UnsafePointer<Float>
+    let owner: AnyObject
+    let store: BF16BaseStore?
     let model: Transformer
     let acts: Activations
     let maxPrompt: Int
 
-    public init(config: ModelConfig, params: FloatBuffer, options: SamplerOptions, padId: Int32, attendPadding: Bool,
-                maxPromptLength: Int) throws {
-        try options.validate()
+    public convenience init(config: ModelConfig, params: FloatBuffer, options: SamplerOptions, padId: Int32, attendPadding: Bool,
+                            maxPromptLength: Int) throws {
         guard params.count == ParameterLayout(config).count else {
             throw GiftError(.mismatch, "parameter buffer has \(params.count) floats, the model needs \(ParameterLayout(config).count)")
         }
+        try self.init(config: config, weights: params.pointer, owner: params, store: nil, options: options, padId: padId,
+                      attendPadding: attendPadding, maxPromptLength: maxPromptLength)
+    }
+
+    /// The model kept as bf16 (half the memory): each block decoded just before it runs, then dropped.
+    public convenience init(config: ModelConfig, store: BF16BaseStore, options: SamplerOptions, padId: Int32,
+                            attendPadding: Bool, maxPromptLength: Int) throws {
+        try self.init(config: config, weights: store.view, owner: store, store: store, options: options, padId: padId,
+                      attendPadding: attendPadding, maxPromptLength: maxPromptLength)
+    }
+
+    init(config: ModelConfig, weights: UnsafePointer<Float>, owner: AnyObject, store: BF16BaseStore?, options: SamplerOptions,
+         padId: Int32, attendPadding: Bool, maxPromptLength: Int) throws {
+        try options.validate()
         guard padId >= 0 && Int(padId) < config.vocab else {
             throw GiftError(.config, "pad token id \(padId) is outside the model vocabulary of \(config.vocab)")
         }
@@ -43,11 +60,12 @@ public final class PaddedSampler: @unchecked Sendable {
             throw GiftError(.config, "prompt + gen length (\(maxPromptLength) + \(options.genLength) tokens) exceeds the "
                             + "model's max_sequence_length \(config.maxSequenceLength)")
         }
-        self.config = config; self.params = params; self.options = options
+        self.config = config; self.params = weights; self.owner = owner; self.store = store; self.options = options
         self.padId = padId; self.attendPadding = attendPadding; self.maxPrompt = maxPromptLength
         schedule = try options.schedule
         let copies = options.cfg > 0 ? 2 : 1
         model = Transformer(config: config, maxSeqLen: maxLen)
+        model.weightSource = store
         acts = Activations(config: config, capacityTokens: copies * options.maxBatch * maxLen, maxSeqLen: maxLen, training: false)
     }
 
@@ -67,7 +85,9 @@ public final class PaddedSampler: @unchecked Sendable {
             }
         }
         let keys = keys ?? Array(prompts.indices)
-        return Gemm.withWeightMirror(params.pointer, count: params.count) { run(prompts, keys: keys) }
+        // bf16 matmuls: a bf16 copy of fp32 weights for the batch (a bf16 store's blocks are decoded as they run)
+        if store != nil { return run(prompts, keys: keys) }
+        return Gemm.withWeightMirror(params, count: ParameterLayout(config).count) { run(prompts, keys: keys) }
     }
 
     func run(_ prompts: [[Int32]], keys: [Int]) -> [[Int32]] {
@@ -104,9 +124,9 @@ public final class PaddedSampler: @unchecked Sendable {
                     for r in 0..<R { rows.append(rows[r] + Int32(b * L)) }
                 }
                 Profiler.measure("sampler forward") {
-                    model.forward(params.pointer, tokens: input, batch: copies * b, seqLen: L, acts: acts, keyStart: keyStart)
+                    model.forward(params, tokens: input, batch: copies * b, seqLen: L, acts: acts, keyStart: keyStart)
                 }
-                let logits = Profiler.measure("sampler head") { model.head(params.pointer, rows: rows, acts: acts) }
+                let logits = Profiler.measure("sampler head") { model.head(params, rows: rows, acts: acts) }
                 var x0 = [Int32](repeating: 0, count: R)
                 var conf = [Double](repeating: 0, count: R)
                 Profiler.measure("sampler choose") {
