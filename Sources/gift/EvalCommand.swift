@@ -58,6 +58,8 @@ struct EvalCommand: ParsableCommand {
     var attendPadding = false
     @Option(help: "Benchmarks: weights held as f32, or bf16 (rounded to bf16 and decoded a block at a time: half the memory; read straight from the folder a block at a time, so LLaDA-8B needs about 16 GB).")
     var dtype: String = "f32"
+    @Option(help: "Benchmarks: Fast-dLLM's parallel decoding: a step commits its most confident prediction and every other at or above this confidence, and a block runs until it is decoded (--steps unused). Off by default (d1's schedule).")
+    var threshold: Double?
     @Option(help: "Benchmarks: score this generations file (gift's JSONL or d1's JSON) instead of generating.") var score: String?
     @Flag(help: "Benchmarks with --score: end with one JSON line.") var json = false
     @Option(help: "Built-in tasks: countdown or sudoku.") var task: String?
@@ -106,7 +108,7 @@ struct EvalCommand: ParsableCommand {
         Profiler.enabled = profile
         let comm: Communicator = try MPICommunicator.fromEnvironment() ?? SingleProcess()
         do {
-            let modelDir = Evaluate.modelDirectory(model)
+            let modelDir = adapter == nil ? textModelDirectory(model) : Evaluate.modelDirectory(model)
             guard TextModel.present(in: modelDir) else {
                 throw GiftError(.config, "\(modelDir) has no tokenizer.json: the benchmarks need the model's tokenizer and chat template")
             }
@@ -127,8 +129,13 @@ struct EvalCommand: ParsableCommand {
                                                  problems: problems.count, model: model, adapter: adapter, sampler: opts,
                                                  attendPadding: attendPadding, padId: padId, precision: compute.precision)
             settings.dtype = dtype
+            if let threshold {
+                guard threshold.isFinite, threshold >= 0 else { throw ValidationError("--threshold must be a number >= 0") }
+                settings.threshold = threshold
+            }
             let log: (String) -> Void = { if comm.rank == 0 { FileHandle.standardError.write(Data("gift eval: \($0)\n".utf8)) } }
             let sched = try opts.schedule
+            if let threshold { log("parallel decoding: threshold \(threshold) (Fast-dLLM); --steps is not used") }
             log("\(b.rawValue), \(problems.count) problems from \(data), gen length \(opts.genLength), block \(opts.blockLength), "
                 + "\(sched.totalSteps) steps, batch \(batchSize), padding \(attendPadding ? "attended (as d1)" : "masked"), "
                 + "\(comm.size) rank(s); \(Gemm.summary)")
@@ -138,9 +145,9 @@ struct EvalCommand: ParsableCommand {
             if profile, comm.rank == 0 { for (k, v) in Profiler.report { print(String(format: "  %-18@ %8.3f s", k, v)) } }
             if comm.rank == 0 {
                 let s = r.score
-                print(String(format: "%@: accuracy %.4f (%d of %d %@), %.1f s, %.2f generated tokens/s; %@/generations.jsonl, %@/eval.json",
+                print(String(format: "%@: accuracy %.4f (%d of %d %@), %.1f s, %.2f generated tokens/s, %d forward passes on rank 0; %@/generations.jsonl, %@/eval.json",
                              b.rawValue, s.accuracy, s.correct, s.total, b == .sudoku ? "empty cells right" : "problems right",
-                             r.seconds, r.tokensPerSecond, out, out))
+                             r.seconds, r.tokensPerSecond, r.forwardPasses, out, out))
             }
             (comm as? MPICommunicator)?.finalize()
         } catch where comm.size > 1 {

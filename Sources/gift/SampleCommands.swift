@@ -34,6 +34,19 @@ func loadModelForSampling(_ dir: String, adapter: String? = nil) throws -> (Mode
     return try ModelFolder.load(Evaluate.modelDirectory(dir))
 }
 
+/// The folder whose tokenizer and chat template go with `dir`: its model/ subfolder or itself when that has a
+/// tokenizer.json, else a LoRA run folder's base (the run config's "model"), else `dir`'s model folder.
+func textModelDirectory(_ dir: String) -> String {
+    let m = Evaluate.modelDirectory(dir)
+    if TextModel.present(in: m) { return m }
+    if let d = FileManager.default.contents(atPath: dir + "/config.json"),
+       let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any], o["lora_r"] != nil || o["objective"] != nil,
+       let base = o["model"] as? String, TextModel.present(in: Evaluate.modelDirectory(base)) {
+        return Evaluate.modelDirectory(base)
+    }
+    return m
+}
+
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
@@ -77,7 +90,7 @@ struct GenerateCommand: ParsableCommand {
         try compute.apply()
         let (cfg, params) = try loadModelForSampling(model, adapter: adapter)
         // the tokenizer and chat template of the model folder (a LoRA base's own with --adapter)
-        var text = try TextPrompts(modelDir: Evaluate.modelDirectory(model), config: cfg)
+        var text = try TextPrompts(modelDir: adapter == nil ? textModelDirectory(model) : Evaluate.modelDirectory(model), config: cfg)
         text.plain = noChatTemplate
         var inputs: [(text: String?, ids: [Int32])] = try prompt.map { ($0, try text.encode($0)) }
         if let path = prompts { inputs += try Self.readPrompts(path, encode: { try text.encode($0) }) }

@@ -16,31 +16,47 @@ final class PaddedSamplerTests: XCTestCase {
         SamplerOptions(genLength: 16, blockLength: 8, steps: 8, maxBatch: batch)
     }
 
-    func sample(_ prompts: [[Int32]], attend: Bool, batch: Int? = nil) throws -> [[Int32]] {
+    func sample(_ prompts: [[Int32]], attend: Bool, batch: Int? = nil, threshold: Double? = nil) throws -> [[Int32]] {
+        try sampleCounting(prompts, attend: attend, batch: batch, threshold: threshold).0
+    }
+
+    func sampleCounting(_ prompts: [[Int32]], attend: Bool, batch: Int? = nil, threshold: Double? = nil) throws -> ([[Int32]], Int) {
         let s = try PaddedSampler(config: config, params: params, options: options(batch: batch ?? prompts.count),
                                   padId: 38, attendPadding: attend, maxPromptLength: 9)
-        return try s.generate(prompts)
+        s.threshold = threshold
+        return (try s.generate(prompts), s.forwardPasses)
     }
 
     func testMatchesD1ReferenceWithAttendedAndMaskedPadding() throws {
         let dir = try temporaryDirectory(self)
         try ModelFolder.save(dir.path, config: config, parameters: params)
         let script = packageRoot.appendingPathComponent("Tests/GiftCoreTests/Fixtures/d1/generate_reference.py").path
-        for attend in [true, false] {
+        for (attend, threshold) in [(true, nil), (false, nil), (false, 0.3), (true, 0.9)] as [(Bool, Double?)] {
             let req = dir.appendingPathComponent("req.json")
             let body: [String: Any] = ["prompts": prompts.map { $0.map(Int.init) }, "gen_length": 16, "block_length": 8,
-                                       "steps": 8, "pad_id": 38, "mask_padding": !attend]
+                                       "steps": 8, "pad_id": 38, "mask_padding": !attend, "threshold": threshold as Any? ?? NSNull()]
             try JSONSerialization.data(withJSONObject: body).write(to: req)
             let r = try runPython("import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')",
                                   [script, dir.path, req.path])
             try XCTSkipIf(r.status != 0 && r.stderr.contains("No module named"), "numpy/safetensors missing: launch/test.sh installs them")
             XCTAssertEqual(r.status, 0, r.stderr)
-            let expected = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [[Int]]
-            let got = try sample(prompts, attend: attend)
-            XCTAssertEqual(got.map { $0.map(Int.init) }, expected, "attend padding: \(attend)")
+            let ref = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+            let (got, forwards) = try sampleCounting(prompts, attend: attend, threshold: threshold)
+            XCTAssertEqual(got.map { $0.map(Int.init) }, ref["outputs"] as? [[Int]], "attend padding: \(attend), threshold \(threshold as Any)")
+            XCTAssertEqual(forwards, ref["forwards"] as? Int, "forward passes, threshold \(threshold as Any)")
+            if threshold == nil { XCTAssertEqual(forwards, 8) }
             // the mask id may be predicted and committed (d1 does not forbid it); every position was decided
             XCTAssertEqual(got.map(\.count), [16, 16, 16, 16])
         }
+    }
+
+    /// Threshold 0 commits every candidate at once: one forward pass per block; threshold 1 (nothing is that
+    /// sure) one position per step: a block takes its length in steps.
+    func testThresholdBoundsTheForwardPasses() throws {
+        XCTAssertEqual(try sampleCounting(prompts, attend: false, threshold: 0).1, 2)
+        let (out, n) = try sampleCounting(prompts, attend: false, threshold: 1.01)
+        XCTAssertEqual(n, 16)
+        XCTAssertEqual(out.map(\.count), [16, 16, 16, 16])
     }
 
     /// Masked padding: a prompt's output is its output alone, whatever shares its batch; attended padding

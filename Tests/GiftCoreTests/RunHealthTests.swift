@@ -20,6 +20,9 @@ final class RunHealthTests: XCTestCase {
         // step 1 was finite (so the starting parameters are the last good ones), steps 2 and 3 were skipped
         let m = try MetricsWriter.read(dir.appendingPathComponent("metrics.jsonl").path)
         XCTAssertEqual(m.map { $0["skipped"] as? Bool ?? false }, [false, true, true])
+        // a skipped step's non-finite values are null in the JSON, and the line says why it was skipped
+        XCTAssertTrue((m[1]["skipped_reason"] as? String ?? "").hasPrefix("non-finite"), "\(m[1])")
+        XCTAssertNil(m[0]["skipped_reason"])
         let (mc, saved) = try ModelFolder.load(dir.appendingPathComponent("model").path)
         let start = ParameterLayout(mc).initialize(seed: 0)   // --init-seed's default
         XCTAssertEqual(saved.count, start.count)

@@ -106,6 +106,28 @@ final class TextEndToEndTests: XCTestCase {
         }
     }
 
+    /// A LoRA run folder (adapter/, no model/) samples with its base's tokenizer and chat template.
+    func testGenerateOnALoRARunFolderUsesTheBasesTokenizer() throws {
+        let dir = try temporaryDirectory(self)
+        let base = dir.appendingPathComponent("base")
+        try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
+        _ = try makeChatModelFolder(base)
+        let data = dir.appendingPathComponent("d.jsonl")
+        try (0..<8).map { #"{"prompt": "What is \#($0) + 1?", "response": "It is \#($0 + 1)."}"# }.joined(separator: "\n")
+            .write(to: data, atomically: true, encoding: .utf8)
+        let run = dir.appendingPathComponent("run")
+        let t = try runGift(["train", "--model", base.path, "--data", data.path, "--max-steps", "2", "--micro-batch", "4",
+                             "--lora-r", "4", "--out", run.path])
+        XCTAssertEqual(t.status, 0, t.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run.appendingPathComponent("model").path))
+        let g = try runGift(["generate", "--model", run.path, "--prompt", "What is 2 + 3?", "--gen-length", "8",
+                             "--block-length", "8", "--json"])
+        XCTAssertEqual(g.status, 0, g.stderr)
+        let o = try JSONSerialization.jsonObject(with: Data(g.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(o["prompt"] as? String, "What is 2 + 3?")
+        XCTAssertGreaterThan((o["prompt_ids"] as? [Int])?.count ?? 0, 10, "the prompt went through the base's chat template")
+    }
+
     /// gift generate with a tokenizer.json folder: the prompt is apply_chat_template's (generation prompt
     /// on), and the printed text is the tokenizer's decoding of the sampled ids up to the first EOS.
     func testGenerateUsesTheFoldersTemplateAndTokenizer() throws {

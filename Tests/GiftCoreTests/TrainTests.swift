@@ -257,6 +257,19 @@ final class TrainTests: XCTestCase {
         XCTAssertEqual(m[0]["skipped"] as? Bool, true)
     }
 
+    /// --max-length leaves room for the EOS every sequence gets beyond its response: one with --extra-eos 1,
+    /// none with --extra-eos 0 (where the longest example then fills max_length itself).
+    func testTruncationLeavesRoomForTheExtraEOSOnly() throws {
+        let dir = try temporaryDirectory(self)
+        var c = tinyTrainConfig(.sft, dir: dir); c.maxLength = 10
+        let mc = try ModelConfig.preset(c.model)
+        XCTAssertEqual(try TrainData.load(c, model: mc).maxExampleLength, 9)
+        c.extraEOS = 0
+        let d = try TrainData.load(c, model: mc)
+        XCTAssertEqual(d.maxExampleLength, 10)
+        XCTAssertGreaterThan(d.report.truncated, 0)
+    }
+
     func testConfigFileUnknownFieldAndTypes() throws {
         let dir = try temporaryDirectory(self)
         let p = dir.appendingPathComponent("c.json").path

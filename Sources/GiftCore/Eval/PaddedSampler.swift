@@ -17,6 +17,10 @@ import Foundation
 ///   problem's output is, up to float rounding, its output alone (RoPE scores depend only on position
 ///   differences).
 ///
+/// - `threshold` (Fast-dLLM's parallel decoding, opt-in): a step commits its most confident candidate and
+///   every other whose confidence is at least the threshold, and a block runs steps until none of its
+///   positions holds the mask id (at most the block's length of steps), so `steps` is not used.
+///
 /// Weights, activations and the model are made once for the largest batch and prompt, and reused.
 public final class PaddedSampler: @unchecked Sendable {
     public let config: ModelConfig
@@ -32,6 +36,10 @@ public final class PaddedSampler: @unchecked Sendable {
     let model: Transformer
     let acts: Activations
     let maxPrompt: Int
+    /// Fast-dLLM's confidence threshold (nil: d1's fixed schedule).
+    public var threshold: Double?
+    /// Model forward passes run so far (with cfg, each counts once).
+    public private(set) var forwardPasses = 0
 
     public convenience init(config: ModelConfig, params: FloatBuffer, options: SamplerOptions, padId: Int32, attendPadding: Bool,
                             maxPromptLength: Int) throws {
@@ -107,8 +115,12 @@ public final class PaddedSampler: @unchecked Sendable {
         var input = [Int32](repeating: mask, count: copies * b * L)
         for (bi, block) in schedule.blocks.enumerated() {
             let end = P + block.upperBound
-            for s in 0..<schedule.stepsPerBlock {
-                let k = schedule.counts[bi][s], step = bi * schedule.stepsPerBlock + s
+            let blockDone = { (0..<b).allSatisfy { j in !x[(j * L + P + block.lowerBound)..<(j * L + end)].contains(mask) } }
+            var s = 0
+            // d1: the schedule's steps; Fast-dLLM's threshold: until the block holds no mask id (bounded)
+            while threshold == nil ? s < schedule.stepsPerBlock : (!blockDone() && s < block.count) {
+                defer { s += 1 }
+                let k = threshold == nil ? schedule.counts[bi][s] : Int.max, step = bi * schedule.stepsPerBlock + s
                 if k == 0 { continue }   // d1 runs the model and commits nothing: x is unchanged
                 // candidates: masked positions before the block's end, per row
                 var rows: [Int32] = [], rowSeq: [Int] = [], rowPos: [Int] = [], perRow = [Int](repeating: 0, count: b)
@@ -126,6 +138,7 @@ public final class PaddedSampler: @unchecked Sendable {
                 Profiler.measure("sampler forward") {
                     model.forward(params, tokens: input, batch: copies * b, seqLen: L, acts: acts, keyStart: keyStart)
                 }
+                forwardPasses += 1
                 let logits = Profiler.measure("sampler head") { model.head(params, rows: rows, acts: acts) }
                 var x0 = [Int32](repeating: 0, count: R)
                 var conf = [Double](repeating: 0, count: R)
@@ -138,7 +151,10 @@ public final class PaddedSampler: @unchecked Sendable {
                 for j in 0..<b {
                     let n = perRow[j]
                     let pick = (r0..<(r0 + n)).sorted { conf[$0] != conf[$1] ? conf[$0] > conf[$1] : rowPos[$0] < rowPos[$1] }
-                    for r in pick.prefix(k) { x[j * L + rowPos[r]] = x0[r] }
+                    for (rank, r) in pick.prefix(k).enumerated() {
+                        if let th = threshold, rank > 0, conf[r] < th { break }
+                        x[j * L + rowPos[r]] = x0[r]
+                    }
                     r0 += n
                 }
             }

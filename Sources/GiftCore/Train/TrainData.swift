@@ -50,7 +50,8 @@ public struct TrainData: Sendable {
             (examples, report) = try JSONLReader.read(path: cfg.data, tokenizer: chat == nil ? tok : nil, vocabSize: c.vocab,
                                                       skipBadLines: cfg.skipBadLines, chat: chat)
         }
-        let (cut, truncated) = Batching.truncateAll(examples, maxLength: cfg.maxLength - 1)
+        // room for the EOS every sequence gets beyond its response (--extra-eos 1), none with --extra-eos 0
+        let (cut, truncated) = Batching.truncateAll(examples, maxLength: cfg.maxLength - cfg.extraEOS)
         report.truncated += truncated
         if cut.count < 2 { throw GiftError(.data, "\(cfg.data): \(cut.count) usable examples; training needs at least 2") }
         let (train, val) = Batching.split(cut, validationFraction: cfg.validationFraction, seed: cfg.seed)

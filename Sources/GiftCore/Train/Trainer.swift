@@ -651,7 +651,12 @@ public final class Trainer {
                 ]
                 if cfg.objective.kind.usesBetas { f.append(("mean_beta", r.stats.meanBeta)) }
                 if comm.size > 1 { f.append(("comm_wait_s", r.commWait)) }
-                if r.skipped { f.append(("skipped", true)) }
+                if r.skipped {
+                    // the values that made it skip, as text (JSON has no nan or inf: their fields above are null)
+                    f.append(("skipped", true))
+                    f.append(("skipped_reason", !r.stats.loss.isFinite ? "non-finite loss (\(r.stats.loss))"
+                              : "non-finite gradient norm (\(r.gradNorm))"))
+                }
                 if let val { f.append(("val_loss", val)) }
                 if let acc { f.append(("accuracy", acc.accuracy)); f.append(("accuracy_stderr", acc.stderr)); f.append(("accuracy_task", acc.task.name)) }
                 metrics.write(f)

@@ -9,10 +9,13 @@ steps // num_blocks steps; each step x0 = argmax of the logits over the whole vo
 softmax probability, candidates every position before the block's end that still holds the mask id; the k
 most confident are committed (ties: lower position, the rule gift documents). With --mask-padding the
 padding is left out of attention (keys at pad positions get weight 0); without, every token attends to it
-as in d1.
+as in d1. With "threshold" (Fast-dLLM's parallel decoding, NVlabs/Fast-dLLM llada/generate.py): a step commits
+the most confident candidate and every other at or above the threshold, and a block runs steps until it holds no
+mask id (at most block_length steps).
 
 Usage: generate_reference.py MODEL_DIR REQUEST.json  ->  prints a JSON list of the generated id lists.
-REQUEST: {"prompts": [[ids]], "gen_length", "block_length", "steps", "pad_id", "mask_padding": bool}
+REQUEST: {"prompts": [[ids]], "gen_length", "block_length", "steps", "pad_id", "mask_padding": bool, "threshold": null}
+Prints {"outputs": [[ids]], "forwards": N}.
 """
 import json
 import sys
@@ -76,7 +79,7 @@ def transfer_counts(masked, steps):
     return [base + (1 if i < rem else 0) for i in range(steps)]
 
 
-def generate(cfg, w, prompts, gen_length, block_length, steps, pad_id, mask_padding):
+def generate(cfg, w, prompts, gen_length, block_length, steps, pad_id, mask_padding, threshold=None):
     mask_id = cfg["mask_token_id"]
     P = max(len(p) for p in prompts)
     b, L = len(prompts), P + gen_length
@@ -88,27 +91,35 @@ def generate(cfg, w, prompts, gen_length, block_length, steps, pad_id, mask_padd
     key_start = pads if mask_padding else [0] * b
     num_blocks = gen_length // block_length
     spb = max(1, steps // num_blocks)
+    forwards = 0
     for nb in range(num_blocks):
         end = P + (nb + 1) * block_length
         start = end - block_length
         counts = [transfer_counts(int((x[j, start:end] == mask_id).sum()), spb) for j in range(b)]
-        for i in range(spb):
+        i = 0
+        while (i < spb) if threshold is None else ((x[:, start:end] == mask_id).any() and i < block_length):
             logits = forward(cfg, w, x, key_start)
+            forwards += 1
             x0 = logits.argmax(-1)
             e = np.exp(logits - logits.max(-1, keepdims=True))
             prob = e / e.sum(-1, keepdims=True)
             conf = np.take_along_axis(prob, x0[..., None], -1)[..., 0]
             for j in range(b):
-                k = counts[j][i]
                 cand = [t for t in range(end) if x[j, t] == mask_id]
                 cand.sort(key=lambda t: (-conf[j, t], t))
-                for t in cand[:k]:
+                if threshold is None:
+                    chosen = cand[: counts[j][i]]
+                else:
+                    chosen = cand[:1] + [t for t in cand[1:] if conf[j, t] >= threshold]
+                for t in chosen:
                     x[j, t] = x0[j, t]
-    return [x[j, P:].tolist() for j in range(b)]
+            i += 1
+    return [x[j, P:].tolist() for j in range(b)], forwards
 
 
 if __name__ == "__main__":
     cfg, w = load(sys.argv[1])
     r = json.load(open(sys.argv[2]))
-    print(json.dumps(generate(cfg, w, r["prompts"], r["gen_length"], r["block_length"], r["steps"], r["pad_id"],
-                              r["mask_padding"])))
+    outputs, forwards = generate(cfg, w, r["prompts"], r["gen_length"], r["block_length"], r["steps"], r["pad_id"],
+                                 r["mask_padding"], r.get("threshold"))
+    print(json.dumps({"outputs": outputs, "forwards": forwards}))
