@@ -188,4 +188,15 @@ final class GemmBackendTests: XCTestCase {
             XCTAssertTrue(Gemm.bf16KernelReason.contains("forced"), Gemm.bf16KernelReason)
         }
     }
+
+    /// GIFT_BF16_KERNEL=native with `gift bench --gemm onednn --precision bf16`: the bench's fp32 reference
+    /// lanes (OpenBLAS and oneDNN) are not bf16 settings and leave the variable alone; the bf16 lane runs
+    /// the native kernel and its JSON line names it.
+    func testBenchHonoursTheBF16KernelVariable() throws {
+        guard Gemm.onednnAvailable else { throw XCTSkip("oneDNN not installed: \(Gemm.onednnDescription)") }
+        let r = try runGift(["bench", "--preset", "tiny", "--seq", "16", "--batch", "1", "--steps", "1", "--warmup", "0",
+                             "--objective", "sft", "--gemm", "onednn", "--precision", "bf16"], env: ["GIFT_BF16_KERNEL": "native"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("\"compute\": \"onednn bf16 (native)\""), r.stdout)
+    }
 }

@@ -38,12 +38,16 @@ EOF
 export OPENBLAS_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS
 echo "eval-speed: $(lscpu | sed -n 's/^Model name: *//p'), $THREADS threads, preset $PRESET, batch $BATCH, prompt $PLEN, gen $GEN, block $BLOCK, steps $STEPS"
 declare -A best
-lane() {   # name, command...
+LANE_LIMIT=${LANE_LIMIT:-900}   # seconds a lane's run may take (PyTorch's bf16 autocast crawls on CPUs without bf16)
+lane() {   # name, command...: best wall seconds of ROUNDS runs, printed as it goes
   local name=$1; shift
   for _ in $(seq "$ROUNDS"); do
     local t0 t1 s
-    t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N)
+    t0=$(date +%s.%N)
+    if ! timeout "$LANE_LIMIT" "$@" >/dev/null; then echo "  $name: failed or over ${LANE_LIMIT} s" >&2; return 0; fi
+    t1=$(date +%s.%N)
     s=$(python3 -c "print(round($t1 - $t0, 3))")
+    echo "  $name: $s s" >&2
     if [ -z "${best[$name]:-}" ] || python3 -c "import sys; sys.exit(0 if $s < ${best[$name]} else 1)"; then best[$name]=$s; fi
   done
 }

@@ -77,7 +77,9 @@ public enum Gemm {
             kernel = .native
             bf16KernelReason = "oneDNN's bf16 kernel: AMX"
         }
-        let env = ProcessInfo.processInfo.environment["GIFT_BF16_KERNEL"] ?? ""
+        // the bf16 kernel matters to bf16 matmuls only: an fp32 setting (the bench's fp32 reference lanes
+        // beside a bf16 one, say) leaves GIFT_BF16_KERNEL for the bf16 settings
+        let env = precision == .bf16 ? ProcessInfo.processInfo.environment["GIFT_BF16_KERNEL"] ?? "" : ""
         if forcedKernel != nil || !env.isEmpty {
             guard let k = forcedKernel ?? BF16Kernel(rawValue: env) else {
                 throw GiftError(.usage, "GIFT_BF16_KERNEL must be native or emulated, not '\(env)'")
