@@ -140,12 +140,12 @@ public final class PaddedSampler: @unchecked Sendable {
                 }
                 forwardPasses += 1
                 let logits = Profiler.measure("sampler head") { model.head(params, rows: rows, acts: acts) }
-                var x0 = [Int32](repeating: 0, count: R)
-                var conf = [Double](repeating: 0, count: R)
-                Profiler.measure("sampler choose") {
-                    choose(logits: logits, R: R, V: V, useCFG: useCFG, cfg: cfg, step: step,
-                           key: { UInt64(bitPattern: Int64(keys[rowSeq[$0]])) }, pos: { UInt64(rowPos[$0] - P) },
-                           x0: &x0, conf: &conf)
+                let seed = options.seed
+                let (x0, conf) = Profiler.measure("sampler choose") {
+                    Sampler.predict(logits: logits, rows: R, vocab: V, cfg: useCFG ? cfg : nil, temperature: options.temperature,
+                                    remasking: options.remasking, forbid: { _ in },
+                                    rng: { r in CounterRNG(seed, UInt64(bitPattern: Int64(keys[rowSeq[r]])), UInt64(step),
+                                                           UInt64(rowPos[r] - P)) })
                 }
                 var r0 = 0
                 for j in 0..<b {
@@ -160,44 +160,5 @@ public final class PaddedSampler: @unchecked Sendable {
             }
         }
         return (0..<b).map { j in Array(x[(j * L + P)..<((j + 1) * L)]) }
-    }
-
-    /// x0 and its softmax probability for each of the R head rows (cfg: guided by the unconditional rows
-    /// R..<2R), over the whole vocabulary.
-    private func choose(logits: UnsafeMutablePointer<Float>, R: Int, V: Int, useCFG: Bool, cfg: Float, step: Int,
-                        key: (Int) -> UInt64, pos: (Int) -> UInt64, x0: inout [Int32], conf: inout [Double]) {
-        let temperature = options.temperature, seed = options.seed
-        let keys = (0..<R).map(key), positions = (0..<R).map(pos)
-        x0.withUnsafeMutableBufferPointer { x0p in
-            conf.withUnsafeMutableBufferPointer { cp in
-                let x0b = x0p.baseAddress!, cb = cp.baseAddress!
-                Parallel.chunks(R, minChunk: max(1, 4096 / max(1, V / 64))) { lo, hi in
-                    let z = UnsafeMutablePointer<Float>.allocate(capacity: 2 * V)
-                    defer { z.deallocate() }
-                    let tmp = z + V
-                    for r in lo..<hi {
-                        let lc = logits + r * V
-                        if useCFG {
-                            let lu = logits + (R + r) * V
-                            for v in 0..<V { z[v] = lu[v] + (cfg + 1) * (lc[v] - lu[v]) }
-                        } else {
-                            z.update(from: lc, count: V)
-                        }
-                        let rng = CounterRNG(seed, keys[r], UInt64(step), positions[r])
-                        let tok = Sampler.choose(z, count: V, temperature: temperature, rng: rng)
-                        x0b[r] = Int32(tok)
-                        switch options.remasking {
-                        case .lowConfidence:
-                            let m = FastMath.max(z, count: V)
-                            let sum = FastMath.expShifted(z, tmp, count: V, shift: m)
-                            let c = Double(tmp[tok]) / Double(sum)
-                            cb[r] = c.isNaN ? -.infinity : c
-                        case .random:
-                            cb[r] = rng.uniform(UInt64.max)
-                        }
-                    }
-                }
-            }
-        }
     }
 }

@@ -239,43 +239,15 @@ public final class Sampler: @unchecked Sendable {
                         model.forward(params.pointer, tokens: input, batch: copies * b, seqLen: L, acts: acts)
                     }
                     let logits = Profiler.measure("sampler head") { model.head(params.pointer, rows: rows, acts: acts) }
-                    var x0 = [Int32](repeating: 0, count: R)
-                    var conf = [Double](repeating: 0, count: R)
-                    Profiler.measure("sampler choose") {
-                    x0.withUnsafeMutableBufferPointer { x0p in
-                        conf.withUnsafeMutableBufferPointer { cp in
-                            let x0b = x0p.baseAddress!, cb = cp.baseAddress!
-                            Parallel.chunks(R, minChunk: max(1, 4096 / max(1, V / 64))) { lo, hi in
-                                let z = UnsafeMutablePointer<Float>.allocate(capacity: 2 * V)
-                                defer { z.deallocate() }
-                                let tmp = z + V
-                                for r in lo..<hi {
-                                    let lc = logits + r * V
-                                    if useCFG {
-                                        let lu = logits + (R + r) * V
-                                        for v in 0..<V { z[v] = lu[v] + (cfg + 1) * (lc[v] - lu[v]) }
-                                    } else {
-                                        z.update(from: lc, count: V)
-                                    }
-                                    z[Int(mask)] = -.infinity
-                                    for v in forbiddenFrom..<V { z[v] = -.infinity }
-                                    let rng = CounterRNG(seeds[rowSeq[r]], UInt64(bitPattern: Int64(keys[rowSeq[r]])), UInt64(step),
-                                                         UInt64(rowPos[r]))
-                                    let tok = Sampler.choose(z, count: V, temperature: temperature, rng: rng)
-                                    x0b[r] = Int32(tok)
-                                    switch remasking {
-                                    case .lowConfidence:
-                                        let m = FastMath.max(z, count: V)
-                                        let sum = FastMath.expShifted(z, tmp, count: V, shift: m)
-                                        let c = Double(tmp[tok]) / Double(sum)
-                                        cb[r] = c.isNaN ? -.infinity : c
-                                    case .random:
-                                        cb[r] = rng.uniform(UInt64.max)
-                                    }
-                                }
-                            }
-                        }
-                    }
+                    let (x0, conf) = Profiler.measure("sampler choose") {
+                        Sampler.predict(logits: logits, rows: R, vocab: V, cfg: useCFG ? cfg : nil, temperature: temperature,
+                                        remasking: remasking,
+                                        forbid: { z in
+                                            z[Int(mask)] = -.infinity
+                                            for v in forbiddenFrom..<V { z[v] = -.infinity }
+                                        },
+                                        rng: { r in CounterRNG(seeds[rowSeq[r]], UInt64(bitPattern: Int64(keys[rowSeq[r]])),
+                                                               UInt64(step), UInt64(rowPos[r])) })
                     }
                     // per sequence: commit the k most confident (ties: lower position)
                     var r0 = 0
@@ -302,6 +274,51 @@ public final class Sampler: @unchecked Sendable {
             }
         }
         return (0..<b).map { j in Array(x[(j * L + P)..<((j + 1) * L)]) }
+    }
+
+    /// x0 and its confidence for each of the R head rows of `logits` ([R, V]; with `cfg`, the unconditional
+    /// rows follow as R..<2R and each row is uncond + (cfg + 1)(cond − uncond)): `forbid` sets the entries
+    /// a prediction may not take to −∞ (gift's sampler: the mask id and embedding padding; d1's: none),
+    /// `choose` picks the token with row r's draws `rng(r)`, and the confidence is its softmax
+    /// probability (low_confidence) or a uniform draw (random). Rows run in parallel.
+    static func predict(logits: UnsafePointer<Float>, rows R: Int, vocab V: Int, cfg: Float?, temperature: Double,
+                        remasking: Remasking, forbid: (UnsafeMutablePointer<Float>) -> Void,
+                        rng: (Int) -> CounterRNG) -> (x0: [Int32], conf: [Double]) {
+        var x0 = [Int32](repeating: 0, count: R)
+        var conf = [Double](repeating: 0, count: R)
+        x0.withUnsafeMutableBufferPointer { x0p in
+            conf.withUnsafeMutableBufferPointer { cp in
+                let x0b = x0p.baseAddress!, cb = cp.baseAddress!
+                Parallel.chunks(R, minChunk: max(1, 4096 / max(1, V / 64))) { lo, hi in
+                    let z = UnsafeMutablePointer<Float>.allocate(capacity: 2 * V)
+                    defer { z.deallocate() }
+                    let tmp = z + V
+                    for r in lo..<hi {
+                        let lc = logits + r * V
+                        if let cfg {
+                            let lu = logits + (R + r) * V
+                            for v in 0..<V { z[v] = lu[v] + (cfg + 1) * (lc[v] - lu[v]) }
+                        } else {
+                            z.update(from: lc, count: V)
+                        }
+                        forbid(z)
+                        let g = rng(r)
+                        let tok = choose(z, count: V, temperature: temperature, rng: g)
+                        x0b[r] = Int32(tok)
+                        switch remasking {
+                        case .lowConfidence:
+                            let m = FastMath.max(z, count: V)
+                            let sum = FastMath.expShifted(z, tmp, count: V, shift: m)
+                            let c = Double(tmp[tok]) / Double(sum)
+                            cb[r] = c.isNaN ? -.infinity : c
+                        case .random:
+                            cb[r] = g.uniform(UInt64.max)
+                        }
+                    }
+                }
+            }
+        }
+        return (x0, conf)
     }
 
     /// The predicted token of one row of (already guided and restricted) logits: argmax at temperature
