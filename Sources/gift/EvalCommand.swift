@@ -8,6 +8,7 @@ struct EvalCommand: ParsableCommand {
         abstract: "Accuracy on the paper's benchmarks (GSM8K, MATH500, Countdown, Sudoku, as d1 evaluates them) or on a built-in task.",
         discussion: """
         THE PAPER'S BENCHMARKS (--benchmark gsm8k|math500|countdown|sudoku --data FILE --out DIR)
+
         Prompts, sampling and scoring follow d1's evaluation code (dllm-reasoning/d1, eval/): one user turn, the \
         benchmark's system prompt + "\\n\\n" + the question, rendered by the model folder's chat template with the \
         generation prompt, then "<reasoning>"; tokenized with the tokenizer's special tokens as tokenizer(prompt) \
@@ -33,6 +34,7 @@ struct EvalCommand: ParsableCommand {
         cells per problem).
 
         BUILT-IN TASKS (--task countdown|sudoku)
+
         Generates answers to --n test problems of gift's own tasks (default gen length: the task's longest answer \
         plus its EOS), decodes up to the first EOS and scores them with the task's verifier; repeats --seeds times \
         (seed S+r draws the problems and seeds the sampler). Prints mean accuracy ± standard error, then one JSON \
@@ -140,7 +142,7 @@ struct EvalCommand: ParsableCommand {
                 + "\(sched.totalSteps) steps, batch \(batchSize), padding \(attendPadding ? "attended (as d1)" : "masked"), "
                 + "\(comm.size) rank(s); \(Gemm.summary)")
             let eval = BenchmarkEval(settings: settings, problems: problems, prompts: prompts, out: out, comm: comm,
-                                     decode: { text.tokenizer.decode($0, skipSpecialTokens: false) }, log: log)
+                                     decode: { try text.tokenizer.decode($0, skipSpecialTokens: false) }, log: log)
             let r = try eval.run(config: cfg, weights: weights)
             if profile, comm.rank == 0 { for (k, v) in Profiler.report { print(String(format: "  %-18@ %8.3f s", k, v)) } }
             if comm.rank == 0 {

@@ -100,7 +100,7 @@ struct GenerateCommand: ParsableCommand {
         let s = try Sampler(config: cfg, params: params, options: opts)
         let outs = try s.generate(inputs.map(\.ids))
         for (i, o) in outs.enumerated() {
-            let decoded = text.decode(o)
+            let decoded = try text.decode(o)
             if json {
                 var obj: [String: Any] = ["output": decoded, "output_ids": o.map(Int.init), "prompt_ids": inputs[i].ids.map(Int.init)]
                 obj["prompt"] = inputs[i].text ?? inputs[i].ids.map(String.init).joined(separator: " ")

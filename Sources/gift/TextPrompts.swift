@@ -24,7 +24,7 @@ struct TextPrompts {
             if text.template != nil, !plain {
                 return try encode(conversation: [.object(["role": .string("user"), "content": .string(s)])], source: "--prompt")
             }
-            return text.tokenizer.encode(s, addSpecialTokens: true)
+            return try text.tokenizer.encode(s, addSpecialTokens: true)
         }
         guard let chars else {
             _ = try CharTokenizer(vocabSize: config.vocab, eosId: config.eosTokenId, maskId: config.maskTokenId)
@@ -41,7 +41,7 @@ struct TextPrompts {
         do { rendered = try t.render(messages: ms, addGenerationPrompt: true, variables: text.variables) } catch let e as GiftError {
             throw GiftError(e.kind, "\(source): \(e.message)")
         }
-        return text.tokenizer.encode(rendered, addSpecialTokens: false)
+        return try text.tokenizer.encode(rendered, addSpecialTokens: false)
     }
 
     /// --messages FILE: one conversation a line, a JSON list of messages or {"messages": [...]}.
@@ -73,9 +73,9 @@ struct TextPrompts {
 
     /// The text of generated ids: up to the first EOS, special tokens left out (the tokenizer's decode),
     /// or the character tokenizer's decoding.
-    func decode(_ ids: [Int32]) -> String {
+    func decode(_ ids: [Int32]) throws -> String {
         let upToEOS = Array(ids.prefix { $0 != Int32(config.eosTokenId) })
-        if let text { return text.tokenizer.decode(upToEOS, skipSpecialTokens: true) }
+        if let text { return try text.tokenizer.decode(upToEOS, skipSpecialTokens: true) }
         return chars?.decode(ids) ?? upToEOS.map(String.init).joined(separator: " ")
     }
 }

@@ -62,16 +62,16 @@ struct TokenizeCommand: ParsableCommand {
                         }
                         ids.append(id)
                     }
-                    out += StrictJSON.quote(tm.tokenizer.decode(ids, skipSpecialTokens: skipSpecialTokens)) + "\n"
+                    out += StrictJSON.quote(try tm.tokenizer.decode(ids, skipSpecialTokens: skipSpecialTokens)) + "\n"
                 } else {
                     guard let template = tm.template else { throw GiftError(.data, "\(model)/tokenizer_config.json has no chat_template") }
                     let rendered: String
                     do { rendered = try template.render(messages: items, addGenerationPrompt: generationPrompt, variables: tm.variables) }
                     catch let e as GiftError { throw fail(e.message) }
-                    out += text ? StrictJSON.quote(rendered) + "\n" : ids(tm.tokenizer.encode(rendered, addSpecialTokens: false))
+                    out += text ? StrictJSON.quote(rendered) + "\n" : ids(try tm.tokenizer.encode(rendered, addSpecialTokens: false))
                 }
             } else {
-                out += ids(tm.tokenizer.encode(line, addSpecialTokens: !noSpecialTokens))
+                out += ids(try tm.tokenizer.encode(line, addSpecialTokens: !noSpecialTokens))
             }
         }
         FileHandle.standardOutput.write(Data(out.utf8))

@@ -4,6 +4,17 @@ import XCTest
 
 /// The `gift` executable itself: init, inspect and bench as a user runs them.
 final class CommandTests: XCTestCase {
+    /// config.json's mlp_ratio: the llada-8b preset writes the published 4 (not 12288 / 4096 = 3), and a
+    /// folder's own value goes back out unchanged (the golden folder says 4 beside 48 / 32).
+    func testMLPRatioIsThePublishedOne() throws {
+        XCTAssertEqual(try ModelConfig.preset("llada-8b").jsonObject()["mlp_ratio"] as? Int, 4)
+        XCTAssertEqual(try ModelConfig.preset("tiny").jsonObject()["mlp_ratio"] as? Int, 2)
+        let golden = goldenDir.appendingPathComponent("llada-tiny/config.json").path
+        let c = try ModelConfig.parse(try Data(contentsOf: URL(fileURLWithPath: golden)), source: golden)
+        XCTAssertEqual(c.jsonObject()["mlp_ratio"] as? Int, 4)
+        XCTAssertEqual(try ModelConfig.parse(c.jsonData(), source: "round trip"), c)
+    }
+
     func testInitSameSeedSameBytesAndLoads() throws {
         let dir = try temporaryDirectory(self)
         let a = dir.appendingPathComponent("a").path, b = dir.appendingPathComponent("b").path

@@ -135,7 +135,7 @@ public final class ChatFormatter: @unchecked Sendable {
                         + "the prompt's (all messages but the last, with the generation prompt)")
         }
         let response = String(decoding: fullText.utf8.dropFirst(promptText.utf8.count), as: UTF8.self)
-        return (tokenizer.encode(promptText, addSpecialTokens: false), tokenizer.encode(response, addSpecialTokens: false))
+        return (try tokenizer.encode(promptText, addSpecialTokens: false), try tokenizer.encode(response, addSpecialTokens: false))
     }
 
     /// The example of one record, or nil for a text format whose response is empty. Id records are

@@ -15,6 +15,11 @@ public struct ModelConfig: Equatable, Sendable {
     public var ropeTheta: Double
     public var rmsNormEps: Double
     public var maxSequenceLength: Int
+    /// config.json's `mlp_ratio` where it is not the derived max(1, mlp_hidden_size / d_model) (LLaDA's code
+    /// reads mlp_hidden_size and ignores the ratio, but a drop-in folder keeps the published value: LLaDA-8B
+    /// says 4 beside 12288 / 4096); nil: the derived value.
+    public var mlpRatio: Int? = nil
+    var writtenMLPRatio: Int { mlpRatio ?? (dModel > 0 ? max(1, mlpHiddenSize / dModel) : 1) }
 
     public var headDim: Int { dModel / nHeads }
     public var kvDim: Int { nKVHeads * headDim }
@@ -47,12 +52,41 @@ public struct ModelConfig: Equatable, Sendable {
         if headDim % 2 != 0 { throw bad("d_model", "/ n_heads must be even for rotary embeddings, got \(headDim)") }
         if nHeads % nKVHeads != 0 { throw bad("n_heads", "(\(nHeads)) must be a multiple of n_kv_heads (\(nKVHeads))") }
         if embeddingSize < vocabSize { throw bad("embedding_size", "(\(embeddingSize)) is smaller than vocab_size (\(vocabSize))") }
+        if nLayers > Self.maxLayers { throw bad("n_layers", "(\(nLayers)) is more than gift's limit of \(Self.maxLayers)") }
+        guard let n = checkedParameterCount, n <= Self.maxParameters else {
+            throw GiftError(.config, "\(source): d_model \(dModel), n_layers \(nLayers), mlp_hidden_size \(mlpHiddenSize) and "
+                            + "embedding_size \(embeddingSize) describe more than gift's limit of \(Self.maxParameters) parameters")
+        }
         for (f, v) in [("mask_token_id", maskTokenId), ("eos_token_id", eosTokenId), ("pad_token_id", padTokenId)]
         where v < 0 || v >= embeddingSize {
             throw bad(f, "(\(v)) is outside the vocabulary of \(embeddingSize) tokens")
         }
-        if !(ropeTheta > 0) { throw bad("rope_theta", "must be positive") }
-        if !(rmsNormEps > 0) { throw bad("rms_norm_eps", "must be positive") }
+        if !(ropeTheta > 0 && ropeTheta.isFinite) { throw bad("rope_theta", "must be positive and finite") }
+        if !(rmsNormEps > 0 && rmsNormEps.isFinite) { throw bad("rms_norm_eps", "must be positive and finite") }
+    }
+
+    /// Most parameters a config may describe: 2^40 (1.1 trillion, 4.4 TB of fp32), so that no size read from
+    /// a config.json can overflow the layout's offsets or have it allocate or loop absurdly.
+    public static let maxParameters = 1 << 40
+    /// Most blocks a config may describe (LLaDA-8B has 32).
+    public static let maxLayers = 10_000
+
+    /// The layout's parameter count, nil when it overflows Int (sizes positive, n_kv_heads dividing n_heads).
+    var checkedParameterCount: Int? {
+        func mul(_ a: Int?, _ b: Int?) -> Int? {
+            guard let a, let b else { return nil }
+            let (m, o) = a.multipliedReportingOverflow(by: b)
+            return o ? nil : m
+        }
+        var total = 0
+        for x in [mul(2, mul(embeddingSize, dModel)), mul(nLayers, mul(2, dModel)), mul(nLayers, mul(2, mul(dModel, dModel))),
+                  mul(nLayers, mul(2, mul(kvDim, dModel))), mul(nLayers, mul(3, mul(mlpHiddenSize, dModel))), dModel] {
+            guard let x else { return nil }
+            let (s, o) = total.addingReportingOverflow(x)
+            if o { return nil }
+            total = s
+        }
+        return total
     }
 
     // MARK: presets
@@ -66,9 +100,12 @@ public struct ModelConfig: Equatable, Sendable {
         case "small": return ModelConfig(dModel: 512, nHeads: 8, nLayers: 8, mlpHiddenSize: 1376, vocabSize: 4096, maskTokenId: 4095)
         case "base": return ModelConfig(dModel: 1024, nHeads: 16, nLayers: 16, mlpHiddenSize: 2816, vocabSize: 32768, maskTokenId: 32767)
         // GSAI-ML/LLaDA-8B-Base and -Instruct config.json: 8.02 B parameters (32 GB in fp32)
-        case "llada-8b": return ModelConfig(dModel: 4096, nHeads: 32, nKVHeads: 32, nLayers: 32, mlpHiddenSize: 12288,
-                                            vocabSize: 126464, embeddingSize: 126464, maskTokenId: 126336, eosTokenId: 126081,
-                                            padTokenId: 126081, ropeTheta: 500000, rmsNormEps: 1e-5, maxSequenceLength: 4096)
+        case "llada-8b":
+            var c = ModelConfig(dModel: 4096, nHeads: 32, nKVHeads: 32, nLayers: 32, mlpHiddenSize: 12288,
+                                vocabSize: 126464, embeddingSize: 126464, maskTokenId: 126336, eosTokenId: 126081,
+                                padTokenId: 126081, ropeTheta: 500000, rmsNormEps: 1e-5, maxSequenceLength: 4096)
+            c.mlpRatio = 4   // as published (mlp_hidden_size 12288 is what the model uses)
+            return c
         default: throw GiftError(.usage, "unknown preset '\(name)'; known presets: \(presetNames.joined(separator: ", "))")
         }
     }
@@ -80,7 +117,7 @@ public struct ModelConfig: Equatable, Sendable {
         [
             "model_type": "llada", "architectures": ["LLaDAModelLM"],
             "d_model": dModel, "n_heads": nHeads, "n_kv_heads": nKVHeads, "n_layers": nLayers,
-            "mlp_hidden_size": mlpHiddenSize, "mlp_ratio": max(1, mlpHiddenSize / dModel),
+            "mlp_hidden_size": mlpHiddenSize, "mlp_ratio": writtenMLPRatio,
             "vocab_size": vocabSize, "embedding_size": embeddingSize,
             "mask_token_id": maskTokenId, "eos_token_id": eosTokenId, "pad_token_id": padTokenId,
             "rope_theta": ropeTheta, "rms_norm_eps": rmsNormEps, "max_sequence_length": maxSequenceLength,
@@ -98,32 +135,51 @@ public struct ModelConfig: Equatable, Sendable {
     /// Parses a config.json. Every required field is checked for presence and type, and every
     /// architecture switch gift does not implement is refused by name.
     public static func parse(_ data: Data, source: String) throws -> ModelConfig {
-        let any: Any
-        do { any = try JSONSerialization.jsonObject(with: data) } catch {
-            throw GiftError(.format, "\(source): not valid JSON (\(error.localizedDescription))")
+        // The strict reader: it bounds nesting (64 levels), refuses duplicate keys and names the place of
+        // any fault, where JSONSerialization says only "The data is not in the correct format" (and
+        // refuses numbers such as 1e999 that JSON allows).
+        let bytes = [UInt8](data)
+        let root: StrictJSON
+        do { root = try StrictJSON.parse(bytes) } catch let e as StrictJSON.ParseError {
+            var line = 1, col = 1
+            for b in bytes.prefix(e.offset) { if b == 0x0A { line += 1; col = 1 } else if b & 0xC0 != 0x80 { col += 1 } }
+            throw GiftError(.format, "\(source): not valid JSON (\(e.message) at byte \(e.offset), line \(line), column \(col))")
         }
-        guard let o = any as? [String: Any] else { throw GiftError(.format, "\(source): expected a JSON object") }
+        guard case .object(let o) = root else { throw GiftError(.format, "\(source): expected a JSON object") }
+        return try parse(object: o, source: source)
+    }
+
+    /// Parses a config.json's object (also a checkpoint manifest's "model").
+    static func parse(object o: [String: StrictJSON], source: String) throws -> ModelConfig {
+        func present(_ k: String) -> StrictJSON? {
+            guard let v = o[k] else { return nil }
+            if case .null = v { return nil }
+            return v
+        }
         func int(_ k: String, required: Bool = true) throws -> Int? {
-            guard let v = o[k], !(v is NSNull) else {
+            guard let v = present(k) else {
                 if required { throw GiftError(.config, "\(source): missing field '\(k)'") }
                 return nil
             }
-            guard let n = v as? NSNumber, let i = Int(exactly: n.doubleValue) else {
-                throw GiftError(.config, "\(source): field '\(k)' must be an integer, got \(v)")
+            // an integer literal, or a number with an integral value (64.0, 6.4e1) that fits in Int
+            guard case .number(let t) = v, let i = Int(t) ?? Double(t).flatMap({ Int(exactly: $0) }) else {
+                throw GiftError(.config, "\(source): field '\(k)' must be an integer, got \(v.brief)")
             }
             return i
         }
         func double(_ k: String, default d: Double) throws -> Double {
-            guard let v = o[k], !(v is NSNull) else { return d }
-            guard let n = v as? NSNumber else { throw GiftError(.config, "\(source): field '\(k)' must be a number, got \(v)") }
-            return n.doubleValue
+            guard let v = present(k) else { return d }
+            guard case .number(let t) = v, let x = Double(t) else {
+                throw GiftError(.config, "\(source): field '\(k)' must be a number, got \(v.brief)")
+            }
+            return x
         }
         func flag(_ k: String, expect: Bool) throws {
-            guard let v = o[k], !(v is NSNull) else { return }
-            guard let b = v as? Bool else { throw GiftError(.config, "\(source): field '\(k)' must be true or false") }
+            guard let v = present(k) else { return }
+            guard case .bool(let b) = v else { throw GiftError(.config, "\(source): field '\(k)' must be true or false") }
             if b != expect { throw GiftError(.config, "\(source): field '\(k)' is \(b); gift supports only \(expect)") }
         }
-        if let mt = o["model_type"] as? String, mt != "llada" {
+        if case .string(let mt)? = o["model_type"], mt != "llada" {
             throw GiftError(.config, "\(source): field 'model_type' is '\(mt)'; gift supports 'llada'")
         }
         try flag("weight_tying", expect: false)
@@ -134,12 +190,15 @@ public struct ModelConfig: Equatable, Sendable {
         try flag("scale_logits", expect: false)
         try flag("rope", expect: true)
         for (k, want) in [("activation_type", "silu"), ("layer_norm_type", "rms"), ("block_type", "llama")] {
-            if let v = o[k], !(v is NSNull), (v as? String) != want {
-                throw GiftError(.config, "\(source): field '\(k)' is \(v); gift supports only '\(want)'")
+            if let v = present(k) {
+                if case .string(want) = v { continue }
+                let shown: String
+                if case .string(let s) = v { shown = s } else { shown = v.brief }
+                throw GiftError(.config, "\(source): field '\(k)' is \(shown); gift supports only '\(want)'")
             }
         }
         let d = try int("d_model")!, h = try int("n_heads")!
-        let c = ModelConfig(
+        var c = ModelConfig(
             dModel: d, nHeads: h, nKVHeads: try int("n_kv_heads", required: false) ?? h,
             nLayers: try int("n_layers")!, mlpHiddenSize: try int("mlp_hidden_size")!,
             vocabSize: try int("vocab_size")!, embeddingSize: try int("embedding_size", required: false),
@@ -148,6 +207,8 @@ public struct ModelConfig: Equatable, Sendable {
             rmsNormEps: try double("rms_norm_eps", default: 1e-5),
             maxSequenceLength: try int("max_sequence_length", required: false) ?? 4096)
         try c.validate(source: source)
+        // after validate: the derived ratio divides by d_model
+        if let r = try int("mlp_ratio", required: false), r != c.writtenMLPRatio { c.mlpRatio = r }
         return c
     }
 }

@@ -74,7 +74,7 @@ final class AddedVocabulary: @unchecked Sendable {
             byContent[ByteKey(content)] = t.id
             if isSpecial { special.insert(ByteKey(content)) }
             if t.normalized, let n = normalizer {
-                let normed = n.apply(t.scalars)
+                let normed = try n.apply(t.scalars)
                 if normed != t.scalars { normalizedContent[t.id] = normed.scalarText }
             }
         }
@@ -131,12 +131,12 @@ final class AddedVocabulary: @unchecked Sendable {
 
     /// HF's extract_and_normalize: added tokens split out of the raw text, the rest normalized, then
     /// normalized added tokens split out of that.
-    func extractAndNormalize(_ text: [Unicode.Scalar], normalizer: TextNormalizer?) -> [TextPiece] {
+    func extractAndNormalize(_ text: [Unicode.Scalar], normalizer: TextNormalizer?) throws -> [TextPiece] {
         var pieces: [TextPiece] = []
         for (r, id) in findMatches(text, raw) where !r.isEmpty {
             if let id { pieces.append(TextPiece(s: [], id: id, atStart: r.lowerBound == 0)); continue }
             let piece = Array(text[r])
-            let normed = normalizer?.apply(piece) ?? piece
+            let normed = try normalizer?.apply(piece) ?? piece
             for (r2, id2) in findMatches(normed, normalizedMatcher) where !r2.isEmpty {
                 pieces.append(TextPiece(s: id2 == nil ? Array(normed[r2]) : [], id: id2,
                                         atStart: r.lowerBound == 0 && r2.lowerBound == 0))

@@ -14,6 +14,9 @@ import Foundation
 /// Known differences from transformers: StrictJSON objects keep no key order, so dicts from `messages`
 /// and `variables` iterate (and `tojson`/print) in sorted key order where Python keeps the JSON's order;
 /// integers are 64-bit (Python's are unbounded).
+///
+/// A chat template comes with a model folder and is untrusted: its work is bounded by `CTLimits`, and
+/// every limit reached is a GiftError naming the template, line and column.
 public struct ChatTemplate: Sendable {
     public let name: String
     let body: [CTNode]
@@ -89,4 +92,41 @@ public struct ChatTemplate: Sendable {
         }
         return .dict(d)
     }
+}
+
+/// Bounds on what an untrusted chat template can make gift do. transformers renders templates in jinja2's
+/// ImmutableSandboxedEnvironment, whose only explicit bound is MAX_RANGE; everything else is bounded there
+/// by Python itself (its recursion limit of 1000 frames, its parser's 100 indentation levels, memory). The
+/// values here accept every template and conversation jinja2 renders in practice (real templates nest a
+/// few levels, take thousands of steps a message and print kilobytes) and turn what would be a crash, an
+/// allocation abort or a run of hours into an error.
+enum CTLimits {
+    /// Nesting of the template's syntax, all kinds together: blocks in blocks (`if`, `for`, `set` ...
+    /// `endset`, `generation`), brackets, `not`/unary `-`/`+` chains, call arguments and subscripts.
+    /// jinja2 fails sooner: its recursive parser takes about 13 Python frames per bracket level (so
+    /// about 70 levels fit in the recursion limit of 1000) and the Python it compiles a template into
+    /// allows 100 indentation levels (nested blocks).
+    static let maxNesting = 100
+    /// Height of an expression's tree, left-associative chains (`a + b + c ...`, `x.y.z ...`, `f|g|h ...`)
+    /// included; jinja2's compiler recurses once per level (2 to 3 frames), so about 300 levels fit in
+    /// Python's recursion limit.
+    static let maxExpressionHeight = 300
+    /// Nesting of the values a template builds (lists in lists, dicts in lists, namespaces ...); JSON
+    /// input is bounded at 64 levels by StrictJSON. Python's repr and json.dumps of a value recurse
+    /// once a level within the same 1000-frame limit.
+    static let maxValueNesting = 100
+    /// Bytes (UTF-8) of any string a template builds, and of its whole rendering: 64 MiB, a thousand
+    /// times the longest conversation a context window holds. Python has no such limit short of memory
+    /// (`"x" * 10000000000` is a MemoryError or a 10 GB string there).
+    static let maxStringBytes = 1 << 26
+    /// Items of any list a template builds; ten times jinja2's MAX_RANGE.
+    static let maxListLength = 1_000_000
+    /// jinja2's sandbox MAX_RANGE: the most items `range` may produce.
+    static let maxRange = 100_000
+    /// Evaluation steps of one rendering: each statement and expression node evaluated and each loop
+    /// iteration is one, and work proportional to data (building strings and lists, searching them)
+    /// costs about one step per 16 items or 64 bytes. jinja2 has no such bound (two nested
+    /// `range(100000)` loops run for hours there); real templates take about 10^2 steps per message,
+    /// so 5·10^6 steps (one to two seconds) leave room for conversations of tens of thousands of messages.
+    static let maxSteps = 5_000_000
 }

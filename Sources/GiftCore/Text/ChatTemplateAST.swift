@@ -54,6 +54,32 @@ indirect enum CTExprKind: Sendable {
 struct CTExpr: Sendable {
     let kind: CTExprKind
     let pos: Int
+    /// The height of the tree below and including this node (a literal or name is 1); the parser bounds
+    /// it (CTLimits.maxExpressionHeight), which bounds the evaluator's recursion.
+    let height: Int
+
+    init(kind: CTExprKind, pos: Int) {
+        self.kind = kind
+        self.pos = pos
+        height = 1 + CTExpr.childHeight(kind)
+    }
+
+    static func childHeight(_ k: CTExprKind) -> Int {
+        func h(_ e: CTExpr?) -> Int { e?.height ?? 0 }
+        func hs(_ es: [CTExpr]) -> Int { es.reduce(0) { max($0, $1.height) } }
+        func ha(_ a: CTCallArgs) -> Int { max(hs(a.positional), a.keywords.reduce(0) { max($0, $1.value.height) }) }
+        switch k {
+        case .literal, .name: return 0
+        case .list(let a), .tuple(let a), .concat(let a): return hs(a)
+        case .dict(let p): return p.reduce(0) { max($0, $1.0.height, $1.1.height) }
+        case .getattr(let o, _), .not(let o), .neg(let o), .pos(let o): return o.height
+        case .getitem(let a, let b), .binary(_, let a, let b), .and(let a, let b), .or(let a, let b): return max(a.height, b.height)
+        case .slice(let o, let a, let b, let c): return max(o.height, h(a), h(b), h(c))
+        case .call(let f, let args), .filter(let f, _, let args), .test(let f, _, let args): return max(f.height, ha(args))
+        case .compare(let f, let ops): return ops.reduce(f.height) { max($0, $1.1.height) }
+        case .cond(let t, let a, let b): return max(t.height, a.height, h(b))
+        }
+    }
 }
 
 /// What `set` and `for` assign to.

@@ -31,6 +31,8 @@ enum CTFlow { case normal, breakLoop, continueLoop }
 final class CTEvaluator {
     var out = ""
     var loopDepth = 0
+    /// Evaluation steps taken (CTLimits.maxSteps).
+    var steps = 0
     let now: () -> Date
 
     init(now: @escaping () -> Date = Date.init) { self.now = now }
@@ -38,6 +40,93 @@ final class CTEvaluator {
     static let globals: Set<String> = ["range", "raise_exception", "strftime_now", "namespace", "dict"]
 
     func fail(_ message: String, _ pos: Int) -> CTRuntimeError { CTRuntimeError(message: message, pos: pos) }
+
+    // MARK: limits (CTLimits)
+
+    /// Takes `n` steps of the budget at `pos`.
+    @inline(__always) func step(_ pos: Int, _ n: Int = 1) throws {
+        steps &+= n
+        if steps > CTLimits.maxSteps {
+            throw fail("the template ran out of its budget of \(CTLimits.maxSteps) evaluation steps (statements, "
+                       + "expressions, loop iterations; it would run too long)", pos)
+        }
+    }
+
+    func stringTooLong(_ bytes: Int, _ pos: Int) -> CTRuntimeError {
+        fail("the template built a string of \(bytes) bytes, more than the limit of \(CTLimits.maxStringBytes)", pos)
+    }
+
+    func listTooLong(_ count: Int, _ pos: Int) -> CTRuntimeError {
+        fail("the template built a list of \(count) items, more than the limit of \(CTLimits.maxListLength)", pos)
+    }
+
+    /// `v` once its size is within the limits, its size paid for in steps (about one per 64 bytes or
+    /// 16 items).
+    func checked(_ v: CTValue, _ pos: Int) throws -> CTValue {
+        switch v {
+        case .string(let s):
+            let n = s.utf8.count
+            if n > CTLimits.maxStringBytes { throw stringTooLong(n, pos) }
+            try step(pos, n >> 6)
+        case .list(let a), .tuple(let a):
+            if a.count > CTLimits.maxListLength { throw listTooLong(a.count, pos) }
+            try step(pos, a.count >> 4)
+        case .dict(let d):
+            if d.count > CTLimits.maxListLength { throw listTooLong(d.count, pos) }
+            try step(pos, d.count >> 4)
+        default: break
+        }
+        return v
+    }
+
+    /// Refuses values nested more than CTLimits.maxValueNesting levels deep, and (with `into`) a value
+    /// that holds the namespace it is being stored in (a cycle, which printing would follow forever).
+    /// The walk is paid for in steps (one per 4 containers visited).
+    func checkNesting(_ v: CTValue, _ pos: Int, into target: CTNamespace? = nil) throws {
+        var visited = 0
+        func walk(_ v: CTValue, _ level: Int) throws {
+            switch v {
+            case .list, .tuple, .dict, .namespace, .loop, .method: break
+            default: return
+            }
+            if level > CTLimits.maxValueNesting {
+                throw fail("the template built a value nested more than \(CTLimits.maxValueNesting) levels deep", pos)
+            }
+            visited += 1
+            if visited & 3 == 0 { try step(pos) }
+            switch v {
+            case .list(let a), .tuple(let a): for x in a { try walk(x, level + 1) }
+            case .dict(let d): for k in d.keys { try walk(d[k]!, level + 1) }
+            case .namespace(let ns):
+                if let target, ns === target {
+                    throw fail("a namespace cannot hold itself (the value assigned contains the namespace)", pos)
+                }
+                for k in ns.attrs.keys { try walk(ns.attrs[k]!, level + 1) }
+            case .loop(let l): for x in l.items { try walk(x, level + 1) }
+            case .method(let r, _): try walk(r, level)
+            default: break
+            }
+        }
+        try walk(v, 1)
+    }
+
+    /// Appends rendered text to the output, within CTLimits.maxStringBytes.
+    func emit(_ s: String, _ pos: Int) throws {
+        let n = out.utf8.count + s.utf8.count
+        if n > CTLimits.maxStringBytes {
+            throw fail("the rendered text would be \(n) bytes, more than the limit of \(CTLimits.maxStringBytes)", pos)
+        }
+        try step(pos, s.utf8.count >> 6)
+        out += s
+    }
+
+    /// str(v) for output and concatenation: within the string limit (repr of a large value is cut short
+    /// just past the limit, so it is refused here).
+    func text(_ v: CTValue, _ pos: Int) throws -> String {
+        let s = v.pyStr
+        if s.utf8.count > CTLimits.maxStringBytes { throw stringTooLong(s.utf8.count, pos) }
+        return s
+    }
 
     // MARK: statements
 
@@ -50,11 +139,12 @@ final class CTEvaluator {
     }
 
     func exec(_ node: CTNode, _ frame: CTFrame) throws -> CTFlow {
+        try step(node.pos)
         switch node.kind {
         case .text(let t):
-            out += t
+            try emit(t, node.pos)
         case .output(let e):
-            out += try eval(e, frame).pyStr
+            try emit(try text(try eval(e, frame), e.pos), e.pos)
         case .ifChain(let branches, let otherwise):
             for (test, body) in branches {
                 if try eval(test, frame).truthy { return try exec(body, frame) }
@@ -66,6 +156,7 @@ final class CTEvaluator {
             if let condition {
                 items = []
                 for item in seq {
+                    try step(node.pos)
                     let f = CTFrame(parent: frame)
                     try assign(target, item, f, node.pos)
                     if try eval(condition, f).truthy { items.append(item) }
@@ -76,6 +167,7 @@ final class CTEvaluator {
             loopDepth += 1
             defer { loopDepth -= 1 }
             for (k, item) in items.enumerated() {
+                try step(node.pos)
                 loop.index0 = k
                 let f = CTFrame(parent: frame)
                 f.vars["loop"] = .loop(loop)
@@ -91,7 +183,7 @@ final class CTEvaluator {
             var v = CTValue.string(out)
             out = saved
             for (name, args, pos) in filters {
-                v = try CTFilters.apply(name, v, try evalArgs(args, frame), pos, self)
+                v = try checked(try CTFilters.apply(name, v, try evalArgs(args, frame), pos, self), pos)
             }
             try assign(target, v, frame, node.pos)
         case .breakLoop:
@@ -125,6 +217,7 @@ final class CTEvaluator {
                 throw fail("Chat templates cannot store underscore-prefixed attributes on a namespace, but got "
                            + "\(CTPy.stringRepr(attr)). Please rename the attribute.", pos)
             }
+            try checkNesting(.namespace(CTNamespace(CTDict([(attr, value)]))), pos, into: ns)
             ns.attrs[attr] = value
         }
     }
@@ -133,9 +226,17 @@ final class CTEvaluator {
     func iterate(_ v: CTValue, _ pos: Int) throws -> [CTValue] {
         switch v {
         case .undefined: return []
-        case .list(let a), .tuple(let a): return a
-        case .dict(let d): return d.keys.map { .string($0) }
-        case .string(let s): return s.unicodeScalars.map { .string(String($0)) }
+        case .list(let a), .tuple(let a):
+            try step(pos, a.count >> 4)
+            return a
+        case .dict(let d):
+            try step(pos, d.count >> 4)
+            return d.keys.map { .string($0) }
+        case .string(let s):
+            let n = s.unicodeScalars.count
+            if n > CTLimits.maxListLength { throw listTooLong(n, pos) }
+            try step(pos, n >> 4)
+            return s.unicodeScalars.map { .string(String($0)) }
         case .namespace, .loop, .none, .bool, .int, .float, .function, .method:
             throw fail("'\(v.pyTypeName)' object is not iterable", pos)
         }
@@ -149,14 +250,21 @@ final class CTEvaluator {
     }
 
     func eval(_ e: CTExpr, _ frame: CTFrame) throws -> CTValue {
+        try step(e.pos)
         switch e.kind {
         case .literal(let l): return l.value
         case .name(let n):
             if let v = frame.lookup(n) { return v }
             if CTEvaluator.globals.contains(n) { return .function(n) }
             return .undefined(.name(n))
-        case .list(let items): return .list(try items.map { try eval($0, frame) })
-        case .tuple(let items): return .tuple(try items.map { try eval($0, frame) })
+        case .list(let items):
+            let v = CTValue.list(try items.map { try eval($0, frame) })
+            try checkNesting(v, e.pos)
+            return v
+        case .tuple(let items):
+            let v = CTValue.tuple(try items.map { try eval($0, frame) })
+            try checkNesting(v, e.pos)
+            return v
         case .dict(let pairs):
             var d = CTDict()
             for (k, v) in pairs {
@@ -165,6 +273,7 @@ final class CTEvaluator {
                 }
                 d[key] = try eval(v, frame)
             }
+            try checkNesting(.dict(d), e.pos)
             return .dict(d)
         case .getattr(let obj, let name):
             return try getattr(try defined(obj, frame), name, e.pos)
@@ -173,19 +282,21 @@ final class CTEvaluator {
         case .slice(let obj, let a, let b, let c):
             let o = try eval(obj, frame)
             func opt(_ x: CTExpr?) throws -> CTValue? { try x.map { try eval($0, frame) } }
-            return try slice(o, try opt(a), try opt(b), try opt(c), e.pos)
+            return try checked(try slice(o, try opt(a), try opt(b), try opt(c), e.pos), e.pos)
         case .call(let callee, let args):
             let f = try defined(callee, frame)
-            return try call(f, try evalArgs(args, frame), e.pos)
+            return try checked(try call(f, try evalArgs(args, frame), e.pos), e.pos)
         case .filter(let v, let name, let args):
-            return try CTFilters.apply(name, try eval(v, frame), try evalArgs(args, frame), e.pos, self)
+            return try checked(try CTFilters.apply(name, try eval(v, frame), try evalArgs(args, frame), e.pos, self), e.pos)
         case .test(let v, let name, let args):
             return .bool(try CTFilters.test(name, try eval(v, frame), try evalArgs(args, frame), e.pos, self))
         case .not(let x): return .bool(!(try eval(x, frame).truthy))
         case .neg(let x):
             let v = try eval(x, frame)
             switch v.numeric {
-            case .int(let i)?: return .int(-i)
+            case .int(let i)?:
+                if i == Int.min { throw fail("integer overflow (gift's chat templates use 64-bit integers)", e.pos) }
+                return .int(-i)
             case .float(let d)?: return .float(-d)
             case nil:
                 if v.isUndefined { throw undefinedError(v, e.pos) }
@@ -203,7 +314,14 @@ final class CTEvaluator {
         case .binary(let op, let l, let r):
             return try binary(op, try eval(l, frame), try eval(r, frame), e.pos)
         case .concat(let parts):
-            return .string(try parts.map { try eval($0, frame).pyStr }.joined())
+            var total = 0
+            let strings = try parts.map { p -> String in
+                let s = try text(try eval(p, frame), p.pos)
+                total += s.utf8.count
+                if total > CTLimits.maxStringBytes { throw stringTooLong(total, e.pos) }
+                return s
+            }
+            return try checked(.string(strings.joined()), e.pos)
         case .compare(let first, let ops):
             var left = try eval(first, frame)
             for (op, rexpr) in ops {
@@ -341,12 +459,22 @@ final class CTEvaluator {
         if step > 0 {
             let a = clamp(start, 0, lower: 0, upper: count), b = clamp(stop, count, lower: 0, upper: count)
             var i = a
-            while i < b { out.append(i); i += step }
+            while i < b {
+                out.append(i)
+                let (n, o) = i.addingReportingOverflow(step)
+                if o { break }
+                i = n
+            }
         } else {
             let a = clamp(start, count - 1, lower: -1, upper: count - 1)
             let b = clamp(stop, -1, lower: -1, upper: count - 1)
             var i = a
-            while i > b { out.append(i); i += step }
+            while i > b {
+                out.append(i)
+                let (n, o) = i.addingReportingOverflow(step)
+                if o { break }
+                i = n
+            }
         }
         return out
     }
@@ -394,10 +522,12 @@ final class CTEvaluator {
                     return .float(Double(i) / Double(j))
                 case .floordiv:
                     if j == 0 { throw fail("integer division or modulo by zero", pos) }
+                    if i == Int.min && j == -1 { break }
                     let q = i / j
                     return .int((i % j != 0 && ((i < 0) != (j < 0))) ? q - 1 : q)
                 case .mod:
                     if j == 0 { throw fail("integer division or modulo by zero", pos) }
+                    if j == -1 { return .int(0) }
                     let r = i % j
                     return .int(r != 0 && ((r < 0) != (j < 0)) ? r + j : r)
                 case .pow:
@@ -434,17 +564,27 @@ final class CTEvaluator {
             }
         }
         switch (op, a, b) {
-        case (.add, .string(let s), .string(let t)): return .string(s + t)
-        case (.add, .list(let s), .list(let t)): return .list(s + t)
-        case (.add, .tuple(let s), .tuple(let t)): return .tuple(s + t)
+        case (.add, .string(let s), .string(let t)):
+            if s.utf8.count + t.utf8.count > CTLimits.maxStringBytes { throw stringTooLong(s.utf8.count + t.utf8.count, pos) }
+            return try checked(.string(s + t), pos)
+        case (.add, .list(let s), .list(let t)):
+            if s.count + t.count > CTLimits.maxListLength { throw listTooLong(s.count + t.count, pos) }
+            return try checked(.list(s + t), pos)
+        case (.add, .tuple(let s), .tuple(let t)):
+            if s.count + t.count > CTLimits.maxListLength { throw listTooLong(s.count + t.count, pos) }
+            return try checked(.tuple(s + t), pos)
         case (.mul, .string(let s), _), (.mul, _, .string(let s)):
             let n: Int
             if case .int(let k)? = (a.numeric != nil ? a : b).numeric, !(a.isFloat || b.isFloat) { n = k } else { throw typeError }
-            return .string(String(repeating: s, count: max(0, n)))
+            let (bytes, o) = s.utf8.count.multipliedReportingOverflow(by: max(0, n))
+            if o || bytes > CTLimits.maxStringBytes { throw stringTooLong(o ? Int.max : bytes, pos) }
+            return try checked(.string(String(repeating: s, count: max(0, n))), pos)
         case (.mul, .list(let s), _), (.mul, _, .list(let s)):
             let n: Int
             if case .int(let k)? = (a.numeric != nil ? a : b).numeric, !(a.isFloat || b.isFloat) { n = k } else { throw typeError }
-            return .list(Array([[CTValue]](repeating: s, count: max(0, n)).joined()))
+            let (count, o) = s.count.multipliedReportingOverflow(by: max(0, n))
+            if o || count > CTLimits.maxListLength { throw listTooLong(o ? Int.max : count, pos) }
+            return try checked(.list(Array([[CTValue]](repeating: s, count: max(0, n)).joined())), pos)
         case (.mod, .string, _):
             throw fail("unsupported construct: printf-style string formatting with %", pos)
         case (.add, .string, _):
@@ -483,8 +623,11 @@ final class CTEvaluator {
                 if needle.isUndefined { throw undefinedError(needle, pos) }
                 throw fail("'in <string>' requires string as left operand, not \(needle.pyTypeName)", pos)
             }
+            try step(pos, s.utf8.count >> 6)
             return CTFilters.find(Array(s.unicodeScalars), Array(t.unicodeScalars), from: 0) != nil
-        case .list(let a), .tuple(let a): return a.contains { $0.pyEquals(needle) }
+        case .list(let a), .tuple(let a):
+            try step(pos, a.count >> 4)
+            return a.contains { $0.pyEquals(needle) }
         case .dict(let d):
             if case .string(let k) = needle { return d[k] != nil }
             return false

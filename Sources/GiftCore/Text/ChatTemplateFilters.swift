@@ -103,6 +103,7 @@ enum CTFilters {
             let byValue = (try stringArg(args.arg(1, "by"), "dictsort's by", pos) ?? "key") == "value"
             let reverse = (args.arg(2, "reverse") ?? .bool(false)).truthy
             var pairs = d.pairs.map { CTValue.tuple([.string($0.0), $0.1]) }
+            try ev.step(pos, pairs.count * (Int.bitWidth - pairs.count.leadingZeroBitCount) >> 4)
             try sortValues(&pairs, pos) { p in
                 guard case .tuple(let t) = p else { return p }
                 let k = byValue ? t[1] : t[0]
@@ -117,12 +118,12 @@ enum CTFilters {
             if let attr = args.arg(1, "attribute"), !attr.isUndefined {
                 items = try items.map { try attribute($0, attr, pos, ev) }
             }
-            return .string(items.map { str($0) }.joined(separator: sep))
+            return .string(try join(items.map { try ev.text($0, pos) }, sep, pos, ev))
         case "replace":
             let s = str(v)
             let old = str(args.arg(0, "old") ?? .string("")), new = str(args.arg(1, "new") ?? .string(""))
             let count = try intArg(args.arg(2, "count"), -1, "replace's count", pos)
-            return .string(replace(s, old, new, count))
+            return .string(try replace(s, old, new, count, pos, ev))
         case "tojson":
             let ensureASCII = (args.arg(0, "ensure_ascii") ?? .bool(false)).truthy
             let indentV = args.arg(1, "indent") ?? CTValue.none
@@ -132,6 +133,7 @@ enum CTFilters {
             case .string(let s): indent = s
             default:
                 guard case .int(let n)? = indentV.numeric else { throw fail("tojson's indent must be an int or a string", pos) }
+                if n > CTLimits.maxStringBytes { throw ev.stringTooLong(n, pos) }
                 indent = String(repeating: " ", count: max(0, n))
             }
             var itemSep = indent == nil ? ", " : ",", keySep = ": "
@@ -172,7 +174,9 @@ enum CTFilters {
             }
         case "abs":
             switch v.numeric {
-            case .int(let i)?: return .int(Swift.abs(i))
+            case .int(let i)?:
+                if i == Int.min { throw fail("integer overflow (gift's chat templates use 64-bit integers)", pos) }
+                return .int(Swift.abs(i))
             case .float(let d)?: return .float(Swift.abs(d))
             case nil: throw fail("bad operand type for abs(): '\(v.pyTypeName)'", pos)
             }
@@ -184,7 +188,7 @@ enum CTFilters {
             switch method {
             case "common":
                 if precision == 0 { return .float(x.rounded(.toNearestOrEven)) }
-                return .float(Double(String(format: "%.\(max(0, precision))f", x)) ?? x)
+                return .float(Double(String(format: "%.\(min(400, max(0, precision)))f", x)) ?? x)
             case "ceil": return .float((x * scale).rounded(.up) / scale)
             case "floor": return .float((x * scale).rounded(.down) / scale)
             default: throw fail("method must be common, ceil or floor", pos)
@@ -211,6 +215,7 @@ enum CTFilters {
             let reverse = (args.arg(0, "reverse") ?? .bool(false)).truthy
             let caseSensitive = (args.arg(1, "case_sensitive") ?? .bool(false)).truthy
             let attr = args.arg(2, "attribute")
+            try ev.step(pos, items.count * (Int.bitWidth - items.count.leadingZeroBitCount) >> 4)
             try sortValues(&items, pos) { x in
                 var k = x
                 if let attr, !attr.isUndefined { k = (try? attribute(x, attr, pos, ev)) ?? .emptyUndefined }
@@ -223,18 +228,25 @@ enum CTFilters {
             var out: [CTValue] = []
             for x in try ev.iterate(v, pos) {
                 let key: (CTValue) -> CTValue = { if case .string(let s) = $0 { return .string(s.lowercased()) }; return $0 }
+                try ev.step(pos, 1 + out.count >> 4)
                 if !out.contains(where: { key($0).pyEquals(key(x)) }) { out.append(x) }
             }
             return .list(out)
         case "indent":
             let widthV = args.arg(0, "width") ?? .int(4)
             let width: String
-            if case .string(let w) = widthV { width = w } else { width = String(repeating: " ", count: try intArg(widthV, 4, "indent's width", pos)) }
+            if case .string(let w) = widthV { width = w } else {
+                let n = try intArg(widthV, 4, "indent's width", pos)
+                if n > CTLimits.maxStringBytes { throw ev.stringTooLong(n, pos) }
+                width = String(repeating: " ", count: max(0, n))
+            }
             let first = (args.arg(1, "first") ?? .bool(false)).truthy
             let blank = (args.arg(2, "blank") ?? .bool(false)).truthy
             var s = str(v) + "\n"
             var lines = s.components(separatedBy: "\n")
             lines.removeLast()
+            let (extra, o) = width.utf8.count.multipliedReportingOverflow(by: lines.count)
+            if o || s.utf8.count + extra > CTLimits.maxStringBytes { throw ev.stringTooLong(o ? Int.max : s.utf8.count + extra, pos) }
             var out: [String] = []
             for (k, line) in lines.enumerated() {
                 if k == 0 { out.append(first ? width + line : line); continue }

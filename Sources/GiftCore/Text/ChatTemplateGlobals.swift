@@ -56,8 +56,10 @@ extension CTEvaluator {
             var i = start
             while step > 0 ? i < stop : i > stop {
                 out.append(.int(i))
-                if out.count > 100_000 { throw fail("Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).", pos) }
-                i += step
+                if out.count > CTLimits.maxRange { throw fail("Range too big. The sandbox blocks ranges larger than MAX_RANGE (\(CTLimits.maxRange)).", pos) }
+                let (next, overflow) = i.addingReportingOverflow(step)
+                if overflow { break }
+                i = next
             }
             return .list(out)
         case "namespace", "dict":
@@ -75,6 +77,7 @@ extension CTEvaluator {
                 }
                 d[k] = v
             }
+            try checkNesting(.dict(d), pos)
             return name == "namespace" ? .namespace(CTNamespace(d)) : .dict(d)
         default:
             throw fail("unknown function '\(name)'", pos)

@@ -34,9 +34,15 @@ extension CTFilters {
     /// Python's json.dumps.
     static func dumpJSON(_ v: CTValue, indent: String?, level: Int, itemSep: String, keySep: String, sortKeys: Bool,
                          ascii: Bool, into o: inout String, _ pos: Int) throws {
-        func newline(_ l: Int) {
-            if let indent { o += "\n" + String(repeating: indent, count: l) }
+        func newline(_ l: Int) throws {
+            if let indent {
+                if o.utf8.count + 1 + indent.utf8.count * l > CTLimits.maxStringBytes {
+                    throw fail("tojson would write more than \(CTLimits.maxStringBytes) bytes", pos)
+                }
+                o += "\n" + String(repeating: indent, count: l)
+            }
         }
+        if o.utf8.count > CTLimits.maxStringBytes { throw fail("tojson would write more than \(CTLimits.maxStringBytes) bytes", pos) }
         switch v {
         case .none: o += "null"
         case .bool(let b): o += b ? "true" : "false"
@@ -49,11 +55,11 @@ extension CTFilters {
             o += "["
             for (k, x) in a.enumerated() {
                 if k > 0 { o += itemSep }
-                newline(level + 1)
+                try newline(level + 1)
                 try dumpJSON(x, indent: indent, level: level + 1, itemSep: itemSep, keySep: keySep, sortKeys: sortKeys,
                              ascii: ascii, into: &o, pos)
             }
-            newline(level)
+            try newline(level)
             o += "]"
         case .dict(let d):
             if d.isEmpty { o += "{}"; return }
@@ -61,13 +67,13 @@ extension CTFilters {
             let keys = sortKeys ? d.keys.sorted { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) } : d.keys
             for (k, key) in keys.enumerated() {
                 if k > 0 { o += itemSep }
-                newline(level + 1)
+                try newline(level + 1)
                 jsonString(key, ascii: ascii, into: &o)
                 o += keySep
                 try dumpJSON(d[key]!, indent: indent, level: level + 1, itemSep: itemSep, keySep: keySep,
                              sortKeys: sortKeys, ascii: ascii, into: &o, pos)
             }
-            newline(level)
+            try newline(level)
             o += "}"
         default:
             throw fail("Object of type \(v.pyTypeName) is not JSON serializable", pos)

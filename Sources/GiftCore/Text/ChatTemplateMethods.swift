@@ -26,24 +26,28 @@ extension CTFilters {
         return nil
     }
 
-    /// Python's str.replace (count < 0: all).
-    static func replace(_ s: String, _ old: String, _ new: String, _ count: Int) -> String {
+    /// Python's str.replace (count < 0: all), refused once the result would pass CTLimits.maxStringBytes
+    /// (counted in code points, each at least a byte).
+    static func replace(_ s: String, _ old: String, _ new: String, _ count: Int, _ pos: Int, _ ev: CTEvaluator) throws -> String {
         let h = Array(s.unicodeScalars), o = Array(old.unicodeScalars), n = Array(new.unicodeScalars)
         var out: [Unicode.Scalar] = []
         var done = 0
+        func check() throws { if out.count > CTLimits.maxStringBytes { throw ev.stringTooLong(out.count, pos) } }
+        try ev.step(pos, h.count >> 6)
         if o.isEmpty {
             for (k, u) in h.enumerated() {
-                if count < 0 || done < count { out += n; done += 1 }
+                if count < 0 || done < count { out += n; done += 1; try check() }
                 out.append(u)
                 _ = k
             }
-            if count < 0 || done < count { out += n }
+            if count < 0 || done < count { out += n; try check() }
             return CTPy.fromScalars(out)
         }
         var i = 0
         while i < h.count {
             if (count < 0 || done < count), let j = find(h, o, from: i) {
                 out += h[i..<j]; out += n; i = j + o.count; done += 1
+                try check()
             } else {
                 out += h[i...]; break
             }
@@ -51,15 +55,25 @@ extension CTFilters {
         return CTPy.fromScalars(out)
     }
 
+    /// `parts` joined by `sep`, refused when the result would pass CTLimits.maxStringBytes.
+    static func join(_ parts: [String], _ sep: String, _ pos: Int, _ ev: CTEvaluator) throws -> String {
+        var total = max(0, parts.count - 1) * sep.utf8.count
+        for p in parts { total += p.utf8.count }
+        if total > CTLimits.maxStringBytes { throw ev.stringTooLong(total, pos) }
+        return parts.joined(separator: sep)
+    }
+
     /// Python's str.split(sep, maxsplit) (sep nil: runs of whitespace).
-    static func split(_ s: String, _ sep: String?, _ maxsplit: Int) -> [String] {
+    static func split(_ s: String, _ sep: String?, _ maxsplit: Int, _ pos: Int, _ ev: CTEvaluator) throws -> [String] {
         let h = Array(s.unicodeScalars)
         var parts: [String] = []
+        func check() throws { if parts.count > CTLimits.maxListLength { throw ev.listTooLong(parts.count, pos) } }
         if let sep {
             let p = Array(sep.unicodeScalars)
             var i = 0
             while maxsplit < 0 || parts.count < maxsplit, let j = find(h, p, from: i) {
                 parts.append(CTPy.fromScalars(h[i..<j])); i = j + p.count
+                try check()
             }
             parts.append(CTPy.fromScalars(h[i...]))
             return parts
@@ -75,6 +89,7 @@ extension CTFilters {
             var j = i
             while j < h.count, !CTPy.isSpace(h[j]) { j += 1 }
             parts.append(CTPy.fromScalars(h[i..<j]))
+            try check()
             i = j
         }
         return parts
@@ -98,9 +113,11 @@ extension CTFilters {
             switch name {
             case "count":
                 guard let x = args.positional.first else { throw fail("count() takes exactly one argument", pos) }
+                try ev.step(pos, a.count >> 4)
                 return .int(a.filter { $0.pyEquals(x) }.count)
             case "index":
                 guard let x = args.positional.first else { throw fail("index() takes at least 1 argument", pos) }
+                try ev.step(pos, a.count >> 4)
                 guard let i = a.firstIndex(where: { $0.pyEquals(x) }) else { throw fail("\(x.pyRepr) is not in list", pos) }
                 return .int(i)
             case "copy": return r
@@ -119,6 +136,7 @@ extension CTFilters {
     }
 
     static func stringMethod(_ s: String, _ name: String, _ args: Args, _ pos: Int, _ ev: CTEvaluator) throws -> CTValue {
+        try ev.step(pos, s.utf8.count >> 6)
         let u = Array(s.unicodeScalars)
         func strArg(_ i: Int, _ n: String) throws -> String {
             guard case .string(let x)? = args.arg(i, n) else { throw fail("\(name)() needs a string argument", pos) }
@@ -135,10 +153,10 @@ extension CTFilters {
             if name == "rsplit" && maxsplit >= 0 {
                 // split from the right: reverse, split with the reversed separator, reverse back
                 let rev = CTPy.fromScalars(u.reversed())
-                let parts = split(rev, sep.map { CTPy.fromScalars($0.unicodeScalars.reversed()) }, maxsplit)
+                let parts = try split(rev, sep.map { CTPy.fromScalars($0.unicodeScalars.reversed()) }, maxsplit, pos, ev)
                 return .list(parts.reversed().map { CTValue.string(CTPy.fromScalars($0.unicodeScalars.reversed())) })
             }
-            return .list(split(s, sep, maxsplit).map { .string($0) })
+            return .list(try split(s, sep, maxsplit, pos, ev).map { .string($0) })
         case "splitlines":
             let keep = (args.arg(0, "keepends") ?? .bool(false)).truthy
             var out: [CTValue] = []
@@ -150,6 +168,7 @@ extension CTFilters {
                     var end = i + 1
                     if c == 0x0D, end < u.count, u[end] == "\n" { end += 1 }
                     out.append(.string(CTPy.fromScalars(u[start..<(keep ? end : i)])))
+                    if out.count > CTLimits.maxListLength { throw ev.listTooLong(out.count, pos) }
                     start = end; i = end
                 } else { i += 1 }
             }
@@ -185,7 +204,7 @@ extension CTFilters {
             return .string(out)
         case "replace":
             let count = try intArg(args.arg(2, "count"), -1, "replace's count", pos)
-            return .string(replace(s, try strArg(0, "old"), try strArg(1, "new"), count))
+            return .string(try replace(s, try strArg(0, "old"), try strArg(1, "new"), count, pos, ev))
         case "find", "index":
             let i = find(u, Array(try strArg(0, "sub").unicodeScalars), from: 0)
             if name == "index" && i == nil { throw fail("substring not found", pos) }
@@ -206,7 +225,7 @@ extension CTFilters {
                 guard case .string(let t) = x else { throw fail("sequence item: expected str instance, \(x.pyTypeName) found", pos) }
                 return t
             }
-            return .string(parts.joined(separator: s))
+            return .string(try join(parts, s, pos, ev))
         case "removeprefix":
             let p = Array(try strArg(0, "prefix").unicodeScalars)
             return .string(u.starts(with: p) ? CTPy.fromScalars(u[p.count...]) : s)
@@ -216,6 +235,7 @@ extension CTFilters {
         case "zfill":
             let w = try intArg(args.arg(0, "width"), 0, "zfill's width", pos)
             if u.count >= w { return .string(s) }
+            if w > CTLimits.maxStringBytes { throw ev.stringTooLong(w, pos) }
             var body = u[...]
             var sign: [Unicode.Scalar] = []
             if let f = body.first, f == "+" || f == "-" { sign = [f]; body = body.dropFirst() }

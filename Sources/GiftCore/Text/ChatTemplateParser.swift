@@ -6,6 +6,9 @@ import Foundation
 struct CTParser {
     let tokens: [CTToken]
     var i = 0
+    /// Syntactic nesting now (CTLimits.maxNesting): the recursion depth of this parser, so no template
+    /// can overflow the stack.
+    var depth = 0
 
     init(tokens: [CTToken]) { self.tokens = tokens }
 
@@ -21,6 +24,24 @@ struct CTParser {
 
     func fail(_ message: String, _ tok: CTToken? = nil) -> CTSyntaxError {
         CTSyntaxError(message: message, pos: (tok ?? current).pos)
+    }
+
+    /// One more level of nesting at `pos` (undo with `depth -= 1`).
+    mutating func enter(_ pos: Int) throws {
+        depth += 1
+        if depth > CTLimits.maxNesting {
+            throw CTSyntaxError(message: "nested too deeply (more than \(CTLimits.maxNesting) levels of blocks, brackets, "
+                                + "operators and calls inside each other)", pos: pos)
+        }
+    }
+
+    /// `e`, refused when its tree is higher than CTLimits.maxExpressionHeight (long left-associative chains).
+    func bounded(_ e: CTExpr) throws -> CTExpr {
+        if e.height > CTLimits.maxExpressionHeight {
+            throw CTSyntaxError(message: "expression nested too deeply (its tree is more than \(CTLimits.maxExpressionHeight) "
+                                + "levels high)", pos: e.pos)
+        }
+        return e
     }
 
     mutating func expectOp(_ o: String) throws {
@@ -86,6 +107,8 @@ struct CTParser {
 
     mutating func statement(blockPos: Int) throws -> CTNode {
         let t = current
+        try enter(t.pos)
+        defer { depth -= 1 }
         guard case .name(let name) = t.kind else { throw fail("tag name expected") }
         switch name {
         case "if": return try parseIf()
@@ -196,6 +219,8 @@ struct CTParser {
             let t = current
             if current.isOp("(") {
                 _ = advance()
+                try enter(t.pos)
+                defer { depth -= 1 }
                 let inner = try assignTarget(namespace: false, endNames: [])
                 try expectOp(")")
                 items.append(inner)
@@ -252,8 +277,12 @@ struct CTParser {
             let p = advance().pos
             let test = try parseOr()
             var otherwise: CTExpr? = nil
-            if skipName("else") { otherwise = try expression() }
-            e = CTExpr(kind: .cond(test: test, then: e, otherwise: otherwise), pos: p)
+            if skipName("else") {
+                try enter(p)
+                defer { depth -= 1 }
+                otherwise = try expression()
+            }
+            e = try bounded(CTExpr(kind: .cond(test: test, then: e, otherwise: otherwise), pos: p))
         }
         return e
     }
@@ -262,7 +291,7 @@ struct CTParser {
         var l = try parseAnd()
         while current.isName("or") {
             let p = advance().pos
-            l = CTExpr(kind: .or(l, try parseAnd()), pos: p)
+            l = try bounded(CTExpr(kind: .or(l, try parseAnd()), pos: p))
         }
         return l
     }
@@ -271,7 +300,7 @@ struct CTParser {
         var l = try parseNot()
         while current.isName("and") {
             let p = advance().pos
-            l = CTExpr(kind: .and(l, try parseNot()), pos: p)
+            l = try bounded(CTExpr(kind: .and(l, try parseNot()), pos: p))
         }
         return l
     }
@@ -279,7 +308,9 @@ struct CTParser {
     mutating func parseNot() throws -> CTExpr {
         if current.isName("not") {
             let p = advance().pos
-            return CTExpr(kind: .not(try parseNot()), pos: p)
+            try enter(p)
+            defer { depth -= 1 }
+            return try bounded(CTExpr(kind: .not(try parseNot()), pos: p))
         }
         return try parseCompare()
     }
@@ -302,14 +333,14 @@ struct CTParser {
                 break
             }
         }
-        return ops.isEmpty ? e : CTExpr(kind: .compare(e, ops), pos: start)
+        return ops.isEmpty ? e : try bounded(CTExpr(kind: .compare(e, ops), pos: start))
     }
 
     mutating func parseMath1() throws -> CTExpr {
         var l = try parseConcat()
         while current.isOp("+") || current.isOp("-") {
             let t = advance()
-            l = CTExpr(kind: .binary(t.isOp("+") ? .add : .sub, l, try parseConcat()), pos: t.pos)
+            l = try bounded(CTExpr(kind: .binary(t.isOp("+") ? .add : .sub, l, try parseConcat()), pos: t.pos))
         }
         return l
     }
@@ -321,7 +352,7 @@ struct CTParser {
             _ = advance()
             args.append(try parseMath2())
         }
-        return args.count == 1 ? args[0] : CTExpr(kind: .concat(args), pos: start)
+        return args.count == 1 ? args[0] : try bounded(CTExpr(kind: .concat(args), pos: start))
     }
 
     mutating func parseMath2() throws -> CTExpr {
@@ -336,7 +367,7 @@ struct CTParser {
             default: return l
             }
             let t = advance()
-            l = CTExpr(kind: .binary(op, l, try parsePow()), pos: t.pos)
+            l = try bounded(CTExpr(kind: .binary(op, l, try parsePow()), pos: t.pos))
         }
     }
 
@@ -344,7 +375,7 @@ struct CTParser {
         var l = try parseUnary(withFilter: true)
         while current.isOp("**") {
             let t = advance()
-            l = CTExpr(kind: .binary(.pow, l, try parseUnary(withFilter: true)), pos: t.pos)
+            l = try bounded(CTExpr(kind: .binary(.pow, l, try parseUnary(withFilter: true)), pos: t.pos))
         }
         return l
     }
@@ -352,12 +383,12 @@ struct CTParser {
     mutating func parseUnary(withFilter: Bool) throws -> CTExpr {
         let t = current
         var node: CTExpr
-        if t.isOp("-") {
+        if t.isOp("-") || t.isOp("+") {
             _ = advance()
-            node = CTExpr(kind: .neg(try parseUnary(withFilter: false)), pos: t.pos)
-        } else if t.isOp("+") {
-            _ = advance()
-            node = CTExpr(kind: .pos(try parseUnary(withFilter: false)), pos: t.pos)
+            try enter(t.pos)
+            defer { depth -= 1 }
+            let operand = try parseUnary(withFilter: false)
+            node = try bounded(CTExpr(kind: t.isOp("-") ? .neg(operand) : .pos(operand), pos: t.pos))
         } else {
             node = try primary()
         }
@@ -368,6 +399,8 @@ struct CTParser {
 
     mutating func primary() throws -> CTExpr {
         let t = current
+        if t.isOp("(") || t.isOp("[") || t.isOp("{") { try enter(t.pos) }
+        defer { if t.isOp("(") || t.isOp("[") || t.isOp("{") { depth -= 1 } }
         switch t.kind {
         case .name(let n):
             _ = advance()
@@ -424,10 +457,10 @@ struct CTParser {
         var node = node
         while true {
             if current.isOp(".") || current.isOp("[") {
-                node = try subscriptExpr(node)
+                node = try bounded(try subscriptExpr(node))
             } else if current.isOp("(") {
                 let p = current.pos
-                node = CTExpr(kind: .call(node, try callArgs()), pos: p)
+                node = try bounded(CTExpr(kind: .call(node, try callArgs()), pos: p))
             } else {
                 return node
             }
@@ -445,7 +478,7 @@ struct CTParser {
                 try CTParser.checkFilter(name, t)
                 var args = CTCallArgs()
                 if current.isOp("(") { args = try callArgs() }
-                node = CTExpr(kind: .filter(node, name, args), pos: t.pos)
+                node = try bounded(CTExpr(kind: .filter(node, name, args), pos: t.pos))
             } else if current.isName("is") {
                 let isTok = advance()
                 let negated = skipName("not")
@@ -467,11 +500,11 @@ struct CTParser {
                         args.positional = [try postfix(try primary())]
                     }
                 }
-                node = CTExpr(kind: .test(node, name, args), pos: isTok.pos)
-                if negated { node = CTExpr(kind: .not(node), pos: isTok.pos) }
+                node = try bounded(CTExpr(kind: .test(node, name, args), pos: isTok.pos))
+                if negated { node = try bounded(CTExpr(kind: .not(node), pos: isTok.pos)) }
             } else if current.isOp("(") {
                 let p = current.pos
-                node = CTExpr(kind: .call(node, try callArgs()), pos: p)
+                node = try bounded(CTExpr(kind: .call(node, try callArgs()), pos: p))
             } else {
                 return node
             }
@@ -493,6 +526,8 @@ struct CTParser {
                 throw fail("expected name or number")
             }
         }
+        try enter(t.pos)
+        defer { depth -= 1 }
         var args: [CTExpr] = []
         while !current.isOp("]") {
             if !args.isEmpty { try expectOp(",") }
@@ -542,6 +577,8 @@ struct CTParser {
     mutating func callArgs() throws -> CTCallArgs {
         let open = current
         try expectOp("(")
+        try enter(open.pos)
+        defer { depth -= 1 }
         var args = CTCallArgs()
         var requireComma = false
         while !current.isOp(")") {

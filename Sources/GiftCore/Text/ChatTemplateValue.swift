@@ -147,8 +147,38 @@ enum CTValue {
         }
     }
 
-    /// Python's repr().
+    /// Python's repr(). Cut short once past CTLimits.maxStringBytes (a list holding one large value many
+    /// times would print as terabytes): the evaluator refuses such a string (CTEvaluator.text).
     var pyRepr: String {
+        var o = ""
+        writeRepr(into: &o, limit: CTLimits.maxStringBytes)
+        return o
+    }
+
+    func writeRepr(into o: inout String, limit: Int) {
+        if o.utf8.count > limit { return }
+        switch self {
+        case .list(let a), .tuple(let a):
+            let isTuple: Bool
+            if case .tuple = self { isTuple = true } else { isTuple = false }
+            o += isTuple ? "(" : "["
+            for (k, x) in a.enumerated() {
+                if k > 0 { o += ", " }
+                x.writeRepr(into: &o, limit: limit)
+                if o.utf8.count > limit { return }
+            }
+            o += isTuple ? (a.count == 1 ? ",)" : ")") : "]"
+        case .dict(let d): CTPy.writeDictRepr(d, into: &o, limit: limit)
+        case .namespace(let ns):
+            o += "<Namespace "
+            CTPy.writeDictRepr(ns.attrs, into: &o, limit: limit)
+            o += ">"
+        default: o += scalarRepr
+        }
+    }
+
+    /// repr() of a value that holds no others.
+    var scalarRepr: String {
         switch self {
         case .undefined: return "Undefined"
         case .none: return "None"
@@ -156,11 +186,7 @@ enum CTValue {
         case .int(let i): return String(i)
         case .float(let d): return CTPy.floatRepr(d)
         case .string(let s): return CTPy.stringRepr(s)
-        case .list(let a): return "[" + a.map { $0.pyRepr }.joined(separator: ", ") + "]"
-        case .tuple(let a):
-            return a.count == 1 ? "(\(a[0].pyRepr),)" : "(" + a.map { $0.pyRepr }.joined(separator: ", ") + ")"
-        case .dict(let d): return CTPy.dictRepr(d)
-        case .namespace(let ns): return "<Namespace \(CTPy.dictRepr(ns.attrs))>"
+        case .list, .tuple, .dict, .namespace: return pyRepr
         case .loop(let l): return "<LoopContext \(l.index0 + 1)/\(l.items.count)>"
         case .function(let n): return "<function \(n)>"
         case .method(let r, let n): return "<built-in method \(n) of \(r.pyTypeName) object>"
@@ -318,7 +344,20 @@ enum CTPy {
     }
 
     static func dictRepr(_ d: CTDict) -> String {
-        "{" + d.pairs.map { stringRepr($0.0) + ": " + $0.1.pyRepr }.joined(separator: ", ") + "}"
+        var o = ""
+        writeDictRepr(d, into: &o, limit: CTLimits.maxStringBytes)
+        return o
+    }
+
+    static func writeDictRepr(_ d: CTDict, into o: inout String, limit: Int) {
+        o += "{"
+        for (k, key) in d.keys.enumerated() {
+            if k > 0 { o += ", " }
+            o += stringRepr(key) + ": "
+            d[key]!.writeRepr(into: &o, limit: limit)
+            if o.utf8.count > limit { return }
+        }
+        o += "}"
     }
 
     /// Python's `a < b` for the types templates compare; nil when Python would raise TypeError.

@@ -27,7 +27,7 @@ indirect enum TextDecoder {
         }
     }
 
-    func chain(_ tokens: [[Unicode.Scalar]]) -> [[Unicode.Scalar]] {
+    func chain(_ tokens: [[Unicode.Scalar]]) throws -> [[Unicode.Scalar]] {
         switch self {
         case .byteLevel:
             var bytes: [UInt8] = []
@@ -87,10 +87,10 @@ indirect enum TextDecoder {
                 return Array(t[lo..<hi])
             }
         case .replace(let p, let content):
-            return tokens.map { p.replaceAll($0, with: content) }
+            return try tokens.map { try p.replaceAll($0, with: content) }
         case .sequence(let ds):
             var t = tokens
-            for d in ds { t = d.chain(t) }
+            for d in ds { t = try d.chain(t) }
             return t
         }
     }
@@ -144,7 +144,11 @@ indirect enum PostProcessor {
             if let sj = try j.field("special_tokens") {
                 for k in try sj.object().keys {
                     let e = try sj.require(k)
-                    specials[k] = try e.require("ids").array().map { Int32(try $0.int()) }
+                    specials[k] = try e.require("ids").array().map { j in
+                        let id = try j.int()
+                        guard id >= 0, id <= Int(Int32.max) else { throw j.error("invalid token id \(id)") }
+                        return Int32(id)
+                    }
                 }
             }
             func template(_ key: String) throws -> [TemplatePiece] {

@@ -57,9 +57,11 @@ public final class HFTokenizer: @unchecked Sendable {
     }
 
     /// The ids of `text`; with `addSpecialTokens` the post-processor's template (BOS and the like) is applied.
-    public func encode(_ text: String, addSpecialTokens: Bool = true) -> [Int32] {
-        var pieces = added.extractAndNormalize(Array(text.unicodeScalars), normalizer: normalizer)
-        preTokenizer?.apply(&pieces)
+    /// Throws a GiftError naming the tokenizer.json field of a regex (Split, Replace) that exceeds its
+    /// backtracking budget on `text` (where HF tokenizers fails the encode).
+    public func encode(_ text: String, addSpecialTokens: Bool = true) throws -> [Int32] {
+        var pieces = try added.extractAndNormalize(Array(text.unicodeScalars), normalizer: normalizer)
+        try preTokenizer?.apply(&pieces)
         var ids: [Int32] = []
         ids.reserveCapacity(text.utf8.count / 3 + 4)
         for p in pieces {
@@ -70,8 +72,8 @@ public final class HFTokenizer: @unchecked Sendable {
     }
 
     /// The text of `ids` (unknown ids are left out, as HF does); with `skipSpecialTokens` special added
-    /// tokens are left out too.
-    public func decode(_ ids: [Int32], skipSpecialTokens: Bool = false) -> String {
+    /// tokens are left out too. Throws as `encode` does for a decoder's Replace regex.
+    public func decode(_ ids: [Int32], skipSpecialTokens: Bool = false) throws -> String {
         var tokens: [[Unicode.Scalar]] = []
         tokens.reserveCapacity(ids.count)
         for id in ids {
@@ -87,7 +89,7 @@ public final class HFTokenizer: @unchecked Sendable {
             }
             return out.scalarText
         }
-        return decoder.chain(tokens).flatMap { $0 }.scalarText
+        return try decoder.chain(tokens).flatMap { $0 }.scalarText
     }
 
     /// The id of a token (an added token, else the model's vocabulary).

@@ -26,7 +26,8 @@ indirect enum TextNormalizer {
         }
     }
 
-    func apply(_ s: [Unicode.Scalar]) -> [Unicode.Scalar] {
+    /// Throws only when a Replace regex exceeds its backtracking budget (ScalarRegex).
+    func apply(_ s: [Unicode.Scalar]) throws -> [Unicode.Scalar] {
         switch self {
         case .nfc: return s.allSatisfy({ $0.value < 0x300 }) ? s : Array(s.scalarText.precomposedStringWithCanonicalMapping.unicodeScalars)
         case .nfd: return s.allSatisfy({ $0.value < 0xC0 }) ? s : Array(s.scalarText.decomposedStringWithCanonicalMapping.unicodeScalars)
@@ -45,7 +46,7 @@ indirect enum TextNormalizer {
                 }
             }
             return out
-        case .replace(let p, let content): return p.replaceAll(s, with: content)
+        case .replace(let p, let content): return try p.replaceAll(s, with: content)
         case .prepend(let p): return s.isEmpty ? s : p + s
         case .strip(let left, let right):
             var lo = 0, hi = s.count
@@ -54,7 +55,7 @@ indirect enum TextNormalizer {
             return Array(s[lo..<hi])
         case .sequence(let ns):
             var t = s
-            for n in ns { t = n.apply(t) }
+            for n in ns { t = try n.apply(t) }
             return t
         }
     }

@@ -102,19 +102,20 @@ indirect enum PreTokenizer {
 
     /// Splits every text piece into `ranges`, dropping empty results.
     @inline(__always)
-    static func splitEach(_ pieces: inout [TextPiece], _ f: ([Unicode.Scalar]) -> [Range<Int>]) {
+    static func splitEach(_ pieces: inout [TextPiece], _ f: ([Unicode.Scalar]) throws -> [Range<Int>]) rethrows {
         var out: [TextPiece] = []
         out.reserveCapacity(pieces.count * 2)
         for p in pieces {
             if p.id != nil { out.append(p); continue }
-            for r in f(p.s) where !r.isEmpty {
+            for r in try f(p.s) where !r.isEmpty {
                 out.append(TextPiece(s: Array(p.s[r]), id: nil, atStart: p.atStart && r.lowerBound == 0))
             }
         }
         pieces = out
     }
 
-    func apply(_ pieces: inout [TextPiece]) {
+    /// Throws only when a Split regex exceeds its backtracking budget (ScalarRegex).
+    func apply(_ pieces: inout [TextPiece]) throws {
         switch self {
         case .byteLevel(let addPrefixSpace, let useRegex):
             var out: [TextPiece] = []
@@ -133,7 +134,7 @@ indirect enum PreTokenizer {
             }
             pieces = out
         case .split(let pattern, let behavior, let invert):
-            PreTokenizer.splitEach(&pieces) { Splitting.split(pattern.findMatches($0), behavior, invert: invert) }
+            try PreTokenizer.splitEach(&pieces) { Splitting.split(try pattern.findMatches($0), behavior, invert: invert) }
         case .digits(let individual):
             PreTokenizer.splitEach(&pieces) {
                 Splitting.split(Splitting.charMatches($0, UClass.isNumeric), individual ? .isolated : .contiguous)
@@ -184,7 +185,7 @@ indirect enum PreTokenizer {
             }
             pieces = out
         case .sequence(let ps):
-            for p in ps { p.apply(&pieces) }
+            for p in ps { try p.apply(&pieces) }
         }
     }
 }

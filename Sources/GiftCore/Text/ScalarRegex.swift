@@ -4,10 +4,30 @@ import Foundation
 /// Llama 3 and Qwen 2 (recognised by their exact text) run as hand-written matchers; any other pattern
 /// goes through NSRegularExpression (ICU), whose syntax and Unicode classes match Oniguruma's for the
 /// patterns tokenizers use.
+///
+/// An ICU pattern runs with a backtracking budget (`backtrackBudget`), as HF tokenizers' Oniguruma runs
+/// with its retry-limit-in-match: a pattern such as `(a+)+$` that backtracks exponentially on some text
+/// stops with an error naming the tokenizer.json field it came from, instead of running for hours.
 final class ScalarRegex: @unchecked Sendable {
     enum Kind { case gpt2, llama3(maxDigits: Int), icu(NSRegularExpression) }
     let kind: Kind
     let pattern: String
+    /// Where the pattern came from, for errors: "tokenizer.json: pre_tokenizer.pretokenizers[1].pattern.Regex".
+    var origin = "regex"
+
+    /// Backtracking steps one search over a text may take: Oniguruma's ONIG_DEFAULT_RETRY_LIMIT_IN_MATCH
+    /// (10,000,000), the limit HF tokenizers hits at once on `(a+)+$` against 40 "a" and a "!".
+    static let backtrackBudget = 10_000_000
+    /// Extra backtracking steps allowed per UTF-16 unit of the text, so that a long text that an ordinary
+    /// pattern splits with a few steps a character never comes near the budget (GPT-2's pattern takes
+    /// about 4).
+    static let backtrackPerUnit = 100
+    /// ICU calls the progress block once every 10,000 backtracking steps (its TIMER_INITIAL_VALUE state
+    /// saves) and also once for each start position it gives up on; the two calls look alike, so the
+    /// budget counts calls: the positions (at most the text's length + 1) plus the steps / 10,000. A
+    /// runaway match is therefore stopped after at most (budget + 100·n)/10,000 + n + 1 calls, i.e. after
+    /// 10^7 steps on a short text and no more than about 10^4·n extra steps on a text of n units.
+    static let icuStepsPerProgressCall = 10_000
 
     static let gpt2Pattern = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
     static let llama3Pattern = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
@@ -17,6 +37,12 @@ final class ScalarRegex: @unchecked Sendable {
 
     /// `at` names the JSON field in a refusal.
     static func make(_ pattern: String, at j: TJ?) throws -> ScalarRegex {
+        let r = try makeKind(pattern, at: j)
+        if let j { r.origin = "\(j.source): \(j.path.isEmpty ? "(top level)" : j.path)" }
+        return r
+    }
+
+    static func makeKind(_ pattern: String, at j: TJ?) throws -> ScalarRegex {
         switch pattern {
         case gpt2Pattern: return ScalarRegex(kind: .gpt2, pattern: pattern)
         case llama3Pattern: return ScalarRegex(kind: .llama3(maxDigits: 3), pattern: pattern)
@@ -34,11 +60,13 @@ final class ScalarRegex: @unchecked Sendable {
     static let gpt2 = ScalarRegex(kind: .gpt2, pattern: gpt2Pattern)
 
     /// The non-overlapping matches, left to right (empty matches included, as Oniguruma reports them).
-    func matches(_ s: [Unicode.Scalar]) -> [Range<Int>] {
+    /// Throws a GiftError naming `origin` when an ICU pattern exceeds its backtracking budget or ICU fails
+    /// (its backtracking stack is bounded too); the hand-written matchers are linear and never throw.
+    func matches(_ s: [Unicode.Scalar]) throws -> [Range<Int>] {
         switch kind {
         case .gpt2: return ScalarRegex.gpt2Matches(s)
         case .llama3(let d): return ScalarRegex.llama3Matches(s, maxDigits: d)
-        case .icu(let re): return ScalarRegex.icuMatches(re, s)
+        case .icu(let re): return try icuMatches(re, s)
         }
     }
 
@@ -139,7 +167,7 @@ final class ScalarRegex: @unchecked Sendable {
         return out
     }
 
-    static func icuMatches(_ re: NSRegularExpression, _ s: [Unicode.Scalar]) -> [Range<Int>] {
+    func icuMatches(_ re: NSRegularExpression, _ s: [Unicode.Scalar]) throws -> [Range<Int>] {
         if s.isEmpty { return [] }
         let str = s.scalarText
         // UTF-16 offset -> scalar index
@@ -151,9 +179,30 @@ final class ScalarRegex: @unchecked Sendable {
             if c.value >= 0x10000 { toScalar[u - 1] = idx + 1 }
         }
         toScalar[u] = s.count
-        return re.matches(in: str, options: [], range: NSRange(location: 0, length: u)).map {
-            toScalar[$0.range.location]..<toScalar[$0.range.location + $0.range.length]
+        let allowed = u + 1 + (ScalarRegex.backtrackBudget + ScalarRegex.backtrackPerUnit * u) / ScalarRegex.icuStepsPerProgressCall
+        var calls = 0, overBudget = false, engineFailed = false
+        var out: [Range<Int>] = []
+        re.enumerateMatches(in: str, options: [.reportProgress, .reportCompletion], range: NSRange(location: 0, length: u)) { m, flags, stop in
+            if let m {
+                out.append(toScalar[m.range.location]..<toScalar[m.range.location + m.range.length])
+            } else if flags.contains(.progress) {
+                calls += 1
+                if calls > allowed { overBudget = true; stop.pointee = true }
+            } else if flags.contains(.completed), flags.contains(.internalError) {
+                engineFailed = true
+            }
         }
+        if overBudget {
+            throw GiftError(.data, "\(origin): regex \(StrictJSON.quote(pattern)) exceeded its backtracking budget "
+                            + "(\(ScalarRegex.backtrackBudget) steps, Oniguruma's retry-limit-in-match, plus "
+                            + "\(ScalarRegex.backtrackPerUnit) a character) on a text of \(s.count) characters; "
+                            + "HF tokenizers stops it too (\"retry-limit-in-match over\")")
+        }
+        if engineFailed {
+            throw GiftError(.data, "\(origin): regex \(StrictJSON.quote(pattern)) failed in the regex engine (ICU ran out of "
+                            + "its backtracking stack or hit an internal error) on a text of \(s.count) characters")
+        }
+        return out
     }
 }
 

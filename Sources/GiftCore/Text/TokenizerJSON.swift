@@ -323,22 +323,22 @@ enum TextPattern {
     }
 
     /// HF's `Pattern::find_matches`: the text cut into consecutive (range, isMatch) pieces covering it all.
-    func findMatches(_ s: [Unicode.Scalar]) -> [(Range<Int>, Bool)] {
+    func findMatches(_ s: [Unicode.Scalar]) throws -> [(Range<Int>, Bool)] {
         switch self {
         case .literal(let p):
             if p.isEmpty { return [(0..<s.count, false)] }
             return Splitting.fromMatches(Splitting.literalMatches(p, in: s), count: s.count)
         case .regex(let r):
-            return Splitting.fromMatches(r.matches(s), count: s.count)
+            return Splitting.fromMatches(try r.matches(s), count: s.count)
         }
     }
 
     /// Every match replaced by `content` (HF's NormalizedString::replace).
-    func replaceAll(_ s: [Unicode.Scalar], with content: [Unicode.Scalar]) -> [Unicode.Scalar] {
+    func replaceAll(_ s: [Unicode.Scalar], with content: [Unicode.Scalar]) throws -> [Unicode.Scalar] {
         let ms: [Range<Int>]
         switch self {
         case .literal(let p): if p.isEmpty { return s }; ms = Splitting.literalMatches(p, in: s)
-        case .regex(let r): ms = r.matches(s)
+        case .regex(let r): ms = try r.matches(s)
         }
         if ms.isEmpty { return s }
         var out: [Unicode.Scalar] = []

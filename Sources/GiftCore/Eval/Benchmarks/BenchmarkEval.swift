@@ -83,11 +83,11 @@ public final class BenchmarkEval {
     public let prompts: [(text: String, ids: [Int32])]
     public let out: String
     public let comm: Communicator
-    let decode: ([Int32]) -> String
+    let decode: ([Int32]) throws -> String
     let log: (String) -> Void
 
     public init(settings: BenchmarkEvalSettings, problems: [BenchmarkProblem], prompts: [(text: String, ids: [Int32])],
-                out: String, comm: Communicator, decode: @escaping ([Int32]) -> String, log: @escaping (String) -> Void) {
+                out: String, comm: Communicator, decode: @escaping ([Int32]) throws -> String, log: @escaping (String) -> Void) {
         precondition(problems.count == prompts.count)
         self.settings = settings; self.problems = problems; self.prompts = prompts; self.out = out
         self.comm = comm; self.decode = decode; self.log = log
@@ -142,7 +142,7 @@ public final class BenchmarkEval {
                     let b = round + w
                     for (j, i) in ((b * B)..<min(N, (b + 1) * B)).enumerated() {
                         let ids = (0..<G).map { Int32(buf.pointer[w * slot + j * G + $0]) }
-                        let r = record(i, ids: ids)
+                        let r = try record(i, ids: ids)
                         records.append(r)
                         lines += r.jsonLine + "\n"
                     }
@@ -162,8 +162,8 @@ public final class BenchmarkEval {
         return result
     }
 
-    func record(_ i: Int, ids: [Int32]) -> GenerationRecord {
-        let p = problems[i], text = decode(ids)
+    func record(_ i: Int, ids: [Int32]) throws -> GenerationRecord {
+        let p = problems[i], text = try decode(ids)
         let v = BenchmarkScorer.score(settings.benchmark, output: text, question: p.question, groundTruth: p.groundTruth)
         return GenerationRecord(index: p.index, question: p.question, prompt: prompts[i].text, output: text,
                                 outputIds: ids, groundTruth: p.groundTruth, verdict: v)
@@ -221,7 +221,7 @@ public final class BenchmarkEval {
             guard ids.count == settings.sampler.genLength else {
                 throw GiftError(.mismatch, "\(at): \(ids.count) output ids, gen length is \(settings.sampler.genLength)")
             }
-            records.append(record(i, ids: ids))
+            records.append(try record(i, ids: ids))
         }
         // whole batches only (a round is written at once, so this cuts nothing but a partial file's tail)
         let keep = records.count == problems.count ? records.count : records.count / settings.sampler.maxBatch * settings.sampler.maxBatch

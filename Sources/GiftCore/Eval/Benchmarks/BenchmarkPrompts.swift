@@ -103,12 +103,12 @@ public struct BenchmarkPromptBuilder: Sendable {
 
     /// The prompt's ids as `tokenizer(prompt).input_ids` gives them (special tokens added).
     public func ids(_ b: Benchmark, question: String) throws -> [Int32] {
-        model.tokenizer.encode(try text(b, question: question), addSpecialTokens: true)
+        try model.tokenizer.encode(try text(b, question: question), addSpecialTokens: true)
     }
 
     /// The text and ids of a problem.
     public func prompt(_ b: Benchmark, _ problem: BenchmarkProblem) throws -> (text: String, ids: [Int32]) {
         let t = try text(b, question: problem.question)
-        return (t, model.tokenizer.encode(t, addSpecialTokens: true))
+        return (t, try model.tokenizer.encode(t, addSpecialTokens: true))
     }
 }
