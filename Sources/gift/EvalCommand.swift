@@ -62,6 +62,8 @@ struct EvalCommand: ParsableCommand {
     var dtype: String = "f32"
     @Option(help: "Benchmarks: Fast-dLLM's parallel decoding: a step commits its most confident prediction and every other at or above this confidence, and a block runs until it is decoded (--steps unused). Off by default (d1's schedule).")
     var threshold: Double?
+    @Option(help: "Benchmarks: none, or prefix: Fast-dLLM's approximate prefix cache (each block's first step keeps the keys and values of everything before the block; its later steps run only the block and what follows). Off by default.")
+    var cache: String = "none"
     @Option(help: "Benchmarks: score this generations file (gift's JSONL or d1's JSON) instead of generating.") var score: String?
     @Flag(help: "Benchmarks with --score: end with one JSON line.") var json = false
     @Option(help: "Built-in tasks: countdown or sudoku.") var task: String?
@@ -131,6 +133,10 @@ struct EvalCommand: ParsableCommand {
                                                  problems: problems.count, model: model, adapter: adapter, sampler: opts,
                                                  attendPadding: attendPadding, padId: padId, precision: compute.precision)
             settings.dtype = dtype
+            guard cache == "none" || cache == "prefix" else {
+                throw ValidationError("--cache must be none or prefix (Fast-dLLM's dual cache is not in gift yet), not '\(cache)'")
+            }
+            settings.prefixCache = cache == "prefix"
             if let threshold {
                 guard threshold.isFinite, threshold >= 0 else { throw ValidationError("--threshold must be a number >= 0") }
                 settings.threshold = threshold

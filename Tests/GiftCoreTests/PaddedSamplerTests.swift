@@ -20,10 +20,11 @@ final class PaddedSamplerTests: XCTestCase {
         try sampleCounting(prompts, attend: attend, batch: batch, threshold: threshold).0
     }
 
-    func sampleCounting(_ prompts: [[Int32]], attend: Bool, batch: Int? = nil, threshold: Double? = nil) throws -> ([[Int32]], Int) {
+    func sampleCounting(_ prompts: [[Int32]], attend: Bool, batch: Int? = nil, threshold: Double? = nil,
+                        prefixCache: Bool = false) throws -> ([[Int32]], Int) {
         let s = try PaddedSampler(config: config, params: params, options: options(batch: batch ?? prompts.count),
                                   padId: 38, attendPadding: attend, maxPromptLength: 9)
-        s.threshold = threshold
+        s.threshold = threshold; s.prefixCache = prefixCache
         return (try s.generate(prompts), s.forwardPasses)
     }
 
@@ -31,18 +32,21 @@ final class PaddedSamplerTests: XCTestCase {
         let dir = try temporaryDirectory(self)
         try ModelFolder.save(dir.path, config: config, parameters: params)
         let script = packageRoot.appendingPathComponent("Tests/GiftCoreTests/Fixtures/d1/generate_reference.py").path
-        for (attend, threshold) in [(true, nil), (false, nil), (false, 0.3), (true, 0.9)] as [(Bool, Double?)] {
+        for (attend, threshold, cache) in [(true, nil, false), (false, nil, false), (false, 0.3, false), (true, 0.9, false),
+                                           (false, nil, true), (true, nil, true), (false, 0.3, true)] as [(Bool, Double?, Bool)] {
             let req = dir.appendingPathComponent("req.json")
             let body: [String: Any] = ["prompts": prompts.map { $0.map(Int.init) }, "gen_length": 16, "block_length": 8,
-                                       "steps": 8, "pad_id": 38, "mask_padding": !attend, "threshold": threshold as Any? ?? NSNull()]
+                                       "steps": 8, "pad_id": 38, "mask_padding": !attend, "threshold": threshold as Any? ?? NSNull(),
+                                       "prefix_cache": cache]
             try JSONSerialization.data(withJSONObject: body).write(to: req)
             let r = try runPython("import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')",
                                   [script, dir.path, req.path])
             try XCTSkipIf(r.status != 0 && r.stderr.contains("No module named"), "numpy/safetensors missing: launch/test.sh installs them")
             XCTAssertEqual(r.status, 0, r.stderr)
             let ref = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
-            let (got, forwards) = try sampleCounting(prompts, attend: attend, threshold: threshold)
-            XCTAssertEqual(got.map { $0.map(Int.init) }, ref["outputs"] as? [[Int]], "attend padding: \(attend), threshold \(threshold as Any)")
+            let (got, forwards) = try sampleCounting(prompts, attend: attend, threshold: threshold, prefixCache: cache)
+            XCTAssertEqual(got.map { $0.map(Int.init) }, ref["outputs"] as? [[Int]],
+                           "attend padding: \(attend), threshold \(threshold as Any), prefix cache \(cache)")
             XCTAssertEqual(forwards, ref["forwards"] as? Int, "forward passes, threshold \(threshold as Any)")
             if threshold == nil { XCTAssertEqual(forwards, 8) }
             // the mask id may be predicted and committed (d1 does not forbid it); every position was decided

@@ -21,6 +21,11 @@ import Foundation
 ///   every other whose confidence is at least the threshold, and a block runs steps until none of its
 ///   positions holds the mask id (at most the block's length of steps), so `steps` is not used.
 ///
+/// - `prefixCache` (Fast-dLLM's approximate prefix cache, opt-in): each block's first step runs the whole
+///   sequence and keeps the keys and values of everything before the block (`PrefixCache`); its other steps
+///   run only the block and what follows it against them, and their candidates are the block's masked
+///   positions.
+///
 /// Weights, activations and the model are made once for the largest batch and prompt, and reused.
 public final class PaddedSampler: @unchecked Sendable {
     public let config: ModelConfig
@@ -38,6 +43,8 @@ public final class PaddedSampler: @unchecked Sendable {
     let maxPrompt: Int
     /// Fast-dLLM's confidence threshold (nil: d1's fixed schedule).
     public var threshold: Double?
+    /// Fast-dLLM's approximate prefix cache (false: every step runs the whole sequence, as d1).
+    public var prefixCache = false
     /// Model forward passes run so far (with cfg, each counts once).
     public private(set) var forwardPasses = 0
 
@@ -112,31 +119,39 @@ public final class PaddedSampler: @unchecked Sendable {
         // d1's prompt_index (x != mask before sampling): what the unconditional copy masks under cfg
         let promptIndex = x.map { $0 != mask }
         let keyStart: [Int]? = attendPadding ? nil : (0..<copies).flatMap { _ in pad }
-        var input = [Int32](repeating: mask, count: copies * b * L)
         for (bi, block) in schedule.blocks.enumerated() {
             let end = P + block.upperBound
             let blockDone = { (0..<b).allSatisfy { j in !x[(j * L + P + block.lowerBound)..<(j * L + end)].contains(mask) } }
+            let start = P + block.lowerBound
+            // this block's cache of everything before it (filled by its first step)
+            let cache = prefixCache ? PrefixCache(config: config, batch: copies * b, prefix: start, maxLen: L) : nil
             var s = 0
             // d1: the schedule's steps; Fast-dLLM's threshold: until the block holds no mask id (bounded)
             while threshold == nil ? s < schedule.stepsPerBlock : (!blockDone() && s < block.count) {
                 defer { s += 1 }
                 let k = threshold == nil ? schedule.counts[bi][s] : Int.max, step = bi * schedule.stepsPerBlock + s
                 if k == 0 { continue }   // d1 runs the model and commits nothing: x is unchanged
-                // candidates: masked positions before the block's end, per row
+                // the rows this step runs: whole sequences, or (cache filled) from the block's start on
+                let reading = cache != nil && s > 0, first = reading ? start : 0, S = L - first
+                // candidates: masked positions before the block's end (reading the cache: in the block), per row
                 var rows: [Int32] = [], rowSeq: [Int] = [], rowPos: [Int] = [], perRow = [Int](repeating: 0, count: b)
                 for j in 0..<b {
-                    for t in 0..<end where x[j * L + t] == mask {
-                        rows.append(Int32(j * L + t)); rowSeq.append(j); rowPos.append(t); perRow[j] += 1
+                    for t in first..<end where x[j * L + t] == mask {
+                        rows.append(Int32(j * S + t - first)); rowSeq.append(j); rowPos.append(t); perRow[j] += 1
                     }
                 }
                 let R = rows.count
-                for i in 0..<(b * L) { input[i] = x[i] }
-                if useCFG {
-                    for i in 0..<(b * L) { input[b * L + i] = promptIndex[i] ? mask : x[i] }
-                    for r in 0..<R { rows.append(rows[r] + Int32(b * L)) }
+                var input = [Int32](repeating: mask, count: copies * b * S)
+                for j in 0..<b {
+                    for t in first..<L {
+                        input[j * S + t - first] = x[j * L + t]
+                        if useCFG { input[(b + j) * S + t - first] = promptIndex[j * L + t] ? mask : x[j * L + t] }
+                    }
                 }
+                if useCFG { for r in 0..<R { rows.append(rows[r] + Int32(b * S)) } }
+                let use: PrefixCacheUse? = cache.map { reading ? .read($0) : .fill($0) }
                 Profiler.measure("sampler forward") {
-                    model.forward(params, tokens: input, batch: copies * b, seqLen: L, acts: acts, keyStart: keyStart)
+                    model.forward(params, tokens: input, batch: copies * b, seqLen: S, acts: acts, keyStart: keyStart, cache: use)
                 }
                 forwardPasses += 1
                 let logits = Profiler.measure("sampler head") { model.head(params, rows: rows, acts: acts) }

@@ -20,13 +20,18 @@ public struct AttentionShape: Sendable {
     /// Per sequence, the first key its queries attend to (keys before it, left padding, are left out as if
     /// masked with −∞: exactly zero weight); nil: all keys. Forward only.
     public var keyStart: [Int]?
+    /// Keys (and values) per sequence: `seqLen` (self-attention over the same rows), or more when the queries
+    /// are the last `seqLen` rows of a longer sequence whose earlier keys come from a cache (`k`, `v` then
+    /// hold `keyLen` rows per sequence). Forward only.
+    public var keyLen: Int
     /// Floats of scratch one worker needs in backward (forward needs half).
-    public var scratchCount: Int { 2 * blockRows * seqLen }
+    public var scratchCount: Int { 2 * blockRows * keyLen }
 
     public init(batch: Int, seqLen: Int, heads: Int, kvHeads: Int, headDim: Int, blockRows: Int? = nil,
-                ldQ: Int? = nil, ldKV: Int? = nil, ldO: Int? = nil) {
+                ldQ: Int? = nil, ldKV: Int? = nil, ldO: Int? = nil, keyLen: Int? = nil) {
         self.batch = batch; self.seqLen = seqLen; self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim
-        let n = max(seqLen, 1)
+        self.keyLen = keyLen ?? seqLen
+        let n = max(keyLen ?? seqLen, 1)
         self.blockRows = blockRows ?? max(1, min(seqLen, max((1 << 17) / n, min(64, (1 << 18) / n))))
         self.ldQ = ldQ ?? heads * headDim
         self.ldKV = ldKV ?? kvHeads * headDim
@@ -39,13 +44,13 @@ public enum Attention {
     public static func forward(_ s: AttentionShape, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
                                v: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
                                lse: UnsafeMutablePointer<Float>?, scratch scratch0: UnsafeMutablePointer<Float>) {
-        let L = s.seqLen, hd = s.headDim, group = s.heads / s.kvHeads, blk = s.blockRows
+        let L = s.seqLen, K = s.keyLen, hd = s.headDim, group = s.heads / s.kvHeads, blk = s.blockRows
         Parallel.tasks(s.batch * s.kvHeads) { task, worker in
             let b = task / s.kvHeads, g = task % s.kvHeads
-            let S = scratch0 + worker * s.scratchCount, inv = S + blk * L   // inv: the spare half
-            // keys [k0, L): the sequence's own tokens (N of them), its left padding left out
-            let k0 = s.keyStart?[b] ?? 0, N = L - k0
-            let kh = k + (b * L + k0) * s.ldKV + g * hd, vh = v + (b * L + k0) * s.ldKV + g * hd
+            let S = scratch0 + worker * s.scratchCount, inv = S + blk * K   // inv: the spare half
+            // keys [k0, K): the sequence's own tokens (N of them), its left padding left out
+            let k0 = s.keyStart?[b] ?? 0, N = K - k0
+            let kh = k + (b * K + k0) * s.ldKV + g * hd, vh = v + (b * K + k0) * s.ldKV + g * hd
             for h in (g * group)..<((g + 1) * group) {
                 let qh = q + b * L * s.ldQ + h * hd, oh = out + b * L * s.ldO + h * hd
                 var i0 = 0
@@ -77,7 +82,7 @@ public enum Attention {
                                 dout: UnsafePointer<Float>, dq: UnsafeMutablePointer<Float>,
                                 dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
                                 scratch scratch0: UnsafeMutablePointer<Float>) {
-        precondition(s.keyStart == nil, "masked padding is forward only")
+        precondition(s.keyStart == nil && s.keyLen == s.seqLen, "masked padding and cached keys are forward only")
         let L = s.seqLen, hd = s.headDim, group = s.heads / s.kvHeads, blk = s.blockRows
         // one task per (batch, kv group): the heads sharing a dK/dV slice run in one task, so no races
         Parallel.tasks(s.batch * s.kvHeads) { task, worker in

@@ -23,16 +23,17 @@ public final class Rope: @unchecked Sendable {
 
     /// In place on x laid out [batch, seqLen] rows of `rowStride` floats (default heads·headDim), the
     /// heads' vectors at the start of each row. `inverse` applies the transposed rotation (backward).
+    /// `offset`: the position of each sequence's first row (rows that continue a cached prefix).
     public func apply(_ x: UnsafeMutablePointer<Float>, batch: Int, seqLen: Int, heads: Int, rowStride: Int? = nil,
-                      inverse: Bool = false) {
+                      inverse: Bool = false, offset: Int = 0) {
         let ld = rowStride ?? heads * headDim
-        precondition(seqLen <= maxLen, "sequence longer than the rope table")
+        precondition(offset >= 0 && seqLen + offset <= maxLen, "sequence longer than the rope table")
         let h = headDim / 2
         let sign: Float = inverse ? -1 : 1
         let cosP = cosT.pointer, sinP = sinT.pointer, headDim = headDim
         Parallel.chunks(batch * seqLen, minChunk: 16) { t0, t1 in
             for t in t0..<t1 {
-                let p = t % seqLen
+                let p = t % seqLen + offset
                 let c = cosP + p * h, s = sinP + p * h
                 let row = x + t * ld
                 for hd in 0..<heads {

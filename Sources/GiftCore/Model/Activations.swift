@@ -120,7 +120,7 @@ public final class Activations: @unchecked Sendable {
 
     func setShape(batch b: Int, seqLen l: Int, keyStart ks: [Int]? = nil) {
         precondition(b * l <= capacityTokens && l <= maxSeqLen, "batch \(b)×\(l) exceeds activation capacity")
-        precondition(ks == nil || (ks!.count == b && ks!.allSatisfy { $0 >= 0 && $0 < l }), "one key start below seqLen per sequence")
+        precondition(ks == nil || (ks!.count == b && ks!.allSatisfy { $0 >= 0 }), "one key start per sequence")
         batch = b; seqLen = l; keyStart = ks
     }
 }

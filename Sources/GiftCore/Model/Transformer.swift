@@ -39,9 +39,10 @@ public final class Transformer: @unchecked Sendable {
     /// `keyStart[b]`: sequence b's first real token (left padding before it is masked out of attention;
     /// inference only).
     public func forward(_ params: UnsafePointer<Float>, tokens: [Int32], batch: Int, seqLen: Int, acts: Activations,
-                        lora: LoRARun? = nil, keyStart: [Int]? = nil) {
-        precondition(keyStart == nil || !acts.training, "masked padding is for inference activations")
-        run(params, tokens: tokens, batch: batch, seqLen: seqLen, acts: acts, outputRows: nil, lora: lora, keyStart: keyStart)
+                        lora: LoRARun? = nil, keyStart: [Int]? = nil, cache: PrefixCacheUse? = nil) {
+        precondition((keyStart == nil && cache == nil) || !acts.training, "masked padding and caches are for inference activations")
+        run(params, tokens: tokens, batch: batch, seqLen: seqLen, acts: acts, outputRows: nil, lora: lora, keyStart: keyStart,
+            cache: cache)
     }
 
     /// Pass 1's forward (inference activations only): afterwards `acts.hf` holds the final norm at
@@ -70,7 +71,7 @@ public final class Transformer: @unchecked Sendable {
 
     /// `forward` when `outputRows` is nil, else `forwardPass1`'s trimmed version.
     private func run(_ params: UnsafePointer<Float>, tokens: [Int32], batch: Int, seqLen: Int, acts: Activations,
-                     outputRows: [Int32]?, lora: LoRARun?, keyStart: [Int]? = nil) {
+                     outputRows: [Int32]?, lora: LoRARun?, keyStart: [Int]? = nil, cache: PrefixCacheUse? = nil) {
         precondition(tokens.count == batch * seqLen)
         acts.setShape(batch: batch, seqLen: seqLen, keyStart: keyStart)
         let c = config, T = batch * seqLen, d = c.dModel, kv = c.kvDim, ff = c.mlpHiddenSize, W = qkvWidth
@@ -127,7 +128,7 @@ public final class Transformer: @unchecked Sendable {
             } else {
                 projectQKV(params, l, A, rows: T, lora: lora, keep: keep && outputRows == nil)
             }
-            attend(A, acts: acts)
+            attend(A, acts: acts, layer: l, cache: cache)
             if l == c.nLayers - 1, let outputRows {
                 // last block at the output rows only, compacted: residual in xmid, attention output in xn1,
                 // block output in xout (= xin in inference activations: its other rows are read no more)
@@ -181,10 +182,47 @@ public final class Transformer: @unchecked Sendable {
     }
 
     /// RoPE on q and k (where positions come in), then attention into `ao`.
-    private func attend(_ A: LayerActs, acts: Activations) {
+    /// `cache` (inference): `.fill` keeps the prefix's keys and values of `layer`; `.read` places the rows
+    /// after the cached prefix (RoPE positions from there) and attends to cache + fresh keys.
+    private func attend(_ A: LayerActs, acts: Activations, layer: Int = 0, cache: PrefixCacheUse? = nil) {
         let c = config, d = c.dModel, kv = c.kvDim, W = qkvWidth
-        rope.apply(A.qkv, batch: acts.batch, seqLen: acts.seqLen, heads: c.nHeads, rowStride: W)
-        rope.apply(A.qkv + d, batch: acts.batch, seqLen: acts.seqLen, heads: c.nKVHeads, rowStride: W)
+        var offset = 0
+        if case .read(let pc)? = cache { offset = pc.prefix }
+        rope.apply(A.qkv, batch: acts.batch, seqLen: acts.seqLen, heads: c.nHeads, rowStride: W, offset: offset)
+        rope.apply(A.qkv + d, batch: acts.batch, seqLen: acts.seqLen, heads: c.nKVHeads, rowStride: W, offset: offset)
+        switch cache {
+        case .fill(let pc)?:
+            precondition(pc.batch == acts.batch && pc.prefix <= acts.seqLen, "prefix cache of another shape")
+            for b in 0..<acts.batch {
+                for t in 0..<pc.prefix {
+                    let row = A.qkv + (b * acts.seqLen + t) * W, at = (b * pc.prefix + t) * kv
+                    (pc.k[layer].pointer + at).update(from: row + d, count: kv)
+                    (pc.v[layer].pointer + at).update(from: row + d + kv, count: kv)
+                }
+            }
+        case .read(let pc)?:
+            let S = acts.seqLen, K = pc.prefix + S
+            precondition(pc.batch == acts.batch && K <= pc.maxLen, "prefix cache of another shape")
+            for b in 0..<acts.batch {
+                (pc.keys.pointer + b * K * kv).update(from: pc.k[layer].pointer + b * pc.prefix * kv, count: pc.prefix * kv)
+                (pc.values.pointer + b * K * kv).update(from: pc.v[layer].pointer + b * pc.prefix * kv, count: pc.prefix * kv)
+                for t in 0..<S {
+                    let row = A.qkv + (b * S + t) * W, at = (b * K + pc.prefix + t) * kv
+                    (pc.keys.pointer + at).update(from: row + d, count: kv)
+                    (pc.values.pointer + at).update(from: row + d + kv, count: kv)
+                }
+            }
+            var shape = AttentionShape(batch: acts.batch, seqLen: S, heads: c.nHeads, kvHeads: c.nKVHeads, headDim: c.headDim,
+                                       ldQ: W, ldKV: kv, ldO: d, keyLen: K)
+            shape.keyStart = acts.keyStart
+            precondition(shape.scratchCount <= 2 * max(1 << 18, acts.maxSeqLen))
+            Profiler.measure("  attention fwd") {
+                Attention.forward(shape, q: A.qkv, k: pc.keys.pointer, v: pc.values.pointer, out: A.ao, lse: nil,
+                                  scratch: acts.attnScratch)
+            }
+            return
+        case nil: break
+        }
         let shape = attnShape(acts)
         Profiler.measure("  attention fwd") {
             Attention.forward(shape, q: A.qkv, k: A.qkv + d, v: A.qkv + d + kv, out: A.ao, lse: A.lse,

@@ -18,6 +18,8 @@ public struct BenchmarkEvalSettings: Sendable {
     public var dtype: String = "f32"
     /// Fast-dLLM's confidence threshold (parallel decoding), nil: d1's schedule.
     public var threshold: Double? = nil
+    /// Fast-dLLM's approximate prefix cache.
+    public var prefixCache = false
 
     public init(benchmark: Benchmark, data: String, dataChecksum: UInt64, limit: Int?, problems: Int, model: String,
                 adapter: String?, sampler: SamplerOptions, attendPadding: Bool, padId: Int32, precision: String) {
@@ -36,7 +38,7 @@ public struct BenchmarkEvalSettings: Sendable {
         s += "\"gen_length\": \(sampler.genLength), \"block_length\": \(sampler.blockLength), \"steps\": \(steps), "
         s += "\"temperature\": \(sampler.temperature), \"remasking\": \"\(sampler.remasking.rawValue)\", \"cfg\": \(sampler.cfg), "
         s += "\"seed\": \(sampler.seed), \"batch_size\": \(sampler.maxBatch), \"attend_padding\": \(attendPadding), "
-        s += "\"pad_id\": \(padId), \"precision\": \"\(precision)\", \"dtype\": \"\(dtype)\", \"threshold\": \(threshold.map { "\($0)" } ?? "null")}"
+        s += "\"pad_id\": \(padId), \"precision\": \"\(precision)\", \"dtype\": \"\(dtype)\", \"threshold\": \(threshold.map { "\($0)" } ?? "null"), \"cache\": \"\(prefixCache ? "prefix" : "none")\"}"
         return s
     }
 
@@ -119,6 +121,7 @@ public final class BenchmarkEval {
                                         attendPadding: settings.attendPadding, maxPromptLength: maxPrompt)
         }
         sampler.threshold = settings.threshold
+        sampler.prefixCache = settings.prefixCache
         let nBatches = (N + B - 1) / B, firstBatch = first / B
         var records = done
         var round = firstBatch

@@ -11,10 +11,14 @@ most confident are committed (ties: lower position, the rule gift documents). Wi
 padding is left out of attention (keys at pad positions get weight 0); without, every token attends to it
 as in d1. With "threshold" (Fast-dLLM's parallel decoding, NVlabs/Fast-dLLM llada/generate.py): a step commits
 the most confident candidate and every other at or above the threshold, and a block runs steps until it holds no
-mask id (at most block_length steps).
+mask id (at most block_length steps). With "prefix_cache" (Fast-dLLM's generate_with_prefix_cache): a block's
+first step runs the whole sequence and keeps every layer's keys and values (after RoPE) of the positions before
+the block; its later steps run only x[:, block_start:] (RoPE positions from block_start) against those cached keys
+and values plus their own, and their candidates are the block's masked positions.
 
 Usage: generate_reference.py MODEL_DIR REQUEST.json  ->  prints a JSON list of the generated id lists.
-REQUEST: {"prompts": [[ids]], "gen_length", "block_length", "steps", "pad_id", "mask_padding": bool, "threshold": null}
+REQUEST: {"prompts": [[ids]], "gen_length", "block_length", "steps", "pad_id", "mask_padding": bool, "threshold": null,
+          "prefix_cache": false}
 Prints {"outputs": [[ids]], "forwards": N}.
 """
 import json
@@ -34,33 +38,42 @@ def rms(x, weight, eps):
     return x / np.sqrt((x * x).mean(-1, keepdims=True) + eps) * weight
 
 
-def rope(x, theta):
-    # x: [b, heads, L, hd]
+def rope(x, theta, offset=0):
+    # x: [b, heads, L, hd]; positions offset..offset+L-1
     L, hd = x.shape[2], x.shape[3]
     inv = theta ** (-np.arange(0, hd, 2, dtype=np.float64) / hd)
-    ang = np.arange(L, dtype=np.float64)[:, None] * inv[None, :]
+    ang = np.arange(offset, offset + L, dtype=np.float64)[:, None] * inv[None, :]
     cos = np.concatenate([np.cos(ang), np.cos(ang)], -1)
     sin = np.concatenate([np.sin(ang), np.sin(ang)], -1)
     x1, x2 = x[..., : hd // 2], x[..., hd // 2:]
     return x * cos + np.concatenate([-x2, x1], -1) * sin
 
 
-def forward(cfg, w, tokens, key_start):
+def forward(cfg, w, tokens, key_start, past=None, keep=0):
+    """Logits of `tokens`; `past` (per layer (K, V) of the positions before these rows) is attended to first,
+    the rows' RoPE positions continuing after it; with `keep`, also returns each layer's (K, V) of the first
+    `keep` positions."""
     b, L = tokens.shape
+    offset = 0 if past is None else past[0][0].shape[2]
     d, H, KV = cfg["d_model"], cfg["n_heads"], cfg.get("n_kv_heads") or cfg["n_heads"]
     hd, eps, theta = d // H, cfg["rms_norm_eps"], cfg["rope_theta"]
     p = "model.transformer."
     x = w[p + "wte.weight"][tokens]
-    keymask = np.zeros((b, 1, 1, L))
+    keymask = np.zeros((b, 1, 1, offset + L))
     for j, s in enumerate(key_start):
         keymask[j, :, :, :s] = -np.inf
+    kept = []
     for i in range(cfg["n_layers"]):
         q = f"{p}blocks.{i}."
         h = rms(x, w[q + "attn_norm.weight"], eps)
         Q = (h @ w[q + "q_proj.weight"].T).reshape(b, L, H, hd).transpose(0, 2, 1, 3)
         K = (h @ w[q + "k_proj.weight"].T).reshape(b, L, KV, hd).transpose(0, 2, 1, 3)
         V = (h @ w[q + "v_proj.weight"].T).reshape(b, L, KV, hd).transpose(0, 2, 1, 3)
-        Q, K = rope(Q, theta), rope(K, theta)
+        Q, K = rope(Q, theta, offset), rope(K, theta, offset)
+        if keep:
+            kept.append((K[:, :, :keep], V[:, :, :keep]))
+        if past is not None:
+            K, V = np.concatenate([past[i][0], K], 2), np.concatenate([past[i][1], V], 2)
         K, V = np.repeat(K, H // KV, axis=1), np.repeat(V, H // KV, axis=1)
         S = Q @ K.transpose(0, 1, 3, 2) / np.sqrt(hd) + keymask
         S = np.exp(S - S.max(-1, keepdims=True))
@@ -71,7 +84,8 @@ def forward(cfg, w, tokens, key_start):
         g, u = h @ w[q + "ff_proj.weight"].T, h @ w[q + "up_proj.weight"].T
         x = x + (g / (1 + np.exp(-g)) * u) @ w[q + "ff_out.weight"].T
     x = rms(x, w[p + "ln_f.weight"], eps)
-    return x @ w[p + "ff_out.weight"].T
+    logits = x @ w[p + "ff_out.weight"].T
+    return (logits, kept) if keep else logits
 
 
 def transfer_counts(masked, steps):
@@ -79,7 +93,7 @@ def transfer_counts(masked, steps):
     return [base + (1 if i < rem else 0) for i in range(steps)]
 
 
-def generate(cfg, w, prompts, gen_length, block_length, steps, pad_id, mask_padding, threshold=None):
+def generate(cfg, w, prompts, gen_length, block_length, steps, pad_id, mask_padding, threshold=None, prefix_cache=False):
     mask_id = cfg["mask_token_id"]
     P = max(len(p) for p in prompts)
     b, L = len(prompts), P + gen_length
@@ -97,15 +111,22 @@ def generate(cfg, w, prompts, gen_length, block_length, steps, pad_id, mask_padd
         start = end - block_length
         counts = [transfer_counts(int((x[j, start:end] == mask_id).sum()), spb) for j in range(b)]
         i = 0
+        past = None
         while (i < spb) if threshold is None else ((x[:, start:end] == mask_id).any() and i < block_length):
-            logits = forward(cfg, w, x, key_start)
+            first = start if (prefix_cache and i > 0) else 0
+            if not prefix_cache:
+                logits = forward(cfg, w, x, key_start)
+            elif i == 0:
+                logits, past = forward(cfg, w, x, key_start, keep=start)
+            else:
+                logits = np.concatenate([np.zeros((b, start, logits.shape[-1])), forward(cfg, w, x[:, start:], key_start, past=past)], 1)
             forwards += 1
             x0 = logits.argmax(-1)
             e = np.exp(logits - logits.max(-1, keepdims=True))
             prob = e / e.sum(-1, keepdims=True)
             conf = np.take_along_axis(prob, x0[..., None], -1)[..., 0]
             for j in range(b):
-                cand = [t for t in range(end) if x[j, t] == mask_id]
+                cand = [t for t in range(first, end) if x[j, t] == mask_id]
                 cand.sort(key=lambda t: (-conf[j, t], t))
                 if threshold is None:
                     chosen = cand[: counts[j][i]]
@@ -121,5 +142,5 @@ if __name__ == "__main__":
     cfg, w = load(sys.argv[1])
     r = json.load(open(sys.argv[2]))
     outputs, forwards = generate(cfg, w, r["prompts"], r["gen_length"], r["block_length"], r["steps"], r["pad_id"],
-                                 r["mask_padding"], r.get("threshold"))
+                                 r["mask_padding"], r.get("threshold"), r.get("prefix_cache", False))
     print(json.dumps({"outputs": outputs, "forwards": forwards}))
