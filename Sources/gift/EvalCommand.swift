@@ -60,10 +60,6 @@ struct EvalCommand: ParsableCommand {
     var attendPadding = false
     @Option(help: "Benchmarks: weights held as f32, or bf16 (rounded to bf16 and decoded a block at a time: half the memory; read straight from the folder a block at a time, so LLaDA-8B needs about 16 GB).")
     var dtype: String = "f32"
-    @Option(help: "Benchmarks: Fast-dLLM's parallel decoding: a step commits its most confident prediction and every other at or above this confidence, and a block runs until it is decoded (--steps unused). Off by default (d1's schedule).")
-    var threshold: Double?
-    @Option(help: "Benchmarks: none, or prefix: Fast-dLLM's approximate prefix cache (each block's first step keeps the keys and values of everything before the block; its later steps run only the block and what follows). Off by default.")
-    var cache: String = "none"
     @Option(help: "Benchmarks: score this generations file (gift's JSONL or d1's JSON) instead of generating.") var score: String?
     @Flag(help: "Benchmarks with --score: end with one JSON line.") var json = false
     @Option(help: "Built-in tasks: countdown or sudoku.") var task: String?
@@ -133,17 +129,13 @@ struct EvalCommand: ParsableCommand {
                                                  problems: problems.count, model: model, adapter: adapter, sampler: opts,
                                                  attendPadding: attendPadding, padId: padId, precision: compute.precision)
             settings.dtype = dtype
-            guard cache == "none" || cache == "prefix" else {
-                throw ValidationError("--cache must be none or prefix (Fast-dLLM's dual cache is not in gift yet), not '\(cache)'")
-            }
-            settings.prefixCache = cache == "prefix"
-            if let threshold {
-                guard threshold.isFinite, threshold >= 0 else { throw ValidationError("--threshold must be a number >= 0") }
-                settings.threshold = threshold
-            }
+            let fast = try sampler.fast()
+            settings.prefixCache = fast?.prefixCache ?? false
+            settings.threshold = fast?.threshold
             let log: (String) -> Void = { if comm.rank == 0 { FileHandle.standardError.write(Data("gift eval: \($0)\n".utf8)) } }
             let sched = try opts.schedule
-            if let threshold { log("parallel decoding: threshold \(threshold) (Fast-dLLM); --steps is not used") }
+            if let t = settings.threshold { log("parallel decoding: threshold \(t) (Fast-dLLM); --steps is not used") }
+            if settings.prefixCache { log("prefix cache (Fast-dLLM, approximate)") }
             log("\(b.rawValue), \(problems.count) problems from \(data), gen length \(opts.genLength), block \(opts.blockLength), "
                 + "\(sched.totalSteps) steps, batch \(batchSize), padding \(attendPadding ? "attended (as d1)" : "masked"), "
                 + "\(comm.size) rank(s); \(Gemm.summary)")
@@ -188,7 +180,7 @@ struct EvalCommand: ParsableCommand {
         let sched = try opts.schedule
         FileHandle.standardError.write(Data("gift eval: \(t.name), \(n) problems × \(seeds) seeds, gen length \(opts.genLength), \(sched.blocks.count) block(s), \(sched.totalSteps) steps, temperature \(opts.temperature), \(opts.remasking.rawValue)\(opts.cfg > 0 ? ", cfg \(opts.cfg)" : "")\n".utf8))
         let r = try Evaluate.run(config: cfg, params: params, task: t, n: n, seeds: seeds, seed: seed, options: opts,
-                                 log: { print($0) })
+                                 fast: try sampler.fast(), log: { print($0) })
         if let out { try Evaluate.writeJSONL(r.records, to: out) }
         if profile { for (k, v) in Profiler.report { print(String(format: "  %-18@ %8.3f s", k, v)) } }
         print(String(format: "accuracy: %.4f ± %.4f (%@, %d problems × %d seeds, %.1f s)", r.accuracy, r.stderr,

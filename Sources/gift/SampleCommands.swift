@@ -12,6 +12,19 @@ struct SamplerFlags: ParsableArguments {
     @Option(help: "Which predictions a step keeps: low_confidence or random.") var remasking: String = "low_confidence"
     @Option(help: "Classifier-free guidance scale (0: off).") var cfg: Double = 0
     @Option(help: "Sequences per forward pass.") var batch: Int = 32
+    @Option(help: "Fast-dLLM's parallel decoding: a step commits its most confident prediction and every other at or above this confidence, and a block runs until it is decoded (--steps unused). Off by default.")
+    var threshold: Double?
+    @Option(help: "none, or prefix: Fast-dLLM's approximate prefix cache (a block's first step keeps the keys and values of everything before it; its later steps run only the block and what follows).")
+    var cache: String = "none"
+
+    /// The Fast-dLLM switches when any is on (sampling then follows d1's rules on padded batches).
+    func fast() throws -> FastDecoding? {
+        guard cache == "none" || cache == "prefix" else {
+            throw ValidationError("--cache must be none or prefix (Fast-dLLM's dual cache is not in gift yet), not '\(cache)'")
+        }
+        if let threshold, !(threshold.isFinite && threshold >= 0) { throw ValidationError("--threshold must be a number >= 0") }
+        return threshold != nil || cache == "prefix" ? FastDecoding(threshold: threshold, prefixCache: cache == "prefix") : nil
+    }
 
     func options(genLength defaultGen: Int, seed: UInt64) throws -> SamplerOptions {
         let o = SamplerOptions(genLength: genLength ?? defaultGen, blockLength: blockLength, steps: steps,
@@ -97,8 +110,13 @@ struct GenerateCommand: ParsableCommand {
         if let path = messages { inputs += try text.readConversations(path) }
         guard !inputs.isEmpty else { throw ValidationError("give --prompt TEXT, --prompts FILE.jsonl or --messages FILE.jsonl") }
         let opts = try sampler.options(genLength: 32, seed: seed)
-        let s = try Sampler(config: cfg, params: params, options: opts)
-        let outs = try s.generate(inputs.map(\.ids))
+        let outs: [[Int32]]
+        if let fast = try sampler.fast() {
+            outs = try fast.sampler(config: cfg, params: params, options: opts, maxPromptLength: inputs.map(\.ids.count).max()!)
+                .generateAll(inputs.map(\.ids))
+        } else {
+            outs = try Sampler(config: cfg, params: params, options: opts).generate(inputs.map(\.ids))
+        }
         for (i, o) in outs.enumerated() {
             let decoded = try text.decode(o)
             if json {

@@ -94,6 +94,28 @@ final class PaddedSamplerTests: XCTestCase {
         XCTAssertEqual(fromStore, fromRounded)
     }
 
+    /// `gift generate --cache prefix --threshold P` samples with the padded sampler and those switches (the
+    /// same ids as in process); a cache gift does not have is refused by name.
+    func testGenerateTakesTheFastSwitches() throws {
+        let dir = try temporaryDirectory(self)
+        try ModelFolder.save(dir.path, config: config, parameters: params)
+        let file = dir.appendingPathComponent("p.jsonl")
+        try prompts.map { "{\"prompt_ids\": [\($0.map(String.init).joined(separator: ", "))]}" }.joined(separator: "\n")
+            .write(to: file, atomically: true, encoding: .utf8)
+        let args = ["generate", "--model", dir.path, "--prompts", file.path, "--gen-length", "16", "--block-length", "8",
+                    "--steps", "8", "--batch", "4", "--json"]
+        let r = try runGift(args + ["--cache", "prefix", "--threshold", "0.3"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let got = try r.stdout.split(separator: "\n").map {
+            (try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["output_ids"] as! [Int]
+        }
+        let want = try sampleCounting(prompts, attend: false, threshold: 0.3, prefixCache: true).0
+        XCTAssertEqual(got, want.map { $0.map(Int.init) })
+        let bad = try runGift(args + ["--cache", "dual"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("dual cache is not in gift yet"), bad.stderr)
+    }
+
     func testRefusesWhatItWasNotMadeFor() throws {
         let s = try PaddedSampler(config: config, params: params, options: options(batch: 2), padId: 38, attendPadding: false,
                                   maxPromptLength: 9)

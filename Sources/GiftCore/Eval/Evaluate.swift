@@ -63,8 +63,10 @@ public enum Evaluate {
     /// Evaluates `params` (a model of `config`) on n problems × `seeds` repetitions of `task`'s test
     /// split. `options` (default `defaultOptions(for:)`) gives the sampler settings; its seed is
     /// replaced by each repetition's. `log` receives one line per repetition.
+    /// `fast`: sample with d1's rules on padded batches plus Fast-dLLM's threshold and/or prefix cache
+    /// (`PaddedSampler`) instead of LLaDA's sampler.
     public static func run(config: ModelConfig, params: FloatBuffer, task: BuiltinTask, n: Int = 256,
-                           seeds: Int = 3, seed: UInt64 = 0, options: SamplerOptions? = nil,
+                           seeds: Int = 3, seed: UInt64 = 0, options: SamplerOptions? = nil, fast: FastDecoding? = nil,
                            log: ((String) -> Void)? = nil) throws -> EvalResult {
         guard n >= 1 else { throw GiftError(.usage, "n must be at least 1, got \(n)") }
         guard seeds >= 1 else { throw GiftError(.usage, "seeds must be at least 1, got \(seeds)") }
@@ -86,7 +88,13 @@ public enum Evaluate {
         }
         var opt = base
         opt.seed = seed
-        let outs = try Sampler(config: config, params: params, options: opt).generate(prompts, keys: keys, seeds: promptSeeds)
+        let outs: [[Int32]]
+        if let fast {
+            outs = try fast.sampler(config: config, params: params, options: opt, maxPromptLength: prompts.map(\.count).max()!)
+                .generateAll(prompts, keys: keys)
+        } else {
+            outs = try Sampler(config: config, params: params, options: opt).generate(prompts, keys: keys, seeds: promptSeeds)
+        }
         var records: [EvalRecord] = [], accs: [Double] = []
         var k = 0
         for (r, p) in pairs.enumerated() {
@@ -139,5 +147,20 @@ public enum Evaluate {
             return sub
         }
         return dir
+    }
+}
+
+/// Fast-dLLM's switches (`--threshold`, `--cache prefix`): sampling then follows d1's rules on left-padded
+/// batches (`PaddedSampler`, padding masked out of attention) with them on top.
+public struct FastDecoding: Sendable {
+    public var threshold: Double?
+    public var prefixCache: Bool
+    public init(threshold: Double?, prefixCache: Bool) { self.threshold = threshold; self.prefixCache = prefixCache }
+
+    public func sampler(config: ModelConfig, params: FloatBuffer, options: SamplerOptions, maxPromptLength: Int) throws -> PaddedSampler {
+        let s = try PaddedSampler(config: config, params: params, options: options, padId: Int32(config.padTokenId),
+                                  attendPadding: false, maxPromptLength: maxPromptLength)
+        s.threshold = threshold; s.prefixCache = prefixCache
+        return s
     }
 }

@@ -105,6 +105,19 @@ public final class PaddedSampler: @unchecked Sendable {
         return Gemm.withWeightMirror(params, count: ParameterLayout(config).count) { run(prompts, keys: keys) }
     }
 
+    /// `generate` over any number of prompts, `options.maxBatch` at a time in the given order.
+    public func generateAll(_ prompts: [[Int32]], keys: [Int]? = nil) throws -> [[Int32]] {
+        let keys = keys ?? Array(prompts.indices)
+        var out: [[Int32]] = []
+        var i = 0
+        while i < prompts.count {
+            let j = min(prompts.count, i + options.maxBatch)
+            out += try generate(Array(prompts[i..<j]), keys: Array(keys[i..<j]))
+            i = j
+        }
+        return out
+    }
+
     func run(_ prompts: [[Int32]], keys: [Int]) -> [[Int32]] {
         let b = prompts.count, P = prompts.map(\.count).max()!, G = options.genLength, L = P + G, V = config.vocab
         let mask = Int32(config.maskTokenId)
