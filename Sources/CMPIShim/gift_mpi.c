@@ -108,6 +108,8 @@ static size_t staged_round(size_t limit, int ranks) {
     return R == 0 ? 1 : R;
 }
 
+size_t gift_mpi_bf16_round(size_t limit, int ranks) { return staged_round(clamp_limit(limit), ranks < 1 ? 1 : ranks); }
+
 int gift_mpi_reduce_scatter_sum_bf16(const float *send, float *recv, const size_t *counts, size_t limit) {
     int ranks = gift_mpi_size(), me = gift_mpi_rank();
     limit = clamp_limit(limit);

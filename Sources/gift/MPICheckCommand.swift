@@ -9,10 +9,14 @@ struct MPICheckCommand: ParsableCommand {
         discussion: """
         Runs allreduce (floats and doubles), reduce-scatter, allgather and broadcast on --count known
         elements and checks every result (sums against float64 ones with --values exact, whose sums are
-        exact in any order). Rank 0 prints one line per collective with its MPI call count and time.
-        GIFT_MPI_CHUNK=N caps every count and displacement one MPI call gets at N (default 2^31-1);
-        larger transfers go in rounds, which a small N exercises. --out DIR writes each rank's results
-        to DIR/rank-R.bin, to compare runs byte for byte. Exits non-zero on any wrong element.
+        exact in any order), then the bf16 reduce-scatter and allgather (--grad-reduce-dtype bf16, ZeRO's
+        bf16 gathers), checked bit for bit with either --values (bf16-rounded inputs, summed in rank order).
+        Rank 0 prints one line per collective with its MPI call count and time; the bf16 lines also name
+        their staged rounds. GIFT_MPI_CHUNK=N caps every count and displacement one MPI call gets at N
+        (default 2^31-1); larger transfers go in rounds, which a small N exercises (the bf16 collectives
+        always stage rounds of N/ranks values per rank, at most 2^22). --out DIR writes each rank's results
+        to DIR/rank-R.bin and its bf16 results to DIR/rank-R-bf16.bin, to compare runs byte for byte.
+        Exits non-zero on any wrong element.
         Example: mpirun -np 3 gift mpi-check --count 100000 (GIFT_MPI_CHUNK=300 to force the rounds)
         """)
 
@@ -29,6 +33,7 @@ struct MPICheckCommand: ParsableCommand {
             if let out {
                 try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
                 try o.results.write(to: URL(fileURLWithPath: out + "/rank-\(comm.rank).bin"))
+                try o.bf16Results.write(to: URL(fileURLWithPath: out + "/rank-\(comm.rank)-bf16.bin"))
             }
             var wrong = [Double(o.mismatches)]
             try comm.allreduceSum(&wrong)

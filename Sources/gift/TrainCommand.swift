@@ -186,6 +186,12 @@ struct TrainCommand: ParsableCommand {
             if comm.rank == 0 { print(summary.text) }
             (comm as? MPICommunicator)?.finalize()
             failed = summary.failure != nil
+        } catch let e as RankAgreementError {
+            // every rank reached this verdict together (after the same collectives): rank 0 says it once and
+            // every rank ends normally with status 1, no abort needed
+            if comm.rank == 0 { FileHandle.standardError.write(Data("error: \(e.message)\n".utf8)) }
+            (comm as? MPICommunicator)?.finalize()
+            throw ExitCode.failure
         } catch where comm.size > 1 {
             // one rank's error stops every rank, naming this rank and the cause
             comm.abort("\(error)")
@@ -209,15 +215,35 @@ struct TrainCommand: ParsableCommand {
 
     /// The model's weights: all of them, or under ZeRO-3 only this rank's shard (read from the folder's
     /// byte ranges of that shard, or initialised for that range), so no rank ever holds the whole model.
+    ///
+    /// Files that differ between hosts: at ZeRO 0-2 every rank reads the folder, but only rank 0's copy is
+    /// trained (`Trainer.synchronizeStart` broadcasts its parameters, or its bf16 base, after comparing the
+    /// model configs), so another host's differing weights cannot mix in: nothing more to compare there.
+    /// Under ZeRO-3 nothing is broadcast, each rank reads only its shard: before reading it, the ranks
+    /// compare checksums of the config, the index, every weight file's size and header and a sample of its
+    /// data (`FolderIdentity`), and all stop with status 1 on the first rank that differs from rank 0.
     func loadModel(_ cfg: RunConfig, comm: Communicator) throws -> (ModelConfig, FloatBuffer) {
         let shardOnly = cfg.zero == 3 && comm.size > 1
         func mine(_ c: ModelConfig) -> Range<Int> { shardRanges(count: ParameterLayout(c).count, parts: comm.size)[comm.rank] }
+        // under ZeRO-3 every rank takes part in the comparison, whichever source it found (so a rank that
+        // found a preset where another found a folder is named, not left in another collective)
+        func agree(_ items: [RankAgreement.Item], place: (String) -> String = { $0 }) throws {
+            try RankAgreement.check(items, comm: comm, subject: "the model",
+                                    advice: "every rank must see the same files at --model (under ZeRO-3 each rank reads only its own shard of it, so differing copies would train a mix of both)",
+                                    place: place)
+        }
         if ModelConfig.presetNames.contains(cfg.model) && !FileManager.default.fileExists(atPath: cfg.model) {
             let c = try ModelConfig.preset(cfg.model)
-            if shardOnly { return (c, ParameterLayout(c).initialize(seed: cfg.initSeed, range: mine(c))) }
+            if shardOnly {
+                // initialised from the seed on every rank (the seed is compared with the run config)
+                try agree([.init(file: "the built-in preset '\(cfg.model)'", part: "name", value: XXH64.hash(Array(cfg.model.utf8)))])
+                return (c, ParameterLayout(c).initialize(seed: cfg.initSeed, range: mine(c)))
+            }
             return (c, ParameterLayout(c).initialize(seed: cfg.initSeed))
         }
         guard shardOnly else { return try ModelFolder.load(cfg.model) }
+        let identity = try FolderIdentity(modelFolder: cfg.model)
+        try agree(identity.items, place: identity.path)
         let configPath = cfg.model + "/" + ModelFolder.configFile
         guard let data = FileManager.default.contents(atPath: configPath) else {
             throw GiftError(.io, "\(configPath): not found or unreadable (a model folder needs a config.json)")

@@ -33,6 +33,9 @@ int gift_mpi_allgather_f32(float *buf, const size_t *counts, const size_t *displ
 // this rank's included, decoded back into buf: all ranks end with the same (rounded) values.
 int gift_mpi_allgather_bf16(float *buf, const size_t *counts, const size_t *displs, size_t limit);
 int gift_mpi_broadcast_bytes(void *buf, size_t count, int root, size_t limit);
+// Values per rank per round of the staged bf16 collectives (always in rounds through a staging buffer of
+// ranks × this many values) for `limit` on `ranks` ranks: what `gift mpi-check` reports. Calls no MPI.
+size_t gift_mpi_bf16_round(size_t limit, int ranks);
 // MPI collective calls this process has made (each round of a large transfer counts).
 long gift_mpi_calls(void);
 int gift_mpi_barrier(void);

@@ -94,6 +94,14 @@ final class SafetensorsHeader: TensorFileListing {
         }
     }
 
+    /// `count` raw bytes of the file at byte `offset` (a header, or a sample `FolderIdentity` hashes).
+    func bytes(at offset: Int, count: Int) throws -> [UInt8] {
+        precondition(offset >= 0 && count >= 0 && offset + count <= fileSize)
+        var out = [UInt8](repeating: 0, count: count)
+        if count > 0 { try out.withUnsafeMutableBytes { try Self.preadFully(fd, $0.baseAddress!, count, at: offset, path: path) } }
+        return out
+    }
+
     /// Elements converted per read: 1 Mi (a 2 MiB scratch buffer for 16-bit weights).
     static let chunkElements = 1 << 20
 
@@ -156,6 +164,8 @@ extension ModelFolder {
     struct WeightHeaders {
         let config: ModelConfig
         let configPath: String
+        /// The weight files in the order they were opened (the one file, or the index's shards sorted).
+        let files: [SafetensorsHeader]
         /// Where each tensor lives.
         let location: [String: SafetensorsHeader]
         /// The weights as messages name them: the one file, or "DIR (N shards)".
@@ -176,7 +186,7 @@ extension ModelFolder {
             config = try ModelConfig.parse(configData, source: configPath)
 
             let (files, location) = try ModelFolder.locateTensors(dir, open: { try SafetensorsHeader(path: $0) })
-            self.location = location
+            self.files = files; self.location = location
             source = files.count == 1 ? files[0].path : "\(dir) (\(files.count) shards)"
         }
 

@@ -1,7 +1,7 @@
 import CMPIShim
 import Foundation
 
-/// `gift mpi-check`: every collective the trainer uses, run on known inputs across the ranks of a job,
+/// `gift mpi-check`: every collective the trainer uses (fp32 and bf16), run on known inputs across the ranks of a job,
 /// its results checked and returned (so a test can compare runs with different chunk limits byte for byte).
 public enum CollectiveCheck {
     /// Inputs: `exact` values are multiples of 1/64 below 64 in magnitude, so every sum over up to
@@ -26,6 +26,16 @@ public enum CollectiveCheck {
         /// This rank's results, concatenated: allreduce (count floats), allreduce of doubles (count),
         /// reduce-scatter (this rank's shard), allgather (count floats), broadcast (4·count bytes).
         public var results = Data()
+        /// This rank's results of the bf16 collectives, concatenated: bf16 reduce-scatter (this rank's shard),
+        /// bf16 allgather (count floats). Kept apart from `results`, whose layout callers know.
+        public var bf16Results = Data()
+    }
+
+    /// Values per rank per round of the staged bf16 collectives on `comm` (they always go in rounds through
+    /// a staging buffer of ranks × this many values; GIFT_MPI_CHUNK below a transfer makes several).
+    public static func bf16Round(_ comm: Communicator) -> Int {
+        let limit = (comm as? MPICommunicator)?.chunkLimit ?? Int(Int32.max)
+        return Int(gift_mpi_bf16_round(limit, Int32(comm.size)))
     }
 
     public static func run(comm: Communicator, count n: Int, values: Values) throws -> Outcome {
@@ -83,6 +93,35 @@ public enum CollectiveCheck {
             return (0..<n).filter { b[$0].bitPattern != v(root, $0).bitPattern }.count
         }
         keep(b)
+
+        // The bf16 collectives (--grad-reduce-dtype bf16, ZeRO's bf16 gathers): staged rounds of `round`
+        // values per rank. Both are checked bit for bit with any values: each rank's values rounded to bf16
+        // (nearest even) and, for the reduce-scatter, summed in fp32 in rank order 0, 1, ... by the owner.
+        let round = bf16Round(comm)
+        let rounds = ((shards.map(\.count).max() ?? 0) + round - 1) / round
+        func staged(_ what: String) -> String {
+            "bf16 \(what) \(n) floats in \(rounds) staged round\(rounds == 1 ? "" : "s") of up to \(round) per rank"
+        }
+        func keep16<T>(_ a: [T]) { a.withUnsafeBytes { out.bf16Results.append(contentsOf: $0) } }
+        func roundedSum(_ i: Int) -> Float {
+            (1..<R).reduce(BFloat16.round(v(0, i))) { $0 + BFloat16.round(v($1, i)) }
+        }
+        var recv16 = [Float](repeating: .nan, count: shards[me].count)
+        try timed(staged("reduce-scatter")) {
+            try send.withUnsafeBufferPointer { s in
+                try recv16.withUnsafeMutableBufferPointer { try comm.reduceScatterSumBF16(s.baseAddress!, $0.baseAddress!, shards: shards) }
+            }
+            return shards[me].filter { recv16[$0 - shards[me].lowerBound].bitPattern != roundedSum($0).bitPattern }.count
+        }
+        keep16(recv16)
+        var g16 = [Float](repeating: .nan, count: n)
+        for i in shards[me] { g16[i] = v(me, i) }
+        try timed(staged("allgather")) {
+            try g16.withUnsafeMutableBufferPointer { try comm.allgatherBF16($0.baseAddress!, shards: shards) }
+            let owner = { (i: Int) in shards.firstIndex { $0.contains(i) }! }
+            return (0..<n).filter { g16[$0].bitPattern != BFloat16.round(v(owner($0), $0)).bitPattern }.count
+        }
+        keep16(g16)
         return out
     }
 }
