@@ -313,7 +313,7 @@ public final class Trainer {
         if let i = differs.firstIndex(where: { $0 > 0 }) {
             throw GiftError(.mismatch, "\(fields[i].0) differs between ranks (\(Int(differs[i])) of \(comm.size) ranks differ from rank 0): every rank must be started with the same arguments and files")
         }
-        // (ZeRO-3: each rank read its own shard of the same model, checked above by config: nothing to copy)
+        // (ZeRO-3: each rank read its own shard; the files behind --model were compared at load, RankAgreement: nothing to copy)
         if let baseStore { try baseStore.broadcast(comm) } else if sharded == nil {
             try comm.broadcast(UnsafeMutableRawPointer(params.pointer), bytes: params.count * 4, root: 0)
         }
