@@ -165,11 +165,26 @@ struct TrainCommand: ParsableCommand {
             let data = try TrainData.load(cfg, model: try Plan.modelConfig(cfg.model),
                                           verify: comm.rank == 0 || cfg.objective.kind == .giftRef)
             try checkMemoryPlan(cfg, data: data, comm: comm)
-            var (mc, params) = try loadModel(cfg, comm: comm)
+            // --base-dtype bf16 from a model folder: read straight into the bf16 store a block at a time (the
+            // peak is the bf16 base plus one block, never the fp32 model); a preset (or a ZeRO-3 shard) is
+            // made in fp32, rounded, and the fp32 copy freed
+            let mc: ModelConfig
+            var params: FloatBuffer, store: BF16BaseStore? = nil
+            let folder = FileManager.default.fileExists(atPath: cfg.model + "/" + ModelFolder.configFile)
+            if cfg.baseDtype == "bf16" && folder && !(cfg.zero == 3 && comm.size > 1) {
+                let (c, s) = try BF16BaseStore.load(cfg.model)
+                mc = c; store = s
+                params = FloatBuffer(viewOf: s.view, count: ParameterLayout(c).count, owner: s)
+            } else {
+                let loaded = try loadModel(cfg, comm: comm)
+                mc = loaded.0; params = loaded.1
+                if cfg.baseDtype == "bf16" {
+                    let s = try withExtendedLifetime(params) { try BF16BaseStore(config: mc, from: params.pointer) }
+                    store = s
+                    params = FloatBuffer(viewOf: s.view, count: params.count, owner: s)
+                }
+            }
             let adapters = try loadAdapter(&cfg, model: mc)
-            // --base-dtype bf16: the frozen base rounded to bf16 and the fp32 copy freed
-            let store = cfg.baseDtype == "bf16" ? try BF16BaseStore(config: mc, from: params.pointer) : nil
-            if let store { params = FloatBuffer(viewOf: store.view, count: params.count, owner: store) }
             let trainer = try Trainer(config: cfg, comm: comm, modelConfig: mc, params: params, data: data, adapters: adapters,
                                       baseStore: store)
             guard checkpointEvery >= 0, keepLast >= 1, keepEvery >= 0, (1...22).contains(compressionLevel), compressionWorkers >= 0 else {
