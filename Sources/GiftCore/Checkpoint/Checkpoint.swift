@@ -164,8 +164,7 @@ public struct Manifest: Sendable {
         let world = try int("world_size")
         if world < 1 || world > 1 << 20 { throw bad("world_size", "out of range") }
         guard case .object(let mo)? = o["model"] else { throw bad("model", "must be an object") }
-        let modelData = try JSONSerialization.data(withJSONObject: mo.mapValues { $0.foundation })
-        let mc = try ModelConfig.parse(modelData, source: path + " (model)")
+        let mc = try ModelConfig.parse(object: mo, source: path + " (model)")
         guard case .object(let rc)? = o["run_config"] else { throw bad("run_config", "must be an object") }
         guard case .array(let ta)? = o["tensors"] else { throw bad("tensors", "must be an array") }
         var lora: LoRAIdentity?

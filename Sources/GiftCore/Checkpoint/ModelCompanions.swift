@@ -27,8 +27,10 @@ public enum ModelCompanions {
         let shards = Set(try ModelFolder.readIndex(index).values).sorted()
         guard let first = shards.first else { throw GiftError(.format, "\(index): weight_map is empty") }
         let largest = try shards.map { s -> Int in
-            let a = try fm.attributesOfItem(atPath: src + "/" + s)
-            return (a[.size] as? NSNumber)?.intValue ?? 0
+            guard let a = try? fm.attributesOfItem(atPath: src + "/" + s), let size = (a[.size] as? NSNumber)?.intValue else {
+                throw GiftError(.io, "\(src)/\(s): cannot read the size of this shard, which \(index) names")
+            }
+            return size
         }.max() ?? 0
         return (try firstDType(src + "/" + first), largest)
     }

@@ -34,7 +34,9 @@ public enum ModelFolder {
         let (files, location) = try locateTensors(dir, open: { try SafetensorsFile.read(path: $0) })
 
         let source = files.count == 1 ? files[0].path : "\(dir) (\(files.count) shards)"
-        let buffer = FloatBuffer(count: layout.count)
+        // Every tensor checked (present, its shape, a float dtype) before the buffer is allocated: the
+        // layout's size comes from config.json, and only tensors the files hold bound it.
+        var found: [(SafetensorsFile, TensorInfo)] = []
         for t in layout.tensors {
             guard let f = location[t.name] else {
                 throw GiftError(.mismatch, "\(source): missing tensor '\(t.name)' (expected shape \(t.shape))")
@@ -44,6 +46,14 @@ public enum ModelFolder {
                 throw GiftError(.mismatch, "\(f.path): tensor '\(t.name)' has shape \(entry.shape) but "
                                 + "\(configPath) needs \(t.shape)")
             }
+            guard entry.dtype == .F32 || entry.dtype == .BF16 || entry.dtype == .F16 else {
+                throw GiftError(.format, "\(f.path): tensor '\(t.name)' has dtype \(entry.dtype.rawValue); "
+                                + "only F32, BF16 and F16 can be read as floats")
+            }
+            found.append((f, t))
+        }
+        let buffer = FloatBuffer(count: layout.count)
+        for (f, t) in found {
             try f.copyFloats(t.name, into: buffer.pointer + t.offset, count: t.count)
         }
         let known = Set(layout.tensors.map(\.name))

@@ -37,8 +37,10 @@ public enum Resume {
             }
         }
         let mb = m.runConfig["micro_batch"]?.intValue ?? 0, ga = m.runConfig["grad_accum"]?.intValue ?? 0
-        if mb * ga * m.worldSize != globalBatch {
-            throw GiftError(.mismatch, "\(path): the checkpoint was trained with a global batch of \(mb * ga * m.worldSize) (\(m.worldSize) ranks × micro_batch \(mb) × grad_accum \(ga)); this run's is \(globalBatch): set --micro-batch/--grad-accum so ranks × micro × accum matches")
+        // the manifest's numbers are untrusted: their product may overflow
+        let (mg, o1) = mb.multipliedReportingOverflow(by: ga), (trained, o2) = mg.multipliedReportingOverflow(by: m.worldSize)
+        if o1 || o2 || trained != globalBatch {
+            throw GiftError(.mismatch, "\(path): the checkpoint was trained with a global batch of \(o1 || o2 ? "(overflow)" : String(trained)) (\(m.worldSize) ranks × micro_batch \(mb) × grad_accum \(ga)); this run's is \(globalBatch): set --micro-batch/--grad-accum so ranks × micro × accum matches")
         }
     }
 
@@ -98,6 +100,16 @@ public enum Resume {
 }
 
 extension Resume {
+    /// Refuses, before allocating it, a buffer of `floats` floats that a manifest asks for but this
+    /// machine's memory cannot hold (the manifest's model is untrusted until its shards are read).
+    static func checkFitsInMemory(floats: Int, _ manifest: String) throws {
+        let memory = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+        guard floats <= memory / 4 else {
+            throw GiftError(.format, "\(manifest): the checkpoint's model has \(floats) parameters (\(floats) × 4 bytes), "
+                            + "more than this machine's \(memory) bytes of memory")
+        }
+    }
+
     /// The model of a checkpoint folder, or of a run folder's newest complete checkpoint.
     /// The model folder a checkpoint's run started from (its run config's "model"), when that was a
     /// folder that still exists; nil for a preset.
@@ -126,7 +138,9 @@ extension Resume {
                     let (layout, adapters, base) = try loadAdapters(c)
                     return (man.modelConfig, layout.merged(base: base.pointer, adapters: adapters.pointer), c)
                 }
-                let params = FloatBuffer(count: ParameterLayout(man.modelConfig).count)
+                let count = ParameterLayout(man.modelConfig).count
+                try checkFitsInMemory(floats: count, c + "/manifest.json")
+                let params = FloatBuffer(count: count)
                 _ = try load(c, params: params.pointer, m: nil, v: nil)
                 return (man.modelConfig, params, c)
             } catch {
@@ -168,7 +182,22 @@ extension Resume {
         if FileManager.default.fileExists(atPath: id.baseModel + "/" + ModelFolder.configFile) {
             base = try ModelFolder.load(id.baseModel).1
         } else if ModelConfig.presetNames.contains(id.baseModel) {
-            base = ParameterLayout(man.modelConfig).initialize(seed: UInt64(man.runConfig["init_seed"]?.intValue ?? 0))
+            // a preset base is the preset's config (training takes it as is); the manifest's model, untrusted
+            // until then, must be that config before a buffer of its size is made and initialised
+            let preset = try ModelConfig.preset(id.baseModel)
+            guard man.modelConfig == preset else {
+                throw GiftError(.mismatch, "\(c)/manifest.json: the adapters' base is the preset \(id.baseModel), but field 'model' "
+                                + "describes another model (d_model \(man.modelConfig.dModel), \(man.modelConfig.nLayers) layers, "
+                                + "vocab \(man.modelConfig.vocab); the preset has d_model \(preset.dModel), \(preset.nLayers) layers, vocab \(preset.vocab))")
+            }
+            var seed: UInt64 = 0
+            if let v = man.runConfig["init_seed"] {
+                guard case .number(let t) = v, let s = UInt64(t) else {
+                    throw GiftError(.format, "\(c)/manifest.json: field 'run_config.init_seed' must be a non-negative integer, got \(v.brief)")
+                }
+                seed = s
+            }
+            base = ParameterLayout(preset).initialize(seed: seed)
         } else {
             throw GiftError(.io, "\(c): the adapters' base model \(id.baseModel) is not found (run from the folder the training ran in, or export with --model BASE --adapter RUN_DIR/adapter)")
         }
@@ -189,6 +218,7 @@ extension Resume {
         let man = try Manifest.read(c + "/manifest.json")
         guard let id = man.lora else { throw GiftError(.usage, "\(c): not a LoRA checkpoint (it holds every parameter)") }
         let layout = try LoRALayout(man.modelConfig, id.config)
+        try checkFitsInMemory(floats: layout.count, c + "/manifest.json")
         let adapters = FloatBuffer(count: layout.count)
         _ = try load(c, params: adapters.pointer, m: nil, v: nil)
         return (man, layout, adapters)

@@ -166,7 +166,7 @@ public enum PreparedDataset {
         let n = try count("examples"), total = try count("tokens")
         func mapped(_ field: String, bytes want: Int, hashField: String, verify: Bool = true) throws -> Data {
             let name = try str(field), path = dir + "/" + name
-            guard !name.contains("/"), !name.hasPrefix(".") else { throw GiftError(.format, "\(mpath): field \"\(field)\" must name a file inside \(dir)") }
+            guard !name.isEmpty, !name.contains("/"), !name.hasPrefix(".") else { throw GiftError(.format, "\(mpath): field \"\(field)\" must name a file inside \(dir)") }
             let d: Data
             do { d = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
                 throw GiftError(.io, "cannot read \(path) (manifest field \"\(field)\"): \(error.localizedDescription)")

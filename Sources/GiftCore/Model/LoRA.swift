@@ -43,7 +43,7 @@ public struct LoRAConfig: Equatable, Sendable {
 
     public func validate(for c: ModelConfig) throws {
         guard enabled else { return }
-        if !(alpha > 0) { throw GiftError(.config, "lora_alpha must be positive, got \(alpha)") }
+        if !(alpha > 0 && alpha.isFinite) { throw GiftError(.config, "lora_alpha must be positive and finite, got \(alpha)") }
         if !(dropout >= 0 && dropout < 1) { throw GiftError(.config, "lora_dropout must be in [0, 1), got \(dropout)") }
         if targets.isEmpty { throw GiftError(.config, "lora_targets is empty") }
         for t in targets {
