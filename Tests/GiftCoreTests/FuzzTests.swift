@@ -508,32 +508,8 @@ final class FuzzTests: XCTestCase {
 
     // MARK: through the CLI
 
-    struct Outcome { var status: Int32; var signaled: Bool; var stderr: String; var seconds: Double }
-
-    /// Runs gift with `args` (and `stdin`), stopping it after 60 s.
-    func gift(_ args: [String], stdin: String? = nil) throws -> Outcome {
-        let p = Process()
-        p.executableURL = giftBinary
-        p.arguments = args
-        let err = Pipe(), out = Pipe(), inp = Pipe()
-        p.standardError = err; p.standardOutput = out; p.standardInput = inp
-        let start = Date()
-        try p.run()
-        if let stdin { inp.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try? inp.fileHandleForWriting.close()
-        final class Box: @unchecked Sendable { var data = Data() }
-        let outBox = Box()
-        let g = DispatchGroup()
-        g.enter(); DispatchQueue.global().async { outBox.data = out.fileHandleForReading.readDataToEndOfFile(); g.leave() }
-        let killer = DispatchWorkItem { if p.isRunning { p.terminate() } }
-        DispatchQueue.global().asyncAfter(deadline: .now() + 60, execute: killer)
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        g.wait()
-        p.waitUntilExit()
-        killer.cancel()
-        return Outcome(status: p.terminationStatus, signaled: p.terminationReason == .uncaughtSignal,
-                       stderr: String(decoding: errData, as: UTF8.self), seconds: Date().timeIntervalSince(start))
-    }
+    typealias Outcome = GuardedRun
+    func gift(_ args: [String], stdin: String? = nil) throws -> GuardedRun { try runGiftGuarded(args, stdin: stdin) }
 
     /// The CLI on mutated folders: exit status 0 (harmless) or 1 with one error line, never a signal, in
     /// a few seconds. Counts: `totalCases / 100` cases per command (30 at the default).

@@ -107,6 +107,35 @@ func runGift(_ args: [String], env: [String: String] = [:]) throws -> RunResult 
     try runProcess(giftBinary, args, env: env)
 }
 
+/// How a guarded gift run ended: its status, whether a signal ended it, its stderr and its wall seconds.
+struct GuardedRun { var status: Int32; var signaled: Bool; var stderr: String; var seconds: Double }
+
+/// Runs gift with `args` (and `stdin`) for the untrusted-input tests, stopping it after 60 s (a hang fails
+/// the test rather than the suite).
+func runGiftGuarded(_ args: [String], stdin: String? = nil) throws -> GuardedRun {
+    let p = Process()
+    p.executableURL = giftBinary
+    p.arguments = args
+    let err = Pipe(), out = Pipe(), inp = Pipe()
+    p.standardError = err; p.standardOutput = out; p.standardInput = inp
+    let start = Date()
+    try p.run()
+    if let stdin { inp.fileHandleForWriting.write(Data(stdin.utf8)) }
+    try? inp.fileHandleForWriting.close()
+    final class Box: @unchecked Sendable { var data = Data() }
+    let outBox = Box()
+    let g = DispatchGroup()
+    g.enter(); DispatchQueue.global().async { outBox.data = out.fileHandleForReading.readDataToEndOfFile(); g.leave() }
+    let killer = DispatchWorkItem { if p.isRunning { p.terminate() } }
+    DispatchQueue.global().asyncAfter(deadline: .now() + 60, execute: killer)
+    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    g.wait()
+    p.waitUntilExit()
+    killer.cancel()
+    return GuardedRun(status: p.terminationStatus, signaled: p.terminationReason == .uncaughtSignal,
+                      stderr: String(decoding: errData, as: UTF8.self), seconds: Date().timeIntervalSince(start))
+}
+
 /// A fresh temporary folder, removed at the end of the test.
 func temporaryDirectory(_ test: XCTestCase) throws -> URL {
     let u = FileManager.default.temporaryDirectory.appendingPathComponent("gift-test-\(UUID().uuidString)")

@@ -12,34 +12,8 @@ final class UntrustedInputTests: XCTestCase {
     /// and benchmark took 10, hence the margin).
     static let timeLimit = 30.0
 
-    struct Outcome { var status: Int32; var signaled: Bool; var stderr: String; var seconds: Double }
-
-    /// Runs gift with `args`, stopping it after 60 s (a hang fails the test rather than the suite).
-    func gift(_ args: [String], stdin: String? = nil) throws -> Outcome {
-        let p = Process()
-        p.executableURL = giftBinary
-        p.arguments = args
-        let err = Pipe(), out = Pipe(), inp = Pipe()
-        p.standardError = err
-        p.standardOutput = out
-        p.standardInput = inp
-        let start = Date()
-        try p.run()
-        if let stdin { inp.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try? inp.fileHandleForWriting.close()
-        final class Box: @unchecked Sendable { var data = Data() }
-        let outBox = Box()
-        let g = DispatchGroup()
-        g.enter(); DispatchQueue.global().async { outBox.data = out.fileHandleForReading.readDataToEndOfFile(); g.leave() }
-        let killer = DispatchWorkItem { if p.isRunning { p.terminate() } }
-        DispatchQueue.global().asyncAfter(deadline: .now() + 60, execute: killer)
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        g.wait()
-        p.waitUntilExit()
-        killer.cancel()
-        return Outcome(status: p.terminationStatus, signaled: p.terminationReason == .uncaughtSignal,
-                       stderr: String(decoding: errData, as: UTF8.self), seconds: Date().timeIntervalSince(start))
-    }
+    typealias Outcome = GuardedRun
+    func gift(_ args: [String], stdin: String? = nil) throws -> GuardedRun { try runGiftGuarded(args, stdin: stdin) }
 
     /// Exit status 1 from an error, not a signal, within the time limit, one line on stderr holding each
     /// of `needles`.
