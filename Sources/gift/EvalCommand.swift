@@ -20,7 +20,8 @@ struct EvalCommand: ParsableCommand {
         --batch-size problems left-padded with the pad token. d1 lets every token attend to that padding, so its \
         outputs depend on which problems share a batch; --attend-padding does the same (gift's batch i is problems \
         [i·B, (i+1)·B), d1's on one GPU). By default the padding is masked out of attention, so a problem's output \
-        does not depend on its batch.
+        does not depend on its batch. Opt-in: --threshold P and --cache prefix (Fast-dLLM's parallel decoding \
+        and approximate prefix cache), --dtype bf16 (half the weights' memory).
 
         Writes DIR/generations.jsonl (a line per problem in data order: index, question, prompt, output, \
         output_ids, extracted, ground_truth, verdict, and for Sudoku empty_cells) and DIR/eval.json (accuracy, \
@@ -55,7 +56,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "A paper benchmark: gsm8k, math500, countdown or sudoku.") var benchmark: String?
     @Option(help: "The benchmark's data file (JSONL; Sudoku: CSV).") var data: String?
     @Option(help: "Keep the first N problems (after d1's draw for Countdown and Sudoku).") var limit: Int?
-    @Option(help: "Benchmarks: problems per forward batch (default 8).") var batchSize: Int = 8
+    @Option(help: "Benchmarks: problems per forward batch.") var batchSize: Int = 8
     @Flag(help: "Benchmarks: let tokens attend to the batch's left padding, as d1 does (outputs then depend on the batch).")
     var attendPadding = false
     @Option(help: "Benchmarks: weights held as f32, or bf16 (rounded to bf16 and decoded a block at a time: half the memory; read straight from the folder a block at a time, so LLaDA-8B needs about 16 GB).")
