@@ -53,7 +53,7 @@ public struct ModelConfig: Equatable, Sendable {
         if nHeads % nKVHeads != 0 { throw bad("n_heads", "(\(nHeads)) must be a multiple of n_kv_heads (\(nKVHeads))") }
         if embeddingSize < vocabSize { throw bad("embedding_size", "(\(embeddingSize)) is smaller than vocab_size (\(vocabSize))") }
         if nLayers > Self.maxLayers { throw bad("n_layers", "(\(nLayers)) is more than gift's limit of \(Self.maxLayers)") }
-        guard let n = checkedParameterCount, n <= Self.maxParameters else {
+        guard let n = ParameterLayout.checkedCount(self), n <= Self.maxParameters else {
             throw GiftError(.config, "\(source): d_model \(dModel), n_layers \(nLayers), mlp_hidden_size \(mlpHiddenSize) and "
                             + "embedding_size \(embeddingSize) describe more than gift's limit of \(Self.maxParameters) parameters")
         }
@@ -70,24 +70,6 @@ public struct ModelConfig: Equatable, Sendable {
     public static let maxParameters = 1 << 40
     /// Most blocks a config may describe (LLaDA-8B has 32).
     public static let maxLayers = 10_000
-
-    /// The layout's parameter count, nil when it overflows Int (sizes positive, n_kv_heads dividing n_heads).
-    var checkedParameterCount: Int? {
-        func mul(_ a: Int?, _ b: Int?) -> Int? {
-            guard let a, let b else { return nil }
-            let (m, o) = a.multipliedReportingOverflow(by: b)
-            return o ? nil : m
-        }
-        var total = 0
-        for x in [mul(2, mul(embeddingSize, dModel)), mul(nLayers, mul(2, dModel)), mul(nLayers, mul(2, mul(dModel, dModel))),
-                  mul(nLayers, mul(2, mul(kvDim, dModel))), mul(nLayers, mul(3, mul(mlpHiddenSize, dModel))), dModel] {
-            guard let x else { return nil }
-            let (s, o) = total.addingReportingOverflow(x)
-            if o { return nil }
-            total = s
-        }
-        return total
-    }
 
     // MARK: presets
 
@@ -141,9 +123,7 @@ public struct ModelConfig: Equatable, Sendable {
         let bytes = [UInt8](data)
         let root: StrictJSON
         do { root = try StrictJSON.parse(bytes) } catch let e as StrictJSON.ParseError {
-            var line = 1, col = 1
-            for b in bytes.prefix(e.offset) { if b == 0x0A { line += 1; col = 1 } else if b & 0xC0 != 0x80 { col += 1 } }
-            throw GiftError(.format, "\(source): not valid JSON (\(e.message) at byte \(e.offset), line \(line), column \(col))")
+            throw GiftError(.format, "\(source): not valid JSON (\(e.message) at \(StrictJSON.place(in: bytes, offset: e.offset)))")
         }
         guard case .object(let o) = root else { throw GiftError(.format, "\(source): expected a JSON object") }
         return try parse(object: o, source: source)

@@ -34,23 +34,55 @@ public struct ParameterLayout: Sendable {
             off += shape.reduce(1, *)
             return o
         }
-        let d = c.dModel, kv = c.kvDim, ff = c.mlpHiddenSize
+        let d = c.dModel
         wte = add("model.transformer.wte.weight", [c.vocab, d])
+        let blockTensors = Self.blockTensors(c)
         var bl: [BlockOffsets] = []
         for i in 0..<c.nLayers {
-            let p = "model.transformer.blocks.\(i)."
-            bl.append(BlockOffsets(
-                attnNorm: add(p + "attn_norm.weight", [d]), q: add(p + "q_proj.weight", [d, d]),
-                k: add(p + "k_proj.weight", [kv, d]), v: add(p + "v_proj.weight", [kv, d]),
-                attnOut: add(p + "attn_out.weight", [d, d]), ffNorm: add(p + "ff_norm.weight", [d]),
-                ffProj: add(p + "ff_proj.weight", [ff, d]), upProj: add(p + "up_proj.weight", [ff, d]),
-                ffOut: add(p + "ff_out.weight", [d, ff])))
+            let p = "model.transformer.blocks.\(i).", o = blockTensors.map { add(p + $0.name, $0.shape) }
+            bl.append(BlockOffsets(attnNorm: o[0], q: o[1], k: o[2], v: o[3], attnOut: o[4], ffNorm: o[5],
+                                   ffProj: o[6], upProj: o[7], ffOut: o[8]))
         }
         blocks = bl
         lnF = add("model.transformer.ln_f.weight", [d])
         head = add("model.transformer.ff_out.weight", [c.vocab, d])
         tensors = t
         count = off
+    }
+
+    /// One block's tensors (name after "model.transformer.blocks.N."), in layout order: the order
+    /// `BlockOffsets` lists them.
+    static func blockTensors(_ c: ModelConfig) -> [(name: String, shape: [Int])] {
+        let d = c.dModel, kv = c.kvDim, ff = c.mlpHiddenSize
+        return [("attn_norm.weight", [d]), ("q_proj.weight", [d, d]), ("k_proj.weight", [kv, d]), ("v_proj.weight", [kv, d]),
+                ("attn_out.weight", [d, d]), ("ff_norm.weight", [d]), ("ff_proj.weight", [ff, d]), ("up_proj.weight", [ff, d]),
+                ("ff_out.weight", [d, ff])]
+    }
+
+    /// The count `init` would reach, nil when it overflows Int (for sizes read from an untrusted config,
+    /// before a layout is made): the same tensors, each product and sum checked.
+    static func checkedCount(_ c: ModelConfig) -> Int? {
+        func product(_ shape: [Int]) -> Int? {
+            var p = 1
+            for x in shape {
+                let (m, o) = p.multipliedReportingOverflow(by: x)
+                if o { return nil }
+                p = m
+            }
+            return p
+        }
+        func sum(_ xs: [Int?]) -> Int? {
+            var s = 0
+            for x in xs {
+                guard let x else { return nil }
+                let (t, o) = s.addingReportingOverflow(x)
+                if o { return nil }
+                s = t
+            }
+            return s
+        }
+        let block = sum(blockTensors(c).map { product($0.shape) })
+        return sum([product([c.vocab, c.dModel]), block.flatMap { product([c.nLayers, $0]) }, c.dModel, product([c.vocab, c.dModel])])
     }
 
     public func tensor(named name: String) -> TensorInfo? { tensors.first { $0.name == name } }

@@ -224,9 +224,7 @@ struct TJ {
         do {
             return TJ(value: try TokJSON.parse(bytes), path: "", source: source)
         } catch let e as TokJSON.ParseError {
-            var line = 1, col = 1
-            for b in bytes.prefix(e.offset) { if b == 0x0A { line += 1; col = 1 } else if b & 0xC0 != 0x80 { col += 1 } }
-            throw GiftError(.format, "\(source): not valid JSON (\(e.message) at byte \(e.offset), line \(line), column \(col))")
+            throw GiftError(.format, "\(source): not valid JSON (\(e.message) at \(StrictJSON.place(in: bytes, offset: e.offset)))")
         }
     }
 

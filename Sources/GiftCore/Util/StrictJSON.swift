@@ -62,6 +62,14 @@ public enum StrictJSON: Sendable {
         }
     }
 
+    /// Where byte `offset` of `bytes` is, for error messages: "byte B, line L, column C" (lines and columns
+    /// from 1, columns counted in UTF-8 characters).
+    public static func place(in bytes: [UInt8], offset: Int) -> String {
+        var line = 1, col = 1
+        for b in bytes.prefix(offset) { if b == 0x0A { line += 1; col = 1 } else if b & 0xC0 != 0x80 { col += 1 } }
+        return "byte \(offset), line \(line), column \(col)"
+    }
+
     /// Parses one JSON value; only whitespace may follow it.
     public static func parse(_ bytes: [UInt8]) throws -> StrictJSON {
         var p = Parser(b: bytes)
