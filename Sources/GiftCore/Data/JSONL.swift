@@ -49,29 +49,10 @@ public enum JSONLReader {
     /// tokenizer and chat template (`ChatFormatter`); id records stay as they are.
     public static func read(path: String, tokenizer: CharTokenizer?, vocabSize: Int, skipBadLines: Bool,
                             maxLength: Int? = nil, chat: ChatFormatter? = nil) throws -> ([Example], DatasetReport) {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
-            throw GiftError(.io, "data file \(path) does not exist")
-        }
-        guard !isDir.boolValue else { throw GiftError(.io, "data file \(path) is a directory, not a JSONL file") }
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw GiftError(.io, "cannot read data file \(path): \(error.localizedDescription)")
-        }
-        let bytes = [UInt8](data)
         var examples: [Example] = []
         var report = DatasetReport()
-        var start = 0, lineNo = 0
-        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { start = 3 }
-        while start < bytes.count {
-            lineNo += 1
-            var end = start
-            while end < bytes.count && bytes[end] != 0x0A { end += 1 }
-            let next = end + 1
-            if end > start && bytes[end - 1] == 0x0D { end -= 1 }
-            defer { start = next }
-            let line = bytes[start..<end]
-            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+        for l in try TextLines.read(path, what: "data file", kind: "a JSONL file") {
+            let line = l.bytes, lineNo = l.number
             do {
                 if var e = try parseLine(line, tokenizer: tokenizer, vocabSize: vocabSize, chat: chat) {
                     e.line = lineNo

@@ -72,32 +72,12 @@ public enum BenchmarkData {
 
     /// The non-blank lines of `path` with their 1-based numbers; an empty file is an error.
     static func readLines(_ path: String) throws -> [Line] {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
-            throw GiftError(.io, "benchmark file \(path) does not exist")
-        }
-        guard !isDir.boolValue else { throw GiftError(.io, "benchmark file \(path) is a directory, not a file") }
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw GiftError(.io, "cannot read benchmark file \(path): \(error.localizedDescription)")
-        }
-        let bytes = [UInt8](data)
         var out: [Line] = []
-        var start = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
-        var number = 0
-        while start < bytes.count {
-            number += 1
-            var end = start
-            while end < bytes.count && bytes[end] != 0x0A { end += 1 }
-            let next = end + 1
-            if end > start && bytes[end - 1] == 0x0D { end -= 1 }
-            defer { start = next }
-            let raw = bytes[start..<end]
-            if raw.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-            guard let text = String(validating: raw, as: UTF8.self) else {
-                throw GiftError(.data, "\(path):\(number): invalid UTF-8")
+        for l in try TextLines.read(path, what: "benchmark file", kind: "a file") {
+            guard let text = String(validating: l.bytes, as: UTF8.self) else {
+                throw GiftError(.data, "\(path):\(l.number): invalid UTF-8")
             }
-            out.append(Line(number: number, text: text))
+            out.append(Line(number: l.number, text: text))
         }
         if out.isEmpty { throw GiftError(.data, "\(path): the file is empty (no problems)") }
         return out
