@@ -105,6 +105,8 @@ struct EvalCommand: ParsableCommand {
         guard let out else { throw ValidationError("--benchmark needs --out DIR (generations.jsonl and eval.json go there)") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        guard dtype == "f32" || dtype == "bf16" else { throw ValidationError("--dtype must be f32 or bf16, not '\(dtype)'") }
+        let fast = try sampler.fast()
         try compute.apply()
         Profiler.enabled = profile
         let comm: Communicator = try MPICommunicator.fromEnvironment() ?? SingleProcess()
@@ -117,7 +119,6 @@ struct EvalCommand: ParsableCommand {
             let problems = try BenchmarkData.load(b, file: URL(fileURLWithPath: data), limit: limit)
             let builder = try BenchmarkPromptBuilder(model: text)
             let prompts = try problems.map { try builder.prompt(b, $0) }
-            guard dtype == "f32" || dtype == "bf16" else { throw ValidationError("--dtype must be f32 or bf16, not '\(dtype)'") }
             let (cfg, weights) = try loadEvalWeights(model, adapter: adapter, bf16: dtype == "bf16")
             var opts = try sampler.options(genLength: 256, seed: seed)
             opts.maxBatch = batchSize
@@ -130,7 +131,6 @@ struct EvalCommand: ParsableCommand {
                                                  problems: problems.count, model: model, adapter: adapter, sampler: opts,
                                                  attendPadding: attendPadding, padId: padId, precision: compute.precision)
             settings.dtype = dtype
-            let fast = try sampler.fast()
             settings.prefixCache = fast?.prefixCache ?? false
             settings.threshold = fast?.threshold
             let log: (String) -> Void = { if comm.rank == 0 { FileHandle.standardError.write(Data("gift eval: \($0)\n".utf8)) } }

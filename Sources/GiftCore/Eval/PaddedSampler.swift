@@ -133,9 +133,8 @@ public final class PaddedSampler: @unchecked Sendable {
         let promptIndex = x.map { $0 != mask }
         let keyStart: [Int]? = attendPadding ? nil : (0..<copies).flatMap { _ in pad }
         for (bi, block) in schedule.blocks.enumerated() {
-            let end = P + block.upperBound
-            let blockDone = { (0..<b).allSatisfy { j in !x[(j * L + P + block.lowerBound)..<(j * L + end)].contains(mask) } }
-            let start = P + block.lowerBound
+            let start = P + block.lowerBound, end = P + block.upperBound
+            let blockDone = { (0..<b).allSatisfy { j in !x[(j * L + start)..<(j * L + end)].contains(mask) } }
             // this block's cache of everything before it (filled by its first step)
             let cache = prefixCache ? PrefixCache(config: config, batch: copies * b, prefix: start, maxLen: L) : nil
             var s = 0

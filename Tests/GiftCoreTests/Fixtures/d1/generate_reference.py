@@ -1,7 +1,7 @@
 """An independent reference of d1's generate() (dllm-reasoning/d1, eval/generate.py) on an LLaDA model folder,
 in numpy float64, for gift's PaddedSampler test.
 
-The model: LLaDA's architecture as ../../../../../shared/design/architecture.md states it (RMSNorm, rotate-half
+The model: LLaDA's architecture as the design notes' architecture.md states it (RMSNorm, rotate-half
 RoPE, grouped-query bidirectional attention, SwiGLU, untied head), written here from that description.
 The sampler: d1's algorithm: prompts left-padded with the pad id to the batch's longest; the response starts
 as gen_length mask ids; blocks left to right, get_num_transfer_tokens of the block's masks over
