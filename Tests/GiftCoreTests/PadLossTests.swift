@@ -81,8 +81,8 @@ final class PadLossTests: XCTestCase {
         var t = tinyTrainConfig(.sft, dir: dir, steps: 2)
         t.padLoss = .off
         let tr = try makeTrainer(t)
-        let idx = tr.globalIndices(step: 0)
-        let s = tr.sequences(idx, from: tr.data.train)
+        let idx = tr.batches.globalIndices(step: 0)
+        let s = tr.batches.sequences(idx, from: tr.data.train)
         XCTAssertEqual(s.map(\.trainedResponseLength), idx.map { tr.data.train[$0].response.count })
         XCTAssertTrue(s.contains { $0.tokens.count > $0.contentLength! }, "some sequence must be padded")
     }

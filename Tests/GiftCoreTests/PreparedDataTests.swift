@@ -42,7 +42,7 @@ final class PreparedDataTests: XCTestCase {
         XCTAssertEqual(mapped.train, onTheFly.train)
         XCTAssertEqual(mapped.validation, onTheFly.validation)
         XCTAssertEqual(mapped.report.truncated, onTheFly.report.truncated)
-        XCTAssertEqual(Trainer.fingerprint(mapped.train), Trainer.fingerprint(onTheFly.train))
+        XCTAssertEqual(TrainBatches.fingerprint(mapped.train), TrainBatches.fingerprint(onTheFly.train))
         // the mapped examples stay mapped through truncation and the split: their ids are read when trained on
         XCTAssertTrue(mapped.train.allSatisfy { if case .mapped = $0.storage { return true } else { return false } })
         // and train to the same losses
@@ -165,7 +165,7 @@ final class PreparedDataTests: XCTestCase {
         XCTAssertTrue(td.idsUnchecked)
         let t = try Trainer(config: c, modelConfig: mc, params: ParameterLayout(mc).initialize(seed: 1), data: td)
         let line = m.example(0).line
-        XCTAssertThrowsError(try t.checkIDs(Array(td.train.indices), of: td.train)) { e in
+        XCTAssertThrowsError(try t.batches.checkIDs(Array(td.train.indices), of: td.train)) { e in
             XCTAssertTrue("\(e)".contains("line \(line)") && "\(e)".contains("2147483647"), "\(e)")
         }
         // the fingerprint of an unverified open equals the verified one's (the same ids)

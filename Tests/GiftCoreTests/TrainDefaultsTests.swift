@@ -38,7 +38,7 @@ final class TrainDefaultsTests: XCTestCase {
             let t = try makeTrainer(c)
             let idx = Array(0..<16)
             let longest = idx.map { t.data.train[$0].length }.max()!
-            let seqs = t.sequences(idx, from: t.data.train)
+            let seqs = t.batches.sequences(idx, from: t.data.train)
             XCTAssertEqual(Set(seqs.map(\.tokens.count)), [longest + extra], "extra_eos \(extra)")
         }
         var c = RunConfig()

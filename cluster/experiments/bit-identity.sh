@@ -3,7 +3,10 @@
 # 1/2 ranks, plus bf16 matmuls and bf16 gradient reduction on 2 ranks), each with validation and task
 # evaluation every 2 steps and checkpoints, digested into one line per run: the metrics without their
 # timing fields, the trained model or adapter files, and every checkpoint file (manifests and shards).
-# Run it before and after a change and diff the outputs: every line must be equal.
+# Run it before and after a change with the same WORK (the run folder's path is in every manifest) and
+# diff the outputs: every line must be equal. results/bit-identity-before-issue23.txt: the tree before
+# issue 23 (c61bd9c) with the checkpoint writer's rank_state keys sorted (they were in hash order, so
+# checkpoint bytes differed from run to run).
 #   cluster/experiments/bit-identity.sh > before.txt     (GIFT=path/to/gift WORK=/tmp/gift-bit-identity)
 set -euo pipefail
 cd "$(dirname "$0")/../.."

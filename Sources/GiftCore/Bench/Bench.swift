@@ -1,6 +1,6 @@
 import Foundation
 
-/// `gift bench`: whole optimizer steps per objective on a synthetic batch, plus a same-run sgemm
+/// `gift bench`: whole optimizer steps per objective on a synthetic batch (the step training runs, `TrainStep`), plus a same-run sgemm
 /// measurement at the model's largest matmul shape, so a step's achieved GFLOP/s is read against what
 /// the machine's GEMM reaches right now (the machine is shared and noisy: only ratios from one run count).
 public enum Bench {
@@ -21,6 +21,8 @@ public enum Bench {
         public var modelFlopsPerStep: Double
         /// Seconds of each timed step, in order (lanes ran interleaved: step i of every lane ran together).
         public var stepTimes: [Double] = []
+        /// The loss of each timed step (summed over ranks).
+        public var losses: [Double] = []
         /// Seconds per step by phase (with `Profiler.enabled`).
         public var profile: [(String, Double)] = []
         /// Examples per second over all ranks, and the median communication wait per step.
@@ -117,7 +119,7 @@ public enum Bench {
         var compute = Compute(gemm: "openblas", precision: .fp32)   // set when the lane is made
         var summary = ""
         var seqs: [TrainSequence]
-        var times: [Double] = [], waits: [Double] = [], flops = 0.0
+        var times: [Double] = [], waits: [Double] = [], losses: [Double] = [], flops = 0.0
         var profile: (totals: [String: Double], order: [String]) = ([:], [])
         var lora = false
         init(model: Transformer, params: FloatBuffer, objective: ObjectiveOptions, seqs s: [TrainSequence], B: Int, L: Int) {
@@ -132,19 +134,39 @@ public enum Bench {
         }
     }
 
-    /// Times whole optimizer steps (pass 1, pass 2, backward, gradient sum over ranks, AdamW) of every
-    /// objective (training `params` in place), interleaved step by step (A, B, A, B, ...) after `warmup` steps each, so a burst of
-    /// load on a shared machine hits all of them alike; each step time is the median.
+    /// The step settings a bench runs with unless given others: the paper's AdamW and clipping, weight
+    /// decay 0.1, a constant lr of 1e-5 and seed 7 (the values only need to keep the weights sane).
+    public static var stepConfig: RunConfig {
+        var c = RunConfig()
+        c.weightDecay = 0.1; c.lr = 1e-5; c.seed = 7
+        return c
+    }
+
+    /// One timed batch: this rank's sequences and the global batch's normaliser.
+    public struct Batch {
+        public var sequences: [TrainSequence]
+        public var normalizer: LossNormalizer
+        public init(sequences: [TrainSequence], normalizer: LossNormalizer) { self.sequences = sequences; self.normalizer = normalizer }
+    }
+
+    /// Times whole optimizer steps of every objective (training `params` in place) with `TrainStep`, the
+    /// step `gift train` runs: pass 1, pass 2, backward, the gradient summed by the ZeRO stage of `config`
+    /// (0 to 2), clipping and AdamW. Lanes run interleaved step by step (A, B, A, B, ...) after `warmup`
+    /// steps each, so a burst of load on a shared machine hits all of them alike; each step time is the median.
     /// Under MPI every rank runs its own batch and the gradients are summed as in training.
     /// `computes`: each objective runs under each setting (lanes = settings × objectives, interleaved);
-    /// empty: the current `Gemm` setting only.
+    /// empty: the current `Gemm` setting only. `batches`: the batches of steps 0, 1, ... (cycled) in place
+    /// of the synthetic one (`batch`).
     public static func run(model: Transformer, params: FloatBuffer, objectives: [ObjectiveOptions], batch B: Int,
                            seqLen L: Int, steps: Int, warmup: Int, computes: [Compute] = [],
-                           comm: Communicator = SingleProcess(), lora: LoRAConfig? = nil) throws -> [Result] {
+                           comm: Communicator = SingleProcess(), lora: LoRAConfig? = nil,
+                           config: RunConfig = stepConfig, batches: [Batch]? = nil) throws -> [Result] {
         let c = model.config
         var seqs = batch(config: c, batch: B, seqLen: L, seed: 1 + UInt64(comm.rank))
         for i in seqs.indices { seqs[i].exampleIndex += comm.rank * B }
-        let sync = comm.size > 1 ? GradientSync(comm: comm, count: model.layout.count, bucketFloats: 1 << 20) : nil
+        let synthetic = Batch(sequences: seqs, normalizer: LossNormalizer(responseTokens: LossNormalizer.of(seqs).responseTokens * comm.size,
+                                                                          sequences: B * comm.size))
+        let timed = batches ?? [synthetic]
         let settings: [Compute?] = computes.isEmpty ? [nil] : computes
         var lanes: [Lane] = []
         for cs in settings {
@@ -152,7 +174,7 @@ public enum Bench {
             for o in objectives {
                 // with LoRA: each objective's full fine-tuning step beside its LoRA step
                 for withLoRA in lora == nil ? [false] : [false, true] {
-                    let lane = Lane(model: model, params: params, objective: o, seqs: seqs, B: B, L: L)
+                    let lane = Lane(model: model, params: params, objective: o, seqs: timed[0].sequences, B: B, L: L)
                     lane.compute = cs ?? Compute(gemm: Gemm.backend.rawValue, precision: Gemm.precision)
                     lane.summary = Gemm.summary
                     lane.lora = withLoRA
@@ -160,39 +182,43 @@ public enum Bench {
                 }
             }
         }
-        let norm = LossNormalizer(responseTokens: LossNormalizer.of(seqs).responseTokens * comm.size, sequences: B * comm.size)
-        // one runner, gradient, optimizer and parameter copy for all lanes: the peak memory is one model's
-        let runner = ObjectiveRunner(model: model, options: objectives[0], capacityTokens: B * L, maxSeqLen: L)
-        let grads = FloatBuffer(count: model.layout.count), opt = AdamW(layout: model.layout, weightDecay: 0.1)
-        let p = params   // trained in place: no second copy of a large model (`bytesNeeded` counts on it)
+        // one step (runner, gradient, optimizer) for all full lanes and one for the LoRA lanes: the peak
+        // memory is one model's; `params` is trained in place (`bytesNeeded` counts on it)
+        func trainStep(table: TensorTable, trained: FloatBuffer) throws -> TrainStep {
+            let stage = try ParallelStrategies.make(zero: config.zero, ParallelStrategies.Setup(
+                comm: comm, count: table.count, bucketFloats: Int(config.bucketMB * 262_144), bf16Reduce: config.gradReduceDtype == "bf16"))
+            let runner = ObjectiveRunner(model: model, options: objectives[0], capacityTokens: B * L, maxSeqLen: L,
+                                         recompute: config.recompute == "blocks")
+            return TrainStep(runner: runner, stage: stage,
+                             opt: TrainStep.optimizer(table: table, config: config, shard: stage.stage > 0 ? stage.shard : nil),
+                             comm: comm, params: params, trained: trained, microBatch: B, maxGradNorm: config.maxGradNorm, seed: config.seed)
+        }
+        let full = try trainStep(table: model.layout.table, trained: params)
         // LoRA lanes: adapters on the same base, their own runner (activations), gradients and AdamW
         let loraLayout = try lora.map { try LoRALayout(c, $0) }
-        let adapters = loraLayout?.initialize(seed: 1)
-        let loraRunner = loraLayout.map { _ in ObjectiveRunner(model: model, options: objectives[0], capacityTokens: B * L, maxSeqLen: L) }
-        if let loraLayout, let adapters { loraRunner!.attachLoRA(loraLayout, weights: adapters.pointer) }
-        let loraGrads = loraLayout.map { FloatBuffer(count: $0.count) }
-        let loraOpt = loraLayout.map { AdamW(table: $0.table, weightDecay: 0.1) }
-        let loraSync = comm.size > 1 ? loraLayout.map { GradientSync(comm: comm, count: $0.count, bucketFloats: 1 << 20) } : nil
+        let loraStep = try loraLayout.map { ll in
+            let adapters = ll.initialize(seed: 1)
+            let st = try trainStep(table: ll.table, trained: adapters)
+            st.runner.attachLoRA(ll, weights: adapters.pointer)
+            return st
+        }
         for s in 0..<(warmup + steps) {
+            let b = timed[s % timed.count]
             for lane in lanes {
                 Profiler.state = lane.profile
                 if !computes.isEmpty { try Gemm.configure(gemm: lane.compute.gemm, precision: lane.compute.precision) }
+                let step = lane.lora ? loraStep! : full
+                step.runner.options = lane.objective
+                let sequences = batches == nil ? lane.seqs : b.sequences
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                let (run, g, o, y) = lane.lora ? (loraRunner!, loraGrads!, loraOpt!, loraSync) : (runner, grads, opt, sync)
-                let w = lane.lora ? adapters! : p
-                run.options = lane.objective
-                g.zero()
-                y?.begin(g.pointer)
-                let (st, _) = run.run(p.pointer, grads: g.pointer, lane.seqs, seed: 7, step: s,
-                                      normalizer: norm, ready: y.map { y in { y.ready(from: $0) } })
-                if let y { let w = try Profiler.measure("communication") { try y.finish() }; if s >= warmup { lane.waits.append(w) } }
-                Profiler.measure("optimizer") { o.update(params: w.pointer, grads: g.pointer, lr: 1e-5) }
+                let o = try step.run(sequences, step: s, lr: config.lr, normalizer: b.normalizer)
                 let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
                 if s >= warmup {
-                    lane.times.append(dt)
-                    lane.flops += modelFlops(config: c, tokens: B * L, seqLen: L, headRows: st.maskedTokens, backward: true)
+                    lane.times.append(dt); lane.losses.append(o.stats.loss)
+                    if comm.size > 1 { lane.waits.append(o.commWait) }
+                    lane.flops += modelFlops(config: c, tokens: B * L, seqLen: L, headRows: o.stats.maskedTokens, backward: true)
                     if lane.objective.kind.needsPass1 {
-                        lane.flops += modelFlops(config: c, tokens: B * L, seqLen: L, headRows: st.responseTokens, backward: false)
+                        lane.flops += modelFlops(config: c, tokens: B * L, seqLen: L, headRows: o.stats.responseTokens, backward: false)
                     }
                 }
                 lane.profile = s + 1 == warmup ? ([:], []) : Profiler.state
@@ -202,7 +228,7 @@ public enum Bench {
             let per = median(lane.times)
             return Result(objective: lane.objective.kind, compute: lane.compute, computeSummary: lane.summary, sPerStep: per, tokensPerS: Double(B * L * comm.size) / per,
                           gflops: lane.flops / Double(steps) / per / 1e9, modelFlopsPerStep: lane.flops / Double(steps),
-                          stepTimes: lane.times,
+                          stepTimes: lane.times, losses: lane.losses,
                           profile: lane.profile.order.map { ($0, lane.profile.totals[$0]! / Double(steps)) },
                           examplesPerS: Double(B * comm.size) / per, commWait: lane.waits.isEmpty ? 0 : median(lane.waits),
                           loraR: lane.lora ? lora!.r : 0)

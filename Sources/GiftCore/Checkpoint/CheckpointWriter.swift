@@ -67,7 +67,7 @@ public final class CheckpointWriter {
                                 dataFingerprint: dataFingerprint, lora: lora)
         let path = tmp + "/" + Checkpoint.shardName(rank: rank, of: world)
         let rankState = try JSONSerialization.data(withJSONObject: ["rank": rank, "world_size": world, "range": [mine.lowerBound, mine.upperBound],
-                                                                    "step": state.step])
+                                                                    "step": state.step], options: [.sortedKeys])
         var opts = ShardFile.Options(); opts.level = options.level; opts.workers = options.workers
         let nice = options.async ? options.writerNice : 0
         let write: () -> Void = { [cond] in

@@ -65,9 +65,11 @@ public enum Evaluate {
     /// replaced by each repetition's. `log` receives one line per repetition.
     /// `fast`: sample with d1's rules on padded batches plus Fast-dLLM's threshold and/or prefix cache
     /// (`PaddedSampler`) instead of LLaDA's sampler.
+    /// `weightSource`: where the model reads its blocks when `params` is a view that is not resident
+    /// (ZeRO-3 during training: collective, so every rank evaluates the same problems).
     public static func run(config: ModelConfig, params: FloatBuffer, task: BuiltinTask, n: Int = 256,
                            seeds: Int = 3, seed: UInt64 = 0, options: SamplerOptions? = nil, fast: FastDecoding? = nil,
-                           log: ((String) -> Void)? = nil) throws -> EvalResult {
+                           weightSource: BlockWeightSource? = nil, log: ((String) -> Void)? = nil) throws -> EvalResult {
         guard n >= 1 else { throw GiftError(.usage, "n must be at least 1, got \(n)") }
         guard seeds >= 1 else { throw GiftError(.usage, "seeds must be at least 1, got \(seeds)") }
         let tok = try CharTokenizer(vocabSize: config.vocab, eosId: config.eosTokenId, maskId: config.maskTokenId)
@@ -90,10 +92,13 @@ public enum Evaluate {
         opt.seed = seed
         let outs: [[Int32]]
         if let fast {
+            precondition(weightSource == nil, "the padded sampler reads resident weights")
             outs = try fast.sampler(config: config, params: params, options: opt, maxPromptLength: prompts.map(\.count).max()!)
                 .generateAll(prompts, keys: keys)
         } else {
-            outs = try Sampler(config: config, params: params, options: opt).generate(prompts, keys: keys, seeds: promptSeeds)
+            let sampler = try Sampler(config: config, params: params, options: opt)
+            sampler.weightSource = weightSource
+            outs = try sampler.generate(prompts, keys: keys, seeds: promptSeeds)
         }
         var records: [EvalRecord] = [], accs: [Double] = []
         var k = 0

@@ -147,6 +147,9 @@ public final class Sampler: @unchecked Sendable {
     let params: FloatBuffer
     /// Called after every step for every sequence, in order of steps.
     public var trace: ((SamplerTraceStep) -> Void)?
+    /// Where the model reads its blocks when `params` is not resident (ZeRO-3's gathered view: every rank
+    /// must then sample the same prompts, as the gathers are collective).
+    public var weightSource: BlockWeightSource?
 
     public init(config: ModelConfig, params: FloatBuffer, options: SamplerOptions) throws {
         try options.validate()
@@ -181,6 +184,7 @@ public final class Sampler: @unchecked Sendable {
         let copies = options.cfg > 0 ? 2 : 1
         let batchCap = min(options.maxBatch, prompts.count)
         let model = Transformer(config: config, maxSeqLen: maxLen)
+        model.weightSource = weightSource
         let acts = Activations(config: config, capacityTokens: copies * batchCap * maxLen, maxSeqLen: maxLen, training: false)
         // stable grouping by length, then batches of up to maxBatch
         let order = prompts.indices.sorted { (prompts[$0].count, $0) < (prompts[$1].count, $1) }
@@ -192,7 +196,7 @@ public final class Sampler: @unchecked Sendable {
             while end < order.count && end - start < batchCap && prompts[order[end]].count == len { end += 1 }
             let idx = Array(order[start..<end])
             // bf16: the weights' bf16 copy lives for one batch of prompts (params do not change meanwhile)
-            let res = Gemm.withWeightMirror(params.pointer, count: params.count) {
+            let res = Gemm.withWeightMirror(params.pointer, count: weightSource == nil ? params.count : 0) {
                 run(prompts: idx.map { prompts[$0] }, keys: idx.map { keys[$0] }, seeds: idx.map { seeds[$0] },
                     model: model, acts: acts)
             }
