@@ -21,6 +21,12 @@ if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c 'import torch, peft' 2>/
   "$VENV/bin/pip" install --quiet torch peft \
     || echo "test.sh: could not install torch and peft into $VENV; the PEFT check will be skipped" >&2
 fi
+# TensorBoard for the event-file check (TensorBoardTests reads gift's files back with it), best effort:
+# without it that check is skipped with the reason.
+if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c 'import tensorboard' 2>/dev/null; then
+  "$VENV/bin/pip" install --quiet tensorboard \
+    || echo "test.sh: could not install tensorboard into $VENV; the TensorBoard check will be skipped" >&2
+fi
 if "$VENV/bin/python" -c 'import safetensors' 2>/dev/null; then export GIFT_PYTHON="$VENV/bin/python"; fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_pml=ob1
 exec swift test -c release -Xswiftc -enable-testing "$@"
