@@ -105,7 +105,7 @@ public final class Trainer {
             lora = nil; trainable = sharded?.master ?? params; table = ParameterLayout(modelConfig).table; loraIdentity = nil
         }
         trainableBase = trainable.pointer - (sharded?.shard.lowerBound ?? 0)
-        try Gemm.configure(gemm: config.gemm, precision: config.precision)
+        try Gemm.configure(gemm: config.gemm.rawValue, precision: config.precision)
         model = Transformer(config: modelConfig, maxSeqLen: max(2, min(config.maxLength, data.maxExampleLength + 1)))
         model.weightSource = baseStore ?? sharded
         eos = Int32(modelConfig.eosTokenId)
@@ -118,7 +118,7 @@ public final class Trainer {
         totalSteps = config.maxSteps > 0 ? config.maxSteps : config.epochs * stepsPerEpoch
         warmupSteps = LRSchedule.warmupSteps(ratio: config.warmupRatio, total: totalSteps)
         shards = shardRanges(count: table.count, parts: comm.size)
-        let bucketFloats = Int(config.bucketMB * 262_144), bf16Reduce = config.gradReduceDtype == "bf16"
+        let bucketFloats = Int(config.bucketMB * 262_144), bf16Reduce = config.gradReduceDtype == .bf16
         if zeroStage >= 2 {
             let zg = try ShardedGradients(comm: comm, thread: commThread!, count: table.count, bucketFloats: bucketFloats, bf16: bf16Reduce)
             zeroGrads = zg; grads = zg.grads.pointer; gradsOwner = zg; gradShard = zg.gradShard
@@ -133,7 +133,7 @@ public final class Trainer {
         opt.beta1 = config.beta1; opt.beta2 = config.beta2; opt.eps = config.adamEps
         let maxLen = model.rope.maxLen
         runner = ObjectiveRunner(model: model, options: config.objective, capacityTokens: config.microBatch * maxLen,
-                                 maxSeqLen: maxLen, recompute: config.recompute == "blocks")
+                                 maxSeqLen: maxLen, recompute: config.recompute == .blocks)
         fixedPadLength = config.objective.kind == .giftRef ? maxLen : nil
         if let lora { runner.attachLoRA(lora, weights: trainable.pointer) }
     }
@@ -230,7 +230,7 @@ public final class Trainer {
             wait = commThread.waited
         } else if let gs = gradShard {
             try timed {
-                if cfg.gradReduceDtype == "bf16" { try comm.reduceScatterSumBF16(grads, gs.pointer, shards: shards) }
+                if cfg.gradReduceDtype == .bf16 { try comm.reduceScatterSumBF16(grads, gs.pointer, shards: shards) }
                 else { try comm.reduceScatterSum(grads, gs.pointer, shards: shards) }
             }
         }
@@ -248,7 +248,7 @@ public final class Trainer {
         var sq = [GradClip.norm(g + shard.lowerBound, count: shard.count)]
         sq[0] *= sq[0]
         if gradShard != nil { try comm.allreduceSum(&sq) }
-        if zeroStage == 1 { gradientBytesReduced += table.count * (cfg.gradReduceDtype == "bf16" ? 2 : 4) }
+        if zeroStage == 1 { gradientBytesReduced += table.count * (cfg.gradReduceDtype == .bf16 ? 2 : 4) }
         let norm = sq[0].squareRoot()
         if stats.nonFinite > 0 || !stats.loss.isFinite || !norm.isFinite {
             return StepResult(stats: stats, gradNorm: norm, lr: lr, skipped: true, tokens: tokens, commWait: wait, padTokens: padTokens)
@@ -274,7 +274,7 @@ public final class Trainer {
         ((sync?.bytesReduced ?? 0) + gradientBytesReduced + (zeroGrads?.bytesReduced ?? 0),
          gatheredBytes + (sharded?.bytesGathered ?? 0))
     }
-    public var gradientBytesPerStep: Int { table.count * (cfg.gradReduceDtype == "bf16" ? 2 : 4) }
+    public var gradientBytesPerStep: Int { table.count * (cfg.gradReduceDtype == .bf16 ? 2 : 4) }
 
     /// Called in a finite step just before the update, with the steps done (the trained buffer is good).
     var beforeUpdate: ((Int) -> Void)?
@@ -578,7 +578,7 @@ public final class Trainer {
             let paramBytes = sharded != nil ? 4 * shardN : (baseStore?.bytes ?? 4 * params.count) + 4 * (lora?.count ?? 0)
             let gradBytes = zeroStage >= 2 ? 4 * shardN : 4 * table.count + (gradShard != nil ? 4 * shardN : 0)
             log(String(format: "memory: activations %.1f MB (recompute %@), %@ %.1f MB, gradients %.1f MB, AdamW moments %.1f MB (ZeRO %d)",
-                       Double(runner.train.bytes + runner.infer.bytes + (runner.loraTrain?.bytes ?? 0)) / 1e6, cfg.recompute,
+                       Double(runner.train.bytes + runner.infer.bytes + (runner.loraTrain?.bytes ?? 0)) / 1e6, cfg.recompute.rawValue,
                        lora == nil ? (sharded != nil ? "parameter shard" : "parameters") : "frozen base (\(cfg.baseDtype)) + adapters",
                        Double(paramBytes) / 1e6, Double(gradBytes) / 1e6, Double(8 * shardN) / 1e6, zeroStage))
             if comm.size > 1 {
