@@ -41,8 +41,8 @@ struct PlanCommand: ParsableCommand {
         let comm: Communicator = try MPICommunicator.fromEnvironment() ?? SingleProcess()
         defer { (comm as? MPICommunicator)?.finalize() }
         guard let pr = Precision(rawValue: precision) else { throw ValidationError("--precision must be fp32 or bf16") }
-        guard ["none", "blocks"].contains(recompute) else { throw ValidationError("--recompute must be none or blocks") }
-        guard ["fp32", "bf16"].contains(gradReduceDtype) else { throw ValidationError("--grad-reduce-dtype must be fp32 or bf16") }
+        guard let rc = Recompute(rawValue: recompute) else { throw ValidationError("--recompute must be none or blocks") }
+        guard let grd = GradReduceDtype(rawValue: gradReduceDtype) else { throw ValidationError("--grad-reduce-dtype must be fp32 or bf16") }
         guard bf16Kernel == nil || ["native", "emulated"].contains(bf16Kernel!) else { throw ValidationError("--bf16-kernel must be native or emulated") }
         guard gflops.map({ $0 > 0 }) ?? true else { throw ValidationError("--gflops must be positive") }
         guard let kind = ObjectiveKind(rawValue: objective) else { throw ValidationError("--objective: unknown objective '\(objective)'") }
@@ -55,7 +55,7 @@ struct PlanCommand: ParsableCommand {
         let runtime = MemoryInfo.resident() ?? 0
         var s = Plan.Settings()
         s.ranks = ranks ?? comm.size; s.zero = zero; s.microBatch = microBatch; s.gradAccum = gradAccum; s.seqLen = seq
-        s.precision = pr; s.objective = kind; s.recompute = recompute == "blocks"; s.gradReduceBF16 = gradReduceDtype == "bf16"
+        s.precision = pr; s.objective = kind; s.recompute = rc == .blocks; s.gradReduceBF16 = grd == .bf16
         s.bucketMB = bucketMb; s.nativeBF16 = bf16Kernel.map { $0 == "native" } ?? (Gemm.bf16Kernel == .native); s.runtimeBytes = runtime
         let plan = try Plan(config: config, s)
         if comm.rank == 0 { for line in plan.report(gflops: rate) { print(line) } }

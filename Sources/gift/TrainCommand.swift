@@ -6,6 +6,7 @@ struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Fine-tune (or train from scratch) with GIFT, SFT or an ablation.",
+        usage: "gift train [<setting> ...] [<options>]",   // ArgumentParser's own would list every option
         discussion: """
         With no --config, --model or --data, trains the built-in quickstart: a small model ("mini" preset) \
         from scratch on the 4×4 Sudoku task with GIFT, about two minutes on 2 cores, ending with the test \
@@ -51,65 +52,13 @@ struct TrainCommand: ParsableCommand {
           gift train --config cluster/recipes/s1k-lora.json --model LLaDA-8B-Instruct --data s1k.jsonl
         """)
 
+    /// The run settings (`RunSettings.all`): ArgumentParser leaves them to `RunSettingFlags`, and its help
+    /// lists them from the table (`RunSettingsHelp`).
+    @Argument(parsing: .allUnrecognized,
+              help: ArgumentHelp("Run settings, each also a --config file key (micro_batch for --micro-batch); --flag value or --flag=value.",
+                                 valueName: "setting", argumentType: RunSettingsHelp.self))
+    var settings: [String] = []
     @Option(help: "Run config file (JSON).") var config: String?
-    @Option(help: "Model folder or preset (tiny, mini, small, base) to train from scratch.") var model: String?
-    @Option(help: "JSONL file or built-in task (countdown, sudoku).") var data: String?
-    @Option(help: "Examples generated for a built-in task.") var taskExamples: Int?
-    @Option(help: "Objective: \(ObjectiveKind.names).") var objective: String?
-    @Option(help: "gamma in beta = H^gamma.") var entropyPower: Double?
-    @Option(help: "inverse or exact.") var giftWeight: String?
-    @Option(help: "response or content.") var betaReference: String?
-    @Option(help: "token or sequence.") var lossNorm: String?
-    @Option(help: "eps of the time draw.") var timeEpsilon: Double?
-    @Option(help: "Sequences per micro-batch (per rank).") var microBatch: Int?
-    @Option(help: "Micro-batches accumulated per optimizer step.") var gradAccum: Int?
-    @Option(help: "Optimizer steps (0: use --epochs).") var maxSteps: Int?
-    @Option(help: "Passes over the training split.") var epochs: Int?
-    @Option(help: "Peak learning rate.") var lr: Double?
-    @Option(help: "Fraction of the steps spent warming up.") var warmupRatio: Double?
-    @Option(help: "linear, cosine or constant (after warmup).") var schedule: String?
-    @Option(help: "AdamW decoupled weight decay (matrices only; never norm weights).") var weightDecay: Double?
-    @Option(help: "Global gradient-norm clip (0 disables).") var maxGradNorm: Double?
-    @Option(help: "AdamW beta1 (default 0.9).") var beta1: Double?
-    @Option(help: "AdamW beta2 (default 0.999).") var beta2: Double?
-    @Option(help: "AdamW epsilon (default 1e-8).") var adamEps: Double?
-    @Option(help: "Floor of the cosine schedule as a fraction of --lr, as HF's cosine_with_min_lr (min_lr_rate): lr·(r + (1 − r)·½(1 + cos(π·progress))) after warmup (default 0: decay to 0).") var minLrRatio: Double?
-    @Option(help: "EOS tokens appended to every sequence beyond its response: 1 (default) teaches even a batch's longest response to end with EOS (built-in tasks carry no EOS themselves); 0 pads only to the batch's longest, as a plain PyTorch collator does.") var extraEos: Int?
-    @Option(help: "Truncate examples to this many tokens (counted in the log).") var maxLength: Int?
-    @Option(help: "Seed of the data order, the masks and the times.") var seed: UInt64?
-    @Option(help: "Seed of a preset model's initial weights (ignored with a model folder).") var initSeed: Int?
-    @Option(help: "Run folder (default runs/<objective>-<time>).") var out: String?
-    @Option(help: "Validation loss every N steps (0: at the end only).") var evalEvery: Int?
-    @Option(help: "Held-out fraction of the data (JSONL file or built-in task) for the validation loss, chosen by a hash of --seed; the start log names the count (default 0.05: 5% of a JSONL file is not trained on; 0 keeps all).") var validationFraction: Double?
-    @Flag(help: "Skip malformed JSONL lines (counted) instead of stopping at the first.") var skipBadLines = false
-    @Option(help: "JSONL records: auto (by fields), messages, prompt-response, s1k (d1's layout) or ids; text goes through the model folder's tokenizer.json and chat template.")
-    var dataFormat: String?
-    @Option(help: "Consecutive non-finite steps tolerated before stopping.") var maxBadSteps: Int?
-    @Flag(help: "Group examples of similar length into each global batch (HF Trainer's megabatches of 50 batches, sorted, then batches shuffled; deterministic by seed): less padding on data of mixed lengths.")
-    var groupByLength = false
-    @Option(help: "on (LLaDA's convention, default): the EOS padding is response, masked and trained, and counts in the loss normaliser; off: padding is never masked and counts nowhere (still seen by attention).")
-    var padLoss: String?
-    @Option(help: "Task accuracy (countdown, sudoku; test split) at every --eval-every and at the end, logged in metrics.jsonl and the plot.")
-    var evalTask: String?
-    @Option(help: "Test problems per accuracy evaluation.") var evalN: Int?
-    @Option(help: "ZeRO stage, what is sharded over ranks: 0 nothing; 1 the AdamW moments; 2 also the gradients (reduce-scattered bucket by bucket during backward); 3 also the parameters (each block gathered just before it runs, freed after, the next prefetched). Same model at every stage; `gift plan` shows the memory of each.") var zero: Int?
-    @Option(help: "Gradients on the wire: fp32, or bf16 (half the bytes; each rank's contribution rounded to bf16, the owner sums in fp32).") var gradReduceDtype: String?
-    @Option(help: "Gradient allreduce bucket size in MiB (buckets start while backward runs).") var bucketMb: Double?
-    @Option(help: "Matrix-multiply backend: auto (OpenBLAS for fp32; for bf16 oneDNN where its bf16 kernel is the faster one, AMX, else OpenBLAS with bf16-rounded operands), openblas or onednn.") var gemm: String?
-    @Option(help: "Matmul input precision: fp32 or bf16 (fp32 accumulation; master weights, gradients, AdamW state, softmax, norms, entropy and loss stay fp32).") var precision: String?
-    @Option(help: "LoRA rank (0: full fine-tuning of every parameter). The paper's s1K recipe: 128.") var loraR: Int?
-    @Option(help: "LoRA alpha: the adapter is scaled by alpha/r (alpha/sqrt(r) with --lora-rslora). Default 16.") var loraAlpha: Double?
-    @Option(help: "Dropout on the adapters' input during training (PEFT's lora_dropout). Default 0.") var loraDropout: Double?
-    @Option(help: "Comma-separated block layers to adapt: q_proj, k_proj, v_proj, attn_out, ff_proj, up_proj, ff_out. Default q_proj,k_proj,v_proj.") var loraTargets: String?
-    @Flag(help: "Scale adapters by alpha/sqrt(r) (rsLoRA) instead of alpha/r.") var loraRslora = false
-    @Option(help: "A PEFT adapter folder (adapter_config.json + adapter_model.safetensors) to continue training; its config sets the --lora-* values.") var adapter: String?
-    @Option(help: "Activation recomputation: none, or blocks (keep only each block's input for backward and recompute the block there: activation memory of one block instead of all, one more forward per block; bit-identical results).") var recompute: String?
-    @Option(help: "LoRA: store the frozen base as fp32 or bf16 (half the memory of the blocks, decoded one block at a time; the embedding and head stay fp32; the weights are then the bf16-rounded ones, exact for a bf16 model folder).") var baseDtype: String?
-    @Option(help: "s1K records (--data-format s1k): the system prompt that leads the user turn (default: d1's SFT code's).") var s1kSystemPrompt: String?
-    @Option(help: "s1K records: the reasoning tag, <TAG>thinking</TAG> (default reasoning).") var s1kReasoningTag: String?
-    @Option(help: "s1K records: the answer tag, <TAG>attempt</TAG> (default answer).") var s1kAnswerTag: String?
-    @Option(help: "The memory a rank may use (8G, 512M, bytes). Before loading the model gift train prints its memory plan (`gift plan`) and stops, suggesting the cheapest ZeRO stage, recompute or rank count that fits, when the plan exceeds this or, without it, what the node reports (MemAvailable or the cgroup's room, divided by the ranks on this node, and any address-space limit).")
-    var memoryLimit: String?
     @Option(help: "Resume: auto (the run folder's newest complete checkpoint; none: start fresh) or a checkpoint folder.")
     var resume: String?
     @Option(help: "Checkpoint every N optimizer steps (0: only at the end).") var checkpointEvery: Int = 0
@@ -122,29 +71,26 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Stop after this many steps (with a checkpoint), as a preempted job would; --resume auto continues.")
     var stopAtStep: Int?
 
+    /// The flags declared above (ArgumentParser names a property `--kebab-case`), for a typo's suggestion.
+    static var ownFlags: [String] {
+        Mirror(reflecting: TrainCommand()).children.compactMap { $0.label?.dropFirst() }.filter { $0 != "settings" }.map { name in
+            "--" + name.map { $0.isUppercase ? "-" + $0.lowercased() : String($0) }.joined()
+        }
+    }
+
+    func settingFlags() throws -> RunSettingFlags { try RunSettingFlags(settings, otherFlags: Self.ownFlags) }
+
+    /// An unknown setting flag or a missing value is a usage error, reported before anything runs.
+    func validate() throws {
+        do { _ = try settingFlags() } catch let e as GiftError { throw ValidationError(e.message) }
+    }
+
     func resolve() throws -> RunConfig {
-        let quick = config == nil && model == nil && data == nil
+        let flags = try settingFlags()
+        let quick = config == nil && !flags.sets("model") && !flags.sets("data")
         var c = quick ? RunConfig.quickstart : RunConfig()
         if let config { try c.apply(file: config) }
-        let flags: [(String, Any?)] = [
-            ("model", model), ("data", data), ("task_examples", taskExamples), ("objective", objective),
-            ("entropy_power", entropyPower), ("gift_weight", giftWeight), ("beta_reference", betaReference),
-            ("loss_norm", lossNorm), ("time_epsilon", timeEpsilon), ("micro_batch", microBatch), ("grad_accum", gradAccum),
-            ("max_steps", maxSteps), ("epochs", epochs), ("lr", lr), ("warmup_ratio", warmupRatio), ("schedule", schedule),
-            ("weight_decay", weightDecay), ("max_grad_norm", maxGradNorm), ("max_length", maxLength),
-            ("seed", seed.map { Int($0) }), ("out", out), ("eval_every", evalEvery),
-            ("validation_fraction", validationFraction), ("max_bad_steps", maxBadSteps), ("zero", zero), ("grad_reduce_dtype", gradReduceDtype), ("bucket_mb", bucketMb), ("eval_task", evalTask), ("eval_n", evalN),
-            ("gemm", gemm), ("precision", precision), ("init_seed", initSeed), ("data_format", dataFormat), ("pad_loss", padLoss),
-            ("lora_r", loraR), ("lora_alpha", loraAlpha), ("lora_dropout", loraDropout), ("lora_targets", loraTargets),
-            ("adapter", adapter), ("recompute", recompute), ("base_dtype", baseDtype),
-            ("s1k_system_prompt", s1kSystemPrompt), ("s1k_reasoning_tag", s1kReasoningTag), ("s1k_answer_tag", s1kAnswerTag),
-            ("beta1", beta1), ("beta2", beta2), ("adam_eps", adamEps), ("min_lr_ratio", minLrRatio), ("extra_eos", extraEos),
-            ("memory_limit", memoryLimit),
-        ]
-        for (k, v) in flags { if let v { try c.set(k, v, source: "--" + k.replacingOccurrences(of: "_", with: "-")) } }
-        if skipBadLines { c.skipBadLines = true }
-        if groupByLength { c.groupByLength = true }
-        if loraRslora { c.lora.rslora = true }
+        try c.apply(flags)
         if c.out.isEmpty {
             let f = DateFormatter(); f.dateFormat = "yyyyMMdd-HHmmss"
             c.out = "runs/\(c.objective.kind.rawValue)-\(f.string(from: Date()))"
@@ -171,14 +117,14 @@ struct TrainCommand: ParsableCommand {
             let mc: ModelConfig
             var params: FloatBuffer, store: BF16BaseStore? = nil
             let folder = FileManager.default.fileExists(atPath: cfg.model + "/" + ModelFolder.configFile)
-            if cfg.baseDtype == "bf16" && folder && !(cfg.zero == 3 && comm.size > 1) {
+            if cfg.baseDtype == .bf16 && folder && !(cfg.zero == 3 && comm.size > 1) {
                 let (c, s) = try BF16BaseStore.load(cfg.model)
                 mc = c; store = s
                 params = FloatBuffer(viewOf: s.view, count: ParameterLayout(c).count, owner: s)
             } else {
                 let loaded = try loadModel(cfg, comm: comm)
                 mc = loaded.0; params = loaded.1
-                if cfg.baseDtype == "bf16" {
+                if cfg.baseDtype == .bf16 {
                     let s = try withExtendedLifetime(params) { try BF16BaseStore(config: mc, from: params.pointer) }
                     store = s
                     params = FloatBuffer(viewOf: s.view, count: params.count, owner: s)
@@ -223,7 +169,8 @@ struct TrainCommand: ParsableCommand {
         if cfg.lora.enabled && (cfg.lora.r != lc.r || cfg.lora.alpha != lc.alpha || cfg.lora.targets != lc.targets) {
             throw GiftError(.config, "--adapter \(cfg.adapter) has r \(lc.r), alpha \(lc.alpha), targets \(lc.targets.map(\.rawValue).joined(separator: ",")); the --lora-* flags say r \(cfg.lora.r), alpha \(cfg.lora.alpha), targets \(cfg.lora.targets.map(\.rawValue).joined(separator: ",")): leave them out to continue the adapter as it is")
         }
-        let dropout = loraDropout ?? lc.dropout
+        // an explicit --lora-dropout overrides the adapter's (the flags are applied last)
+        let dropout = try settingFlags().sets("lora_dropout") ? cfg.lora.dropout : lc.dropout
         cfg.lora = lc; cfg.lora.dropout = dropout
         return weights
     }

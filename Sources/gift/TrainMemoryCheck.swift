@@ -7,11 +7,11 @@ extension TrainCommand {
     /// are not checked: the plan is for full fine-tuning (its gradients and moments are the adapters' only).
     func checkMemoryPlan(_ cfg: RunConfig, data: TrainData, comm: Communicator) throws {
         guard !cfg.lora.enabled && cfg.adapter.isEmpty else { return }
-        try Gemm.configure(gemm: cfg.gemm, precision: cfg.precision)   // which bf16 kernel: the weight copy's size
+        try Gemm.configure(gemm: cfg.gemm.rawValue, precision: cfg.precision)   // which bf16 kernel: the weight copy's size
         var s = Plan.Settings()
         s.ranks = comm.size; s.zero = cfg.zero; s.microBatch = cfg.microBatch; s.gradAccum = cfg.gradAccum
         s.seqLen = max(2, min(cfg.maxLength, data.maxExampleLength + 1))   // the trainer's activation length
-        s.precision = cfg.precision; s.objective = cfg.objective.kind; s.recompute = cfg.recompute == "blocks"
+        s.precision = cfg.precision; s.objective = cfg.objective.kind; s.recompute = cfg.recompute == .blocks
         s.gradReduceBF16 = (cfg.json["grad_reduce_dtype"] as? String) == "bf16"   // the field, where this build has it
         s.bucketMB = cfg.bucketMB; s.nativeBF16 = Gemm.bf16Kernel == .native
         s.runtimeBytes = MemoryInfo.resident() ?? 0

@@ -70,7 +70,7 @@ final class BF16Tests: XCTestCase {
         func run(_ precision: Precision, kernel: BF16Kernel?, gemm: String) throws -> [Double] {
             let dir = try temporaryDirectory(self)
             var c = tinyTrainConfig(.gift, dir: dir)
-            c.precision = precision; c.gemm = gemm
+            c.precision = precision; c.gemm = GemmBackendChoice(rawValue: gemm)!
             let t = try makeTrainer(c)
             if let kernel { try useBackend(gemm, precision: precision, kernel: kernel) }
             _ = try t.run(outDir: dir.path)

@@ -286,8 +286,8 @@ final class TrainTests: XCTestCase {
         XCTAssertThrowsError(try c.apply(file: p)) { XCTAssertTrue("\($0)".contains("'gemm' must be auto, openblas or onednn"), "\($0)") }
         try #"{"precision": "bf16", "gemm": "openblas"}"#.write(toFile: p, atomically: true, encoding: .utf8)
         try c.apply(file: p)
-        XCTAssertEqual(c.precision, .bf16); XCTAssertEqual(c.gemm, "openblas")
-        c.precision = .fp32; c.gemm = "auto"
+        XCTAssertEqual(c.precision, .bf16); XCTAssertEqual(c.gemm, .openblas)
+        c.precision = .fp32; c.gemm = .auto
         // the written config reads back to the same run
         var back = RunConfig()
         try RunConfig.quickstart.jsonData().write(to: URL(fileURLWithPath: p))

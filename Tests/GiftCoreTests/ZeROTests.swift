@@ -22,7 +22,7 @@ final class ZeROTests: XCTestCase {
         base.microBatch = 8; base.bucketMB = 0.01   // many buckets, cut through tensors
         let (l0, p0, _) = try run(base, steps: 4)
         for zero in [2, 3] {
-            for recompute in ["none", "blocks"] {
+            for recompute in [Recompute.none, .blocks] {
                 var c = base; c.zero = zero; c.recompute = recompute
                 let (l, p, t) = try run(c, steps: 4)
                 XCTAssertEqual(l, l0, "ZeRO-\(zero) recompute \(recompute): losses")
@@ -64,7 +64,7 @@ final class ZeROTests: XCTestCase {
     func testBF16GatherIsExactUnderBF16Precision() throws {
         let d = try temporaryDirectory(self)
         var base = tinyTrainConfig(.gift, dir: d, steps: 3)
-        base.microBatch = 8; base.precision = .bf16; base.gemm = "openblas"
+        base.microBatch = 8; base.precision = .bf16; base.gemm = .openblas
         defer { resetBackend() }
         let (l0, p0, _) = try run(base, steps: 3)
         var c = base; c.zero = 3

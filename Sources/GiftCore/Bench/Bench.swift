@@ -186,9 +186,9 @@ public enum Bench {
         // memory is one model's; `params` is trained in place (`bytesNeeded` counts on it)
         func trainStep(table: TensorTable, trained: FloatBuffer) throws -> TrainStep {
             let stage = try ParallelStrategies.make(zero: config.zero, ParallelStrategies.Setup(
-                comm: comm, count: table.count, bucketFloats: Int(config.bucketMB * 262_144), bf16Reduce: config.gradReduceDtype == "bf16"))
+                comm: comm, count: table.count, bucketFloats: Int(config.bucketMB * 262_144), bf16Reduce: config.gradReduceDtype == .bf16))
             let runner = ObjectiveRunner(model: model, options: objectives[0], capacityTokens: B * L, maxSeqLen: L,
-                                         recompute: config.recompute == "blocks")
+                                         recompute: config.recompute == .blocks)
             return TrainStep(runner: runner, stage: stage,
                              opt: TrainStep.optimizer(table: table, config: config, shard: stage.stage > 0 ? stage.shard : nil),
                              comm: comm, params: params, trained: trained, microBatch: B, maxGradNorm: config.maxGradNorm, seed: config.seed)

@@ -2,20 +2,15 @@ import Foundation
 
 /// Finding, checking and loading the checkpoint to resume from.
 public enum Resume {
-    /// Run-config fields that define the training: a checkpoint made with other values is refused.
-    /// (Not here: out, eval/logging fields, micro_batch and grad_accum, which may change with the
-    /// number of ranks as long as the global batch stays the same.)
-    public static let definingFields = ["task_examples", "objective", "entropy_power", "gift_weight", "beta_reference",
-                                        "time_epsilon", "loss_norm", "dream_p", "max_steps", "epochs", "lr", "warmup_ratio",
-                                        "schedule", "weight_decay", "beta1", "beta2", "adam_eps", "max_grad_norm",
-                                        "max_length", "seed", "validation_fraction", "init_seed", "extra_eos", "min_lr_ratio",
-                                        "lora_r", "lora_alpha", "lora_dropout", "lora_targets", "lora_rslora", "pad_loss"]
+    /// Run-config fields that define the training (`RunSetting.defines`): a checkpoint made with other
+    /// values is refused. (Not among them: out, eval/logging fields, micro_batch and grad_accum, which may
+    /// change with the number of ranks as long as the global batch stays the same.)
+    public static let definingFields = RunSettings.defining.map(\.key)
     /// Defining fields added after checkpoints were first written, with the value those checkpoints
     /// trained with (so they still resume).
-    static let addedLater: [String: String] = ["extra_eos": "1", "min_lr_ratio": "0",
-                                              "lora_r": "0", "lora_alpha": "16.0", "lora_dropout": "0.0",
-                                              "lora_targets": "q_proj,k_proj,v_proj", "lora_rslora": "false",
-                                              "pad_loss": "on"]
+    static let addedLater: [String: String] = RunSettings.defining.reduce(into: [:]) { d, s in
+        if case .addedLater(let was) = s.defines { d[s.key] = was }
+    }
 
     /// Refuses a checkpoint of another model, data, run config or global batch, naming the field.
     public static func checkCompatible(_ m: Manifest, path: String, config: RunConfig, model: ModelConfig,

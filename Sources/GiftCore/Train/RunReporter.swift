@@ -8,6 +8,8 @@ final class RunReporter {
     let log: (String) -> Void
     let stepsPerEpoch: Int
     private let metrics: MetricsWriter?
+    /// `--report-to tensorboard`: the same scalars as TensorBoard events.
+    private let tensorboard: TensorBoardWriter?
     private var progress: ProgressReporter?
     private(set) var losses: [(Double, Double)] = [], vals: [(Double, Double)] = [], accs: [(Double, Double)] = []
     private(set) var firstLoss = Double.nan, lastLoss = Double.nan, lastVal: Double?, lastAcc: EvalResult?
@@ -20,6 +22,7 @@ final class RunReporter {
         let path = outDir + "/metrics.jsonl"
         if isRoot, let s = resumedAt { try TrainCheckpoints.truncateMetrics(path, toStep: s) }
         metrics = isRoot ? try MetricsWriter(path: path, truncate: resumedAt == nil) : nil
+        tensorboard = isRoot && config.reportTo == .tensorboard ? try TensorBoardWriter(directory: outDir + "/tensorboard") : nil
         if isRoot { progress = ProgressReporter(total: totalSteps, isTerminal: ProgressReporter.stderrIsTerminal) }
     }
 
@@ -34,7 +37,7 @@ final class RunReporter {
     }
 
     /// One finished step (`s` counted from 0), with its evaluations.
-    func step(_ s: Int, _ r: Trainer.StepResult, seconds dt: Double, val: Double?, acc: EvalResult?, commWaitReported: Bool) {
+    func step(_ s: Int, _ r: Trainer.StepResult, seconds dt: Double, val: Double?, acc: EvalResult?, commWaitReported: Bool) throws {
         if !r.skipped {
             if firstLoss.isNaN { firstLoss = r.stats.loss }
             lastLoss = r.stats.loss
@@ -60,13 +63,18 @@ final class RunReporter {
         if let val { f.append(("val_loss", val)) }
         if let acc { f.append(("accuracy", acc.accuracy)); f.append(("accuracy_stderr", acc.stderr)); f.append(("accuracy_task", acc.task.name)) }
         metrics.write(f)
+        // every number of the line (not the step: it is the event's), as a scalar named like its field
+        try tensorboard?.write(step: s + 1, wallTime: Date().timeIntervalSince1970, scalars: f.compactMap { k, v in
+            guard k != "step", !(v is Bool) else { return nil }
+            return (v as? Int).map { (k, Double($0)) } ?? (v as? Double).map { (k, $0) }
+        })
         var shown = [("loss", String(format: "%.4f", r.stats.loss))]
         if let lv = lastVal { shown.append(("val", String(format: "%.4f", lv))) }
         if let la = lastAcc { shown.append(("acc", String(format: "%.3f", la.accuracy))) }
         progress?.update(step: s + 1, fields: shown)
     }
 
-    func finishProgress() { progress?.finish() }
+    func finishProgress() { progress?.finish(); tensorboard?.close() }
 
     /// loss.svg and the summary's text (rank 0).
     func finish(summary: inout TrainSummary, endStep: Int, trainCount: Int, globalBatch: Int, loraDir: Bool) throws {

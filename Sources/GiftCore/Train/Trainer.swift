@@ -61,7 +61,7 @@ public final class Trainer {
         self.lora = lora
         table = lora?.table ?? ParameterLayout(modelConfig).table
         let setup = ParallelStrategies.Setup(comm: comm, count: table.count, bucketFloats: Int(config.bucketMB * 262_144),
-                                             bf16Reduce: config.gradReduceDtype == "bf16")
+                                             bf16Reduce: config.gradReduceDtype == .bf16)
         let stage: any ParallelStrategy
         if ParallelStrategies.stage(config.zero, ranks: comm.size) == 3 {
             let fs = try FullySharded(setup, config: modelConfig, params: params, bf16Matrices: config.precision == .bf16)
@@ -83,7 +83,7 @@ public final class Trainer {
         } else {
             trainable = stage.weights?.master ?? params; loraIdentity = nil
         }
-        try Gemm.configure(gemm: config.gemm, precision: config.precision)
+        try Gemm.configure(gemm: config.gemm.rawValue, precision: config.precision)
         batches = try TrainBatches(config: config, data: data, ranks: comm.size, eos: Int32(modelConfig.eosTokenId), vocab: modelConfig.vocab)
         model = Transformer(config: modelConfig, maxSeqLen: max(2, min(config.maxLength, data.maxExampleLength + 1)))
         model.weightSource = baseStore ?? stage.weights
@@ -92,7 +92,7 @@ public final class Trainer {
         let opt = TrainStep.optimizer(table: table, config: config, shard: stage.stage > 0 ? stage.shard : nil)
         let maxLen = model.rope.maxLen
         let runner = ObjectiveRunner(model: model, options: config.objective, capacityTokens: config.microBatch * maxLen,
-                                     maxSeqLen: maxLen, recompute: config.recompute == "blocks")
+                                     maxSeqLen: maxLen, recompute: config.recompute == .blocks)
         fixedPadLength = config.objective.kind == .giftRef ? maxLen : nil
         if let lora { runner.attachLoRA(lora, weights: trainable.pointer) }
         stepper = TrainStep(runner: runner, stage: stage, opt: opt, comm: comm, params: self.params, trained: trainable,
@@ -118,7 +118,7 @@ public final class Trainer {
     public var resumedFrom: String? { checkpoints.resumedFrom }
     /// Bytes this rank handed to (gradients) or received from (parameters) the collectives so far.
     public var bytesMoved: (gradients: Int, parameters: Int) { stage.bytesMoved }
-    public var gradientBytesPerStep: Int { table.count * (cfg.gradReduceDtype == "bf16" ? 2 : 4) }
+    public var gradientBytesPerStep: Int { table.count * (cfg.gradReduceDtype == .bf16 ? 2 : 4) }
 
     public var checkpointOptions = CheckpointOptions()
     /// "auto", a checkpoint folder, or nil (start fresh).
@@ -224,7 +224,7 @@ extension Trainer {
                 acc = try evaluation.accuracy(seeds: isLast ? 3 : 1)   // 3 seeds at the end
                 if isLast, let acc { try TrainEvaluation.write(acc, outDir: outDir) }
             }
-            report.step(s, r, seconds: dt, val: val, acc: acc, commWaitReported: comm.size > 1)
+            try report.step(s, r, seconds: dt, val: val, acc: acc, commWaitReported: comm.size > 1)
             try checkpoints.writer!.poll()
             if checkpointOptions.every > 0 && (s + 1) % checkpointOptions.every == 0 {
                 try checkpoints.save(stepsDone: s + 1, badSteps: badRun, stepsPerEpoch: stepsPerEpoch, globalBatch: globalBatch)
@@ -281,11 +281,11 @@ extension Trainer {
         let paramBytes = sharded != nil ? 4 * shardN : (baseStore?.bytes ?? 4 * params.count) + 4 * (lora?.count ?? 0)
         let gradBytes = zeroStage >= 2 ? 4 * shardN : 4 * table.count + (zeroStage == 1 ? 4 * shardN : 0)
         log(String(format: "memory: activations %.1f MB (recompute %@), %@ %.1f MB, gradients %.1f MB, AdamW moments %.1f MB (ZeRO %d)",
-                   Double(runner.train.bytes + runner.infer.bytes + (runner.loraTrain?.bytes ?? 0)) / 1e6, cfg.recompute,
-                   lora == nil ? (sharded != nil ? "parameter shard" : "parameters") : "frozen base (\(cfg.baseDtype)) + adapters",
+                   Double(runner.train.bytes + runner.infer.bytes + (runner.loraTrain?.bytes ?? 0)) / 1e6, cfg.recompute.rawValue,
+                   lora == nil ? (sharded != nil ? "parameter shard" : "parameters") : "frozen base (\(cfg.baseDtype.rawValue)) + adapters",
                    Double(paramBytes) / 1e6, Double(gradBytes) / 1e6, Double(8 * shardN) / 1e6, zeroStage))
         if comm.size > 1 {
-            log("gradient sync: \(gradientBytesPerStep) bytes per step per rank (\(lora == nil ? "every parameter" : "the adapters only"), \(stage.description), \(cfg.gradReduceDtype) on the wire)")
+            log("gradient sync: \(gradientBytesPerStep) bytes per step per rank (\(lora == nil ? "every parameter" : "the adapters only"), \(stage.description), \(cfg.gradReduceDtype.rawValue) on the wire)")
         }
         for line in Gemm.kernelReport { log("  " + line) }
     }

@@ -1,0 +1,103 @@
+/// Every run-config setting, declared once, in `gift help train`'s order. A setting's key is its
+/// config-file field (RUN_DIR/config.json) and, with dashes, its `gift train` flag; its default is the
+/// `RunConfig` property's initial value.
+public enum RunSettings {
+    public static let all: [RunSetting] = [
+        .text("model", \.model, "Model folder or preset (tiny, mini, small, base) to train from scratch."),
+        .text("data", \.data, "JSONL file, a folder written by `gift data prepare`, or a built-in task (countdown, sudoku)."),
+        .integer("task_examples", \.taskExamples, min: 1, defines: .yes, "Examples generated for a built-in task."),
+        .choice("objective", \.objective.kind, defines: .yes, "The training objective."),
+        .number("entropy_power", \.objective.entropyPower, defines: .yes, "gamma in beta = H^gamma (gift, gift-sw, gift-ref; gift-raw uses 1)."),
+        .choice("gift_weight", \.objective.giftWeight, defines: .yes, "Weight on masked tokens for the gift family: inverse (1/t_i) or exact."),
+        .choice("beta_reference", \.objective.betaReference, defines: .yes, "Mean for beta_0: response (all response positions) or content (EOS/pad excluded)."),
+        .choice("loss_norm", \.objective.lossNorm, defines: .yes, "Loss normalisation: token (global response tokens) or sequence."),
+        .number("time_epsilon", \.objective.timeEpsilon, defines: .yes, "eps of the time draw t = eps + (1 - 2 eps) u."),
+        .number("dream_p", \.objective.dreamP, defines: .yes, "p of the dream (CART) weights."),
+        .integer("micro_batch", \.microBatch, min: 1, "Sequences per micro-batch (per rank)."),
+        .integer("grad_accum", \.gradAccum, min: 1, "Micro-batches accumulated per optimizer step."),
+        .integer("max_steps", \.maxSteps, min: 0, defines: .yes, "Optimizer steps (0: use --epochs)."),
+        .integer("epochs", \.epochs, min: 0, defines: .yes, "Passes over the training split."),
+        .number("lr", \.lr, defines: .yes, "Peak learning rate."),
+        .number("warmup_ratio", \.warmupRatio, defines: .yes, "Fraction of the steps spent warming up."),
+        .choice("schedule", \.schedule, defines: .yes, "Learning-rate schedule after warmup."),
+        .number("weight_decay", \.weightDecay, defines: .yes, "AdamW decoupled weight decay (matrices only; never norm weights)."),
+        .number("max_grad_norm", \.maxGradNorm, defines: .yes, "Global gradient-norm clip (0 disables)."),
+        .number("beta1", \.beta1, defines: .yes, "AdamW beta1."),
+        .number("beta2", \.beta2, defines: .yes, "AdamW beta2."),
+        .number("adam_eps", \.adamEps, defines: .yes, "AdamW epsilon."),
+        .number("min_lr_ratio", \.minLRRatio, defines: .addedLater(olderCheckpoints: "0"),
+                "Floor of the cosine schedule as a fraction of --lr, as HF's cosine_with_min_lr (min_lr_rate): lr·(r + (1 − r)·½(1 + cos(π·progress))) after warmup (0: decay to 0)."),
+        .integer("extra_eos", \.extraEOS, min: 0, max: 1, defines: .addedLater(olderCheckpoints: "1"),
+                 "EOS tokens appended to every sequence beyond its response: 1 teaches even a batch's longest response to end with EOS (built-in tasks carry no EOS themselves); 0 pads only to the batch's longest, as a plain PyTorch collator does."),
+        .integer("max_length", \.maxLength, min: 1, defines: .yes, "Truncate examples to this many tokens (counted in the log)."),
+        .integer("seed", \.seed, min: 0, defines: .yes, "Seed of the data order, the masks and the times."),
+        .integer("init_seed", \.initSeed, min: 0, defines: .yes, "Seed of a preset model's initial weights (ignored with a model folder)."),
+        .text("out", \.out, "Run folder (default runs/<objective>-<time>)."),
+        .integer("eval_every", \.evalEvery, min: 0, "Validation loss every N steps (0: at the end only)."),
+        .number("validation_fraction", \.validationFraction, defines: .yes,
+                "Held-out fraction of the data (JSONL file or built-in task) for the validation loss, chosen by a hash of --seed; the start log names the count (default 0.05: 5% of a JSONL file is not trained on; 0 keeps all)."),
+        .toggle("skip_bad_lines", \.skipBadLines, "Skip malformed JSONL lines (counted) instead of stopping at the first."),
+        .choice("data_format", \.dataFormat,
+                "JSONL records: auto (by fields), messages, prompt-response, s1k (d1's layout) or ids; text goes through the model folder's tokenizer.json and chat template."),
+        .integer("max_bad_steps", \.maxBadSteps, min: 1, "Consecutive non-finite steps tolerated before stopping."),
+        .toggle("group_by_length", \.groupByLength,
+                "Group examples of similar length into each global batch (HF Trainer's megabatches of 50 batches, sorted, then batches shuffled; deterministic by seed): less padding on data of mixed lengths."),
+        .choice("pad_loss", \.padLoss, defines: .addedLater(olderCheckpoints: "on"),
+                "on (LLaDA's convention): the EOS padding is response, masked and trained, and counts in the loss normaliser; off: padding is never masked and counts nowhere (still seen by attention)."),
+        .text("eval_task", \.evalTask, valid: ({ $0.isEmpty || (try? BuiltinTask(name: $0)) != nil },
+                                               "a built-in task (\(BuiltinTask.names.joined(separator: ", "))) or \"\""),
+              "Task accuracy (countdown, sudoku; test split) at every --eval-every and at the end, logged in metrics.jsonl and the plot."),
+        .integer("eval_n", \.evalN, min: 1, "Test problems per accuracy evaluation."),
+        .integer("zero", \.zero, min: 0, max: 3,
+                 "ZeRO stage, what is sharded over ranks: 0 nothing; 1 the AdamW moments; 2 also the gradients (reduce-scattered bucket by bucket during backward); 3 also the parameters (each block gathered just before it runs, freed after, the next prefetched). Same model at every stage; `gift plan` shows the memory of each."),
+        .choice("grad_reduce_dtype", \.gradReduceDtype, listed: .alternatives,
+                "Gradients on the wire: fp32, or bf16 (half the bytes; each rank's contribution rounded to bf16, the owner sums in fp32)."),
+        .number("bucket_mb", \.bucketMB, .positive, "Gradient allreduce bucket size in MiB (buckets start while backward runs)."),
+        .choice("gemm", \.gemm, listed: .alternatives,
+                "Matrix-multiply backend: auto (OpenBLAS for fp32; for bf16 oneDNN where its bf16 kernel is the faster one, AMX, else OpenBLAS with bf16-rounded operands), openblas or onednn."),
+        .choice("precision", \.precision, listed: .alternatives,
+                "Matmul input precision: fp32 or bf16 (fp32 accumulation; master weights, gradients, AdamW state, softmax, norms, entropy and loss stay fp32)."),
+        .integer("lora_r", \.lora.r, min: 0, defines: .addedLater(olderCheckpoints: "0"),
+                 "LoRA rank (0: full fine-tuning of every parameter). The paper's s1K recipe: 128."),
+        .number("lora_alpha", \.lora.alpha, .positive, defines: .addedLater(olderCheckpoints: "16.0"),
+                "LoRA alpha: the adapter is scaled by alpha/r (alpha/sqrt(r) with --lora-rslora)."),
+        .number("lora_dropout", \.lora.dropout, .fraction, defines: .addedLater(olderCheckpoints: "0.0"),
+                "Dropout on the adapters' input during training (PEFT's lora_dropout)."),
+        RunSetting("lora_targets", .text, defines: .addedLater(olderCheckpoints: "q_proj,k_proj,v_proj"),
+                   "Comma-separated block layers to adapt: \(LoRATarget.allCases.map(\.rawValue).joined(separator: ", ")).",
+                   read: { $0.lora.targets.map(\.rawValue).joined(separator: ",") },
+                   write: { c, v in c.lora.targets = try LoRAConfig.parseTargets(try v.string(), source: "\(v.source): field 'lora_targets'") }),
+        .toggle("lora_rslora", \.lora.rslora, defines: .addedLater(olderCheckpoints: "false"),
+                "Scale adapters by alpha/sqrt(r) (rsLoRA) instead of alpha/r."),
+        .text("adapter", \.adapter,
+              "A PEFT adapter folder (adapter_config.json + adapter_model.safetensors) to continue training; its config sets the --lora-* values."),
+        .choice("recompute", \.recompute, listed: .alternatives,
+                "Activation recomputation: none, or blocks (keep only each block's input for backward and recompute the block there: activation memory of one block instead of all, one more forward per block; bit-identical results)."),
+        .choice("base_dtype", \.baseDtype, listed: .alternatives,
+                "LoRA: store the frozen base as fp32 or bf16 (half the memory of the blocks, decoded one block at a time; the embedding and head stay fp32; the weights are then the bf16-rounded ones, exact for a bf16 model folder)."),
+        .text("s1k_system_prompt", \.s1kSystemPrompt, defaultNote: "d1's SFT code's",
+              "s1K records (--data-format s1k): the system prompt that leads the user turn."),
+        .text("s1k_reasoning_tag", \.s1kReasoningTag, valid: ({ !$0.isEmpty }, "a tag name"),
+              "s1K records: the reasoning tag, <TAG>thinking</TAG>."),
+        .text("s1k_answer_tag", \.s1kAnswerTag, valid: ({ !$0.isEmpty }, "a tag name"),
+              "s1K records: the answer tag, <TAG>attempt</TAG>."),
+        .choice("report_to", \.reportTo,
+                "Where the metrics go besides metrics.jsonl: none, or tensorboard (event files in RUN_DIR/tensorboard with every scalar of each step's metrics line, for `tensorboard --logdir RUN_DIR`)."),
+        // a byte count may come as a JSON number; kept as its text either way
+        RunSetting("memory_limit", .text,
+                   "The memory a rank may use (8G, 512M, bytes). Before loading the model gift train prints its memory plan (`gift plan`) and stops, suggesting the cheapest ZeRO stage, recompute or rank count that fits, when the plan exceeds this or, without it, what the node reports (MemAvailable or the cgroup's room, divided by the ranks on this node, and any address-space limit).",
+                   read: { $0.memoryLimit },
+                   write: { c, v in
+                       let s: String
+                       if case .number(let t) = v.json { s = t } else { s = try v.string() }
+                       if !s.isEmpty && MemoryFit.parseBytes(s) == nil { throw v.bad("a size such as 8G, 512M or a byte count") }
+                       c.memoryLimit = s
+                   }),
+    ]
+
+    static let byKey = Dictionary(uniqueKeysWithValues: all.map { ($0.key, $0) })
+    static let byFlag = Dictionary(uniqueKeysWithValues: all.map { ($0.flag, $0) })
+
+    /// The settings whose values a checkpoint must share to be resumed (`Resume.checkCompatible`).
+    public static var defining: [RunSetting] { all.filter { $0.defines != .no } }
+}
