@@ -186,3 +186,17 @@ let mpiTestEnvironment = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT
 func skipUnlessMPI() throws {
     try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: mpirunURL.path), "mpirun not installed")
 }
+
+/// `gift mpi-check --count COUNT --values VALUES` on `ranks` ranks, with GIFT_MPI_CHUNK = `chunk` when
+/// given; checks that it ended well and said so, and returns its stdout and the folder of its rank files.
+func runMPICheck(_ test: XCTestCase, ranks: Int, chunk: Int?, count: Int, values: String,
+                 file: StaticString = #filePath, line: UInt = #line) throws -> (stdout: String, dir: URL) {
+    let dir = try temporaryDirectory(test)
+    var e = mpiTestEnvironment
+    if let chunk { e["GIFT_MPI_CHUNK"] = "\(chunk)" }
+    let r = try runProcess(mpirunURL, ["-np", "\(ranks)", "--oversubscribe", "--bind-to", "none", giftBinary.path,
+                                       "mpi-check", "--count", "\(count)", "--values", values, "--out", dir.path], env: e)
+    XCTAssertEqual(r.status, 0, r.stdout + r.stderr, file: file, line: line)
+    XCTAssertTrue(r.stdout.contains("all collectives correct"), r.stdout, file: file, line: line)
+    return (r.stdout, dir)
+}
