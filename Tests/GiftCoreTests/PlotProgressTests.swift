@@ -233,8 +233,7 @@ final class PlotProgressTests: XCTestCase {
                           minInterval: Double = 0.2, plainEvery: Double = 10) -> (ProgressReporter, Capture) {
         let cap = Capture()
         let r = ProgressReporter(total: total, isTerminal: terminal, output: { cap.chunks.append($0) },
-                                 minInterval: minInterval, plainEvery: plainEvery)
-        r.now = clock
+                                 minInterval: minInterval, plainEvery: plainEvery, clock: clock)
         return (r, cap)
     }
 
