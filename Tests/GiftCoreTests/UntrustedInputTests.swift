@@ -30,24 +30,21 @@ final class UntrustedInputTests: XCTestCase {
 
     // MARK: a shared chat model folder (python tokenizers trains its tokenizer once for the class)
 
-    nonisolated(unsafe) static var sharedFolder: URL?
+    static let sharedFolder = SharedTestFolder(prefix: "gift-untrusted")
 
     override class func tearDown() {
-        if let d = sharedFolder { try? FileManager.default.removeItem(at: d) }
-        sharedFolder = nil
+        sharedFolder.remove()
         super.tearDown()
     }
 
     /// A fresh copy of the tiny chat model folder (tokenizer.json, tokenizer_config.json, config.json).
     func chatFolder() throws -> URL {
-        if UntrustedInputTests.sharedFolder == nil {
-            let d = FileManager.default.temporaryDirectory.appendingPathComponent("gift-untrusted-\(UUID().uuidString)")
+        let shared = try Self.sharedFolder.get { d in
             try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
-            UntrustedInputTests.sharedFolder = d
             _ = try makeChatModelFolder(d)
         }
         let copy = try temporaryDirectory(self).appendingPathComponent("model")
-        try FileManager.default.copyItem(at: UntrustedInputTests.sharedFolder!, to: copy)
+        try FileManager.default.copyItem(at: shared, to: copy)
         return copy
     }
 
