@@ -32,7 +32,6 @@ let package = Package(
         .executableTarget(name: "gift", dependencies: [
             "GiftCore", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/gift"),
-        .testTarget(name: "GiftCoreTests", dependencies: ["GiftCore", "gift"], path: "Tests/GiftCoreTests", exclude: ["Fixtures"],
-                    swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "GiftCoreTests", dependencies: ["GiftCore", "gift"], path: "Tests/GiftCoreTests", exclude: ["Fixtures"]),
     ]
 )

@@ -20,6 +20,7 @@ struct DataCommand: ParsableCommand {
         subcommands: [DataTaskCommand.self, DataPrepareCommand.self], defaultSubcommand: DataTaskCommand.self)
 }
 
+// The shape every command has (Gift.swift says why it is not shared).
 struct DataTaskCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "task",

@@ -1,6 +1,11 @@
 import ArgumentParser
 import GiftCore
 
+// Every command declares itself alike: a `CommandConfiguration` literal (name, abstract, a usage line
+// written out, since ArgumentParser never wraps USAGE, a discussion ending in examples), then one
+// `@Option`/`@Flag` property a switch, then `run()`. That is ArgumentParser's declarative shape, not logic:
+// a shared helper would only rename CommandConfiguration's parameters, so the commands keep it as it is
+// (and `duplicates` shows their heads and option lists as alike).
 @main
 struct Gift: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GiftCore
 
+// The shape every command has (Gift.swift says why it is not shared).
 /// `gift tokenize`: the ids gift sees, line by line, so anyone can diff them against their own pipeline.
 struct TokenizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -515,6 +515,9 @@ enum FuzzMutator {
 /// Runs each case's loader on one long-lived thread with an 8 MiB stack (the main thread's, which the
 /// CLI runs on), so that a case that hangs is reported (and the run stopped) instead of hanging the suite.
 /// A crash kills the test process, as it should; the signal handler first prints the case being run.
+/// Unchecked Sendable: `job` and `error` pass between the caller and the worker thread only through the
+/// two semaphores (a signal orders the writes before it with the reads after the matching wait); after a
+/// hung case the caller never touches them again (`finished`).
 final class FuzzWorker: @unchecked Sendable {
     enum Outcome { case returned, threw(Error), hung }
     private let go = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
@@ -557,6 +560,9 @@ final class FuzzWorker: @unchecked Sendable {
 
 /// What a crash prints: the case being run, written by a signal handler (async-signal-safe `write`)
 /// before the runtime's own crash report.
+/// nonisolated(unsafe) below: a signal handler may take no lock, so what it reads is plain global memory.
+/// The test thread writes `length` and the buffer between cases; a handler that interrupts a write prints
+/// a torn case name at worst, which is still a crash report.
 enum FuzzCrashReport {
     static let capacity = 8192
     nonisolated(unsafe) static let buffer: UnsafeMutablePointer<CChar> = {
@@ -565,8 +571,8 @@ enum FuzzCrashReport {
         return p
     }()
     nonisolated(unsafe) static var length = 0
-    nonisolated(unsafe) static var installed = false
-    nonisolated(unsafe) static var previousTable = UnsafeMutablePointer<sigaction>.allocate(capacity: 65)
+    nonisolated(unsafe) static var installed = false   // (set once, by the test thread, before any fuzz case)
+    nonisolated(unsafe) static let previousTable = UnsafeMutablePointer<sigaction>.allocate(capacity: 65)
 
     /// Records the case now running (what a crash report prints).
     static func set(_ s: String) {

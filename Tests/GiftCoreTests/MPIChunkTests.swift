@@ -7,29 +7,20 @@ import XCTest
 /// (GIFT_MPI_CHUNK) run those rounds; their results must equal the one-call results byte for byte and the
 /// float64 sums element for element.
 final class MPIChunkTests: XCTestCase {
-    let mpirun = URL(fileURLWithPath: "/usr/bin/mpirun")
-    let env = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_pml": "ob1",
-               "OPENBLAS_NUM_THREADS": "1"]
     /// Prime, so shards are uneven and no round ends on a shard boundary.
     let count = 10007
     let chunk = 300
 
     override func setUpWithError() throws {
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: mpirun.path), "mpirun not installed")
+        try skipUnlessMPI()
     }
 
     /// Runs the check on `ranks` ranks; returns each rank's result bytes and the MPI call count per collective.
     func check(ranks: Int, chunk: Int?, values: String) throws -> (results: [Data], calls: [String: Int]) {
-        let dir = try temporaryDirectory(self)
-        var e = env
-        if let chunk { e["GIFT_MPI_CHUNK"] = "\(chunk)" }
-        let r = try runProcess(mpirun, ["-np", "\(ranks)", "--oversubscribe", "--bind-to", "none", giftBinary.path,
-                                        "mpi-check", "--count", "\(count)", "--values", values, "--out", dir.path], env: e)
-        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
-        XCTAssertTrue(r.stdout.contains("all collectives correct"), r.stdout)
-        XCTAssertTrue(r.stdout.contains("chunk limit \(chunk ?? Int(Int32.max)) elements"), r.stdout)
+        let (stdout, dir) = try runMPICheck(self, ranks: ranks, chunk: chunk, count: count, values: values)
+        XCTAssertTrue(stdout.contains("chunk limit \(chunk ?? Int(Int32.max)) elements"), stdout)
         var calls: [String: Int] = [:]
-        for line in r.stdout.split(separator: "\n") {
+        for line in stdout.split(separator: "\n") {
             let parts = line.components(separatedBy: ": ")
             guard parts.count > 1, let n = Int(parts[1].split(separator: " ")[0]) else { continue }
             calls[String(parts[0].split(separator: " ")[0]) + (parts[0].contains("doubles") ? " f64" : "")] = n

@@ -15,11 +15,10 @@ final class NetnsTests: XCTestCase {
     var namespacesBefore: String?
 
     /// The 1 rank × micro-batch 16 reference run, shared by the tests of one `swift test`.
-    nonisolated(unsafe) static var reference: URL?
+    static let reference = SharedTestFolder(prefix: "gift-netns-ref")
 
     override class func tearDown() {
-        if let r = reference { try? FileManager.default.removeItem(at: r) }
-        reference = nil
+        reference.remove()
         super.tearDown()
     }
 
@@ -73,12 +72,10 @@ final class NetnsTests: XCTestCase {
     }
 
     func referenceRun() throws -> URL {
-        if let r = Self.reference { return r }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gift-netns-ref-\(UUID().uuidString)")
-        let r = try runGift(trainArgs(dir, micro: 16), env: env)
-        XCTAssertEqual(r.status, 0, r.stderr)
-        Self.reference = dir
-        return dir
+        try Self.reference.get { dir in
+            let r = try runGift(trainArgs(dir, micro: 16), env: env)
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
     }
 
     /// loss and val_loss of every step in `steps` agree within the bound of `SummationOrderTrajectory`

@@ -18,17 +18,22 @@ final class ObjectiveTests: XCTestCase {
                 params ?? m.layout.initialize(seed: 3, std: 0.3))
     }
 
-    // Property 1: with every r_i = 1, gift (either weight) masks and weights exactly like sft.
+    // Property 1: with every r_i = 1, gift (either weight) masks and weights exactly like sft. Every beta
+    // is 1 (given as cached betas): beta_0 = n/n = 1 exactly, so every r_i = 1/1 = 1 exactly.
     func testUnitImportanceGiftEqualsSFTBitForBit() {
-        let seqs = [sequence(4, 12, index: 0), sequence(2, 14, index: 7)]
+        let seqs = [sequence(4, 12, index: 0), sequence(2, 14, index: 7)].map {
+            var s = $0; s.cachedBetas = Array(repeating: 1, count: s.responseLength); return s
+        }
         let (sft, params) = runner(ObjectiveOptions(kind: .sft))
         for w in GiftWeight.allCases {
             var o = ObjectiveOptions(kind: .gift); o.giftWeight = w
             let (gift, _) = runner(o, params: params)
-            gift.forceUnitImportance = true
+            gift.betaSource = .cached
             for step in 0..<20 {
                 let g1 = FloatBuffer(count: params.count), g2 = FloatBuffer(count: params.count)
                 let (a, pa) = sft.run(params.pointer, grads: g1.pointer, seqs, seed: 9, step: step, normalizer: .of(seqs))
+                // pass 1 still runs before pass 2, as in training: it must leave nothing behind that pass 2 reads
+                _ = gift.pass1Betas(params.pointer, seqs)
                 let (b, pb) = gift.run(params.pointer, grads: g2.pointer, seqs, seed: 9, step: step, normalizer: .of(seqs))
                 XCTAssertEqual(pa.masked, pb.masked, "step \(step) \(w)")
                 XCTAssertEqual(pa.weights, pb.weights, "step \(step) \(w)")
@@ -50,7 +55,7 @@ final class ObjectiveTests: XCTestCase {
         let (r, _) = runner(o, params: zero)
         var seq = sequence(P, n)
         seq.cachedBetas = betas                        // gift-ref: the frozen model's betas
-        r.betaOverride = betas.map(Double.init)        // pass-1 objectives: as if pass 1 had found these
+        r.betaSource = .cached                         // pass-1 objectives: as if pass 1 had found these
         let rs = Masking.importance(betas: betas.map(Double.init), include: Array(repeating: true, count: n))
         var sum = [Double](repeating: 0, count: n), sq = [Double](repeating: 0, count: n)
         var lossSum = 0.0, lossSq = 0.0

@@ -79,7 +79,10 @@ final class PlotProgressTests: XCTestCase {
 
     func testPlotStructure() {
         let train = LossPlot.Series(name: "train loss",
-                                    points: (1...300).map { (x: Double($0), y: 3 * exp(-Double($0) / 80) + 0.4) })
+                                    points: (1...300).map { (i: Int) -> (x: Double, y: Double) in
+                                        let x = Double(i)
+                                        return (x: x, y: 3 * exp(-x / 80) + 0.4)
+                                    })
         let val = LossPlot.Series(name: "validation loss",
                                   points: [(x: 100, y: 1.3), (x: 200, y: 0.9), (x: 300, y: 0.75)])
         let svg = LossPlot.svg(series: [train, val], title: "Run 7", xLabel: "optimizer step", yLabel: "loss")
@@ -233,8 +236,7 @@ final class PlotProgressTests: XCTestCase {
                           minInterval: Double = 0.2, plainEvery: Double = 10) -> (ProgressReporter, Capture) {
         let cap = Capture()
         let r = ProgressReporter(total: total, isTerminal: terminal, output: { cap.chunks.append($0) },
-                                 minInterval: minInterval, plainEvery: plainEvery)
-        r.now = clock
+                                 minInterval: minInterval, plainEvery: plainEvery, clock: clock)
         return (r, cap)
     }
 

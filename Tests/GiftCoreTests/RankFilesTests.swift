@@ -122,14 +122,8 @@ final class RankFilesTests: XCTestCase {
         try skipUnlessMPI()
         let count = 10007
         func check(ranks: Int, chunk: Int?, values: String) throws -> (stdout: String, results: [Data]) {
-            let dir = try temporaryDirectory(self)
-            var e = env
-            if let chunk { e["GIFT_MPI_CHUNK"] = "\(chunk)" }
-            let r = try runProcess(mpirun, ["-np", "\(ranks)", "--oversubscribe", "--bind-to", "none", giftBinary.path,
-                                            "mpi-check", "--count", "\(count)", "--values", values, "--out", dir.path], env: e)
-            XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
-            XCTAssertTrue(r.stdout.contains("all collectives correct"), r.stdout)
-            return (r.stdout, try (0..<ranks).map { try Data(contentsOf: dir.appendingPathComponent("rank-\($0)-bf16.bin")) })
+            let (stdout, dir) = try runMPICheck(self, ranks: ranks, chunk: chunk, count: count, values: values)
+            return (stdout, try (0..<ranks).map { try Data(contentsOf: dir.appendingPathComponent("rank-\($0)-bf16.bin")) })
         }
         func expected(ranks: Int, me: Int, _ kind: CollectiveCheck.Values) -> Data {
             func v(_ r: Int, _ i: Int) -> Float { BFloat16.round(CollectiveCheck.value(rank: r, index: i, kind)) }

@@ -477,3 +477,21 @@ final class ShardFileTests: XCTestCase {
         return Array(b[(b.count - w.sections[0].compressedBytes)...])
     }
 }
+
+extension ShardFile {
+    /// A complete shard file from entries and their frames (frame lengths and hashes are filled in).
+    /// For the tests that need files with particular (also invalid) contents.
+    static func assemble(_ entries: [Entry], frames: [[UInt8]], version: UInt32 = formatVersion,
+                         fixLengths: Bool = true) -> [UInt8] {
+        var entries = entries
+        if fixLengths {
+            for i in entries.indices {
+                entries[i].compressedBytes = UInt64(frames[i].count)
+                entries[i].frameHash = XXH64.hash(frames[i])
+            }
+        }
+        var file = encodePrefixAndHeader(entries, version: version)
+        for f in frames { file += f }
+        return file
+    }
+}

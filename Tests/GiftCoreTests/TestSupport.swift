@@ -75,6 +75,19 @@ let giftBinary: URL = {
     return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates.last!
 }()
 
+/// Both pipes read to their ends at once (stdout on another thread) before anyone waits for the child,
+/// so that a chatty child never blocks on a full pipe.
+func readToEnd(_ out: Pipe, _ err: Pipe) -> (out: Data, err: Data) {
+    // unchecked: `data` is written by the one reader thread and read only after `g.wait()`, which orders
+    // the two accesses
+    final class Box: @unchecked Sendable { var data = Data() }
+    let outBox = Box(), g = DispatchGroup()
+    g.enter(); DispatchQueue.global().async { outBox.data = out.fileHandleForReading.readDataToEndOfFile(); g.leave() }
+    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    g.wait()
+    return (outBox.data, errData)
+}
+
 struct RunResult { var status: Int32; var stdout: String; var stderr: String }
 
 /// Runs a command, capturing its output; `env` adds to the environment.
@@ -90,14 +103,7 @@ func runProcess(_ exe: URL, _ args: [String], env: [String: String] = [:], cwd: 
     let out = Pipe(), err = Pipe()
     p.standardOutput = out; p.standardError = err
     try p.run()
-    // read both pipes fully before waiting, so a chatty child never blocks on a full pipe
-    final class Box: @unchecked Sendable { var data = Data() }
-    let outBox = Box()
-    let g = DispatchGroup()
-    g.enter(); DispatchQueue.global().async { outBox.data = out.fileHandleForReading.readDataToEndOfFile(); g.leave() }
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
-    g.wait()
-    let outData = outBox.data
+    let (outData, errData) = readToEnd(out, err)
     p.waitUntilExit()
     return RunResult(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
                      stderr: String(decoding: errData, as: UTF8.self))
@@ -122,18 +128,41 @@ func runGiftGuarded(_ args: [String], stdin: String? = nil) throws -> GuardedRun
     try p.run()
     if let stdin { inp.fileHandleForWriting.write(Data(stdin.utf8)) }
     try? inp.fileHandleForWriting.close()
-    final class Box: @unchecked Sendable { var data = Data() }
-    let outBox = Box()
-    let g = DispatchGroup()
-    g.enter(); DispatchQueue.global().async { outBox.data = out.fileHandleForReading.readDataToEndOfFile(); g.leave() }
     let killer = DispatchWorkItem { if p.isRunning { p.terminate() } }
     DispatchQueue.global().asyncAfter(deadline: .now() + 60, execute: killer)
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
-    g.wait()
+    let (_, errData) = readToEnd(out, err)
     p.waitUntilExit()
     killer.cancel()
     return GuardedRun(status: p.terminationStatus, signaled: p.terminationReason == .uncaughtSignal,
                       stderr: String(decoding: errData, as: UTF8.self), seconds: Date().timeIntervalSince(start))
+}
+
+/// A folder made once and shared by the tests of one class (a trained tokenizer, a reference run), removed
+/// by `remove()` in the class's tearDown. XCTest runs a class's tests one after another, so its lock is
+/// never contended; it makes the sharing right whatever thread a test runs on.
+final class SharedTestFolder: @unchecked Sendable {   // unchecked: `url` is read and written under `lock` only
+    private let lock = NSLock()
+    private var url: URL?
+    private let prefix: String
+
+    init(prefix: String) { self.prefix = prefix }
+
+    /// The folder: the first call has `make` fill a new temporary path (a failed `make` leaves nothing behind
+    /// and the next call tries again).
+    func get(_ make: (URL) throws -> Void) throws -> URL {
+        lock.lock(); defer { lock.unlock() }
+        if let url { return url }
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+        do { try make(d) } catch { try? FileManager.default.removeItem(at: d); throw error }
+        url = d
+        return d
+    }
+
+    func remove() {
+        lock.lock(); defer { lock.unlock() }
+        if let url { try? FileManager.default.removeItem(at: url) }
+        url = nil
+    }
 }
 
 /// A fresh temporary folder, removed at the end of the test.
@@ -185,4 +214,18 @@ let mpiTestEnvironment = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT
 
 func skipUnlessMPI() throws {
     try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: mpirunURL.path), "mpirun not installed")
+}
+
+/// `gift mpi-check --count COUNT --values VALUES` on `ranks` ranks, with GIFT_MPI_CHUNK = `chunk` when
+/// given; checks that it ended well and said so, and returns its stdout and the folder of its rank files.
+func runMPICheck(_ test: XCTestCase, ranks: Int, chunk: Int?, count: Int, values: String,
+                 file: StaticString = #filePath, line: UInt = #line) throws -> (stdout: String, dir: URL) {
+    let dir = try temporaryDirectory(test)
+    var e = mpiTestEnvironment
+    if let chunk { e["GIFT_MPI_CHUNK"] = "\(chunk)" }
+    let r = try runProcess(mpirunURL, ["-np", "\(ranks)", "--oversubscribe", "--bind-to", "none", giftBinary.path,
+                                       "mpi-check", "--count", "\(count)", "--values", values, "--out", dir.path], env: e)
+    XCTAssertEqual(r.status, 0, r.stdout + r.stderr, file: file, line: line)
+    XCTAssertTrue(r.stdout.contains("all collectives correct"), r.stdout, file: file, line: line)
+    return (r.stdout, dir)
 }

@@ -30,24 +30,21 @@ final class UntrustedInputTests: XCTestCase {
 
     // MARK: a shared chat model folder (python tokenizers trains its tokenizer once for the class)
 
-    nonisolated(unsafe) static var sharedFolder: URL?
+    static let sharedFolder = SharedTestFolder(prefix: "gift-untrusted")
 
     override class func tearDown() {
-        if let d = sharedFolder { try? FileManager.default.removeItem(at: d) }
-        sharedFolder = nil
+        sharedFolder.remove()
         super.tearDown()
     }
 
     /// A fresh copy of the tiny chat model folder (tokenizer.json, tokenizer_config.json, config.json).
     func chatFolder() throws -> URL {
-        if UntrustedInputTests.sharedFolder == nil {
-            let d = FileManager.default.temporaryDirectory.appendingPathComponent("gift-untrusted-\(UUID().uuidString)")
+        let shared = try Self.sharedFolder.get { d in
             try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
-            UntrustedInputTests.sharedFolder = d
             _ = try makeChatModelFolder(d)
         }
         let copy = try temporaryDirectory(self).appendingPathComponent("model")
-        try FileManager.default.copyItem(at: UntrustedInputTests.sharedFolder!, to: copy)
+        try FileManager.default.copyItem(at: shared, to: copy)
         return copy
     }
 
@@ -65,58 +62,63 @@ final class UntrustedInputTests: XCTestCase {
         return try gift(["tokenize", "--model", dir.path, "--chat"], stdin: #"[{"role": "user", "content": "Hi"}]"# + "\n")
     }
 
-    // MARK: chat templates through the CLI
+    /// `renderWithCLI(template)` refused as `assertRefused` says.
+    func assertTemplateRefused(_ template: String, _ needles: [String], file: StaticString = #filePath, line: UInt = #line) throws {
+        assertRefused(try renderWithCLI(template), needles, file: file, line: line)
+    }
+
+    // MARK: chat templates through the CLI (one refused template a test: the tests are alike by design)
 
     func testHugeStringRepetitionIsRefused() throws {
-        let o = try renderWithCLI(#"{{ "x" * 10000000000 }}"#)
-        assertRefused(o, ["tokenizer_config.json", "line 1, column", "more than the limit of \(CTLimits.maxStringBytes)"])
+        try assertTemplateRefused(#"{{ "x" * 10000000000 }}"#,
+                                  ["tokenizer_config.json", "line 1, column", "more than the limit of \(CTLimits.maxStringBytes)"])
     }
 
     func testDeeplyNestedParenthesesAreRefused() throws {
         let n = 100_000
-        let o = try renderWithCLI("{{ " + String(repeating: "(", count: n) + "1" + String(repeating: ")", count: n) + " }}")
-        assertRefused(o, ["tokenizer_config.json", "line 1, column", "nested too deeply"])
+        try assertTemplateRefused("{{ " + String(repeating: "(", count: n) + "1" + String(repeating: ")", count: n) + " }}",
+                                  ["tokenizer_config.json", "line 1, column", "nested too deeply"])
     }
 
     func testDeeplyNestedIfBlocksAreRefused() throws {
         let n = 20_000
-        let o = try renderWithCLI(String(repeating: "{% if true %}", count: n) + "x" + String(repeating: "{% endif %}", count: n))
-        assertRefused(o, ["tokenizer_config.json", "line 1, column", "nested too deeply"])
+        try assertTemplateRefused(String(repeating: "{% if true %}", count: n) + "x" + String(repeating: "{% endif %}", count: n),
+                                  ["tokenizer_config.json", "line 1, column", "nested too deeply"])
     }
 
     func testLongUnaryMinusChainIsRefused() throws {
-        let o = try renderWithCLI("{{ " + String(repeating: "-", count: 200_000) + "1 }}")
-        assertRefused(o, ["tokenizer_config.json", "line 1, column", "nested too deeply"])
+        try assertTemplateRefused("{{ " + String(repeating: "-", count: 200_000) + "1 }}",
+                                  ["tokenizer_config.json", "line 1, column", "nested too deeply"])
     }
 
     func testLongOperatorChainIsRefused() throws {
-        let o = try renderWithCLI("{{ 1" + String(repeating: " + 1", count: 100_000) + " }}")
-        assertRefused(o, ["tokenizer_config.json", "line 1, column", "expression nested too deeply"])
+        try assertTemplateRefused("{{ 1" + String(repeating: " + 1", count: 100_000) + " }}",
+                                  ["tokenizer_config.json", "line 1, column", "expression nested too deeply"])
     }
 
     func testNestedLoopsRunOutOfSteps() throws {
-        let o = try renderWithCLI("{% for i in range(100000) %}\n{% for j in range(100000) %}{% endfor %}{% endfor %}")
-        assertRefused(o, ["tokenizer_config.json", "line 2, column", "budget of \(CTLimits.maxSteps) evaluation steps"])
+        try assertTemplateRefused("{% for i in range(100000) %}\n{% for j in range(100000) %}{% endfor %}{% endfor %}",
+                                  ["tokenizer_config.json", "line 2, column", "budget of \(CTLimits.maxSteps) evaluation steps"])
     }
 
     func testDeeplyNestedValuesAreRefused() throws {
-        let o = try renderWithCLI("{% set ns = namespace(x=[]) %}{% for i in range(1000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x }}")
-        assertRefused(o, ["tokenizer_config.json", "line 1, column", "nested more than \(CTLimits.maxValueNesting) levels deep"])
+        try assertTemplateRefused("{% set ns = namespace(x=[]) %}{% for i in range(1000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x }}",
+                                  ["tokenizer_config.json", "line 1, column", "nested more than \(CTLimits.maxValueNesting) levels deep"])
     }
 
     func testNamespaceCycleIsRefused() throws {
-        let o = try renderWithCLI("{% set ns = namespace() %}{% set ns.me = [ns] %}{{ ns }}")
-        assertRefused(o, ["tokenizer_config.json", "line 1, column", "cannot hold itself"])
+        try assertTemplateRefused("{% set ns = namespace() %}{% set ns.me = [ns] %}{{ ns }}",
+                                  ["tokenizer_config.json", "line 1, column", "cannot hold itself"])
     }
 
     func testRangeOverMaxRangeStillRefused() throws {
-        let o = try renderWithCLI("{% for i in range(100001) %}{% endfor %}")
-        assertRefused(o, ["tokenizer_config.json", "line 1, column", "MAX_RANGE (100000)"])
+        try assertTemplateRefused("{% for i in range(100001) %}{% endfor %}",
+                                  ["tokenizer_config.json", "line 1, column", "MAX_RANGE (100000)"])
     }
 
     func testRaiseExceptionStillReported() throws {
-        let o = try renderWithCLI(#"{{ raise_exception("no system role") }}"#)
-        assertRefused(o, ["tokenizer_config.json", "raised an exception", "no system role"])
+        try assertTemplateRefused(#"{{ raise_exception("no system role") }}"#,
+                                  ["tokenizer_config.json", "raised an exception", "no system role"])
     }
 
     // MARK: regular expressions

@@ -15,56 +15,78 @@ public enum ModelFolder {
     /// The weights must hold exactly the layout's tensors with exactly its shapes; F32, BF16 and F16 are
     /// accepted and widened to Float.
     public static func load(_ dir: String) throws -> (ModelConfig, FloatBuffer) {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) else {
-            throw GiftError(.io, "model folder '\(dir)' does not exist")
-        }
-        guard isDir.boolValue else { throw GiftError(.io, "model folder '\(dir)' is not a directory") }
-        let configPath = join(dir, configFile)
-        guard FileManager.default.fileExists(atPath: configPath) else {
-            throw GiftError(.io, "\(configPath): not found (a model folder needs a config.json)")
-        }
-        guard let configData = FileManager.default.contents(atPath: configPath) else {
-            throw GiftError(.io, "\(configPath): cannot read")
-        }
-        let config = try ModelConfig.parse(configData, source: configPath)
-        let layout = ParameterLayout(config)
-
-        // Where each tensor lives: one file, or the shards named by the index.
-        let (files, location) = try locateTensors(dir, open: { try SafetensorsFile.read(path: $0) })
-
-        let source = files.count == 1 ? files[0].path : "\(dir) (\(files.count) shards)"
-        // Every tensor checked (present, its shape, a float dtype) before the buffer is allocated: the
-        // layout's size comes from config.json, and only tensors the files hold bound it.
-        var found: [(SafetensorsFile, TensorInfo)] = []
-        for t in layout.tensors {
-            guard let f = location[t.name] else {
-                throw GiftError(.mismatch, "\(source): missing tensor '\(t.name)' (expected shape \(t.shape))")
-            }
-            let entry = try f.tensor(t.name)
-            guard entry.shape == t.shape else {
-                throw GiftError(.mismatch, "\(f.path): tensor '\(t.name)' has shape \(entry.shape) but "
-                                + "\(configPath) needs \(t.shape)")
-            }
-            guard entry.dtype == .F32 || entry.dtype == .BF16 || entry.dtype == .F16 else {
-                throw GiftError(.format, "\(f.path): tensor '\(t.name)' has dtype \(entry.dtype.rawValue); "
-                                + "only F32, BF16 and F16 can be read as floats")
-            }
-            found.append((f, t))
-        }
+        let w = try WeightFolder(dir, open: { try SafetensorsFile.read(path: $0) })
+        let layout = ParameterLayout(w.config)
+        // Every tensor checked (present, its shape, a float dtype, nothing extra) before the buffer is
+        // allocated: the layout's size comes from config.json, and only tensors the files hold bound it.
+        let entries = try w.check(layout)
         let buffer = FloatBuffer(count: layout.count)
-        for (f, t) in found {
+        for (t, (f, _)) in zip(layout.tensors, entries) {
             try f.copyFloats(t.name, into: buffer.pointer + t.offset, count: t.count)
         }
-        let known = Set(layout.tensors.map(\.name))
-        let extra = location.keys.filter { !known.contains($0) }.sorted()
-        if !extra.isEmpty {
-            let shown = extra.prefix(5).map { "'\($0)'" }.joined(separator: ", ")
-            let more = extra.count > 5 ? " and \(extra.count - 5) more" : ""
-            throw GiftError(.mismatch, "\(source): unexpected tensors not in the LLaDA layout of \(configPath): "
-                            + shown + more)
+        return (w.config, buffer)
+    }
+
+    /// A model folder's config and its weight files (`F`: whole files for `load`, headers only for
+    /// `loadRange`), validated alike for both loaders: the same checks, the same messages.
+    struct WeightFolder<F: TensorFileListing> {
+        let config: ModelConfig
+        let configPath: String
+        /// The weight files in the order they were opened (the one file, or the index's shards sorted).
+        let files: [F]
+        /// Where each tensor lives.
+        let location: [String: F]
+        /// The weights as messages name them: the one file, or "DIR (N shards)".
+        let source: String
+
+        init(_ dir: String, open: (String) throws -> F) throws {
+            let fm = FileManager.default
+            var isDir: ObjCBool = false
+            guard fm.fileExists(atPath: dir, isDirectory: &isDir) else {
+                throw GiftError(.io, "model folder '\(dir)' does not exist")
+            }
+            guard isDir.boolValue else { throw GiftError(.io, "model folder '\(dir)' is not a directory") }
+            configPath = join(dir, configFile)
+            guard fm.fileExists(atPath: configPath) else {
+                throw GiftError(.io, "\(configPath): not found (a model folder needs a config.json)")
+            }
+            guard let configData = fm.contents(atPath: configPath) else { throw GiftError(.io, "\(configPath): cannot read") }
+            config = try ModelConfig.parse(configData, source: configPath)
+            // Where each tensor lives: one file, or the shards named by the index.
+            let (files, location) = try locateTensors(dir, open: open)
+            self.files = files; self.location = location
+            source = files.count == 1 ? files[0].path : "\(dir) (\(files.count) shards)"
         }
-        return (config, buffer)
+
+        /// Each layout tensor's file and entry, in layout order, after the checks: present, the layout's
+        /// shape, a float dtype, and no tensor outside the layout.
+        func check(_ layout: ParameterLayout) throws -> [(F, SafetensorsTensor)] {
+            var out: [(F, SafetensorsTensor)] = []
+            for t in layout.tensors {
+                guard let f = location[t.name] else {
+                    throw GiftError(.mismatch, "\(source): missing tensor '\(t.name)' (expected shape \(t.shape))")
+                }
+                let entry = try f.tensor(t.name)
+                guard entry.shape == t.shape else {
+                    throw GiftError(.mismatch, "\(f.path): tensor '\(t.name)' has shape \(entry.shape) but "
+                                    + "\(configPath) needs \(t.shape)")
+                }
+                guard entry.dtype == .F32 || entry.dtype == .BF16 || entry.dtype == .F16 else {
+                    throw GiftError(.format, "\(f.path): tensor '\(t.name)' has dtype \(entry.dtype.rawValue); "
+                                    + "only F32, BF16 and F16 can be read as floats")
+                }
+                out.append((f, entry))
+            }
+            let known = Set(layout.tensors.map(\.name))
+            let extra = location.keys.filter { !known.contains($0) }.sorted()
+            if !extra.isEmpty {
+                let shown = extra.prefix(5).map { "'\($0)'" }.joined(separator: ", ")
+                let more = extra.count > 5 ? " and \(extra.count - 5) more" : ""
+                throw GiftError(.mismatch, "\(source): unexpected tensors not in the LLaDA layout of \(configPath): "
+                                + shown + more)
+            }
+            return out
+        }
     }
 
     /// Parses and validates the shard index; returns tensor name -> shard file name.
@@ -230,5 +252,7 @@ public enum ModelFolder {
 protocol TensorFileListing {
     var path: String { get }
     var tensors: [String: SafetensorsTensor] { get }
+    /// The entry for `name`, or an error naming the file and the tensor.
+    func tensor(_ name: String) throws -> SafetensorsTensor
 }
 extension SafetensorsFile: TensorFileListing {}

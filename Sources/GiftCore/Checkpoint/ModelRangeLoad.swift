@@ -41,7 +41,7 @@ final class SafetensorsHeader: TensorFileListing {
             let fd = self.fd, size = fileSize
             let h = try SafetensorsFile.parseHeader(fileSize: size, path: path) { r in
                 var out = [UInt8](repeating: 0, count: r.count)
-                try out.withUnsafeMutableBytes { try SafetensorsHeader.preadFully(fd, $0.baseAddress!, r.count, at: r.lowerBound, path: path) }
+                try out.withUnsafeMutableBytes { try PositionalIO.read(fd, into: $0.baseAddress!, count: r.count, at: r.lowerBound, path: path) }
                 return out
             }
             tensors = h.tensors; dataStart = h.dataStart
@@ -56,7 +56,7 @@ final class SafetensorsHeader: TensorFileListing {
 
     deinit { close(fd) }
 
-    /// The entry for `name`, or an error naming the file and the tensor.
+    /// The entry for `name`, or an error naming the file and the tensor (as `SafetensorsFile.tensor`).
     func tensor(_ name: String) throws -> SafetensorsTensor {
         guard let t = tensors[name] else { throw GiftError(.format, "\(path): no tensor '\(name)'") }
         return t
@@ -75,16 +75,16 @@ final class SafetensorsHeader: TensorFileListing {
             switch t.dtype {
             case .F32:
                 #if _endian(little)
-                try Self.preadFully(fd, dst + done, n * 4, at: at, path: path)
+                try PositionalIO.read(fd, into: dst + done, count: n * 4, at: at, path: path)
                 #else
-                try Self.preadFully(fd, scratch, n * 4, at: at, path: path)
+                try PositionalIO.read(fd, into: scratch, count: n * 4, at: at, path: path)
                 for i in 0..<n { dst[done + i] = Float(bitPattern: UInt32(littleEndian: scratch.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
                 #endif
             case .BF16:
-                try Self.preadFully(fd, scratch, n * 2, at: at, path: path)
+                try PositionalIO.read(fd, into: scratch, count: n * 2, at: at, path: path)
                 BFloat16.decode(littleEndianBytes: scratch, into: dst + done, count: n)
             case .F16:
-                try Self.preadFully(fd, scratch, n * 2, at: at, path: path)
+                try PositionalIO.read(fd, into: scratch, count: n * 2, at: at, path: path)
                 Float16Bits.decode(littleEndianBytes: scratch, into: dst + done, count: n)
             default:
                 throw GiftError(.format, "\(path): tensor '\(t.name)' has dtype \(t.dtype.rawValue); "
@@ -98,30 +98,12 @@ final class SafetensorsHeader: TensorFileListing {
     func bytes(at offset: Int, count: Int) throws -> [UInt8] {
         precondition(offset >= 0 && count >= 0 && offset + count <= fileSize)
         var out = [UInt8](repeating: 0, count: count)
-        if count > 0 { try out.withUnsafeMutableBytes { try Self.preadFully(fd, $0.baseAddress!, count, at: offset, path: path) } }
+        if count > 0 { try out.withUnsafeMutableBytes { try PositionalIO.read(fd, into: $0.baseAddress!, count: count, at: offset, path: path) } }
         return out
     }
 
     /// Elements converted per read: 1 Mi (a 2 MiB scratch buffer for 16-bit weights).
     static let chunkElements = 1 << 20
-
-    /// Reads exactly `count` bytes at `offset`; a file that ends early (shrunk since its header was
-    /// checked) or a failing read is an error naming the file.
-    static func preadFully(_ fd: Int32, _ dst: UnsafeMutableRawPointer, _ count: Int, at offset: Int, path: String) throws {
-        var got = 0
-        while got < count {
-            let r = pread(fd, dst + got, count - got, off_t(offset + got))
-            if r < 0 {
-                if errno == EINTR { continue }
-                throw GiftError(.io, "\(path): read of \(count) bytes at byte \(offset) failed (\(String(cString: strerror(errno))))")
-            }
-            if r == 0 {
-                throw GiftError(.io, "\(path): file ends at byte \(offset + got), expected \(count) bytes at byte \(offset) "
-                                + "(truncated while being read?)")
-            }
-            got += r
-        }
-    }
 }
 
 extension ModelFolder {
@@ -159,65 +141,11 @@ extension ModelFolder {
         }
     }
 
-    /// A model folder's config and the validated headers of its weight files: one `model.safetensors`, or
-    /// the shards `model.safetensors.index.json` names. Mirrors `load`'s folder checks and messages.
-    struct WeightHeaders {
-        let config: ModelConfig
-        let configPath: String
-        /// The weight files in the order they were opened (the one file, or the index's shards sorted).
-        let files: [SafetensorsHeader]
-        /// Where each tensor lives.
-        let location: [String: SafetensorsHeader]
-        /// The weights as messages name them: the one file, or "DIR (N shards)".
-        let source: String
+    /// A model folder's config and the validated headers of its weight files (`WeightFolder`'s checks
+    /// and messages, shared with `load`).
+    typealias WeightHeaders = WeightFolder<SafetensorsHeader>
+}
 
-        init(_ dir: String) throws {
-            let fm = FileManager.default
-            var isDir: ObjCBool = false
-            guard fm.fileExists(atPath: dir, isDirectory: &isDir) else {
-                throw GiftError(.io, "model folder '\(dir)' does not exist")
-            }
-            guard isDir.boolValue else { throw GiftError(.io, "model folder '\(dir)' is not a directory") }
-            configPath = join(dir, configFile)
-            guard fm.fileExists(atPath: configPath) else {
-                throw GiftError(.io, "\(configPath): not found (a model folder needs a config.json)")
-            }
-            guard let configData = fm.contents(atPath: configPath) else { throw GiftError(.io, "\(configPath): cannot read") }
-            config = try ModelConfig.parse(configData, source: configPath)
-
-            let (files, location) = try ModelFolder.locateTensors(dir, open: { try SafetensorsHeader(path: $0) })
-            self.files = files; self.location = location
-            source = files.count == 1 ? files[0].path : "\(dir) (\(files.count) shards)"
-        }
-
-        /// Each layout tensor's file and entry, in layout order, after `load`'s checks: present, the
-        /// layout's shape, a float dtype, and no tensor outside the layout.
-        func check(_ layout: ParameterLayout) throws -> [(SafetensorsHeader, SafetensorsTensor)] {
-            var out: [(SafetensorsHeader, SafetensorsTensor)] = []
-            for t in layout.tensors {
-                guard let f = location[t.name] else {
-                    throw GiftError(.mismatch, "\(source): missing tensor '\(t.name)' (expected shape \(t.shape))")
-                }
-                let entry = try f.tensor(t.name)
-                guard entry.shape == t.shape else {
-                    throw GiftError(.mismatch, "\(f.path): tensor '\(t.name)' has shape \(entry.shape) but "
-                                    + "\(configPath) needs \(t.shape)")
-                }
-                guard entry.dtype == .F32 || entry.dtype == .BF16 || entry.dtype == .F16 else {
-                    throw GiftError(.format, "\(f.path): tensor '\(t.name)' has dtype \(entry.dtype.rawValue); "
-                                    + "only F32, BF16 and F16 can be read as floats")
-                }
-                out.append((f, entry))
-            }
-            let known = Set(layout.tensors.map(\.name))
-            let extra = location.keys.filter { !known.contains($0) }.sorted()
-            if !extra.isEmpty {
-                let shown = extra.prefix(5).map { "'\($0)'" }.joined(separator: ", ")
-                let more = extra.count > 5 ? " and \(extra.count - 5) more" : ""
-                throw GiftError(.mismatch, "\(source): unexpected tensors not in the LLaDA layout of \(configPath): "
-                                + shown + more)
-            }
-            return out
-        }
-    }
+extension ModelFolder.WeightFolder where F == SafetensorsHeader {
+    init(_ dir: String) throws { try self.init(dir, open: { try SafetensorsHeader(path: $0) }) }
 }

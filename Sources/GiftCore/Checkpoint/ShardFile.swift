@@ -369,22 +369,6 @@ public enum ShardFile {
         return h
     }
 
-    /// A complete shard file from entries and their frames (frame lengths and hashes are filled in).
-    /// For tests that need files with particular (also invalid) contents.
-    static func assemble(_ entries: [Entry], frames: [[UInt8]], version: UInt32 = formatVersion,
-                         fixLengths: Bool = true) -> [UInt8] {
-        var entries = entries
-        if fixLengths {
-            for i in entries.indices {
-                entries[i].compressedBytes = UInt64(frames[i].count)
-                entries[i].frameHash = XXH64.hash(frames[i])
-            }
-        }
-        var file = encodePrefixAndHeader(entries, version: version)
-        for f in frames { file += f }
-        return file
-    }
-
     // MARK: reading
 
     /// Reads the shard at `path`, checks everything (module comment above) and decompresses every section.
@@ -654,28 +638,14 @@ public enum ShardFile {
 
     static func errnoText() -> String { String(cString: strerror(errno)) }
 
+    /// `PositionalIO` on a buffer: all of `buf` written at / read from `offset` (an empty one: nothing).
     static func pwriteAll(_ fd: Int32, _ buf: UnsafeRawBufferPointer, offset: Int, path: String) throws {
-        var done = 0
-        while done < buf.count {
-            let r = pwrite(fd, buf.baseAddress! + done, buf.count - done, off_t(offset + done))
-            if r < 0 {
-                if errno == EINTR { continue }
-                throw GiftError(.io, "\(path): write failed (\(errnoText()))")
-            }
-            done += r
-        }
+        guard let base = buf.baseAddress else { return }
+        try PositionalIO.write(fd, from: base, count: buf.count, at: offset, path: path)
     }
 
     static func preadAll(_ fd: Int32, _ buf: UnsafeMutableRawBufferPointer, offset: Int, path: String) throws {
-        var done = 0
-        while done < buf.count {
-            let r = pread(fd, buf.baseAddress! + done, buf.count - done, off_t(offset + done))
-            if r < 0 {
-                if errno == EINTR { continue }
-                throw GiftError(.io, "\(path): read failed (\(errnoText()))")
-            }
-            if r == 0 { throw GiftError(.io, "\(path): file shrank while being read (at byte \(offset + done))") }
-            done += r
-        }
+        guard let base = buf.baseAddress else { return }
+        try PositionalIO.read(fd, into: base, count: buf.count, at: offset, path: path)
     }
 }

@@ -177,15 +177,8 @@ public final class StreamingModelWriter {
     }
 
     private func writeAll(_ p: UnsafeRawPointer, _ count: Int) throws {
-        var done = 0
-        while done < count {
-            let r = pwrite(fd, p + done, count - done, off_t(fileOffset))
-            if r < 0 && errno == EINTR { continue }
-            guard r > 0 else {
-                throw GiftError(.io, "\(staging)/\(shards[shard].name): write failed (\(String(cString: strerror(errno))))")
-            }
-            done += r; fileOffset += r
-        }
+        try PositionalIO.write(fd, from: p, count: count, at: fileOffset, path: "\(staging)/\(shards[shard].name)")
+        fileOffset += count
     }
 
     private func writeFile(_ data: Data, _ name: String) throws {

@@ -8,10 +8,20 @@ public enum ObjectiveKind: String, CaseIterable, Sendable, Codable {
     public var needsPass1: Bool { [.gift, .giftRaw, .nll, .giftSW].contains(self) }
     /// Uses betas at all (gift-ref: from the frozen initial weights, cached per example).
     public var usesBetas: Bool { needsPass1 || self == .giftRef }
+    /// Where the objective's betas come from (nil: it uses none).
+    public var betaSource: BetaSource? { needsPass1 ? .pass1 : self == .giftRef ? .cached : nil }
     /// Masks token i with probability 1 − (1 − t)^{r_i} (otherwise with probability t).
     public var importanceMasking: Bool { [.gift, .giftRaw, .nll, .giftRef].contains(self) }
 
     public static var names: String { allCases.map(\.rawValue).joined(separator: ", ") }
+}
+
+/// Where an objective's betas come from.
+public enum BetaSource: Sendable {
+    /// Pass 1 under the weights being trained: a no-gradient forward over the fully masked response.
+    case pass1
+    /// Each sequence's `cachedBetas`, computed once elsewhere (gift-ref: by the frozen initial weights).
+    case cached
 }
 
 public enum GiftWeight: String, CaseIterable, Sendable, Codable { case inverse, exact }

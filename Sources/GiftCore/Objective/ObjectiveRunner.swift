@@ -75,10 +75,9 @@ public final class ObjectiveRunner: @unchecked Sendable {
     public let train: Activations
     public let infer: Activations
     var tmp: [Float]
-    /// Tests only: every r_i = 1 (objective.md property 1).
-    var forceUnitImportance = false
-    /// Tests only: response betas ([response length]) used in place of pass 1's for every sequence.
-    var betaOverride: [Double]?
+    /// Where the betas come from; nil: the objective's own (`ObjectiveKind.betaSource`). `.cached` runs any
+    /// beta objective on betas computed elsewhere and carried by the sequences, as gift-ref runs gift's.
+    public var betaSource: BetaSource?
     /// LoRA (`attachLoRA`): adapters on a frozen base; `run`'s `grads` are then the adapters' gradients.
     public private(set) var loraTrain: LoRARun?, loraInfer: LoRARun?
 
@@ -157,17 +156,18 @@ public final class ObjectiveRunner: @unchecked Sendable {
         let (B, L) = Self.shape(seqs)
         let o = options, cfg = model.config
         var betas = [Double](repeating: 0, count: B * L)
-        if o.kind.needsPass1, let bo = betaOverride {
-            for (b, s) in seqs.enumerated() { for i in 0..<s.responseLength { betas[b * L + s.promptLength + i] = bo[i] } }
-        } else if o.kind.needsPass1 {
+        switch o.kind.usesBetas ? (betaSource ?? o.kind.betaSource) : nil {
+        case .pass1?:
             betas = Profiler.measure("pass 1 (betas)") { pass1Betas(params, seqs) }
-        } else if o.kind == .giftRef {
+        case .cached?:
             for (b, s) in seqs.enumerated() {
                 guard let cb = s.cachedBetas, cb.count == s.responseLength else {
-                    preconditionFailure("gift-ref needs cached betas for example \(s.exampleIndex)")
+                    preconditionFailure("\(o.kind.rawValue) needs cached betas for example \(s.exampleIndex)")
                 }
                 for i in 0..<s.responseLength { betas[b * L + s.promptLength + i] = Double(cb[i]) }
             }
+        case nil:
+            break
         }
         var p = PreparedBatch(batch: B, seqLen: L, noisy: [], masked: Array(repeating: false, count: B * L),
                               weights: Array(repeating: 0, count: B * L), betas: betas, times: [])
@@ -184,7 +184,7 @@ public final class ObjectiveRunner: @unchecked Sendable {
                     o.betaReference == .response ||
                         (Int(s.tokens[P + i]) != cfg.eosTokenId && Int(s.tokens[P + i]) != cfg.padTokenId)
                 }
-                r = forceUnitImportance ? r : Masking.importance(betas: resp, include: include)
+                r = Masking.importance(betas: resp, include: include)
                 p.nonFinite += r.filter { !$0.isFinite }.count
             }
             var maskedRow = [Bool](repeating: false, count: L)

@@ -66,19 +66,7 @@ enum CTFilters {
             let boolean = (args.arg(1, "boolean") ?? .bool(false)).truthy
             if v.isUndefined || (boolean && !v.truthy) { return def }
             return v
-        case "e", "escape":
-            var o = ""
-            for c in str(v).unicodeScalars {
-                switch c {
-                case "&": o += "&amp;"
-                case "<": o += "&lt;"
-                case ">": o += "&gt;"
-                case "\"": o += "&#34;"
-                case "'": o += "&#39;"
-                default: o.unicodeScalars.append(c)
-                }
-            }
-            return .string(o)
+        case "e", "escape": return .string(MarkupEscaping.markupsafe.escape(str(v)))
         case "first":
             let items = try ev.iterate(v, pos)
             return items.first ?? .undefined(CTUndefinedHint(message: "No first item, sequence was empty."))

@@ -287,6 +287,8 @@ struct CTParser {
         return e
     }
 
+    // One function a precedence level, as in jinja2's parser (parse_or, parse_and, parse_not, ...): alike
+    // in shape by design, each naming its own operators and the level below.
     mutating func parseOr() throws -> CTExpr {
         var l = try parseAnd()
         while current.isName("or") {

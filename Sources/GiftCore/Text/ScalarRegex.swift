@@ -104,39 +104,41 @@ final class ScalarRegex: @unchecked Sendable {
         return nil
     }
 
-    static func gpt2Matches(_ s: [Unicode.Scalar]) -> [Range<Int>] {
+    /// The matches of a pattern that matches at every position (the hand-written pre-tokenizer
+    /// patterns below): one after another from the start, `end(i)` where the match at `i` ends (> i).
+    @inline(__always)
+    static func consecutiveMatches(_ s: [Unicode.Scalar], _ end: (Int) -> Int) -> [Range<Int>] {
         var out: [Range<Int>] = []
         out.reserveCapacity(s.count / 4 + 1)
-        let n = s.count
         var i = 0
-        while i < n {
-            var j: Int
-            if let e = contraction(s, i, fold: false) {
-                j = e
-            } else {
-                let c = s[i]
-                let k = UClass.of(c)
-                if c == " ", i + 1 < n, UClass.of(s[i + 1]) != UClass.space {
-                    j = run(s, from: i + 1, class: UClass.of(s[i + 1]))
-                } else if k != UClass.space {
-                    j = run(s, from: i, class: k)
-                } else {
-                    j = spaceRun(s, i)
-                }
-            }
+        while i < s.count {
+            let j = end(i)
             out.append(i..<j)
             i = j
         }
         return out
     }
 
+    static func gpt2Matches(_ s: [Unicode.Scalar]) -> [Range<Int>] {
+        let n = s.count
+        return consecutiveMatches(s) { i in
+            if let e = contraction(s, i, fold: false) { return e }
+            let c = s[i]
+            let k = UClass.of(c)
+            if c == " ", i + 1 < n, UClass.of(s[i + 1]) != UClass.space {
+                return run(s, from: i + 1, class: UClass.of(s[i + 1]))
+            } else if k != UClass.space {
+                return run(s, from: i, class: k)
+            } else {
+                return spaceRun(s, i)
+            }
+        }
+    }
+
     /// Llama 3 (maxDigits 3) and Qwen 2 (maxDigits 1).
     static func llama3Matches(_ s: [Unicode.Scalar], maxDigits: Int) -> [Range<Int>] {
-        var out: [Range<Int>] = []
-        out.reserveCapacity(s.count / 4 + 1)
         let n = s.count
-        var i = 0
-        while i < n {
+        return consecutiveMatches(s) { i in
             let j: Int
             let c = s[i]
             let k = UClass.of(c)
@@ -161,10 +163,8 @@ final class ScalarRegex: @unchecked Sendable {
                 while p >= i, s[p] != "\r" && s[p] != "\n" { p -= 1 }
                 j = p >= i ? p + 1 : spaceRun(s, i)
             }
-            out.append(i..<j)
-            i = j
+            return j
         }
-        return out
     }
 
     func icuMatches(_ re: NSRegularExpression, _ s: [Unicode.Scalar]) throws -> [Range<Int>] {
@@ -266,47 +266,34 @@ enum Splitting {
         return out
     }
 
+    /// HF's three merging split behaviours, one loop: walking the pieces (from the end for mergedWithNext,
+    /// `backwards`), a piece joins the one kept before it when `joins(its isMatch, the previous piece's)`.
+    private static func merged(_ pieces: [(Range<Int>, Bool)], backwards: Bool = false,
+                               joins: (Bool, Bool) -> Bool) -> [(Range<Int>, Bool)] {
+        var out: [(Range<Int>, Bool)] = []  // (range, remove)
+        out.reserveCapacity(pieces.count)
+        var previous = false
+        for (r, isMatch) in backwards ? pieces.reversed() : pieces {
+            if joins(isMatch, previous), let last = out.last {
+                out[out.count - 1] = (backwards ? r.lowerBound..<last.0.upperBound : last.0.lowerBound..<r.upperBound, false)
+            } else {
+                out.append((r, false))
+            }
+            previous = isMatch
+        }
+        return backwards ? out.reversed() : out
+    }
+
     /// HF's NormalizedString::split: the non-empty pieces to keep.
     static func split(_ matches: [(Range<Int>, Bool)], _ behavior: SplitBehavior, invert: Bool = false) -> [Range<Int>] {
         let ms = invert ? matches.map { ($0.0, !$0.1) } : matches
-        var acc: [(Range<Int>, Bool)] = []  // (range, remove)
-        acc.reserveCapacity(ms.count)
+        let acc: [(Range<Int>, Bool)]  // (range, remove)
         switch behavior {
-        case .isolated:
-            acc = ms.map { ($0.0, false) }
-        case .removed:
-            acc = ms
-        case .contiguous:
-            var previous = false
-            for (r, isMatch) in ms {
-                if isMatch == previous, let last = acc.last {
-                    acc[acc.count - 1] = (last.0.lowerBound..<r.upperBound, false)
-                } else {
-                    acc.append((r, false))
-                }
-                previous = isMatch
-            }
-        case .mergedWithPrevious:
-            var previous = false
-            for (r, isMatch) in ms {
-                if isMatch && !previous, let last = acc.last {
-                    acc[acc.count - 1] = (last.0.lowerBound..<r.upperBound, false)
-                } else {
-                    acc.append((r, false))
-                }
-                previous = isMatch
-            }
-        case .mergedWithNext:
-            var previous = false
-            for (r, isMatch) in ms.reversed() {
-                if isMatch && !previous, let last = acc.last {
-                    acc[acc.count - 1] = (r.lowerBound..<last.0.upperBound, false)
-                } else {
-                    acc.append((r, false))
-                }
-                previous = isMatch
-            }
-            acc.reverse()
+        case .isolated: acc = ms.map { ($0.0, false) }
+        case .removed: acc = ms
+        case .contiguous: acc = merged(ms) { isMatch, previous in isMatch == previous }
+        case .mergedWithPrevious: acc = merged(ms) { isMatch, previous in isMatch && !previous }
+        case .mergedWithNext: acc = merged(ms, backwards: true) { isMatch, previous in isMatch && !previous }
         }
         return acc.compactMap { ($0.1 || $0.0.isEmpty) ? nil : $0.0 }
     }

@@ -1,10 +1,10 @@
 import Foundation
 
-/// A JSON value of a tokenizer.json. StrictJSON's objects are Swift dictionaries keyed by String, whose
-/// == and hashing follow canonical equivalence: a vocabulary holding both "é" and "e\u{301}" (common in
-/// SentencePiece-style BPE) would be refused as a duplicate key. This reader has the same strictness
-/// (exact integers as literal text, no duplicate keys, no lone surrogates, bounded depth) but compares
-/// keys byte by byte and keeps their order.
+/// A JSON value of a tokenizer.json, read by `JSONReader` with StrictJSON's grammar and limits. The one
+/// deliberate difference is the object: StrictJSON's are Swift dictionaries keyed by String, whose == and
+/// hashing follow canonical equivalence, so a vocabulary holding both "é" and "e\u{301}" (common in
+/// SentencePiece-style BPE) would be refused as a duplicate key. These compare keys byte by byte and keep
+/// their order.
 indirect enum TokJSON {
     case null
     case bool(Bool)
@@ -15,6 +15,7 @@ indirect enum TokJSON {
 
     var intValue: Int? { if case .number(let t) = self { return Int(t) }; return nil }
 
+    /// StrictJSON.kind's words for the same cases (one enum each, so one switch each), so messages read alike.
     var kind: String {
         switch self {
         case .object: return "an object"
@@ -26,15 +27,21 @@ indirect enum TokJSON {
         }
     }
 
-    struct ParseError: Error { let message: String; let offset: Int }
+    typealias ParseError = StrictJSON.ParseError
 
-    static func parse(_ bytes: [UInt8]) throws -> TokJSON {
-        var p = TokJSONParser(b: bytes)
-        p.skipWhitespace()
-        let v = try p.value(depth: 0)
-        p.skipWhitespace()
-        if p.i != bytes.count { throw ParseError(message: "unexpected data after the JSON value", offset: p.i) }
-        return v
+    static func parse(_ bytes: [UInt8]) throws -> TokJSON { try JSONReader<TokJSON>.parse(bytes) }
+}
+
+extension TokJSON: JSONTree {
+    typealias Members = TokObject
+    static var noMembers: TokObject { TokObject() }
+    static func add(key: [UInt8], value: TokJSON, to o: inout TokObject) -> Bool {
+        let k = ByteKey(key)
+        guard o.index[k] == nil else { return false }
+        o.index[k] = o.keys.count
+        o.keys.append(String(decoding: key, as: UTF8.self))
+        o.values.append(value)
+        return true
     }
 }
 
@@ -45,171 +52,6 @@ struct TokObject {
     var index: [ByteKey: Int] = [:]
     var count: Int { keys.count }
     subscript(_ key: String) -> TokJSON? { index[ByteKey(key)].map { values[$0] } }
-}
-
-private struct TokJSONParser {
-    let b: [UInt8]
-    var i = 0
-
-    func fail(_ m: String) -> TokJSON.ParseError { TokJSON.ParseError(message: m, offset: i) }
-
-    mutating func skipWhitespace() {
-        while i < b.count, b[i] == 0x20 || b[i] == 0x0A || b[i] == 0x0D || b[i] == 0x09 { i += 1 }
-    }
-
-    mutating func expect(_ c: UInt8) throws {
-        guard i < b.count, b[i] == c else {
-            throw fail(i < b.count ? "expected '\(Character(Unicode.Scalar(c)))'" : "unexpected end of input")
-        }
-        i += 1
-    }
-
-    mutating func value(depth: Int) throws -> TokJSON {
-        guard depth < 64 else { throw fail("nested more than 64 levels deep") }
-        guard i < b.count else { throw fail("unexpected end of input") }
-        switch b[i] {
-        case UInt8(ascii: "{"):
-            i += 1
-            var o = TokObject()
-            skipWhitespace()
-            if i < b.count, b[i] == UInt8(ascii: "}") { i += 1; return .object(o) }
-            while true {
-                skipWhitespace()
-                guard i < b.count else { throw fail("unexpected end of input") }
-                guard b[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
-                let at = i
-                let kb = try stringBytes()
-                skipWhitespace()
-                try expect(UInt8(ascii: ":"))
-                skipWhitespace()
-                let v = try value(depth: depth + 1)
-                let key = ByteKey(kb)
-                guard o.index[key] == nil else {
-                    throw TokJSON.ParseError(message: "duplicate key \(StrictJSON.quote(String(decoding: kb, as: UTF8.self)))", offset: at)
-                }
-                o.index[key] = o.keys.count
-                o.keys.append(String(decoding: kb, as: UTF8.self))
-                o.values.append(v)
-                skipWhitespace()
-                guard i < b.count else { throw fail("unexpected end of input") }
-                if b[i] == UInt8(ascii: ",") { i += 1; continue }
-                try expect(UInt8(ascii: "}"))
-                return .object(o)
-            }
-        case UInt8(ascii: "["):
-            i += 1
-            var a: [TokJSON] = []
-            skipWhitespace()
-            if i < b.count, b[i] == UInt8(ascii: "]") { i += 1; return .array(a) }
-            while true {
-                skipWhitespace()
-                a.append(try value(depth: depth + 1))
-                skipWhitespace()
-                guard i < b.count else { throw fail("unexpected end of input") }
-                if b[i] == UInt8(ascii: ",") { i += 1; continue }
-                try expect(UInt8(ascii: "]"))
-                return .array(a)
-            }
-        case UInt8(ascii: "\""):
-            return .string(String(decoding: try stringBytes(), as: UTF8.self))
-        case UInt8(ascii: "t"): try literal("true"); return .bool(true)
-        case UInt8(ascii: "f"): try literal("false"); return .bool(false)
-        case UInt8(ascii: "n"): try literal("null"); return .null
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return .number(try number())
-        default:
-            throw fail("unexpected character")
-        }
-    }
-
-    mutating func literal(_ word: String) throws {
-        let w = Array(word.utf8)
-        guard i + w.count <= b.count, Array(b[i..<(i + w.count)]) == w else {
-            throw fail(i + w.count > b.count ? "unexpected end of input" : "invalid literal")
-        }
-        i += w.count
-    }
-
-    mutating func number() throws -> String {
-        let start = i
-        func isDigit(_ j: Int) -> Bool { j < b.count && b[j] >= 0x30 && b[j] <= 0x39 }
-        if b[i] == UInt8(ascii: "-") { i += 1 }
-        guard isDigit(i) else { throw fail(i < b.count ? "invalid number" : "unexpected end of input") }
-        if b[i] == UInt8(ascii: "0") { i += 1 } else { while isDigit(i) { i += 1 } }
-        if i < b.count, b[i] == UInt8(ascii: ".") {
-            i += 1
-            guard isDigit(i) else { throw fail("invalid number") }
-            while isDigit(i) { i += 1 }
-        }
-        if i < b.count, b[i] == UInt8(ascii: "e") || b[i] == UInt8(ascii: "E") {
-            i += 1
-            if i < b.count, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") { i += 1 }
-            guard isDigit(i) else { throw fail("invalid number") }
-            while isDigit(i) { i += 1 }
-        }
-        return String(decoding: b[start..<i], as: UTF8.self)
-    }
-
-    /// A string literal's UTF-8 bytes (escapes resolved; invalid UTF-8 becomes U+FFFD when a String is made).
-    mutating func stringBytes() throws -> [UInt8] {
-        i += 1
-        var out: [UInt8] = []
-        while true {
-            guard i < b.count else { throw fail("unterminated string (unexpected end of input)") }
-            let c = b[i]
-            if c == UInt8(ascii: "\"") { i += 1; break }
-            if c < 0x20 { throw fail("control character in string") }
-            if c != UInt8(ascii: "\\") { out.append(c); i += 1; continue }
-            i += 1
-            guard i < b.count else { throw fail("unterminated string (unexpected end of input)") }
-            let e = b[i]
-            i += 1
-            switch e {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(e)
-            case UInt8(ascii: "b"): out.append(0x08)
-            case UInt8(ascii: "f"): out.append(0x0C)
-            case UInt8(ascii: "n"): out.append(0x0A)
-            case UInt8(ascii: "r"): out.append(0x0D)
-            case UInt8(ascii: "t"): out.append(0x09)
-            case UInt8(ascii: "u"):
-                var code = try hex4()
-                if code >= 0xD800 && code < 0xDC00 {
-                    guard i + 1 < b.count, b[i] == UInt8(ascii: "\\"), b[i + 1] == UInt8(ascii: "u") else {
-                        throw fail("lone surrogate in string")
-                    }
-                    i += 2
-                    let low = try hex4()
-                    guard low >= 0xDC00 && low < 0xE000 else { throw fail("lone surrogate in string") }
-                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
-                } else if code >= 0xDC00 && code < 0xE000 {
-                    throw fail("lone surrogate in string")
-                }
-                guard let scalar = Unicode.Scalar(code) else { throw fail("invalid \\u escape") }
-                appendUTF8(scalar, to: &out)
-            default:
-                throw fail("invalid escape in string")
-            }
-        }
-        return out
-    }
-
-    mutating func hex4() throws -> UInt32 {
-        guard i + 4 <= b.count else { throw fail("invalid \\u escape") }
-        var v: UInt32 = 0
-        for _ in 0..<4 {
-            let c = b[i]
-            let d: UInt32
-            switch c {
-            case 0x30...0x39: d = UInt32(c - 0x30)
-            case 0x41...0x46: d = UInt32(c - 0x41 + 10)
-            case 0x61...0x66: d = UInt32(c - 0x61 + 10)
-            default: throw fail("invalid \\u escape")
-            }
-            v = v * 16 + d
-            i += 1
-        }
-        return v
-    }
 }
 
 /// A value of a tokenizer.json file together with where it sits (file and JSON path), so that every

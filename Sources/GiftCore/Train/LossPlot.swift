@@ -244,26 +244,8 @@ public enum LossPlot {
         return s
     }
 
-    /// Text safe for XML character data and attribute values: escapes & < > " ' and drops characters
-    /// that XML 1.0 forbids.
-    static func escape(_ s: String) -> String {
-        var out = ""
-        out.reserveCapacity(s.utf8.count)
-        for u in s.unicodeScalars {
-            switch u {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&apos;"
-            default:
-                let v = u.value
-                if (v < 0x20 && v != 0x9 && v != 0xA && v != 0xD) || v == 0xFFFE || v == 0xFFFF { continue }
-                out.unicodeScalars.append(u)
-            }
-        }
-        return out
-    }
+    /// Text safe for XML character data and attribute values (`MarkupEscaping.xml`).
+    static func escape(_ s: String) -> String { MarkupEscaping.xml.escape(s) }
 
     private static func oneLine(_ s: String) -> String {
         String(s.map { $0 == "\n" || $0 == "\r" || $0 == "\r\n" || $0 == "\t" ? " " : $0 })

@@ -28,8 +28,8 @@ public final class ProgressReporter {
     let output: (String) -> Void
     let minInterval: Double
     let plainEvery: Double
-    /// The clock, in seconds (monotonic); tests replace it.
-    var now: () -> Double = { ProcessInfo.processInfo.systemUptime }
+    /// The clock, in seconds (monotonic).
+    let now: () -> Double
 
     static let barWidth = 20
 
@@ -44,8 +44,10 @@ public final class ProgressReporter {
 
     public init(total: Int, isTerminal: Bool,
                 output: @escaping (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) },
-                minInterval: Double = 0.2, plainEvery: Double = 10) {
+                minInterval: Double = 0.2, plainEvery: Double = 10,
+                clock: @escaping () -> Double = { ProcessInfo.processInfo.systemUptime }) {
         self.total = total
+        self.now = clock
         self.isTerminal = isTerminal
         self.output = output
         self.minInterval = minInterval

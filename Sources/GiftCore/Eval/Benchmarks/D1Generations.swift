@@ -1,6 +1,8 @@
 import Foundation
 
-/// One item of a d1 generations file: the question, the model's output and the ground truth.
+/// One item of a d1 generations file: the question, the model's output and the ground truth. (Alike in
+/// shape to `BenchmarkProblem`, a question and its ground truth, but another record: d1's files carry the
+/// output and no line number.)
 public struct D1GenerationItem: Equatable, Sendable {
     /// The item's position in the file's "generations" array (0-based).
     public var index: Int

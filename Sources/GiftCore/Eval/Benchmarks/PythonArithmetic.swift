@@ -139,23 +139,19 @@ enum PythonArithmetic {
 
         /// (value, depth of its tree, parser-stack cost of its deepest leaf)
         mutating func parseSum() throws -> (Value, Int, Int) {
-            var (v, d, c) = try parseTerm()
-            while peek == .plus || peek == .minus {
-                let op = peek; pos += 1
-                let (r, rd, rc) = try parseTerm()
-                d = max(d, rd) + 1
-                c = max(c, rc)
-                try checkDepth(d)
-                v = try binary(op, v, r)
-            }
-            return (v, d, c)
+            try leftAssociative([.plus, .minus]) { try $0.parseTerm() }
         }
 
         mutating func parseTerm() throws -> (Value, Int, Int) {
-            var (v, d, c) = try parseFactor()
-            while peek == .star || peek == .slash || peek == .doubleSlash {
+            try leftAssociative([.star, .slash, .doubleSlash]) { try $0.parseFactor() }
+        }
+
+        /// One precedence level of binary operators (sums, terms): `operand`s joined left to right by `ops`.
+        mutating func leftAssociative(_ ops: [Token], _ operand: (inout Parser) throws -> (Value, Int, Int)) throws -> (Value, Int, Int) {
+            var (v, d, c) = try operand(&self)
+            while ops.contains(peek) {
                 let op = peek; pos += 1
-                let (r, rd, rc) = try parseFactor()
+                let (r, rd, rc) = try operand(&self)
                 d = max(d, rd) + 1
                 c = max(c, rc)
                 try checkDepth(d)

@@ -47,6 +47,18 @@ def byte_trainer(n, specials):
                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
 
 
+def train_byte_fallback(tok, vocab_size, limit_alphabet):
+    """Trains `tok` with <unk>, <s>, </s> and the 256 byte-fallback tokens <0xXX>; returns it with the byte
+    tokens kept in the vocabulary but not among the added tokens, as a SentencePiece-style Llama has them."""
+    byte_tokens = ["<0x%02X>" % b for b in range(256)]
+    tok.train_from_iterator(train, trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False,
+                                                       limit_alphabet=limit_alphabet,
+                                                       special_tokens=["<unk>", "<s>", "</s>"] + byte_tokens))
+    d = json.loads(tok.to_str())
+    d["added_tokens"] = [t for t in d["added_tokens"] if not re.fullmatch(r"<0x[0-9A-F]{2}>", t["content"])]
+    return Tokenizer.from_str(json.dumps(d))
+
+
 if cfg == "llama3":
     tok = Tokenizer(models.BPE(ignore_merges=True))
     tok.pre_tokenizer = pre_tokenizers.Sequence([
@@ -85,24 +97,14 @@ elif cfg == "sentencepiece":
     tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
     tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
                                      decoders.Strip(content=" ", left=1, right=0)])
-    byte_tokens = ["<0x%02X>" % b for b in range(256)]
-    tok.train_from_iterator(train, trainers.BpeTrainer(vocab_size=900, show_progress=False, limit_alphabet=150,
-                                                       special_tokens=["<unk>", "<s>", "</s>"] + byte_tokens))
-    d = json.loads(tok.to_str())
-    d["added_tokens"] = [t for t in d["added_tokens"] if not re.fullmatch(r"<0x[0-9A-F]{2}>", t["content"])]
-    tok = Tokenizer.from_str(json.dumps(d))
+    tok = train_byte_fallback(tok, 900, 150)
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
                                                        special_tokens=[("<s>", tok.token_to_id("<s>"))])
 elif cfg == "metaspace":
     tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True)
     tok.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Metaspace(replacement="▁", prepend_scheme="first")])
-    byte_tokens = ["<0x%02X>" % b for b in range(256)]
-    tok.train_from_iterator(train, trainers.BpeTrainer(vocab_size=900, show_progress=False, limit_alphabet=120,
-                                                       special_tokens=["<unk>", "<s>", "</s>"] + byte_tokens))
-    d = json.loads(tok.to_str())
-    d["added_tokens"] = [t for t in d["added_tokens"] if not re.fullmatch(r"<0x[0-9A-F]{2}>", t["content"])]
-    tok = Tokenizer.from_str(json.dumps(d))
+    tok = train_byte_fallback(tok, 900, 120)
     tok.add_tokens([AddedToken("<rstrip>", rstrip=True, normalized=False), AddedToken("Zebra", normalized=True)])
 elif cfg == "normseq":
     tok = Tokenizer(models.BPE(unk_token="[UNK]"))
@@ -145,12 +147,7 @@ elif cfg == "metaspace_always":
     tok.normalizer = normalizers.NFKC()
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="_", prepend_scheme="always", split=False)
     tok.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Metaspace(replacement="_", prepend_scheme="always")])
-    byte_tokens = ["<0x%02X>" % b for b in range(256)]
-    tok.train_from_iterator(train, trainers.BpeTrainer(vocab_size=900, show_progress=False, limit_alphabet=100,
-                                                       special_tokens=["<unk>", "<s>", "</s>"] + byte_tokens))
-    d = json.loads(tok.to_str())
-    d["added_tokens"] = [t for t in d["added_tokens"] if not re.fullmatch(r"<0x[0-9A-F]{2}>", t["content"])]
-    tok = Tokenizer.from_str(json.dumps(d))
+    tok = train_byte_fallback(tok, 900, 100)
 elif cfg == "bytelevel_pieces":
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence([
