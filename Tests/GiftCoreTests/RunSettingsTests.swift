@@ -54,6 +54,8 @@ final class RunSettingsTests: XCTestCase {
             "recompute": c.recompute.rawValue, "base_dtype": c.baseDtype.rawValue,
             "s1k_system_prompt": c.s1kSystemPrompt, "s1k_reasoning_tag": c.s1kReasoningTag, "s1k_answer_tag": c.s1kAnswerTag,
             "extra_eos": c.extraEOS, "min_lr_ratio": c.minLRRatio, "memory_limit": c.memoryLimit,
+            // added with the table: --report-to (not a defining field)
+            "report_to": c.reportTo.rawValue,
         ]
     }
 

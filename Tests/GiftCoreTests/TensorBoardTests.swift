@@ -82,6 +82,36 @@ final class TensorBoardTests: XCTestCase {
 
     // MARK: against PyPI's tensorboard
 
+    /// A 2-rank `gift train --report-to tensorboard`: TensorBoard's own reader finds every number of every
+    /// metrics.jsonl line (validation and accuracy included) at its step, as float32.
+    func testTwoRankRunReadByTensorBoard() throws {
+        let dir = try temporaryDirectory(self), out = dir.appendingPathComponent("run")
+        let r = try runProcess(mpirunURL, ["-np", "2", "--oversubscribe", "--bind-to", "none", giftBinary.path, "train",
+                                           "--model", "tiny", "--data", "countdown", "--task-examples", "64", "--max-steps", "4",
+                                           "--micro-batch", "2", "--max-length", "32", "--eval-every", "2", "--eval-task", "countdown",
+                                           "--eval-n", "4", "--report-to", "tensorboard", "--out", out.path], env: mpiTestEnvironment)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lines = try MetricsWriter.read(out.appendingPathComponent("metrics.jsonl").path)
+        XCTAssertEqual(lines.count, 4)
+        let got = try runTensorBoardPython("""
+            from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+            acc = EventAccumulator(sys.argv[1], size_guidance={"scalars": 0})
+            acc.Reload()
+            print(json.dumps({tag: {str(e.step): e.value for e in acc.Scalars(tag)} for tag in acc.Tags()["scalars"]}))
+            """, [out.appendingPathComponent("tensorboard").path]) as! [String: [String: Double]]
+        var checked = 0
+        for line in lines {
+            let step = (line["step"] as! NSNumber).intValue
+            for (k, v) in line where k != "step" {
+                guard k != "skipped", let n = v as? NSNumber else { continue }   // skipped: a flag, not a scalar
+                XCTAssertEqual(got[k]?[String(step)].map(Float.init), Float(n.doubleValue), "\(k) at step \(step)")
+                checked += 1
+            }
+        }
+        XCTAssertNotNil(got["val_loss"]?["2"]); XCTAssertNotNil(got["accuracy"]?["4"]); XCTAssertNotNil(got["comm_wait_s"])
+        XCTAssertGreaterThan(checked, 40)
+    }
+
     func runTensorBoardPython(_ script: String, _ args: [String]) throws -> Any {
         let r = try runPython("""
             import json, struct, sys
