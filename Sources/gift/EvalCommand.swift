@@ -123,10 +123,7 @@ struct EvalCommand: ParsableCommand {
             let (cfg, weights) = try loadEvalWeights(model, adapter: adapter, bf16: dtype == "bf16")
             var opts = try sampler.options(genLength: 256, seed: seed)
             opts.maxBatch = batchSize
-            let padId = text.variables["pad_token"].flatMap { v -> Int32? in
-                if case .string(let s) = v { return text.tokenizer.id(of: s) }
-                return nil
-            } ?? Int32(cfg.padTokenId)
+            let padId = text.padId(modelDefault: cfg.padTokenId)
             let checksum = XXH64.hash([UInt8](FileManager.default.contents(atPath: data) ?? Data()))
             var settings = BenchmarkEvalSettings(benchmark: b, data: data, dataChecksum: checksum, limit: limit,
                                                  problems: problems.count, model: model, adapter: adapter, sampler: opts,

@@ -12,6 +12,12 @@ public struct TextModel: Sendable {
     /// The template's text (for the prepared data's template hash).
     public var templateSource: String? = nil
 
+    /// The pad id batches are left-padded with: the tokenizer config's pad_token, else the model's.
+    public func padId(modelDefault: Int) -> Int32 {
+        if case .string(let s)? = variables["pad_token"], let id = tokenizer.id(of: s) { return id }
+        return Int32(modelDefault)
+    }
+
     /// Whether `dir` has a tokenizer.json (text data then goes through it).
     public static func present(in dir: String) -> Bool {
         FileManager.default.fileExists(atPath: dir + "/tokenizer.json")

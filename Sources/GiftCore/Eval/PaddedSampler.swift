@@ -37,7 +37,8 @@ public final class PaddedSampler: @unchecked Sendable {
     /// are decoded one at a time (`--dtype bf16`).
     let params: UnsafePointer<Float>
     let owner: AnyObject
-    let store: BF16BaseStore?
+    /// Where the model reads its blocks when `params` is not resident (a bf16 store, ZeRO-3's gathers).
+    let store: BlockWeightSource?
     let model: Transformer
     let acts: Activations
     let maxPrompt: Int
@@ -64,7 +65,15 @@ public final class PaddedSampler: @unchecked Sendable {
                       attendPadding: attendPadding, maxPromptLength: maxPromptLength)
     }
 
-    init(config: ModelConfig, weights: UnsafePointer<Float>, owner: AnyObject, store: BF16BaseStore?, options: SamplerOptions,
+    /// A view of weights read block by block through `source` (ZeRO-3's gathered view during training:
+    /// collective, so every rank must run as many batches).
+    public convenience init(config: ModelConfig, view: FloatBuffer, source: BlockWeightSource, options: SamplerOptions, padId: Int32,
+                            attendPadding: Bool, maxPromptLength: Int) throws {
+        try self.init(config: config, weights: view.pointer, owner: view, store: source, options: options, padId: padId,
+                      attendPadding: attendPadding, maxPromptLength: maxPromptLength)
+    }
+
+    init(config: ModelConfig, weights: UnsafePointer<Float>, owner: AnyObject, store: BlockWeightSource?, options: SamplerOptions,
          padId: Int32, attendPadding: Bool, maxPromptLength: Int) throws {
         try options.validate()
         guard padId >= 0 && Int(padId) < config.vocab else {

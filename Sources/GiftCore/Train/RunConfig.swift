@@ -72,6 +72,10 @@ public struct RunConfig: Equatable, Sendable {
     /// The bytes a rank may use ("8G", "512M", a byte count; "" for the node's own report): `gift train`
     /// refuses, before loading the model, a memory plan above it (`MemoryFit`).
     public var memoryLimit = ""
+    /// One of the paper's benchmarks at every evaluation ("" for none; `TrainBenchmark`): its test file,
+    /// and the generation length (d1's block 32 and steps gen/2, batches of 8, padding masked).
+    public var evalBenchmark = "", evalData = ""
+    public var evalGenLength = 256
     /// TensorBoard event files beside metrics.jsonl (`RunReporter`).
     public var reportTo = ReportTo.none
     public var s1kLayout: S1KLayout { S1KLayout(systemPrompt: s1kSystemPrompt, reasoningTag: s1kReasoningTag, answerTag: s1kAnswerTag) }
@@ -158,6 +162,9 @@ public struct RunConfig: Equatable, Sendable {
         if !(validationFraction >= 0 && validationFraction < 1) { throw bad("validation_fraction must be in [0, 1)") }
         if maxLength < 2 { throw bad("max_length must be at least 2") }
         if maxSteps == 0 && epochs == 0 { throw bad("set max_steps or epochs (both are 0)") }
+        if !evalBenchmark.isEmpty && evalData.isEmpty {
+            throw bad("eval_benchmark \(evalBenchmark) needs eval_data: the benchmark's test file (--eval-data FILE)")
+        }
         if baseDtype == .bf16 && !lora.enabled && adapter.isEmpty {
             throw bad("base_dtype bf16 stores a frozen base: it needs LoRA (--lora-r or --adapter); a full fine-tune keeps fp32 master weights")
         }

@@ -13,6 +13,7 @@ final class RunReporter {
     private var progress: ProgressReporter?
     private(set) var losses: [(Double, Double)] = [], vals: [(Double, Double)] = [], accs: [(Double, Double)] = []
     private(set) var firstLoss = Double.nan, lastLoss = Double.nan, lastVal: Double?, lastAcc: EvalResult?
+    private(set) var benchmarkAccs: [(Double, Double)] = [], lastBenchmark: BenchmarkScore?
     private var epochTokens = 0, epochPad = 0
 
     /// `resumedAt`: the step a resumed run continues from (its metrics lines up to it are kept).
@@ -37,7 +38,8 @@ final class RunReporter {
     }
 
     /// One finished step (`s` counted from 0), with its evaluations.
-    func step(_ s: Int, _ r: Trainer.StepResult, seconds dt: Double, val: Double?, acc: EvalResult?, commWaitReported: Bool) throws {
+    func step(_ s: Int, _ r: Trainer.StepResult, seconds dt: Double, val: Double?, acc: EvalResult?, benchmark: BenchmarkScore? = nil,
+              commWaitReported: Bool) throws {
         if !r.skipped {
             if firstLoss.isNaN { firstLoss = r.stats.loss }
             lastLoss = r.stats.loss
@@ -45,6 +47,7 @@ final class RunReporter {
         }
         if let val { vals.append((Double(s + 1), val)); lastVal = val }
         if let acc { accs.append((Double(s + 1), acc.accuracy)); lastAcc = acc }
+        if let benchmark { benchmarkAccs.append((Double(s + 1), benchmark.accuracy)); lastBenchmark = benchmark }
         guard let metrics else { return }
         var f: [(String, Any)] = [
             ("step", s + 1), ("epoch", Double(s + 1) / Double(stepsPerEpoch)), ("loss", r.stats.loss),
@@ -62,6 +65,10 @@ final class RunReporter {
         }
         if let val { f.append(("val_loss", val)) }
         if let acc { f.append(("accuracy", acc.accuracy)); f.append(("accuracy_stderr", acc.stderr)); f.append(("accuracy_task", acc.task.name)) }
+        if let b = benchmark {
+            f.append(("benchmark", b.benchmark.rawValue)); f.append(("benchmark_accuracy", b.accuracy))
+            f.append(("benchmark_correct", b.correct)); f.append(("benchmark_total", b.total))
+        }
         metrics.write(f)
         // every number of the line (not the step: it is the event's), as a scalar named like its field
         try tensorboard?.write(step: s + 1, wallTime: Date().timeIntervalSince1970, scalars: f.compactMap { k, v in
@@ -71,6 +78,7 @@ final class RunReporter {
         var shown = [("loss", String(format: "%.4f", r.stats.loss))]
         if let lv = lastVal { shown.append(("val", String(format: "%.4f", lv))) }
         if let la = lastAcc { shown.append(("acc", String(format: "%.3f", la.accuracy))) }
+        if let lb = lastBenchmark { shown.append((lb.benchmark.rawValue, String(format: "%.3f", lb.accuracy))) }
         progress?.update(step: s + 1, fields: shown)
     }
 
@@ -83,10 +91,12 @@ final class RunReporter {
                                          LossPlot.Series(name: "validation loss", points: vals.map { (x: $0.0, y: $0.1) })]
                                 + (accs.isEmpty ? [] : [LossPlot.Series(name: "\(cfg.evalTask) accuracy (test split)",
                                                                         points: accs.map { (x: $0.0, y: $0.1) })])
+                                + (benchmarkAccs.isEmpty ? [] : [LossPlot.Series(name: "\(cfg.evalBenchmark) accuracy (\(URL(fileURLWithPath: cfg.evalData).lastPathComponent))",
+                                                                                 points: benchmarkAccs.map { (x: $0.0, y: $0.1) })])
                                 + (accs.isEmpty ? [] : untrained.map { u in
                                     [LossPlot.Series(name: "untrained accuracy", points: [(x: 1, y: u), (x: Double(endStep), y: u)])] } ?? []),
                                 title: "gift train: \(cfg.objective.kind.rawValue) on \(URL(fileURLWithPath: cfg.data).lastPathComponent)",
-                                xLabel: "optimizer step", yLabel: accs.isEmpty ? "loss" : "loss / accuracy")
+                                xLabel: "optimizer step", yLabel: accs.isEmpty && benchmarkAccs.isEmpty ? "loss" : "loss / accuracy")
         try plot.write(toFile: outDir + "/loss.svg", atomically: true, encoding: .utf8)
         let head = Array(losses.prefix(max(1, losses.count / 10))).map(\.1), tail = Array(losses.suffix(max(1, losses.count / 10))).map(\.1)
         let h = head.reduce(0, +) / Double(max(1, head.count)), t = tail.reduce(0, +) / Double(max(1, tail.count))
@@ -99,7 +109,9 @@ final class RunReporter {
             t <= h ? "lower" : "higher",
             (lastVal.map { String(format: "; validation loss %.4f", $0) } ?? "")
                 + (lastAcc.map { String(format: "; %@ test accuracy %.3f ± %.3f (%d problems × %d seeds)", $0.task.name, $0.accuracy, $0.stderr, $0.n, $0.seeds.count) } ?? "")
-                + (untrained.map { String(format: ", untrained %.3f", $0) } ?? ""),
+                + (untrained.map { String(format: ", untrained %.3f", $0) } ?? "")
+                + (lastBenchmark.map { String(format: "; %@ accuracy %.4f (%d of %d%@)", $0.benchmark.rawValue, $0.accuracy, $0.correct, $0.total,
+                                              $0.benchmark == .sudoku ? " empty cells" : "") } ?? ""),
             summary.skippedSteps > 0 ? "; \(summary.skippedSteps) non-finite steps were skipped" : "",
             !loraDir ? "model is in \(outDir)/model" : "LoRA adapter (r \(cfg.lora.r), PEFT format) is in \(outDir)/adapter (`gift export \(outDir) --merge --out DIR` writes the merged model)")
         if let f = summary.failure { summary.text = f + " " + summary.text }

@@ -16,9 +16,12 @@ final class TrainEvaluation {
     let stage: any ParallelStrategy
     var source: ShardedParameters? { stage.weights }
     let task: BuiltinTask?
+    /// `--eval-benchmark`.
+    let benchmark: TrainBenchmark?
 
     init(config: RunConfig, comm: Communicator, model: Transformer, runner: ObjectiveRunner, batches: TrainBatches,
-         stage: any ParallelStrategy, weights: @escaping () -> FloatBuffer) {
+         stage: any ParallelStrategy, benchmark: TrainBenchmark?, weights: @escaping () -> FloatBuffer) {
+        self.benchmark = benchmark
         cfg = config; self.comm = comm; self.model = model; self.runner = runner; self.batches = batches
         self.stage = stage; self.weights = weights
         task = try? BuiltinTask(name: config.evalTask)
@@ -59,6 +62,16 @@ final class TrainEvaluation {
                                  weightSource: source)
         try stage.drain()
         return comm.rank == 0 ? r : nil
+    }
+
+    /// The benchmark's score after `stepsDone` steps, on rank 0 (nil elsewhere and without one). Every rank
+    /// samples its batches; under ZeRO-3 through the block gathers. Collective.
+    func benchmarkScore(stepsDone: Int, runDir: String, log: @escaping (String) -> Void) throws -> BenchmarkScore? {
+        guard let benchmark else { return nil }
+        let w: EvalWeights = source.map { .gathered(weights(), $0) } ?? .fp32(weights())   // ZeRO-3: the view, never materialized
+        let r = try benchmark.run(config: model.config, weights: w, comm: comm, runDir: runDir, stepsDone: stepsDone, log: log)
+        try stage.drain()
+        return r
     }
 
     /// The untrained model's accuracy on the same problems and seeds as the final evaluation, measured

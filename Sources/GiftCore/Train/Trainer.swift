@@ -56,6 +56,8 @@ public final class Trainer {
         if config.zero == 3 && config.lora.enabled {
             throw GiftError(.config, "--zero 3 shards trained parameters; under LoRA only the adapters train (the base is frozen; keep it in bf16 with --base-dtype bf16): use --zero 1 or 2 to shard the adapters' moments and gradients")
         }
+        // the benchmark's data and prompts first: a bad --eval-data stops the run before anything is allocated
+        let benchmark = config.evalBenchmark.isEmpty ? nil : try TrainBenchmark(config: config, model: modelConfig)
         let nModel = ParameterLayout(modelConfig).count
         let lora = config.lora.enabled ? try LoRALayout(modelConfig, config.lora) : nil
         self.lora = lora
@@ -101,7 +103,9 @@ public final class Trainer {
             guard let lora else { return params }
             return lora.merged(base: (baseStore?.materialize() ?? params).pointer, adapters: trainable.pointer)
         }
-        evaluation = TrainEvaluation(config: config, comm: comm, model: model, runner: runner, batches: batches, stage: stage, weights: merged)
+        evaluation = TrainEvaluation(config: config, comm: comm, model: model, runner: runner, batches: batches, stage: stage,
+                                     benchmark: benchmark,
+                                     weights: merged)
         checkpoints = TrainCheckpoints(config: config, comm: comm, modelConfig: modelConfig, stage: stage, opt: opt, lora: lora,
                                        loraIdentity: loraIdentity, trained: trainable, trainedCount: table.count)
         checkpoints.log = log
@@ -217,14 +221,15 @@ extension Trainer {
                     throw GiftError(.numeric, "stopped: \(badRun) consecutive non-finite steps (last at step \(s + 1)); the parameters before them are saved in \(saved). Lower --lr or check the data.")
                 }
             } else { badRun = 0 }
-            var val: Double? = nil, acc: EvalResult? = nil
+            var val: Double? = nil, acc: EvalResult? = nil, bench: BenchmarkScore? = nil
             if isLast || (cfg.evalEvery > 0 && (s + 1) % cfg.evalEvery == 0) {
                 val = try validationLoss()
                 lastGood?.validated(val, stepsDone: s + 1)
                 acc = try evaluation.accuracy(seeds: isLast ? 3 : 1)   // 3 seeds at the end
                 if isLast, let acc { try TrainEvaluation.write(acc, outDir: outDir) }
+                bench = try evaluation.benchmarkScore(stepsDone: s + 1, runDir: outDir, log: log)
             }
-            try report.step(s, r, seconds: dt, val: val, acc: acc, commWaitReported: comm.size > 1)
+            try report.step(s, r, seconds: dt, val: val, acc: acc, benchmark: bench, commWaitReported: comm.size > 1)
             try checkpoints.writer!.poll()
             if checkpointOptions.every > 0 && (s + 1) % checkpointOptions.every == 0 {
                 try checkpoints.save(stepsDone: s + 1, badSteps: badRun, stepsPerEpoch: stepsPerEpoch, globalBatch: globalBatch)

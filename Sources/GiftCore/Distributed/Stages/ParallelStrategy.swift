@@ -120,12 +120,27 @@ public enum ParallelStrategies {
 
 /// Gradient buckets, cut from the top of the flat buffer (backward finishes the head first, the embedding
 /// last) on page boundaries (multiples of 1024 floats from the start, so giving a bucket's pages back
-/// frees all of them); the top bucket takes the remainder. Every rank cuts the same buckets.
-public enum GradientBuckets {
-    public static func cut(count: Int, floats: Int) -> [Range<Int>] {
+/// frees all of them); the top bucket takes the remainder. Every rank cuts the same buckets and hands them
+/// to the communication thread in the same order (MPI's collectives need that).
+public struct GradientBuckets {
+    public let all: [Range<Int>]
+    private var next = 0
+
+    public init(count: Int, floats: Int) {
         let b = max(1024, floats / 1024 * 1024)
         var r: [Range<Int>] = [], hi = count
         while hi > 0 { let lo = (hi - 1) / b * b; r.append(lo..<hi); hi = lo }
-        return r
+        all = r
+    }
+
+    /// Before a backward: no bucket handed out yet.
+    public mutating func restart() { next = 0 }
+
+    /// The buckets not yet handed out that lie wholly at or above `offset` (backward reports every
+    /// gradient there final), in order.
+    public mutating func ready(from offset: Int) -> ArraySlice<Range<Int>> {
+        let first = next
+        while next < all.count && all[next].lowerBound >= offset { next += 1 }
+        return all[first..<next]
     }
 }

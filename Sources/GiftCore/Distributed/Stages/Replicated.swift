@@ -15,8 +15,7 @@ public final class Replicated: ParallelStrategy {
     public var description: String { "bucketed allreduce" }
     /// Several ranks: the buckets and the thread that reduces them; one rank: nothing to sum.
     let thread: CommThread?
-    public let buckets: [Range<Int>]
-    private var enqueued = 0
+    private var buckets: GradientBuckets
     /// --grad-reduce-dtype bf16: each bucket is reduce-scattered with bf16 on the wire (summed in fp32 by
     /// its owners) and the sums allgathered in fp32, instead of one fp32 allreduce.
     let bf16: Bool
@@ -29,9 +28,9 @@ public final class Replicated: ParallelStrategy {
         shard = 0..<s.count
         buffer = FloatBuffer(count: s.count)
         shards = shardRanges(count: s.count, parts: comm.size)
-        buckets = GradientBuckets.cut(count: s.count, floats: s.bucketFloats)
+        buckets = GradientBuckets(count: s.count, floats: s.bucketFloats)
         thread = comm.size > 1 ? CommThread(name: "gift-gradient-sync") : nil
-        recv = comm.size > 1 && bf16 ? FloatBuffer(count: buckets.map(\.count).max() ?? 1) : nil
+        recv = comm.size > 1 && bf16 ? FloatBuffer(count: buckets.all.map(\.count).max() ?? 1) : nil
     }
 
     public func beginStep() { buffer.pointer.update(repeating: 0, count: buffer.count) }
@@ -39,16 +38,12 @@ public final class Replicated: ParallelStrategy {
     /// Only the last micro-batch's buckets go early: the earlier ones are still being added to.
     public func beginMicroBatch(last: Bool) -> ((Int) -> Void)? {
         guard last, thread != nil else { return nil }
-        enqueued = 0
+        buckets.restart()
         return { [unowned self] in self.ready(from: $0) }
     }
 
     private func ready(from offset: Int) {
-        while enqueued < buckets.count && buckets[enqueued].lowerBound >= offset {
-            let b = buckets[enqueued]
-            enqueued += 1
-            thread!.submit { [unowned self] in try self.allreduce(b) }
-        }
+        for b in buckets.ready(from: offset) { thread!.submit { [unowned self] in try self.allreduce(b) } }
     }
 
     /// On the communication thread.

@@ -18,9 +18,8 @@ public class ShardedGradientsStage: ParallelStrategy {
     public let shard: Range<Int>
     /// This rank's summed gradient, `shard.count` floats (zeroed by `beginStep`).
     public let gradShard: FloatBuffer
-    public let buckets: [Range<Int>]
+    private var buckets: GradientBuckets
     let bf16: Bool
-    private var enqueued = 0
     private let recv: FloatBuffer
     private var reduced = 0
     var gathered = 0
@@ -37,25 +36,21 @@ public class ShardedGradientsStage: ParallelStrategy {
         shards = shardRanges(count: s.count, parts: comm.size)
         shard = shards[comm.rank]
         gradShard = FloatBuffer(count: shard.count)
-        buckets = GradientBuckets.cut(count: s.count, floats: s.bucketFloats)
-        recv = FloatBuffer(count: buckets.map(\.count).max() ?? 1)
+        buckets = GradientBuckets(count: s.count, floats: s.bucketFloats)
+        recv = FloatBuffer(count: buckets.all.map(\.count).max() ?? 1)
     }
 
     public func beginStep() { gradShard.zero(); reserved.discardAll(); thread.resetWaited() }
 
     /// Every micro-batch's buckets go as backward finishes them.
     public func beginMicroBatch(last: Bool) -> ((Int) -> Void)? {
-        enqueued = 0
+        buckets.restart()
         return { [unowned self] in self.ready(from: $0) }
     }
 
     /// Every gradient at flat offset ≥ `offset` is final: its buckets go to the communication thread.
     private func ready(from offset: Int) {
-        while enqueued < buckets.count && buckets[enqueued].lowerBound >= offset {
-            let b = buckets[enqueued]
-            enqueued += 1
-            thread.submit { [unowned self] in try self.reduceScatter(b) }
-        }
+        for b in buckets.ready(from: offset) { thread.submit { [unowned self] in try self.reduceScatter(b) } }
     }
 
     /// On the communication thread.

@@ -50,10 +50,12 @@ public struct BenchmarkEvalSettings: Sendable {
     }
 }
 
-/// The weights an eval samples with: fp32, or a bf16 store (half the memory).
+/// The weights an eval samples with: fp32, a bf16 store (half the memory), or during ZeRO-3 training the
+/// gathered view with its source (block by block; collective).
 public enum EvalWeights {
     case fp32(FloatBuffer)
     case bf16(BF16BaseStore)
+    case gathered(FloatBuffer, BlockWeightSource)
 }
 
 /// The result of an eval (eval.json).
@@ -119,7 +121,16 @@ public final class BenchmarkEval {
         case .bf16(let store):
             sampler = try PaddedSampler(config: config, store: store, options: settings.sampler, padId: settings.padId,
                                         attendPadding: settings.attendPadding, maxPromptLength: maxPrompt)
+        case .gathered(let view, let source):
+            guard settings.threshold == nil && !settings.prefixCache else {
+                throw GiftError(.config, "sampling through ZeRO-3's gathers runs d1's fixed schedule: every rank must run as many forward passes (no --threshold or --cache)")
+            }
+            sampler = try PaddedSampler(config: config, view: view, source: source, options: settings.sampler, padId: settings.padId,
+                                        attendPadding: settings.attendPadding, maxPromptLength: maxPrompt)
         }
+        // collective gathers: a rank without a batch in the last round samples batch 0 again (dropped)
+        let collective: Bool
+        if case .gathered(_, let source) = weights { collective = source.isCollective } else { collective = false }
         sampler.threshold = settings.threshold
         sampler.prefixCache = settings.prefixCache
         let nBatches = (N + B - 1) / B, firstBatch = first / B
@@ -137,6 +148,9 @@ public final class BenchmarkEval {
                 for (j, o) in outs.enumerated() {
                     for (t, id) in o.enumerated() { buf.pointer[rank * slot + j * G + t] = Float(id) }
                 }
+            } else if collective {
+                let idx = Array(0..<min(N, B))
+                _ = try sampler.generate(idx.map { prompts[$0].ids }, keys: idx)
             }
             try comm.allgather(buf.pointer, shards: shards)
             if rank == 0 {
