@@ -120,12 +120,32 @@ struct BenchCommand: ParsableCommand {
         say("bench: \(model ?? preset)\(layers.map { ", \($0) of \(try! ModelConfig.preset(preset).nLayers) layers" } ?? "")"
             + "\(realVocab != nil ? ", vocab \(config.vocab) of \(realVocab!)" : ""), \(ParameterLayout(config).count) parameters, seq \(seq), batch \(batch) per rank, \(comm.size) ranks × \(Gemm.threads) threads")
         for line in Gemm.kernelReport.prefix(3) { say("  " + line) }
+        // --gemm auto: the kernels gift train would measure and choose at this shape (rank 0's, on every rank)
+        for (i, c) in computes.enumerated() where c.gemm == "auto" {
+            var code: [Int64] = [0, 0, 0]
+            if root {
+                let env = ProcessInfo.processInfo.environment["GIFT_BF16_KERNEL"] ?? ""
+                let t = try KernelChoice.table(model: config, tokens: T, precision: c.precision,
+                                               forced: c.precision == .bf16 ? BF16Kernel(rawValue: env) : nil)
+                let k = KernelChoice.choose(t)
+                if t.candidates.count == 1 {
+                    say("  --gemm auto, \(c.precision.rawValue): \(t.candidates[k].summary), the only candidate")
+                } else {
+                    say("  --gemm auto, \(c.precision.rawValue): the linear layers' GEMMs at \(T) tokens (\(t.note)), as gift train measures them:")
+                    for l in t.lines(chosen: k) { say("    " + l) }
+                }
+                code = t.candidates[k].code
+            }
+            if comm.size > 1 { try code.withUnsafeMutableBytes { try comm.broadcast($0.baseAddress!, bytes: $0.count, root: 0) } }
+            guard let k = GemmKernels(code: code) else { throw ValidationError("--gemm auto: rank 0 sent an unknown choice") }
+            computes[i] = Bench.Compute(gemm: k.backend.rawValue, precision: k.precision, kernel: k.bf16Kernel)
+        }
         say("  fp32 GEMM at \(shape): " + refs.map { String(format: "%@ %.1f GFLOP/s", $0.0, $0.1) }.joined(separator: ", ")
             + "; reference: \(best.0)")
         if layers != nil || realVocab != nil {
             // every linear layer's GEMM at this slice's shapes (3 repetitions each: they are large), on
             // the first setting measured
-            try Gemm.configure(gemm: computes[0].gemm, precision: computes[0].precision)
+            try computes[0].configure()
             let d = config.dModel, f = config.mlpHiddenSize, kv = config.kvDim
             let shapes = [("qkv", T, d + 2 * kv, d), ("attn_out", T, d, d), ("ff_proj|up", T, 2 * f, d), ("ff_out", T, d, f),
                           ("head", T, realVocab ?? config.vocab, d)]
@@ -138,11 +158,11 @@ struct BenchCommand: ParsableCommand {
             + attention.joined(separator: ", ") + " GFLOP/s (under 2^24 multiply-adds gift runs them on OpenBLAS)")
         var warnings: [String] = Blas.genericKernelWarning.map { [$0] } ?? []
         for c in computes {
-            try Gemm.configure(gemm: c.gemm, precision: c.precision)
+            try c.configure()
             let r = Bench.sgemmGFlops(m: gemmShape.m, n: gemmShape.n, k: gemmShape.k)
             say("  matmul \(Gemm.summary): \(String(format: "%.1f", r)) GFLOP/s at the same shape"
                 + (c.precision == .bf16 ? " (\(Gemm.bf16KernelReason))" : ""))
-            if c.precision == .bf16, let w = try Bench.bf16KernelCheck(gemm: c.gemm, m: gemmShape.m, n: gemmShape.n, k: gemmShape.k) {
+            if c.precision == .bf16, c.kernel == nil, let w = try Bench.bf16KernelCheck(gemm: c.gemm, m: gemmShape.m, n: gemmShape.n, k: gemmShape.k) {
                 say("  " + w); warnings.append(w)
             }
         }

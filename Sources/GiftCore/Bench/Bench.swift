@@ -4,10 +4,17 @@ import Foundation
 /// measurement at the model's largest matmul shape, so a step's achieved GFLOP/s is read against what
 /// the machine's GEMM reaches right now (the machine is shared and noisy: only ratios from one run count).
 public enum Bench {
-    /// A matmul backend and precision to measure (`Gemm.configure`'s arguments).
+    /// A matmul backend and precision to measure (`Gemm.configure`'s arguments); `kernel`: the bf16
+    /// kernel when chosen (`--gemm auto` resolved by measurement, `KernelChoice`), else nil (the rule).
     public struct Compute: Sendable, Equatable {
-        public var gemm: String, precision: Precision
-        public init(gemm: String, precision: Precision) { self.gemm = gemm; self.precision = precision }
+        public var gemm: String, precision: Precision, kernel: BF16Kernel?
+        public init(gemm: String, precision: Precision, kernel: BF16Kernel? = nil) {
+            self.gemm = gemm; self.precision = precision; self.kernel = kernel
+        }
+        public func configure() throws {
+            try Gemm.configure(gemm: gemm, precision: precision, bf16Kernel: precision == .bf16 ? kernel : nil,
+                               reason: "measured (--gemm auto)")
+        }
     }
 
     public struct Result {
@@ -170,7 +177,7 @@ public enum Bench {
         let settings: [Compute?] = computes.isEmpty ? [nil] : computes
         var lanes: [Lane] = []
         for cs in settings {
-            if let cs { try Gemm.configure(gemm: cs.gemm, precision: cs.precision) }
+            if let cs { try cs.configure() }
             for o in objectives {
                 // with LoRA: each objective's full fine-tuning step beside its LoRA step
                 for withLoRA in lora == nil ? [false] : [false, true] {
@@ -206,7 +213,7 @@ public enum Bench {
             let b = timed[s % timed.count]
             for lane in lanes {
                 Profiler.state = lane.profile
-                if !computes.isEmpty { try Gemm.configure(gemm: lane.compute.gemm, precision: lane.compute.precision) }
+                if !computes.isEmpty { try lane.compute.configure() }
                 let step = lane.lora ? loraStep! : full
                 step.runner.options = lane.objective
                 let sequences = batches == nil ? lane.seqs : b.sequences

@@ -51,9 +51,12 @@ public enum Gemm {
     /// as fast as oneDNN's f32 matmul on the bench shape, faster on the small ones, see README), and for
     /// bf16 oneDNN where its bf16 kernel is the faster one (AMX), else OpenBLAS with the emulation.
     /// The bf16 kernel is `native` only where `nativeBF16IsFaster`; GIFT_BF16_KERNEL=native|emulated (or
-    /// `bf16Kernel`) overrides that. Throws when the BLAS cannot load or oneDNN is asked for and cannot.
+    /// `bf16Kernel`) overrides that; `reason` then says why in the log (default: "forced by the caller").
+    /// Throws when the BLAS cannot load or oneDNN is asked for and cannot.
+    /// `gift train --gemm auto` does not rely on this rule: it measures (`KernelChoice`) and configures the
+    /// backend and kernel it chose by name.
     public static func configure(gemm: String = "auto", precision: Precision = .fp32,
-                                 bf16Kernel forcedKernel: BF16Kernel? = nil) throws {
+                                 bf16Kernel forcedKernel: BF16Kernel? = nil, reason: String? = nil) throws {
         try Blas.load()
         switch gemm {
         case "auto": backend = precision == .bf16 && onednnAvailable && nativeBF16IsFaster ? .onednn : .openblas
@@ -88,7 +91,7 @@ public enum Gemm {
                 throw GiftError(.usage, "GIFT_BF16_KERNEL=native needs the oneDNN backend (--gemm onednn)")
             }
             kernel = k
-            bf16KernelReason = forcedKernel != nil ? "forced by the caller" : "GIFT_BF16_KERNEL=\(env)"
+            bf16KernelReason = forcedKernel != nil ? reason ?? "forced by the caller" : "GIFT_BF16_KERNEL=\(env)"
         }
         bf16Kernel = kernel
         if backend == .onednn { gift_dnnl_set_threads(Int32(threads)) }

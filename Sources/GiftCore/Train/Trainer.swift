@@ -85,6 +85,7 @@ public final class Trainer {
         } else {
             trainable = stage.weights?.master ?? params; loraIdentity = nil
         }
+        // (--gemm auto: provisional, until `run` settles the kernels by measurement or the checkpoint's record)
         try Gemm.configure(gemm: config.gemm.rawValue, precision: config.precision)
         batches = try TrainBatches(config: config, data: data, ranks: comm.size, eos: Int32(modelConfig.eosTokenId), vocab: modelConfig.vocab)
         model = Transformer(config: modelConfig, maxSeqLen: max(2, min(config.maxLength, data.maxExampleLength + 1)))
@@ -186,6 +187,8 @@ extension Trainer {
             var resolved = cfg; resolved.out = outDir
             try resolved.jsonData().write(to: URL(fileURLWithPath: outDir + "/config.json"), options: .atomic)
         }
+        // --gemm auto: the kernels measured on rank 0 (or recorded by the checkpoint resumed), on every rank
+        try chooseKernels(outDir: outDir)
         try synchronizeStart()
         let resumed = try checkpoints.resume(resumeSpec, runDir: outDir, dataFingerprint: dataFingerprint,
                                              globalBatch: globalBatch, totalSteps: totalSteps)

@@ -1,0 +1,207 @@
+import Foundation
+import XCTest
+@testable import GiftCore
+
+/// `--gemm auto`: the kernels chosen by measurement once per run. The choice logic on injected timings
+/// (a pure function of the table), the shapes timed, and whole runs: the table in the log, the choice
+/// recorded and kept on resume, and every rank running rank 0's choice. Nothing here depends on which
+/// candidate is faster on this machine: runs that need a given winner inject their timings
+/// (GIFT_KERNEL_TIMINGS), and whatever OPENBLAS_CORETYPE says, OpenBLAS is one candidate.
+final class KernelChoiceTests: XCTestCase {
+    let env = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_pml": "ob1",
+               "OPENBLAS_NUM_THREADS": "1"]
+
+    override func tearDown() {
+        resetBackend()
+        super.tearDown()
+    }
+
+    let fp32 = [GemmKernels(backend: .openblas, precision: .fp32), GemmKernels(backend: .onednn, precision: .fp32)]
+
+    /// A table whose candidate c runs every shape at rates[c] GFLOP/s (`classRates`: per class instead).
+    func table(_ cands: [GemmKernels], rates: [[KernelChoice.ShapeClass: Double]], shapes: [KernelChoice.Shape]) -> KernelChoice.Table {
+        KernelChoice.Table(candidates: cands, shapes: shapes,
+                           seconds: rates.map { r in shapes.map { $0.timedFlops / (r[$0.shapeClass]! * 1e9) } })
+    }
+    func uniform(_ g: Double) -> [KernelChoice.ShapeClass: Double] { [.forward: g, .weightGrad: g, .inputGrad: g] }
+
+    func testChoiceIsTheFastestOnInjectedTimings() throws {
+        let shapes = KernelChoice.shapes(model: try ModelConfig.preset("small"), tokens: 1024)
+        // the faster one wins, whichever it is
+        XCTAssertEqual(KernelChoice.choose(table(fp32, rates: [uniform(100), uniform(200)], shapes: shapes)), 1)
+        XCTAssertEqual(KernelChoice.choose(table(fp32, rates: [uniform(200), uniform(100)], shapes: shapes)), 0)
+        // a near tie (within 2%) keeps the earlier candidate; just beyond it the faster one wins
+        XCTAssertEqual(KernelChoice.choose(table(fp32, rates: [uniform(100), uniform(101.5)], shapes: shapes)), 0)
+        XCTAssertEqual(KernelChoice.choose(table(fp32, rates: [uniform(100), uniform(103)], shapes: shapes)), 1)
+        // the whole micro-batch counts, not one class: faster forward, slower gradients loses
+        let t = table(fp32, rates: [[.forward: 300, .weightGrad: 100, .inputGrad: 100], uniform(150)], shapes: shapes)
+        XCTAssertEqual(KernelChoice.choose(t), 1)
+        XCTAssertEqual(t.gflops(0, .forward), 300, accuracy: 1e-9)
+        XCTAssertEqual(t.overallGFlops(1), 150, accuracy: 1e-6)
+        // the same table, the same choice (deterministic), and the log's table marks it
+        XCTAssertEqual(KernelChoice.choose(t), KernelChoice.choose(t))
+        let lines = t.lines(chosen: 1)
+        XCTAssertEqual(lines.count, 3)
+        XCTAssertTrue(lines[2].hasPrefix("onednn fp32") && lines[2].hasSuffix("<- chosen"), lines.joined(separator: "\n"))
+        XCTAssertTrue(lines[1].contains("300.0 | 100.0 | 100.0"), lines[1])
+        // bf16: three candidates, native fastest
+        let bf = KernelChoice.candidates(precision: .bf16, forced: nil, shapes: shapes, onednn: true, nativeBF16: true)
+        XCTAssertEqual(bf.map(\.summary), ["openblas bf16 (emulated)", "onednn bf16 (emulated)", "onednn bf16 (native)"])
+        XCTAssertEqual(KernelChoice.choose(table(bf, rates: [uniform(300), uniform(320), uniform(700)], shapes: shapes)), 2)
+        XCTAssertEqual(KernelChoice.choose(table(bf, rates: [uniform(300), uniform(320), uniform(200)], shapes: shapes)), 1)
+    }
+
+    func testCandidates() throws {
+        let small = KernelChoice.shapes(model: try ModelConfig.preset("small"), tokens: 1024)
+        let tiny = KernelChoice.shapes(model: try ModelConfig.preset("tiny"), tokens: 256)
+        func names(_ p: Precision, _ f: BF16Kernel?, _ s: [KernelChoice.Shape], onednn: Bool = true, native: Bool = true) -> [String] {
+            KernelChoice.candidates(precision: p, forced: f, shapes: s, onednn: onednn, nativeBF16: native).map(\.summary)
+        }
+        XCTAssertEqual(names(.fp32, nil, small), ["openblas fp32", "onednn fp32"])
+        XCTAssertEqual(names(.fp32, nil, small, onednn: false), ["openblas fp32"])
+        // every GEMM of the tiny model is under oneDNN's threshold: oneDNN would run OpenBLAS's kernels
+        XCTAssertEqual(names(.fp32, nil, tiny), ["openblas fp32"])
+        XCTAssertEqual(names(.bf16, nil, tiny), ["openblas bf16 (emulated)"])
+        // no bf16 instructions: no native candidate; GIFT_BF16_KERNEL narrows the candidates to its kernel
+        XCTAssertEqual(names(.bf16, nil, small, native: false), ["openblas bf16 (emulated)", "onednn bf16 (emulated)"])
+        XCTAssertEqual(names(.bf16, .native, small, native: false), ["onednn bf16 (native)"])
+        XCTAssertEqual(names(.bf16, .emulated, small), ["openblas bf16 (emulated)", "onednn bf16 (emulated)"])
+    }
+
+    /// Large GEMMs are timed scaled down in all dimensions alike, never below oneDNN's threshold when the
+    /// real one is above it.
+    func testShapesAreScaledDownProportionally() throws {
+        let c = try ModelConfig.preset("llada-8b")
+        let shapes = KernelChoice.shapes(model: c, tokens: 4096)
+        XCTAssertEqual(shapes.count, 15)
+        for s in shapes {
+            let t = s.timed
+            XCTAssertLessThanOrEqual(t.rows * t.inDim * t.outDim, KernelChoice.maxTimedWork, "\(s.layer)")
+            XCTAssertGreaterThanOrEqual(t.rows * t.inDim * t.outDim, Gemm.onednnMinWork, "\(s.layer)")
+            // proportions kept (within the rounding of each dimension)
+            XCTAssertEqual(Double(t.outDim) / Double(t.inDim), Double(s.outDim) / Double(s.inDim), accuracy: 0.05 * Double(s.outDim) / Double(s.inDim) + 0.02)
+        }
+        let small = KernelChoice.shapes(model: try ModelConfig.preset("small"), tokens: 64)
+        XCTAssertTrue(small.allSatisfy { $0.timed == ($0.rows, $0.inDim, $0.outDim) }, "small shapes are timed as they are")
+    }
+
+    /// A real measurement (no injected timings) takes well under a few seconds for the small preset and
+    /// gives a finite rate for every candidate; which one wins is this machine's business.
+    func testMeasurementIsCheapAndComplete() throws {
+        try Gemm.configure(gemm: "openblas")
+        let shapes = KernelChoice.shapes(model: try ModelConfig.preset("small"), tokens: 1024)
+        for p in Precision.allCases {
+            let cands = KernelChoice.candidates(precision: p, forced: nil, shapes: shapes)
+            let t0 = Date()
+            let t = try KernelChoice.measure(candidates: cands, shapes: shapes)
+            let secs = Date().timeIntervalSince(t0)
+            print("KernelChoiceTests: small preset, 1024 tokens, \(p.rawValue), \(String(format: "%.2f", secs)) s:\n"
+                  + t.lines(chosen: KernelChoice.choose(t)).joined(separator: "\n"))
+            XCTAssertLessThan(secs, 6)
+            for c in cands.indices { XCTAssertTrue(t.overallGFlops(c).isFinite && t.overallGFlops(c) > 0) }
+        }
+    }
+
+    func trainArgs(_ out: URL, steps: Int = 6, extra: [String] = []) -> [String] {
+        // mini at 16 × 48 tokens: its block GEMMs are above oneDNN's threshold, so oneDNN is a candidate
+        ["train", "--model", "mini", "--data", "countdown", "--task-examples", "200", "--max-steps", "\(steps)",
+         "--lr", "3e-3", "--seed", "5", "--objective", "sft", "--max-length", "48", "--micro-batch", "16",
+         "--out", out.path] + extra
+    }
+
+    func losses(_ dir: URL) throws -> [UInt64] {
+        try MetricsWriter.read(dir.appendingPathComponent("metrics.jsonl").path).map { ($0["loss"] as! NSNumber).doubleValue.bitPattern }
+    }
+
+    func kernelsRecord(_ dir: URL) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("kernels.json"))) as! [String: Any]
+    }
+
+    /// The table is in the log and in RUN_DIR/kernels.json, the choice in every checkpoint; a resumed
+    /// run uses the recorded kernels without measuring, even where a new measurement would choose
+    /// others, and so continues bit-identically.
+    func testResumeKeepsTheRecordedKernels() throws {
+        try XCTSkipUnless(Gemm.onednnAvailable, "oneDNN not installed: one candidate only")
+        let straight = try temporaryDirectory(self), split = try temporaryDirectory(self)
+        let onednnWins = "openblas fp32=100;onednn fp32=200", openblasWins = "openblas fp32=300;onednn fp32=100"
+        func gift(_ a: [String], timings: String?) throws -> RunResult {
+            var e = env; if let timings { e["GIFT_KERNEL_TIMINGS"] = timings }
+            return try runGift(a, env: e)
+        }
+        let a = try gift(trainArgs(straight), timings: onednnWins)
+        XCTAssertEqual(a.status, 0, a.stderr)
+        XCTAssertTrue(a.stderr.contains("kernels: measured on rank 0"), a.stderr)
+        XCTAssertTrue(a.stderr.contains("<- chosen") && a.stderr.contains("kernels: onednn fp32 chosen for the run"), a.stderr)
+        XCTAssertTrue(a.stderr.contains("matmuls: onednn fp32"), a.stderr)
+        let rec = try kernelsRecord(straight)
+        XCTAssertEqual((rec["kernels"] as? [String: Any])?["summary"] as? String, "onednn fp32")
+        XCTAssertEqual(rec["source"] as? String, "injected timings")
+        XCTAssertNotNil(rec["table"])
+
+        let first = try gift(trainArgs(split, extra: ["--stop-at-step", "3"]), timings: onednnWins)
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let man = try Manifest.read(split.appendingPathComponent("checkpoints/step-00000003/manifest.json").path)
+        XCTAssertEqual(man.kernels, GemmKernels(backend: .onednn, precision: .fp32))
+        let older = try temporaryDirectory(self).appendingPathComponent("run"), byName = try temporaryDirectory(self).appendingPathComponent("run")
+        try FileManager.default.copyItem(at: split, to: older)
+        try FileManager.default.copyItem(at: split, to: byName)
+        // resumed where a measurement would now choose OpenBLAS: the recorded oneDNN runs
+        let second = try gift(trainArgs(split, extra: ["--resume", "auto"]), timings: openblasWins)
+        XCTAssertEqual(second.status, 0, second.stderr)
+        XCTAssertTrue(second.stderr.contains("kernels: onednn fp32, recorded in"), second.stderr)
+        XCTAssertFalse(second.stderr.contains("kernels: measured"), second.stderr)
+        XCTAssertTrue(second.stderr.contains("matmuls: onednn fp32"), second.stderr)
+        XCTAssertEqual(try losses(straight), try losses(split))
+        XCTAssertEqual(try Data(contentsOf: straight.appendingPathComponent("model/model.safetensors")),
+                       try Data(contentsOf: split.appendingPathComponent("model/model.safetensors")))
+
+        // an older checkpoint (no record): measured again, and said so
+        let mp = older.appendingPathComponent("checkpoints/step-00000003/manifest.json").path
+        var old = try Manifest.read(mp); old.kernels = nil
+        try old.json(runConfig: old.runConfig.mapValues(\.foundation), model: old.modelConfig).write(to: URL(fileURLWithPath: mp))
+        XCTAssertNil(try Manifest.read(mp).kernels)
+        let third = try gift(trainArgs(older, extra: ["--resume", "auto"]), timings: openblasWins)
+        XCTAssertEqual(third.status, 0, third.stderr)
+        XCTAssertTrue(third.stderr.contains("records no kernels (written by an older gift): measuring them"), third.stderr)
+        XCTAssertTrue(third.stderr.contains("kernels: openblas fp32 chosen for the run"), third.stderr)
+
+        // --gemm by name: no measurement; over a different record, the log says bit-identity ends
+        let forced = try gift(trainArgs(byName, extra: ["--resume", "auto", "--gemm", "openblas"]), timings: nil)
+        XCTAssertEqual(forced.status, 0, forced.stderr)
+        XCTAssertFalse(forced.stderr.contains("kernels: measured"), forced.stderr)
+        XCTAssertTrue(forced.stderr.contains("in place of the onednn fp32 recorded in") && forced.stderr.contains("no longer bit-identical"),
+                      forced.stderr)
+    }
+
+    /// Only rank 0 measures, and every rank runs its choice: here rank 1 would choose the other backend
+    /// (its own injected timings), yet both run rank 0's (the start handshake compares the kernels of
+    /// every rank and would stop the job otherwise), and the result is the same as one rank's.
+    func testRanksRunRankZerosChoice() throws {
+        try skipUnlessMPI()
+        try XCTSkipUnless(Gemm.onednnAvailable, "oneDNN not installed: one candidate only")
+        let dir = try temporaryDirectory(self)
+        for (zero, one, want) in [("openblas fp32=100;onednn fp32=200", "openblas fp32=300;onednn fp32=100", "onednn fp32"),
+                                  ("openblas fp32=300;onednn fp32=100", "openblas fp32=100;onednn fp32=200", "openblas fp32")] {
+            let out = dir.appendingPathComponent(want.replacingOccurrences(of: " ", with: "-"))
+            func rank(_ timings: String) -> [String] {
+                ["/usr/bin/env", "GIFT_KERNEL_TIMINGS=\(timings)", giftBinary.path] + trainArgs(out, steps: 2)
+            }
+            let r = try runProcess(mpirunURL, ["--oversubscribe", "--bind-to", "none", "-np", "1"] + rank(zero) + [":", "-np", "1"] + rank(one),
+                                   env: env)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stderr.contains("kernels: \(want) chosen for the run"), r.stderr)
+            XCTAssertTrue(r.stderr.contains("matmuls: \(want)"), r.stderr)
+            XCTAssertEqual(r.stderr.components(separatedBy: "kernels: measured").count, 2, "one rank measures: \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("parameters identical on all 2 ranks"), r.stderr)
+        }
+    }
+
+    /// `--gemm openblas` keeps today's behaviour: nothing measured.
+    func testExplicitBackendIsNotMeasured() throws {
+        let out = try temporaryDirectory(self)
+        let r = try runGift(trainArgs(out, steps: 1, extra: ["--gemm", "openblas"]), env: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertFalse(r.stderr.contains("kernels: measured"), r.stderr)
+        XCTAssertEqual((try kernelsRecord(out)["source"]) as? String, "--gemm openblas")
+    }
+}
