@@ -41,7 +41,11 @@ final class KernelChoiceTests: XCTestCase {
         // the same table, the same choice (deterministic), and the log's table marks it
         XCTAssertEqual(KernelChoice.choose(t), KernelChoice.choose(t))
         let lines = t.lines(chosen: 1)
-        XCTAssertEqual(lines.count, 3)
+        XCTAssertEqual(lines.count, 4)
+        // what a choice per shape class would give is reported (not used)
+        XCTAssertEqual(t.perClass.picks, [0, 1, 1])
+        XCTAssertTrue(lines[3].hasPrefix("per shape class the fastest are forward openblas fp32, weight grad onednn fp32, input grad onednn fp32"),
+                      lines[3])
         XCTAssertTrue(lines[2].hasPrefix("onednn fp32") && lines[2].hasSuffix("<- chosen"), lines.joined(separator: "\n"))
         XCTAssertTrue(lines[1].contains("300.0 | 100.0 | 100.0"), lines[1])
         // bf16: three candidates, native fastest
@@ -85,8 +89,8 @@ final class KernelChoiceTests: XCTestCase {
         XCTAssertTrue(small.allSatisfy { $0.timed == ($0.rows, $0.inDim, $0.outDim) }, "small shapes are timed as they are")
     }
 
-    /// A real measurement (no injected timings) takes well under a few seconds for the small preset and
-    /// gives a finite rate for every candidate; which one wins is this machine's business.
+    /// A real measurement (no injected timings) gives a finite rate for every candidate (its time is
+    /// printed, not asserted: it is the machine's); which one wins is this machine's business.
     func testMeasurementIsCheapAndComplete() throws {
         try Gemm.configure(gemm: "openblas")
         let shapes = KernelChoice.shapes(model: try ModelConfig.preset("small"), tokens: 1024)
@@ -97,7 +101,6 @@ final class KernelChoiceTests: XCTestCase {
             let secs = Date().timeIntervalSince(t0)
             print("KernelChoiceTests: small preset, 1024 tokens, \(p.rawValue), \(String(format: "%.2f", secs)) s:\n"
                   + t.lines(chosen: KernelChoice.choose(t)).joined(separator: "\n"))
-            XCTAssertLessThan(secs, 6)
             for c in cands.indices { XCTAssertTrue(t.overallGFlops(c).isFinite && t.overallGFlops(c) > 0) }
         }
     }

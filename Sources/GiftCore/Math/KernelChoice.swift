@@ -89,7 +89,7 @@ public enum KernelChoice {
     /// At most this many multiply-adds per timed GEMM: larger ones are scaled down in all three
     /// dimensions alike (their proportions kept), never below `Gemm.onednnMinWork` when the real one is
     /// above it (so the timed GEMM takes the same path as the real one).
-    public static let maxTimedWork = 1 << 28
+    public static let maxTimedWork = 1 << 27
 
     /// The linear layers' GEMMs of `model` at `tokens` rows (micro-batch × sequence length).
     public static func shapes(model c: ModelConfig, tokens: Int, maxWork: Int = maxTimedWork) -> [Shape] {
@@ -167,7 +167,29 @@ public enum KernelChoice {
             return f / max(predictedSeconds(c), 1e-30) / 1e9
         }
 
-        /// The table for the log: one line per candidate (GFLOP/s per shape class and overall), the chosen marked.
+        /// Candidate c's predicted seconds per micro-batch on one shape class.
+        public func predictedSeconds(_ c: Int, _ cls: ShapeClass) -> Double {
+            shapes.indices.reduce(0) { acc, i in
+                let s = shapes[i]
+                return s.shapeClass == cls ? acc + Double(s.count) * s.flops * seconds[c][i] / max(s.timedFlops, 1) : acc
+            }
+        }
+
+        /// The fastest candidate of each shape class and the model's GEMM rate with that mix: what a choice
+        /// per shape class would give (the log reports it; the run takes one candidate for all).
+        public var perClass: (picks: [Int], gflops: Double) {
+            var picks: [Int] = [], t = 0.0
+            for cls in ShapeClass.allCases {
+                let p = candidates.indices.map { predictedSeconds($0, cls) }
+                let b = p.indices.min { p[$0] < p[$1] }!
+                picks.append(b); t += p[b]
+            }
+            let f = shapes.reduce(0) { $0 + Double($1.count) * $1.flops }
+            return (picks, f / max(t, 1e-30) / 1e9)
+        }
+
+        /// The table for the log: one line per candidate (GFLOP/s per shape class and overall), the chosen
+        /// marked, and when the fastest differs by shape class, what choosing per class would give.
         public func lines(chosen: Int) -> [String] {
             let w = max(24, candidates.map { $0.summary.count }.max() ?? 0)
             var out = ["candidate".padding(toLength: w, withPad: " ", startingAt: 0) + "   GFLOP/s: "
@@ -176,6 +198,12 @@ public enum KernelChoice {
                 out.append(k.summary.padding(toLength: w, withPad: " ", startingAt: 0) + "   "
                            + ShapeClass.allCases.map { String(format: "%.1f", gflops(c, $0)) }.joined(separator: " | ")
                            + String(format: " | %.1f", overallGFlops(c)) + (c == chosen ? "   <- chosen" : ""))
+            }
+            let pc = perClass
+            if Set(pc.picks).count > 1 {
+                out.append("per shape class the fastest are " + zip(ShapeClass.allCases, pc.picks).map { "\($0.rawValue) \(candidates[$1].summary)" }
+                    .joined(separator: ", ") + String(format: ": %.1f GFLOP/s for the model, %+.0f%% over the chosen (one choice per run: not used)",
+                                                       pc.gflops, 100 * (pc.gflops / overallGFlops(chosen) - 1)))
             }
             return out
         }
@@ -205,12 +233,15 @@ public enum KernelChoice {
         return p.firstIndex { $0 <= best * (1 + tieFraction) }!
     }
 
-    /// Times every candidate on every shape: one untimed round (oneDNN prepares its primitives), then up
-    /// to `rounds` timed rounds, candidates interleaved (a burst of load hits all alike), stopping after
-    /// `budget` seconds (at least one timed round); each time is the best of its rounds. Weights come from
-    /// the bf16 mirror as in training. Leaves `Gemm` configured as the last candidate: callers configure
-    /// the chosen one.
-    public static func measure(candidates: [GemmKernels], shapes: [Shape], rounds: Int = 3, budget: Double = 1.5) throws -> Table {
+    /// Times every candidate on every shape, one candidate after the other: an untimed round first
+    /// (oneDNN prepares its primitives, and the previous library's worker threads, which spin for a while
+    /// after their last task, go to sleep: at least `settle` seconds pass before the first timed GEMM;
+    /// interleaving the candidates GEMM by GEMM would time each against the other's spinning threads),
+    /// then up to `rounds` timed rounds within its share of `budget` (at least one); each time is the best
+    /// of its rounds. Weights come from the bf16 mirror as in training. Leaves `Gemm` configured as the
+    /// last candidate: callers configure the chosen one.
+    public static func measure(candidates: [GemmKernels], shapes: [Shape], rounds: Int = 3, budget: Double = 1.0,
+                               settle: Double = 0.15) throws -> Table {
         let maxX = shapes.map { $0.timed.rows * max($0.timed.inDim, $0.timed.outDim) }.max() ?? 0
         let maxW = shapes.map { $0.timed.inDim * $0.timed.outDim }.max() ?? 0
         let x = FloatBuffer(count: maxX), dy = FloatBuffer(count: maxX), y = FloatBuffer(count: maxX), dx = FloatBuffer(count: maxX)
@@ -219,24 +250,32 @@ public enum KernelChoice {
         for i in 0..<maxW { w.pointer[i] = Float(i % 11) * 0.01 - 0.05 }
         var seconds = [[Double]](repeating: [Double](repeating: .infinity, count: shapes.count), count: candidates.count)
         let t0 = Date()
-        for round in 0...max(1, rounds) {
-            if round >= 2 && Date().timeIntervalSince(t0) > budget { break }
-            for (c, k) in candidates.enumerated() {
-                try k.configure(reason: "timed")
-                Gemm.withWeightMirror(w.pointer, count: maxW) {
-                    for (i, s) in shapes.enumerated() {
-                        let (r, n, o) = s.timed
-                        let start = DispatchTime.now().uptimeNanoseconds
-                        switch s.shapeClass {
-                        case .forward: Gemm.linear(x.pointer, w.pointer, y.pointer, rows: r, inDim: n, outDim: o)
-                        case .weightGrad: Gemm.linearBackward(x: x.pointer, w: w.pointer, dy: dy.pointer, dx: nil, dw: dw.pointer,
-                                                              rows: r, inDim: n, outDim: o)
-                        case .inputGrad: Gemm.linearBackward(x: x.pointer, w: w.pointer, dy: dy.pointer, dx: dx.pointer, dw: nil,
-                                                             rows: r, inDim: n, outDim: o)
-                        }
-                        let sec = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                        if round > 0 { seconds[c][i] = min(seconds[c][i], sec) }
-                    }
+        func round(_ c: Int, timed: Bool) {
+            for (i, s) in shapes.enumerated() {
+                let (r, n, o) = s.timed
+                let start = DispatchTime.now().uptimeNanoseconds
+                switch s.shapeClass {
+                case .forward: Gemm.linear(x.pointer, w.pointer, y.pointer, rows: r, inDim: n, outDim: o)
+                case .weightGrad: Gemm.linearBackward(x: x.pointer, w: w.pointer, dy: dy.pointer, dx: nil, dw: dw.pointer,
+                                                      rows: r, inDim: n, outDim: o)
+                case .inputGrad: Gemm.linearBackward(x: x.pointer, w: w.pointer, dy: dy.pointer, dx: dx.pointer, dw: nil,
+                                                     rows: r, inDim: n, outDim: o)
+                }
+                if timed { seconds[c][i] = min(seconds[c][i], Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+            }
+        }
+        let share = budget / Double(max(1, candidates.count))
+        for (c, k) in candidates.enumerated() {
+            try k.configure(reason: "timed")
+            Gemm.withWeightMirror(w.pointer, count: maxW) {
+                let switched = Date()
+                round(c, timed: false)
+                let wait = settle - Date().timeIntervalSince(switched)
+                if wait > 0 { Thread.sleep(forTimeInterval: wait) }
+                let start = Date()
+                for r in 0..<max(1, rounds) {
+                    if r > 0 && Date().timeIntervalSince(start) > share { break }
+                    round(c, timed: true)
                 }
             }
         }
