@@ -199,6 +199,18 @@ final class KernelChoiceTests: XCTestCase {
         }
     }
 
+    /// GIFT_BF16_KERNEL=native with `--gemm auto`: oneDNN's native kernel is the one candidate (on a CPU
+    /// without bf16 instructions it runs, slowly), nothing is timed.
+    func testBF16KernelVariableNarrowsTheCandidates() throws {
+        try XCTSkipUnless(Gemm.onednnAvailable, "oneDNN not installed")
+        let out = try temporaryDirectory(self)
+        var e = env; e["GIFT_BF16_KERNEL"] = "native"
+        let r = try runGift(trainArgs(out, steps: 1, extra: ["--precision", "bf16"]), env: e)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("kernels: onednn bf16 (native), the only candidate here (GIFT_BF16_KERNEL=native)"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("matmuls: onednn bf16 (native)"), r.stderr)
+    }
+
     /// `--gemm openblas` keeps today's behaviour: nothing measured.
     func testExplicitBackendIsNotMeasured() throws {
         let out = try temporaryDirectory(self)
