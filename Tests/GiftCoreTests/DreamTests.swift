@@ -1,0 +1,277 @@
+import Foundation
+import XCTest
+@testable import GiftCore
+
+/// The Dream family (issue 25): Qwen2 blocks with q/k/v biases and shifted predictions (row i−1
+/// predicts token i, row 0 token 0), through the same Transformer as LLaDA.
+final class DreamTests: XCTestCase {
+    override func tearDown() {
+        resetBackend()
+        super.tearDown()
+    }
+
+    /// dream-tiny with std-0.2 weights and random (non-zero) biases: every path matters.
+    static func tinyDream(seed: UInt64 = 5) throws -> (ModelConfig, FloatBuffer) {
+        let c = try ModelConfig.preset("dream-tiny")
+        let layout = ParameterLayout(c)
+        let p = layout.initialize(seed: seed, std: 0.2)
+        for t in layout.tensors where t.isBias {
+            let r = CounterRNG(seed, 0xB1A5, UInt64(t.offset))
+            for j in 0..<t.count { p[t.offset + j] = Float(0.2 * r.normal(UInt64(j))) }
+        }
+        return (c, p)
+    }
+
+    // MARK: the family seam
+
+    func testLayoutNamesShapesAndConfigRoundTrip() throws {
+        let c = try ModelConfig.preset("dream-tiny")
+        let l = ParameterLayout(c)
+        let names = l.tensors.map(\.name)
+        XCTAssertEqual(names.first, "model.embed_tokens.weight")
+        XCTAssertEqual(Array(names.suffix(2)), ["model.norm.weight", "lm_head.weight"])
+        XCTAssertEqual(Array(names[1...12]), [
+            "model.layers.0.input_layernorm.weight", "model.layers.0.self_attn.q_proj.weight",
+            "model.layers.0.self_attn.k_proj.weight", "model.layers.0.self_attn.v_proj.weight",
+            "model.layers.0.self_attn.q_proj.bias", "model.layers.0.self_attn.k_proj.bias",
+            "model.layers.0.self_attn.v_proj.bias", "model.layers.0.self_attn.o_proj.weight",
+            "model.layers.0.post_attention_layernorm.weight", "model.layers.0.mlp.gate_proj.weight",
+            "model.layers.0.mlp.up_proj.weight", "model.layers.0.mlp.down_proj.weight"])
+        XCTAssertEqual(l.tensor(named: "model.layers.1.self_attn.k_proj.bias")?.shape, [c.kvDim])
+        XCTAssertEqual(l.tensor(named: "model.layers.1.self_attn.q_proj.bias")?.shape, [c.dModel])
+        let b = l.blocks[0]
+        XCTAssertEqual(b.qkvBias, b.v + c.kvDim * c.dModel, "the biases follow v_proj's weight")
+        XCTAssertEqual(b.attnOut, b.qkvBias! + c.dModel + 2 * c.kvDim)
+        // norms get 1, biases 0, neither decays
+        let p = l.initialize(seed: 1)
+        for t in l.tensors {
+            if t.isNorm { XCTAssertEqual(p[t.offset], 1, t.name) }
+            if t.isBias { XCTAssertEqual(p[t.offset], 0, t.name) }
+            XCTAssertEqual(t.decays, !t.isNorm && !t.isBias, t.name)
+        }
+        XCTAssertEqual(l.tensors.filter(\.isNorm).count, 2 * c.nLayers + 1)
+        XCTAssertEqual(l.tensors.filter(\.isBias).count, 3 * c.nLayers)
+        // config.json: Dream's own keys, read back to the same config; the family from model_type
+        let o = c.jsonObject()
+        XCTAssertEqual(o["model_type"] as? String, "Dream")
+        XCTAssertEqual(o["architectures"] as? [String], ["DreamModel"])
+        XCTAssertEqual(o["hidden_size"] as? Int, 64)
+        XCTAssertEqual(o["num_key_value_heads"] as? Int, 2)
+        XCTAssertNil(o["d_model"])
+        XCTAssertEqual(try ModelConfig.parse(c.jsonData(), source: "t"), c)
+        var lower = o; lower["model_type"] = "dream"
+        XCTAssertEqual(try ModelConfig.parse(JSONSerialization.data(withJSONObject: lower), source: "t"), c)
+        // LLaDA keeps its names and config
+        let ll = try ModelConfig.preset("tiny")
+        XCTAssertEqual(ll.family, .llada)
+        XCTAssertEqual(ParameterLayout(ll).tensors[1].name, "model.transformer.blocks.0.attn_norm.weight")
+        XCTAssertNil(ParameterLayout(ll).blocks[0].qkvBias)
+        XCTAssertEqual(try ModelConfig.parse(ll.jsonData(), source: "t"), ll)
+        // Dream-7B: the published parameter count
+        let big = try ModelConfig.preset("dream-7b")
+        XCTAssertEqual(ParameterLayout.checkedCount(big), 7_615_616_512)
+        XCTAssertEqual(ParameterLayout.checkedCount(big), ParameterLayout(big).count)
+    }
+
+    func testDreamConfigRefusals() throws {
+        let base = try ModelConfig.preset("dream-tiny").jsonObject()
+        for (k, v, says) in [("tie_word_embeddings", true as Any, "tie_word_embeddings"), ("hidden_act", "gelu" as Any, "hidden_act"),
+                             ("use_sliding_window", true as Any, "use_sliding_window"),
+                             ("rope_scaling", ["type": "yarn"] as Any, "rope_scaling"), ("model_type", "qwen2" as Any, "model_type")] {
+            var o = base; o[k] = v
+            XCTAssertThrowsError(try ModelConfig.parse(JSONSerialization.data(withJSONObject: o), source: "cfg")) { e in
+                XCTAssertTrue("\(e)".contains(says), "\(k): \(e)")
+            }
+        }
+        var o = base; o["num_attention_heads"] = 5
+        XCTAssertThrowsError(try ModelConfig.parse(JSONSerialization.data(withJSONObject: o), source: "cfg")) { e in
+            XCTAssertTrue("\(e)".contains("hidden_size"), "Dream's field names in the message: \(e)")
+        }
+    }
+
+    // MARK: the shift rule
+
+    /// gift's head for token i is the model's row i−1 (token 0: row 0), against the float64 reference's
+    /// unshifted rows; and the SFT loss of one masked token i is its CE under row i−1.
+    func testTokenIUsesRowIMinus1() throws {
+        let (c, params) = try Self.tinyDream()
+        let model = Transformer(config: c, maxSeqLen: 64)
+        let L = 8, tokens: [Int32] = [5, 17, 3, 42, 8, 61, 2, 97]
+        let acts = Activations(config: c, capacityTokens: 64, maxSeqLen: 64, training: true)
+        model.forward(params.pointer, tokens: tokens, batch: 1, seqLen: L, acts: acts)
+        let logits = model.head(params.pointer, rows: (0..<Int32(L)).map { $0 }, acts: acts)
+        let ref = Reference(config: c, params: params)
+        let raw = ref.rawLogits(tokens.map(Int.init))
+        XCTAssertEqual(acts.headRows, [0, 0, 1, 2, 3, 4, 5, 6])
+        let n = forwardReductionLength(c, seqLen: L)
+        let scale = raw.flatMap { $0 }.map(abs).max()!
+        for i in 0..<L {
+            let src = max(i - 1, 0)
+            let diff = (0..<c.vocab).map { abs(Double(logits[i * c.vocab + $0]) - raw[src][$0]) }.max()!
+            XCTAssertLessThanOrEqual(diff, float32Bound(reduction: n, factor: 2) * scale, "token \(i) from row \(src)")
+            if i >= 2 {   // and not from its own row
+                let own = (0..<c.vocab).map { abs(Double(logits[i * c.vocab + $0]) - raw[i][$0]) }.max()!
+                XCTAssertGreaterThan(own, 100 * float32Bound(reduction: n, factor: 2) * scale)
+            }
+        }
+        // the loss: one masked token at i = 5 (prompt 3), sft with t = 0.5: w = 2, N = 5 response tokens
+        var mask = [Bool](repeating: false, count: L); mask[5] = true
+        let seq = TrainSequence(tokens: tokens, promptLength: 3, exampleIndex: 0, fixedT: 0.5, fixedMask: mask)
+        let runner = ObjectiveRunner(model: model, options: ObjectiveOptions(kind: .sft), capacityTokens: 64, maxSeqLen: 64)
+        let grads = FloatBuffer(count: model.layout.count)
+        let (st, _) = runner.run(params.pointer, grads: grads.pointer, [seq], seed: 0, step: 0, normalizer: .of([seq]))
+        var noisy = tokens.map(Int.init); noisy[5] = c.maskTokenId
+        let z = ref.rawLogits(noisy)
+        let want = 2 * -Reference.logSoftmax(z[4])[Int(tokens[5])] / 5
+        let ownRow = 2 * -Reference.logSoftmax(z[5])[Int(tokens[5])] / 5
+        XCTAssertEqual(st.loss, want, accuracy: float32Bound(reduction: n, factor: 2) * abs(want))
+        XCTAssertGreaterThan(abs(ownRow - want), 1e-3, "the test can tell rows i and i−1 apart")
+        // the gradient reaches the head only through row 4's final state: lm_head's gradient is
+        // dlogits ⊗ hf[4], so its rows are multiples of one vector
+        let head = model.layout.tensor(named: "lm_head.weight")!
+        XCTAssertGreaterThan((0..<head.count).map { abs(grads[head.offset + $0]) }.max()!, 0)
+    }
+
+    /// Pass 1's betas (GIFT's entropies with the response masked) come from the shifted rows, and with
+    /// two tokens sharing a row (token 0 and 1, no prompt) the trimmed forward still serves both.
+    func testPass1BetasFollowTheShift() throws {
+        let (c, params) = try Self.tinyDream()
+        let model = Transformer(config: c, maxSeqLen: 64)
+        let seqs = ModelGradientTests.tinyBatch(c) + [TrainSequence(tokens: [4, 9, 11, 13, 97, 97, 97, 97, 97, 97],
+                                                                    promptLength: 0, exampleIndex: 2, fixedT: 0.5,
+                                                                    fixedMask: [Bool](repeating: true, count: 10))]
+        let runner = ObjectiveRunner(model: model, options: ObjectiveOptions(kind: .gift), capacityTokens: 64, maxSeqLen: 64)
+        let betas = runner.pass1Betas(params.pointer, seqs)
+        let ref = Reference(config: c, params: params).objective(ObjectiveOptions(kind: .gift), seqs)
+        let n = forwardReductionLength(c, seqLen: 10)
+        for (b, s) in seqs.enumerated() {
+            for i in s.promptLength..<10 {
+                XCTAssertEqual(betas[b * 10 + i], ref.betas[b][i], accuracy: float32Bound(reduction: n, factor: 4) * max(1, ref.betas[b][i]),
+                               "sequence \(b) token \(i)")
+            }
+        }
+        XCTAssertEqual(betas[2 * 10 + 0], betas[2 * 10 + 1], "tokens 0 and 1 share row 0")
+    }
+
+    // MARK: gradients
+
+    /// The model's gradient (q/k/v biases included) against finite differences of the float64 reference,
+    /// as ModelGradientTests does for LLaDA.
+    func testGradientSFT() throws {
+        for gemm in fp32Backends {
+            try useBackend(gemm, precision: .fp32)
+            try ModelGradientTests.runCheckOnce(ObjectiveOptions(kind: .sft), preset: "dream-tiny")
+        }
+    }
+    func testGradientGIFT() throws {
+        try useBackend(fp32Backends[0], precision: .fp32)
+        try ModelGradientTests.runCheckOnce(ObjectiveOptions(kind: .gift), preset: "dream-tiny")
+    }
+    func testGradientDreamCART() throws {
+        try useBackend(fp32Backends[0], precision: .fp32)
+        try ModelGradientTests.runCheckOnce(ObjectiveOptions(kind: .dream), preset: "dream-tiny")
+    }
+
+    /// Recompute gives the same bits (the biases are added again in the recomputed forward).
+    func testRecomputeBitIdentical() throws {
+        let (c, params) = try Self.tinyDream()
+        let model = Transformer(config: c, maxSeqLen: 64)
+        let seqs = ModelGradientTests.tinyBatch(c)
+        var out: [[Float]] = []
+        for rc in [false, true] {
+            let runner = ObjectiveRunner(model: model, options: ObjectiveOptions(kind: .gift), capacityTokens: 64, maxSeqLen: 64,
+                                         recompute: rc)
+            let g = FloatBuffer(count: model.layout.count)
+            _ = runner.run(params.pointer, grads: g.pointer, seqs, seed: 3, step: 1, normalizer: .of(seqs))
+            out.append((0..<g.count).map { g[$0] })
+        }
+        XCTAssertEqual(out[0], out[1])
+    }
+
+    // MARK: against transformers' Qwen2
+
+    /// A tiny random Dream folder written by gift, read by transformers' Qwen2Model + lm_head (float64,
+    /// bidirectional: an all-zero additive mask for every layer; softmax in float64 too), logits shifted
+    /// as Dream's code does: they equal gift's within the float32 forward bound.
+    func testLogitsEqualQwen2WithShift() throws {
+        let (c, params) = try Self.tinyDream(seed: 9)
+        let dir = try temporaryDirectory(self)
+        let folder = dir.appendingPathComponent("dream").path
+        try ModelFolder.save(folder, config: c, parameters: params)
+        let (c2, p2) = try ModelFolder.load(folder)
+        XCTAssertEqual(c2, c)
+        XCTAssertEqual((0..<p2.count).allSatisfy { p2[$0] == params[$0] }, true, "the folder reads back bit for bit")
+        let B = 2, L = 12
+        let tokens = (0..<(B * L)).map { Int32(CounterRNG(7).bits(UInt64($0)) % UInt64(c.vocab)) }
+        let model = Transformer(config: c, maxSeqLen: 64)
+        let acts = Activations(config: c, capacityTokens: 64, maxSeqLen: 64, training: false)
+        model.forward(params.pointer, tokens: tokens, batch: B, seqLen: L, acts: acts)
+        let logits = model.head(params.pointer, rows: (0..<Int32(B * L)).map { $0 }, acts: acts)
+        let lpath = dir.appendingPathComponent("logits.f32")
+        try Data(bytes: logits, count: B * L * c.vocab * 4).write(to: lpath)
+        let tpath = dir.appendingPathComponent("tokens.json")
+        try JSONSerialization.data(withJSONObject: (0..<B).map { b in (0..<L).map { Int(tokens[b * L + $0]) } }).write(to: tpath)
+        let r = try runPython(Self.qwen2Script, [folder, tpath.path, lpath.path])
+        if r.status != 0 && r.stderr.contains("No module named") {
+            throw XCTSkip("Qwen2 check skipped: \(r.stderr.split(separator: "\n").last ?? "")")
+        }
+        XCTAssertEqual(r.status, 0, r.stderr)
+        guard let line = r.stdout.split(separator: "\n").last,
+              let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Double] else {
+            return XCTFail("no result from the Qwen2 check: \(r.stdout) \(r.stderr)")
+        }
+        let n = forwardReductionLength(c, seqLen: L) + 2 * c.nLayers   // + the bias adds
+        XCTAssertLessThanOrEqual(o["max_diff"]!, float32Bound(reduction: n, factor: 2) * o["scale"]!, "\(o)")
+        XCTAssertGreaterThan(o["scale"]!, 0.1)
+        // the unshifted comparison fails by far: the test sees the shift
+        XCTAssertGreaterThan(o["unshifted_diff"]!, 100 * float32Bound(reduction: n, factor: 2) * o["scale"]!, "\(o)")
+        print("Qwen2 check: \(o)")
+    }
+
+    static let qwen2Script = #"""
+import json, sys
+import numpy as np
+import torch
+from safetensors.torch import load_file
+from transformers import Qwen2Config, Qwen2Model
+from transformers.models.qwen2 import modeling_qwen2 as mq
+
+folder, tokens_path, logits_path = sys.argv[1:4]
+cfg = json.load(open(folder + "/config.json"))
+assert cfg["model_type"] == "Dream"
+qc = Qwen2Config(vocab_size=cfg["vocab_size"], hidden_size=cfg["hidden_size"], intermediate_size=cfg["intermediate_size"],
+                 num_hidden_layers=cfg["num_hidden_layers"], num_attention_heads=cfg["num_attention_heads"],
+                 num_key_value_heads=cfg["num_key_value_heads"], rope_theta=cfg["rope_theta"], rms_norm_eps=cfg["rms_norm_eps"],
+                 max_position_embeddings=cfg["max_position_embeddings"], tie_word_embeddings=False,
+                 attn_implementation="eager")
+
+# transformers' eager attention takes the softmax in float32 whatever the dtype: the same in float64
+def eager64(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
+    k = mq.repeat_kv(key, module.num_key_value_groups)
+    v = mq.repeat_kv(value, module.num_key_value_groups)
+    w = torch.matmul(query, k.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        w = w + attention_mask
+    w = torch.softmax(w, dim=-1)
+    return torch.matmul(w, v).transpose(1, 2).contiguous(), w
+mq.eager_attention_forward = eager64
+
+sd = load_file(folder + "/model.safetensors")
+model = Qwen2Model(qc).double().eval()
+body = {k[len("model."):]: v.double() for k, v in sd.items() if k.startswith("model.")}
+missing, unexpected = model.load_state_dict(body, strict=True), None
+head = sd["lm_head.weight"].double()
+assert set(sd) == set(["lm_head.weight"] + ["model." + k for k in body]), "only model.* and lm_head"
+toks = torch.tensor(json.load(open(tokens_path)))
+B, L = toks.shape
+mask = torch.zeros(B, 1, L, L, dtype=torch.float64)   # bidirectional: nothing masked
+with torch.no_grad():
+    h = model(input_ids=toks, attention_mask={"full_attention": mask}).last_hidden_state
+    raw = h @ head.T
+    shifted = torch.cat([raw[:, :1], raw[:, :-1]], dim=1)   # Dream: row i-1 predicts token i
+V = raw.shape[-1]
+gift = torch.from_numpy(np.fromfile(logits_path, dtype=np.float32).astype(np.float64)).reshape(B, L, V)
+print(json.dumps({"max_diff": (gift - shifted).abs().max().item(), "scale": shifted.abs().max().item(),
+                  "unshifted_diff": (gift - raw).abs().max().item()}))
+"""#
+}
