@@ -188,6 +188,99 @@ final class DreamTests: XCTestCase {
         XCTAssertEqual(out[0], out[1])
     }
 
+    // MARK: gift inspect, training and resume through the CLI
+
+    /// `gift inspect` on a Dream folder: every objective's loss, betas, weights and (shifted) logits equal
+    /// the float64 reference's; the gradients carry Dream's names, and the q/k/v biases' match central
+    /// differences of the reference.
+    func testInspectMatchesTheReference() throws {
+        let (c, params) = try Self.tinyDream(seed: 11)
+        let dir = try temporaryDirectory(self)
+        let model = dir.appendingPathComponent("m").path
+        try ModelFolder.save(model, config: c, parameters: params)
+        let batch = dir.appendingPathComponent("batch.json")
+        try """
+        {"sequences": [
+          {"input_ids": [5, 9, 13, 20, 21, 22, 23, 97, 97], "prompt_length": 3, "t": 0.3, "mask": [0,0,0,1,0,1,1,0,1]},
+          {"input_ids": [7, 8, 30, 31, 32, 33, 34, 35, 97], "prompt_length": 2, "t": 0.7, "mask": [0,0,1,1,1,0,0,1,1]}
+        ]}
+        """.write(to: batch, atomically: true, encoding: .utf8)
+        let seqs = try Inspect.readBatch(path: batch.path, config: c)
+        let n = forwardReductionLength(c, seqLen: 9)
+        for objective in [ObjectiveKind.sft, .gift, .dream, .nll] {
+            let out = dir.appendingPathComponent("\(objective.rawValue).safetensors").path
+            let r = try runGift(["inspect", "--model", model, "--batch", batch.path, "--objective", objective.rawValue, "--out", out])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let printed = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+            var ref = Reference(config: c, params: params)
+            let o = ref.objective(ObjectiveOptions(kind: objective), seqs)
+            XCTAssertEqual((printed["loss"] as! NSNumber).doubleValue, o.loss, accuracy: float32Bound(reduction: n, factor: 2) * abs(o.loss),
+                           "\(objective)")
+            let f = try SafetensorsFile.read(path: out)
+            let logits = try f.floats("logits"), refLogits = o.logits.flatMap { $0.flatMap { $0 } }
+            let scale = refLogits.map(abs).max()!
+            XCTAssertEqual(logits.count, refLogits.count)
+            for i in logits.indices {
+                XCTAssertEqual(Double(logits[i]), refLogits[i], accuracy: float32Bound(reduction: n, factor: 2) * scale)
+            }
+            let betas = try f.floats("betas"), refB = o.betas.flatMap { $0 }
+            for i in betas.indices { XCTAssertEqual(Double(betas[i]), refB[i], accuracy: float32Bound(reduction: n, factor: 4) * max(1, refB[i])) }
+            for t in ParameterLayout(c).tensors { XCTAssertEqual(try f.tensor("grad/" + t.name).shape, t.shape) }
+            guard objective == .sft || objective == .gift else { continue }
+            // the bias gradients against central differences (betas held at the reference's own)
+            let frozen = o.betas, h = 1e-4
+            for name in ["model.layers.0.self_attn.q_proj.bias", "model.layers.1.self_attn.k_proj.bias",
+                         "model.layers.0.self_attn.v_proj.bias"] {
+                let g = try f.floats("grad/" + name), gmax = g.map { Double(abs($0)) }.max()!
+                XCTAssertGreaterThan(gmax, 0, name)
+                for j in [0, g.count / 2, g.count - 1] {
+                    let x0 = ref.w[name]![j]
+                    ref.w[name]![j] = x0 + h; let fp = ref.objective(ObjectiveOptions(kind: objective), seqs, frozenBetas: frozen).loss
+                    ref.w[name]![j] = x0 - h; let fm = ref.objective(ObjectiveOptions(kind: objective), seqs, frozenBetas: frozen).loss
+                    ref.w[name]![j] = x0
+                    let num = (fp - fm) / (2 * h)
+                    XCTAssertLessThanOrEqual(abs(Double(g[j]) - num), 2e-3 * abs(num) + float32Bound(reduction: 3 * n + 18, factor: 1) * gmax,
+                                             "\(objective) \(name)[\(j)]: inspect \(g[j]) numeric \(num)")
+                }
+            }
+        }
+    }
+
+    /// Dream trains through `gift train` (preset dream-tiny): stopped and resumed, bit-identical to the
+    /// straight run; a LLaDA checkpoint is refused on a Dream run, and the reverse, by family name.
+    func testResumeBitIdenticalAndCheckpointsOfTheOtherFamilyRefused() throws {
+        let common = ["--data", "countdown", "--task-examples", "48", "--max-steps", "4", "--micro-batch", "2", "--max-length", "32",
+                      "--seed", "3", "--lr", "1e-3", "--compression-workers", "0", "--checkpoint-every", "2"]
+        func train(_ model: String, _ out: URL, _ extra: [String] = []) throws -> RunResult {
+            try runGift(["train", "--model", model] + common + extra + ["--out", out.path])
+        }
+        let a = try temporaryDirectory(self), b = try temporaryDirectory(self)
+        let ra = try train("dream-tiny", a)
+        XCTAssertEqual(ra.status, 0, ra.stderr)
+        XCTAssertEqual(try train("dream-tiny", b, ["--stop-at-step", "2"]).status, 0)
+        let rb = try train("dream-tiny", b, ["--resume", "auto"])
+        XCTAssertEqual(rb.status, 0, rb.stderr)
+        XCTAssertTrue(rb.stderr.contains("resumed from"), rb.stderr)
+        let la = try MetricsWriter.read(a.appendingPathComponent("metrics.jsonl").path).map { ($0["loss"] as! NSNumber).doubleValue }
+        let lb = try MetricsWriter.read(b.appendingPathComponent("metrics.jsonl").path).map { ($0["loss"] as! NSNumber).doubleValue }
+        XCTAssertEqual(la.count, 4)
+        XCTAssertEqual(la.map(\.bitPattern), lb.map(\.bitPattern))
+        let wa = try Data(contentsOf: a.appendingPathComponent("model/model.safetensors"))
+        XCTAssertEqual(wa, try Data(contentsOf: b.appendingPathComponent("model/model.safetensors")))
+        // the trained folder is a Dream folder (Qwen2 names)
+        let (tc, _) = try ModelFolder.load(a.appendingPathComponent("model").path)
+        XCTAssertEqual(tc.family, .dream)
+        // the other family's checkpoint, by name
+        let l = try temporaryDirectory(self)
+        XCTAssertEqual(try train("tiny", l, ["--stop-at-step", "2"]).status, 0)
+        for (model, dirOut, says) in [("dream-tiny", l, "of a LLaDA model; this run's model is Dream"),
+                                      ("tiny", b, "of a Dream model; this run's model is LLaDA")] {
+            let r = try train(model, dirOut, ["--resume", "auto"])
+            XCTAssertNotEqual(r.status, 0)
+            XCTAssertTrue(r.stderr.contains(says), r.stderr)
+        }
+    }
+
     // MARK: against transformers' Qwen2
 
     /// A tiny random Dream folder written by gift, read by transformers' Qwen2Model + lm_head (float64,
