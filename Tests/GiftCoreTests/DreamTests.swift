@@ -321,6 +321,111 @@ final class DreamTests: XCTestCase {
         print("Qwen2 check: \(o)")
     }
 
+    /// gift's Dream LoRA adapter (every target) in PEFT itself: transformers' Qwen2ForCausalLM loads gift's
+    /// folder (its names are Qwen2's), PeftModel.from_pretrained loads gift's adapter folder (PEFT's names
+    /// for Qwen2 modules, biases untouched), and its float64 logits, shifted as Dream's code does, equal
+    /// gift's; merge_and_unload() equals `gift export --adapter --merge`.
+    func testLoRAAdapterAgreesWithPEFTOnQwen2() throws {
+        let (c, base) = try Self.tinyDream(seed: 13)
+        let dir = try temporaryDirectory(self)
+        let modelDir = dir.appendingPathComponent("model").path, adapterDir = dir.appendingPathComponent("adapter").path
+        try ModelFolder.save(modelDir, config: c, parameters: base)
+        var lc = LoRAConfig()
+        lc.r = 4; lc.alpha = 8; lc.targets = LoRATarget.allCases
+        let layout = try LoRALayout(c, lc)
+        XCTAssertTrue(layout.tensors.contains { $0.name == "base_model.model.model.layers.1.self_attn.o_proj.lora_A.weight" })
+        XCTAssertTrue(layout.tensors.contains { $0.name == "base_model.model.model.layers.0.mlp.gate_proj.lora_B.weight" })
+        let a = layout.initialize(seed: 2)
+        for t in layout.tensors where t.name.hasSuffix("lora_B.weight") {
+            let r = CounterRNG(5, UInt64(t.offset))
+            for j in 0..<t.count { a[t.offset + j] = Float(0.4 * r.normal(UInt64(j))) }
+        }
+        try PEFTAdapter.save(adapterDir, layout: layout, weights: a.pointer, baseModel: "model")
+        let (lc2, a2) = try PEFTAdapter.load(adapterDir, model: c)
+        XCTAssertEqual(lc2.targets, LoRATarget.allCases, "gift reads its Dream adapter back")
+        XCTAssertTrue((0..<a.count).allSatisfy { a2[$0] == a[$0] })
+        let B = 2, L = 12
+        let tokens = (0..<(B * L)).map { Int32(CounterRNG(7).bits(UInt64($0)) % UInt64(c.vocab)) }
+        let model = Transformer(config: c, maxSeqLen: 64)
+        let acts = Activations(config: c, capacityTokens: 64, maxSeqLen: 64, training: true)
+        let run = LoRARun(layout: layout, weights: a.pointer, capacityTokens: 64, training: true)
+        model.forward(base.pointer, tokens: tokens, batch: B, seqLen: L, acts: acts, lora: run)
+        let logits = model.head(base.pointer, rows: (0..<Int32(B * L)).map { $0 }, acts: acts)
+        let lpath = dir.appendingPathComponent("logits.f32")
+        try Data(bytes: logits, count: B * L * c.vocab * 4).write(to: lpath)
+        let tpath = dir.appendingPathComponent("tokens.json")
+        try JSONSerialization.data(withJSONObject: (0..<B).map { b in (0..<L).map { Int(tokens[b * L + $0]) } }).write(to: tpath)
+        let merged = dir.appendingPathComponent("merged").path
+        let ex = try runGift(["export", "--model", modelDir, "--adapter", adapterDir, "--merge", "--out", merged])
+        XCTAssertEqual(ex.status, 0, ex.stderr)
+        let r = try runPython(Self.peftScript, [modelDir, adapterDir, tpath.path, lpath.path, merged])
+        if r.status != 0 && r.stderr.contains("No module named") {
+            throw XCTSkip("PEFT check skipped: \(r.stderr.split(separator: "\n").last ?? "")")
+        }
+        XCTAssertEqual(r.status, 0, r.stderr)
+        guard let line = r.stdout.split(separator: "\n").last,
+              let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Double] else {
+            return XCTFail("no result from the PEFT check: \(r.stdout) \(r.stderr)")
+        }
+        let n = forwardReductionLength(c, seqLen: L) + 2 * c.nLayers
+        XCTAssertLessThanOrEqual(o["logit_max_diff"]!, float32Bound(reduction: n, factor: 2) * o["logit_scale"]!, "\(o)")
+        XCTAssertGreaterThan(o["logit_scale"]!, 0.1)
+        XCTAssertLessThanOrEqual(o["merged_max_rel_diff"]!, 1.2e-7, "\(o)")
+        XCTAssertEqual(Int(o["lora_modules"]!), c.nLayers * LoRATarget.allCases.count, "\(o)")
+        print("Dream PEFT check: \(o)")
+    }
+
+    static let peftScript = #"""
+import json, sys
+import numpy as np
+import torch
+from peft import PeftModel
+from safetensors.torch import load_file
+from transformers import Qwen2Config, Qwen2ForCausalLM
+from transformers.models.qwen2 import modeling_qwen2 as mq
+
+model_dir, adapter_dir, tokens_path, logits_path, merged_dir = sys.argv[1:6]
+cfg = json.load(open(model_dir + "/config.json"))
+qc = Qwen2Config(vocab_size=cfg["vocab_size"], hidden_size=cfg["hidden_size"], intermediate_size=cfg["intermediate_size"],
+                 num_hidden_layers=cfg["num_hidden_layers"], num_attention_heads=cfg["num_attention_heads"],
+                 num_key_value_heads=cfg["num_key_value_heads"], rope_theta=cfg["rope_theta"], rms_norm_eps=cfg["rms_norm_eps"],
+                 max_position_embeddings=cfg["max_position_embeddings"], tie_word_embeddings=False,
+                 attn_implementation="eager")
+
+def eager64(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
+    k = mq.repeat_kv(key, module.num_key_value_groups)
+    v = mq.repeat_kv(value, module.num_key_value_groups)
+    w = torch.matmul(query, k.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        w = w + attention_mask
+    w = torch.softmax(w, dim=-1)
+    return torch.matmul(w, v).transpose(1, 2).contiguous(), w
+mq.eager_attention_forward = eager64
+
+base = Qwen2ForCausalLM(qc)
+base.load_state_dict(load_file(model_dir + "/model.safetensors"), strict=True)
+base = base.double().eval()
+peft_model = PeftModel.from_pretrained(base, adapter_dir).double().eval()
+ids = torch.tensor(json.load(open(tokens_path)), dtype=torch.long)
+B, L = ids.shape
+mask = {"full_attention": torch.zeros(B, 1, L, L, dtype=torch.float64)}
+with torch.no_grad():
+    raw = peft_model(input_ids=ids, attention_mask=mask).logits
+    logits = torch.cat([raw[:, :1], raw[:, :-1]], dim=1).numpy()
+gift = np.fromfile(logits_path, dtype=np.float32).reshape(logits.shape).astype(np.float64)
+lora_modules = sum(1 for n, _ in peft_model.named_modules() if n.endswith(".lora_A"))
+merged = peft_model.merge_and_unload().state_dict()
+gm = load_file(merged_dir + "/model.safetensors")
+worst = 0.0
+for name, w in merged.items():
+    g = gm[name].double()
+    worst = max(worst, float(((w - g).abs() / (w.abs() + 1e-6)).max()))
+if set(merged) != set(gm):
+    worst = float("inf")
+print(json.dumps({"logit_max_diff": float(np.abs(logits - gift).max()), "logit_scale": float(np.abs(logits).max()),
+                  "merged_max_rel_diff": worst, "lora_modules": lora_modules}))
+"""#
+
     static let qwen2Script = #"""
 import json, sys
 import numpy as np
