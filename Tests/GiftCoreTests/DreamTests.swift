@@ -375,6 +375,56 @@ final class DreamTests: XCTestCase {
         print("Dream PEFT check: \(o)")
     }
 
+    /// A LLaDA adapter offered to a Dream model (and the reverse) is refused by family name.
+    func testAdapterOfTheOtherFamilyRefused() throws {
+        let dir = try temporaryDirectory(self)
+        var lc = LoRAConfig()
+        lc.r = 2; lc.targets = [.q, .v]
+        let dream = try ModelConfig.preset("dream-tiny"), llada = try ModelConfig.preset("tiny")
+        for (from, to, says) in [(llada, dream, "is for a LLaDA model"), (dream, llada, "is for a Dream model")] {
+            let layout = try LoRALayout(from, lc)
+            let out = dir.appendingPathComponent(from.family.rawValue).path
+            try PEFTAdapter.save(out, layout: layout, weights: layout.initialize(seed: 1).pointer, baseModel: "m")
+            XCTAssertNoThrow(try PEFTAdapter.load(out, model: from))
+            XCTAssertThrowsError(try PEFTAdapter.load(out, model: to)) { e in
+                XCTAssertTrue("\(e)".contains(says) && "\(e)".contains("this model is \(to.family.displayName)"), "\(e)")
+            }
+        }
+    }
+
+    /// Dream folders in and out as they ship: bf16 shards with an index, read back to the bf16 values;
+    /// `saveLike` keeps the source's dtype, sharding, remote code and config keys (auto_map, bos_token_id).
+    func testBF16ShardedFolderAndDropInCopy() throws {
+        let (c, params) = try Self.tinyDream()
+        let dir = try temporaryDirectory(self)
+        let src = dir.appendingPathComponent("src").path
+        try ModelFolder.save(src, config: c, parameters: params, dtype: .BF16, maxShardBytes: 60_000)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: src + "/" + ModelFolder.indexFile))
+        XCTAssertGreaterThan(ModelFolder.existingShards(src).count, 1)
+        // Dream's remote-code keys and files, as the published folder has them
+        var cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: src + "/config.json"))) as! [String: Any]
+        cfg["auto_map"] = ["AutoConfig": "configuration_dream.DreamConfig", "AutoModel": "modeling_dream.DreamModel"]
+        cfg["bos_token_id"] = 97
+        try JSONSerialization.data(withJSONObject: cfg).write(to: URL(fileURLWithPath: src + "/config.json"))
+        try "# Dream's modeling code\n".write(toFile: src + "/modeling_dream.py", atomically: true, encoding: .utf8)
+        let (c2, p2) = try ModelFolder.load(src)
+        XCTAssertEqual(c2, c)
+        for i in 0..<p2.count { XCTAssertEqual(p2[i], BFloat16.round(params[i]), "parameter \(i)") }
+        let dst = dir.appendingPathComponent("dst").path
+        let (dt, copied) = try ModelCompanions.saveLike(src, dst: dst, config: c2, parameters: p2)
+        XCTAssertEqual(dt, .BF16)
+        XCTAssertEqual(copied, ["modeling_dream.py"])
+        XCTAssertEqual(ModelFolder.existingShards(dst).count, ModelFolder.existingShards(src).count)
+        let out = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dst + "/config.json"))) as! [String: Any]
+        XCTAssertEqual(out["model_type"] as? String, "Dream")
+        XCTAssertEqual(out["bos_token_id"] as? Int, 97)
+        XCTAssertEqual((out["auto_map"] as? [String: String])?["AutoModel"], "modeling_dream.DreamModel")
+        XCTAssertEqual(out["torch_dtype"] as? String, "bfloat16")
+        let (c3, p3) = try ModelFolder.load(dst)
+        XCTAssertEqual(c3, c)
+        XCTAssertTrue((0..<p3.count).allSatisfy { p3[$0] == p2[$0] })
+    }
+
     static let peftScript = #"""
 import json, sys
 import numpy as np

@@ -117,6 +117,12 @@ public enum PEFTAdapter {
         do { layout = try LoRALayout(model, c) } catch { throw GiftError(.mismatch, "\(cpath): \(error)") }
         let wpath = dir + "/" + weightsFile
         let f = try SafetensorsFile.read(path: wpath)
+        // an adapter of the other family (its module paths say which), refused by name
+        for other in ModelFamily.allCases where other != model.family {
+            if let n = f.names.first(where: { $0.hasPrefix(LoRALayout.peftPrefix + other.blocksRoot) }) {
+                throw GiftError(.mismatch, "\(wpath): the adapter is for a \(other.displayName) model (tensor '\(n)'); this model is \(model.family.displayName)")
+            }
+        }
         let buf = FloatBuffer(count: layout.count)
         for t in layout.tensors {
             guard let info = f.tensors[t.name] else {

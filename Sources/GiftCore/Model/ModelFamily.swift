@@ -43,7 +43,9 @@ public enum ModelFamily: String, Sendable, CaseIterable {
     public var headName: String { self == .llada ? "model.transformer.ff_out.weight" : "lm_head.weight" }
     /// The output head's module path (PEFT's target matching must not reach it).
     public var headModule: String { String(headName.dropLast(".weight".count)) }
-    public func blockPrefix(_ l: Int) -> String { self == .llada ? "model.transformer.blocks.\(l)." : "model.layers.\(l)." }
+    /// Where the blocks' tensor names begin ("model.transformer.blocks." / "model.layers.").
+    public var blocksRoot: String { self == .llada ? "model.transformer.blocks." : "model.layers." }
+    public func blockPrefix(_ l: Int) -> String { blocksRoot + "\(l)." }
 
     /// A block's module paths after the block prefix, in `BlockOffsets` order (the two norms, then the
     /// linear layers in `LoRATarget` order).
