@@ -167,122 +167,104 @@ public struct ModelConfig: Equatable, Sendable {
 
     /// Parses a config.json's object (also a checkpoint manifest's "model").
     static func parse(object o: [String: StrictJSON], source: String) throws -> ModelConfig {
-        func present(_ k: String) -> StrictJSON? {
-            guard let v = o[k] else { return nil }
-            if case .null = v { return nil }
-            return v
-        }
-        func int(_ k: String, required: Bool = true) throws -> Int? {
-            guard let v = present(k) else {
-                if required { throw GiftError(.config, "\(source): missing field '\(k)'") }
-                return nil
-            }
-            // an integer literal, or a number with an integral value (64.0, 6.4e1) that fits in Int
-            guard case .number(let t) = v, let i = Int(t) ?? Double(t).flatMap({ Int(exactly: $0) }) else {
-                throw GiftError(.config, "\(source): field '\(k)' must be an integer, got \(v.brief)")
-            }
-            return i
-        }
-        func double(_ k: String, default d: Double) throws -> Double {
-            guard let v = present(k) else { return d }
-            guard case .number(let t) = v, let x = Double(t) else {
-                throw GiftError(.config, "\(source): field '\(k)' must be a number, got \(v.brief)")
-            }
-            return x
-        }
-        func flag(_ k: String, expect: Bool) throws {
-            guard let v = present(k) else { return }
-            guard case .bool(let b) = v else { throw GiftError(.config, "\(source): field '\(k)' must be true or false") }
-            if b != expect { throw GiftError(.config, "\(source): field '\(k)' is \(b); gift supports only \(expect)") }
-        }
+        let f = ConfigFields(o: o, source: source)
         if case .string(let mt)? = o["model_type"] {
             guard let fam = ModelFamily.from(modelType: mt) else {
                 throw GiftError(.config, "\(source): field 'model_type' is '\(mt)'; gift supports 'llada' and 'Dream'")
             }
             if fam == .dream { return try parseDream(o, source: source) }
         }
-        try flag("weight_tying", expect: false)
-        try flag("include_bias", expect: false)
-        try flag("include_qkv_bias", expect: false)
-        try flag("alibi", expect: false)
-        try flag("attention_layer_norm", expect: false)
-        try flag("scale_logits", expect: false)
-        try flag("rope", expect: true)
+        try f.flag("weight_tying", expect: false)
+        try f.flag("include_bias", expect: false)
+        try f.flag("include_qkv_bias", expect: false)
+        try f.flag("alibi", expect: false)
+        try f.flag("attention_layer_norm", expect: false)
+        try f.flag("scale_logits", expect: false)
+        try f.flag("rope", expect: true)
         for (k, want) in [("activation_type", "silu"), ("layer_norm_type", "rms"), ("block_type", "llama")] {
-            if let v = present(k) {
+            if let v = f.present(k) {
                 if case .string(want) = v { continue }
                 let shown: String
                 if case .string(let s) = v { shown = s } else { shown = v.brief }
                 throw GiftError(.config, "\(source): field '\(k)' is \(shown); gift supports only '\(want)'")
             }
         }
-        let d = try int("d_model")!, h = try int("n_heads")!
+        let d = try f.int("d_model")!, h = try f.int("n_heads")!
         var c = ModelConfig(
-            dModel: d, nHeads: h, nKVHeads: try int("n_kv_heads", required: false) ?? h,
-            nLayers: try int("n_layers")!, mlpHiddenSize: try int("mlp_hidden_size")!,
-            vocabSize: try int("vocab_size")!, embeddingSize: try int("embedding_size", required: false),
-            maskTokenId: try int("mask_token_id")!, eosTokenId: try int("eos_token_id", required: false),
-            padTokenId: try int("pad_token_id", required: false), ropeTheta: try double("rope_theta", default: 10000),
-            rmsNormEps: try double("rms_norm_eps", default: 1e-5),
-            maxSequenceLength: try int("max_sequence_length", required: false) ?? 4096)
+            dModel: d, nHeads: h, nKVHeads: try f.int("n_kv_heads", required: false) ?? h,
+            nLayers: try f.int("n_layers")!, mlpHiddenSize: try f.int("mlp_hidden_size")!,
+            vocabSize: try f.int("vocab_size")!, embeddingSize: try f.int("embedding_size", required: false),
+            maskTokenId: try f.int("mask_token_id")!, eosTokenId: try f.int("eos_token_id", required: false),
+            padTokenId: try f.int("pad_token_id", required: false), ropeTheta: try f.double("rope_theta", default: 10000),
+            rmsNormEps: try f.double("rms_norm_eps", default: 1e-5),
+            maxSequenceLength: try f.int("max_sequence_length", required: false) ?? 4096)
         try c.validate(source: source)
         // after validate: the derived ratio divides by d_model
-        if let r = try int("mlp_ratio", required: false), r != c.writtenMLPRatio { c.mlpRatio = r }
+        if let r = try f.int("mlp_ratio", required: false), r != c.writtenMLPRatio { c.mlpRatio = r }
         return c
     }
 
     /// Dream's config.json (Qwen2's fields; DreamConfig's defaults where a field is absent). Every Qwen2
     /// switch gift does not implement is refused by name.
     static func parseDream(_ o: [String: StrictJSON], source: String) throws -> ModelConfig {
-        func present(_ k: String) -> StrictJSON? {
-            guard let v = o[k] else { return nil }
-            if case .null = v { return nil }
-            return v
-        }
-        func int(_ k: String, required: Bool = true) throws -> Int? {
-            guard let v = present(k) else {
-                if required { throw GiftError(.config, "\(source): missing field '\(k)'") }
-                return nil
-            }
-            guard case .number(let t) = v, let i = Int(t) ?? Double(t).flatMap({ Int(exactly: $0) }) else {
-                throw GiftError(.config, "\(source): field '\(k)' must be an integer, got \(v.brief)")
-            }
-            return i
-        }
-        func double(_ k: String, default d: Double) throws -> Double {
-            guard let v = present(k) else { return d }
-            guard case .number(let t) = v, let x = Double(t) else {
-                throw GiftError(.config, "\(source): field '\(k)' must be a number, got \(v.brief)")
-            }
-            return x
-        }
-        func flag(_ k: String, expect: Bool) throws {
-            guard let v = present(k) else { return }
-            guard case .bool(let b) = v else { throw GiftError(.config, "\(source): field '\(k)' must be true or false") }
-            if b != expect { throw GiftError(.config, "\(source): field '\(k)' is \(b); gift supports only \(expect)") }
-        }
-        try flag("tie_word_embeddings", expect: false)
-        try flag("use_sliding_window", expect: false)
-        if let v = present("hidden_act") {
+        let f = ConfigFields(o: o, source: source)
+        try f.flag("tie_word_embeddings", expect: false)
+        try f.flag("use_sliding_window", expect: false)
+        if let v = f.present("hidden_act") {
             guard case .string("silu") = v else {
                 throw GiftError(.config, "\(source): field 'hidden_act' is \(v.brief); gift supports only 'silu'")
             }
         }
-        if let v = present("rope_scaling") {
+        if let v = f.present("rope_scaling") {
             throw GiftError(.config, "\(source): field 'rope_scaling' is \(v.brief); gift supports only null (plain RoPE)")
         }
-        let d = try int("hidden_size")!, h = try int("num_attention_heads")!
-        if let hd = try int("head_dim", required: false), h > 0, hd != d / h {
+        let d = try f.int("hidden_size")!, h = try f.int("num_attention_heads")!
+        if let hd = try f.int("head_dim", required: false), h > 0, hd != d / h {
             throw GiftError(.config, "\(source): field 'head_dim' is \(hd); gift supports only hidden_size / num_attention_heads (\(d / h))")
         }
         let c = ModelConfig(
-            dModel: d, nHeads: h, nKVHeads: try int("num_key_value_heads", required: false) ?? h,
-            nLayers: try int("num_hidden_layers")!, mlpHiddenSize: try int("intermediate_size")!,
-            vocabSize: try int("vocab_size")!, maskTokenId: try int("mask_token_id")!,
-            eosTokenId: try int("eos_token_id", required: false), padTokenId: try int("pad_token_id", required: false),
-            ropeTheta: try double("rope_theta", default: 10000), rmsNormEps: try double("rms_norm_eps", default: 1e-6),
-            maxSequenceLength: try int("max_position_embeddings", required: false) ?? 32768, family: .dream)
+            dModel: d, nHeads: h, nKVHeads: try f.int("num_key_value_heads", required: false) ?? h,
+            nLayers: try f.int("num_hidden_layers")!, mlpHiddenSize: try f.int("intermediate_size")!,
+            vocabSize: try f.int("vocab_size")!, maskTokenId: try f.int("mask_token_id")!,
+            eosTokenId: try f.int("eos_token_id", required: false), padTokenId: try f.int("pad_token_id", required: false),
+            ropeTheta: try f.double("rope_theta", default: 10000), rmsNormEps: try f.double("rms_norm_eps", default: 1e-6),
+            maxSequenceLength: try f.int("max_position_embeddings", required: false) ?? 32768, family: .dream)
         try c.validate(source: source)
         return c
+    }
+}
+
+/// The fields of a config.json object, each read with an error naming the file and field (both
+/// families' parsers read through it).
+struct ConfigFields {
+    let o: [String: StrictJSON], source: String
+
+    func present(_ k: String) -> StrictJSON? {
+        guard let v = o[k] else { return nil }
+        if case .null = v { return nil }
+        return v
+    }
+    func int(_ k: String, required: Bool = true) throws -> Int? {
+        guard let v = present(k) else {
+            if required { throw GiftError(.config, "\(source): missing field '\(k)'") }
+            return nil
+        }
+        // an integer literal, or a number with an integral value (64.0, 6.4e1) that fits in Int
+        guard case .number(let t) = v, let i = Int(t) ?? Double(t).flatMap({ Int(exactly: $0) }) else {
+            throw GiftError(.config, "\(source): field '\(k)' must be an integer, got \(v.brief)")
+        }
+        return i
+    }
+    func double(_ k: String, default d: Double) throws -> Double {
+        guard let v = present(k) else { return d }
+        guard case .number(let t) = v, let x = Double(t) else {
+            throw GiftError(.config, "\(source): field '\(k)' must be a number, got \(v.brief)")
+        }
+        return x
+    }
+    func flag(_ k: String, expect: Bool) throws {
+        guard let v = present(k) else { return }
+        guard case .bool(let b) = v else { throw GiftError(.config, "\(source): field '\(k)' must be true or false") }
+        if b != expect { throw GiftError(.config, "\(source): field '\(k)' is \(b); gift supports only \(expect)") }
     }
 }
