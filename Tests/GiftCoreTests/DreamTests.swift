@@ -103,7 +103,7 @@ final class DreamTests: XCTestCase {
         let ref = Reference(config: c, params: params)
         let raw = ref.rawLogits(tokens.map(Int.init))
         XCTAssertEqual(acts.headRows, [0, 0, 1, 2, 3, 4, 5, 6])
-        let n = forwardReductionLength(c, seqLen: loraLogitsSeqLen)
+        let n = forwardReductionLength(c, seqLen: L)
         let scale = raw.flatMap { $0 }.map(abs).max()!
         for i in 0..<L {
             let src = max(i - 1, 0)
@@ -294,16 +294,8 @@ final class DreamTests: XCTestCase {
         let (c2, p2) = try ModelFolder.load(folder)
         XCTAssertEqual(c2, c)
         XCTAssertEqual((0..<p2.count).allSatisfy { p2[$0] == params[$0] }, true, "the folder reads back bit for bit")
-        let B = 2, L = 12
-        let tokens = (0..<(B * L)).map { Int32(CounterRNG(7).bits(UInt64($0)) % UInt64(c.vocab)) }
-        let model = Transformer(config: c, maxSeqLen: 64)
-        let acts = Activations(config: c, capacityTokens: 64, maxSeqLen: 64, training: false)
-        model.forward(params.pointer, tokens: tokens, batch: B, seqLen: L, acts: acts)
-        let logits = model.head(params.pointer, rows: (0..<Int32(B * L)).map { $0 }, acts: acts)
-        let lpath = dir.appendingPathComponent("logits.f32")
-        try Data(bytes: logits, count: B * L * c.vocab * 4).write(to: lpath)
-        let tpath = dir.appendingPathComponent("tokens.json")
-        try JSONSerialization.data(withJSONObject: (0..<B).map { b in (0..<L).map { Int(tokens[b * L + $0]) } }).write(to: tpath)
+        let L = loraLogitsSeqLen
+        let (lpath, tpath) = try writeLogits(config: c, weights: params, lora: nil, dir: dir)
         let r = try runPython(Self.qwen2Script, [folder, tpath.path, lpath.path])
         if r.status != 0 && r.stderr.contains("No module named") {
             throw XCTSkip("Qwen2 check skipped: \(r.stderr.split(separator: "\n").last ?? "")")
@@ -313,7 +305,7 @@ final class DreamTests: XCTestCase {
               let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Double] else {
             return XCTFail("no result from the Qwen2 check: \(r.stdout) \(r.stderr)")
         }
-        let n = forwardReductionLength(c, seqLen: loraLogitsSeqLen) + 2 * c.nLayers   // + the bias adds
+        let n = forwardReductionLength(c, seqLen: L) + 2 * c.nLayers   // + the bias adds
         XCTAssertLessThanOrEqual(o["max_diff"]!, float32Bound(reduction: n, factor: 2) * o["scale"]!, "\(o)")
         XCTAssertGreaterThan(o["scale"]!, 0.1)
         // the unshifted comparison fails by far: the test sees the shift
@@ -344,7 +336,7 @@ final class DreamTests: XCTestCase {
         let (lc2, a2) = try PEFTAdapter.load(adapterDir, model: c)
         XCTAssertEqual(lc2.targets, LoRATarget.allCases, "gift reads its Dream adapter back")
         XCTAssertTrue((0..<a.count).allSatisfy { a2[$0] == a[$0] })
-        let (lpath, tpath) = try writeLoRALogits(config: c, layout: layout, base: base, adapters: a, dir: dir)
+        let (lpath, tpath) = try writeLogits(config: c, weights: base, lora: (layout, a), dir: dir)
         let merged = dir.appendingPathComponent("merged").path
         let ex = try runGift(["export", "--model", modelDir, "--adapter", adapterDir, "--merge", "--out", merged])
         XCTAssertEqual(ex.status, 0, ex.stderr)

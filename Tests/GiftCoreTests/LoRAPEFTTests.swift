@@ -22,7 +22,7 @@ final class LoRAPEFTTests: XCTestCase {
         }
         try PEFTAdapter.save(dir.appendingPathComponent("adapter").path, layout: layout, weights: a.pointer, baseModel: "model")
         // gift's logits: inference (no dropout), every position
-        let (lpath, tpath) = try writeLoRALogits(config: c, layout: layout, base: base, adapters: a, dir: dir)
+        let (lpath, tpath) = try writeLogits(config: c, weights: base, lora: (layout, a), dir: dir)
         let merged = dir.appendingPathComponent("merged").path
         let ex = try runGift(["export", "--model", dir.appendingPathComponent("model").path, "--adapter",
                               dir.appendingPathComponent("adapter").path, "--merge", "--out", merged])
