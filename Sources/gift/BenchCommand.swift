@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GiftCore
 
+// The shape every command has (Gift.swift says why it is not shared).
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
@@ -33,7 +34,7 @@ struct BenchCommand: ParsableCommand {
           OPENBLAS_NUM_THREADS=2 gift bench --preset small --objective sft,gift --gemm openblas,onednn --precision fp32,bf16
         """)
 
-    @Option(help: "Preset model shape: tiny, mini, small, base or llada-8b (ignored with --model).") var preset: String = "small"
+    @Option(help: "Preset model shape: tiny, mini, small, base, llada-8b, dream-tiny or dream-7b (ignored with --model).") var preset: String = "small"
     @Option(help: "A model folder instead of a preset.") var model: String?
     @Option(help: "Keep only the first N blocks of the preset: a slice of its real shape (same width, heads, MLP and vocabulary), e.g. --preset llada-8b --layers 1 --seq 1024 --batch 1.")
     var layers: Int?

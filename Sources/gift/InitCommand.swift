@@ -20,7 +20,7 @@ struct InitCommand: ParsableCommand {
           gift init --preset small --layers 16 --dtype bf16 --max-shard-bytes 20000000 --out runs/sharded
         """)
 
-    @Option(help: "Start from a preset: tiny, small or base.") var preset: String = "tiny"
+    @Option(help: "Start from a preset: tiny, mini, small, base, llada-8b, dream-tiny or dream-7b (Dream: Qwen2 blocks, Dream's config.json).") var preset: String = "tiny"
     @Option(help: "Hidden size.") var dModel: Int?
     @Option(help: "Number of transformer blocks.") var layers: Int?
     @Option(help: "Attention heads.") var heads: Int?

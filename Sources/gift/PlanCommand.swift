@@ -36,6 +36,8 @@ struct PlanCommand: ParsableCommand {
     @Option(help: "Sequence length (the longest padded example).") var seq: Int = 512
     @Option(help: "fp32 or bf16.") var precision: String = "fp32"
     @Option(help: "Objective (gift runs pass 1 too; sft does not).") var objective: String = "gift"
+    @Option(help: "Checkpoint every N steps, as gift train's flag (0: only at the end, when the checkpoint's snapshot is never held beside a step's communication temporaries).")
+    var checkpointEvery: Int = 0
 
     func run() throws {
         let comm: Communicator = try MPICommunicator.fromEnvironment() ?? SingleProcess()
@@ -44,6 +46,7 @@ struct PlanCommand: ParsableCommand {
         guard let rc = Recompute(rawValue: recompute) else { throw ValidationError("--recompute must be none or blocks") }
         guard let grd = GradReduceDtype(rawValue: gradReduceDtype) else { throw ValidationError("--grad-reduce-dtype must be fp32 or bf16") }
         guard bf16Kernel == nil || ["native", "emulated"].contains(bf16Kernel!) else { throw ValidationError("--bf16-kernel must be native or emulated") }
+        guard checkpointEvery >= 0 else { throw ValidationError("--checkpoint-every must be 0 or more") }
         guard gflops.map({ $0 > 0 }) ?? true else { throw ValidationError("--gflops must be positive") }
         guard let kind = ObjectiveKind(rawValue: objective) else { throw ValidationError("--objective: unknown objective '\(objective)'") }
         let config = try Plan.modelConfig(model)
@@ -56,7 +59,7 @@ struct PlanCommand: ParsableCommand {
         var s = Plan.Settings()
         s.ranks = ranks ?? comm.size; s.zero = zero; s.microBatch = microBatch; s.gradAccum = gradAccum; s.seqLen = seq
         s.precision = pr; s.objective = kind; s.recompute = rc == .blocks; s.gradReduceBF16 = grd == .bf16
-        s.bucketMB = bucketMb; s.nativeBF16 = bf16Kernel.map { $0 == "native" } ?? (Gemm.bf16Kernel == .native); s.runtimeBytes = runtime
+        s.bucketMB = bucketMb; s.checkpointEvery = checkpointEvery; s.nativeBF16 = bf16Kernel.map { $0 == "native" } ?? (Gemm.bf16Kernel == .native); s.runtimeBytes = runtime
         let plan = try Plan(config: config, s)
         if comm.rank == 0 { for line in plan.report(gflops: rate) { print(line) } }
     }

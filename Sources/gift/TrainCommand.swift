@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GiftCore
 
+// The shape every command has (Gift.swift says why it is not shared).
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",

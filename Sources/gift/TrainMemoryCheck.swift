@@ -23,6 +23,7 @@ extension TrainCommand {
         s.precision = cfg.precision; s.objective = cfg.objective.kind; s.recompute = cfg.recompute == .blocks
         s.gradReduceBF16 = (cfg.json["grad_reduce_dtype"] as? String) == "bf16"   // the field, where this build has it
         s.bucketMB = cfg.bucketMB; s.nativeBF16 = cfg.gemm == .auto ? forcedNative : Gemm.bf16Kernel == .native
+        s.checkpointEvery = checkpointEvery
         s.runtimeBytes = MemoryInfo.resident() ?? 0
         let plan = try Plan(config: try Plan.modelConfig(cfg.model), s)
         if comm.rank == 0 {

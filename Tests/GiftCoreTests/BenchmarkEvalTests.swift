@@ -16,14 +16,16 @@ final class BenchmarkEvalTests: XCTestCase {
 
     """
 
-    func setUp(_ dir: URL) throws -> (model: String, data: String) {
+    /// A tiny chat model folder and the Sudoku file above (also `TrainBenchmarkTests`').
+    static func setUp(_ dir: URL) throws -> (model: String, data: String) {
         let model = dir.appendingPathComponent("model")
         try FileManager.default.createDirectory(at: model, withIntermediateDirectories: true)
         _ = try makeChatModelFolder(model)
         let data = dir.appendingPathComponent("sudoku.csv")
-        try Self.sudokuCSV.write(to: data, atomically: true, encoding: .utf8)
+        try sudokuCSV.write(to: data, atomically: true, encoding: .utf8)
         return (model.path, data.path)
     }
+    func setUp(_ dir: URL) throws -> (model: String, data: String) { try Self.setUp(dir) }
 
     func evalArgs(_ model: String, _ data: String, out: String, extra: [String] = []) -> [String] {
         ["eval", "--benchmark", "sudoku", "--model", model, "--data", data, "--out", out, "--gen-length", "16",

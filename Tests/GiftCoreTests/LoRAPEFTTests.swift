@@ -22,17 +22,7 @@ final class LoRAPEFTTests: XCTestCase {
         }
         try PEFTAdapter.save(dir.appendingPathComponent("adapter").path, layout: layout, weights: a.pointer, baseModel: "model")
         // gift's logits: inference (no dropout), every position
-        let B = 2, L = 12
-        let tokens = (0..<(B * L)).map { Int32(CounterRNG(7).bits(UInt64($0)) % UInt64(c.vocab)) }
-        let model = Transformer(config: c, maxSeqLen: 64)
-        let acts = Activations(config: c, capacityTokens: 64, maxSeqLen: 64, training: true)
-        let run = LoRARun(layout: layout, weights: a.pointer, capacityTokens: 64, training: true)
-        model.forward(base.pointer, tokens: tokens, batch: B, seqLen: L, acts: acts, lora: run)
-        let logits = model.head(base.pointer, rows: (0..<Int32(B * L)).map { $0 }, acts: acts)
-        let lpath = dir.appendingPathComponent("logits.f32")
-        try Data(bytes: logits, count: B * L * c.vocab * 4).write(to: lpath)
-        let tpath = dir.appendingPathComponent("tokens.json")
-        try JSONSerialization.data(withJSONObject: (0..<B).map { b in (0..<L).map { Int(tokens[b * L + $0]) } }).write(to: tpath)
+        let (lpath, tpath) = try writeLogits(config: c, weights: base, lora: (layout, a), dir: dir)
         let merged = dir.appendingPathComponent("merged").path
         let ex = try runGift(["export", "--model", dir.appendingPathComponent("model").path, "--adapter",
                               dir.appendingPathComponent("adapter").path, "--merge", "--out", merged])
@@ -49,7 +39,7 @@ final class LoRAPEFTTests: XCTestCase {
             return XCTFail("no result from the PEFT check: \(r.stdout) \(r.stderr)")
         }
         // gift float32 vs PEFT float64: the forward's rounding bound on the logits' scale
-        let n = forwardReductionLength(c, seqLen: L)
+        let n = forwardReductionLength(c, seqLen: loraLogitsSeqLen)
         XCTAssertLessThanOrEqual(o["logit_max_diff"]!, float32Bound(reduction: n, factor: 2) * o["logit_scale"]!, "\(o)")
         XCTAssertGreaterThan(o["logit_scale"]!, 0.1)
         // merged weights: one float32 rounding of the float64 sum (plus float64 noise far below it)

@@ -46,18 +46,21 @@ final class MemoryFitTests: XCTestCase {
     }
 
     /// Activations dominate (small model, long micro-batch): no stage fits, recompute at the same stage does.
+    /// With checkpoints during the run (`checkpointEvery` 1): their snapshot is then held beside ZeRO-1's
+    /// reduce-scatter temporary, which makes ZeRO 1 the larger stage below.
     func testRecomputeWhenNoStageFits() throws {
+        func ck(_ s: Plan.Settings) -> Plan.Settings { var s = s; s.checkpointEvery = 1; return s }
         let c = try ModelConfig.preset("small")
-        let p0 = try Plan(config: c, settings(microBatch: 8, seq: 512))
-        let z3 = try total(c, settings(zero: 3, microBatch: 8, seq: 512))
-        let r0 = try total(c, settings(zero: 0, recompute: true, microBatch: 8, seq: 512))
+        let p0 = try Plan(config: c, ck(settings(microBatch: 8, seq: 512)))
+        let z3 = try total(c, ck(settings(zero: 3, microBatch: 8, seq: 512)))
+        let r0 = try total(c, ck(settings(zero: 0, recompute: true, microBatch: 8, seq: 512)))
         XCTAssertLessThan(r0, z3, "the premise: recompute saves more than ZeRO 3 here")
         let sug = try XCTUnwrap(MemoryFit.suggestion(p0, limit: r0))
         XCTAssertEqual(sug.change, "--recompute blocks")
         // below ZeRO 0 with recompute: recompute at the lowest higher stage that fits (ZeRO 1 holds more
         // than ZeRO 0 on 2 ranks: MPI's full-vector temporary and the shard beside the full gradient)
-        let r1 = try total(c, settings(zero: 1, recompute: true, microBatch: 8, seq: 512))
-        let r2 = try total(c, settings(zero: 2, recompute: true, microBatch: 8, seq: 512))
+        let r1 = try total(c, ck(settings(zero: 1, recompute: true, microBatch: 8, seq: 512)))
+        let r2 = try total(c, ck(settings(zero: 2, recompute: true, microBatch: 8, seq: 512)))
         XCTAssertGreaterThan(r1, r0)
         XCTAssertLessThan(r2, r0)
         XCTAssertEqual(try MemoryFit.suggestion(p0, limit: r2)?.change, "--zero 2 --recompute blocks")

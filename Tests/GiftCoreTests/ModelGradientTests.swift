@@ -38,14 +38,20 @@ final class ModelGradientTests: XCTestCase {
     func runCheck(_ opts: ObjectiveOptions) throws {
         for gemm in fp32Backends {
             try useBackend(gemm, precision: .fp32)
-            try runCheckOnce(opts)
+            try Self.runCheckOnce(opts)
         }
     }
 
-    func runCheckOnce(_ opts: ObjectiveOptions) throws {
-        let c = try ModelConfig.preset("tiny")
+    /// `preset`: "dream-tiny" checks Dream's path (q/k/v biases, drawn like the matrices here, and the
+    /// shifted rows) against the reference's Dream.
+    static func runCheckOnce(_ opts: ObjectiveOptions, preset: String = "tiny") throws {
+        let c = try ModelConfig.preset(preset)
         let model = Transformer(config: c, maxSeqLen: 64)
         let params = model.layout.initialize(seed: 5, std: 0.2)   // larger than 0.02 so every path matters
+        for t in model.layout.tensors where t.isBias {
+            let r = CounterRNG(17, UInt64(t.offset))
+            for j in 0..<t.count { params[t.offset + j] = Float(0.2 * r.normal(UInt64(j))) }
+        }
         var seqs = Self.tinyBatch(c)
         let runner = ObjectiveRunner(model: model, options: opts, capacityTokens: 64, maxSeqLen: 64)
         if opts.kind == .giftRef {

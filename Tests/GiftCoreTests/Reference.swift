@@ -1,8 +1,10 @@
 import Foundation
 @testable import GiftCore
 
-/// An independent, plain float64 LLaDA forward pass and objective, written from architecture.md and
-/// objective.md with naive loops and no shared kernels, to check the real implementation against.
+/// An independent, plain float64 LLaDA (or Dream) forward pass and objective, written from
+/// architecture.md and objective.md with naive loops and no shared kernels, to check the real
+/// implementation against. Dream: Qwen2's names written out here, q/k/v biases, and `logits` shifted
+/// (row i is the model's row i−1, row 0 its own).
 struct Reference {
     let c: ModelConfig
     var w: [String: [Double]]
@@ -42,17 +44,55 @@ struct Reference {
         return out
     }
 
-    /// Logits [L][V] of one sequence.
+    /// A tensor's name in the config's family: `k` is the LLaDA name ("wte", "ln_f", "head", or a block's
+    /// "q_proj" …), written out for Dream independently of gift's layout.
+    func tname(_ k: String, _ l: Int = 0) -> String {
+        switch c.family {
+        case .llada:
+            switch k {
+            case "wte": return "model.transformer.wte.weight"
+            case "ln_f": return "model.transformer.ln_f.weight"
+            case "head": return "model.transformer.ff_out.weight"
+            default: return "model.transformer.blocks.\(l).\(k).weight"
+            }
+        case .dream:
+            switch k {
+            case "wte": return "model.embed_tokens.weight"
+            case "ln_f": return "model.norm.weight"
+            case "head": return "lm_head.weight"
+            default:
+                let m = ["attn_norm": "input_layernorm", "q_proj": "self_attn.q_proj", "k_proj": "self_attn.k_proj",
+                         "v_proj": "self_attn.v_proj", "attn_out": "self_attn.o_proj", "ff_norm": "post_attention_layernorm",
+                         "ff_proj": "mlp.gate_proj", "up_proj": "mlp.up_proj", "ff_out": "mlp.down_proj"]
+                return "model.layers.\(l).\(m[k]!).weight"
+            }
+        }
+    }
+
+    /// y + the bias of block l's projection `k` (Dream's q/k/v), y where there is none.
+    func biased(_ y: [Double], _ k: String, _ l: Int) -> [Double] {
+        guard c.family == .dream else { return y }
+        let b = w[String(tname(k, l).dropLast(".weight".count)) + ".bias"]!
+        return zip(y, b).map { $0 + $1 }
+    }
+
+    /// Logits [L][V] predicting each token of one sequence (Dream: the model's rows shifted by one).
     func logits(_ tokens: [Int]) -> [[Double]] {
+        let z = rawLogits(tokens)
+        return c.family == .dream ? (0..<z.count).map { z[max($0 - 1, 0)] } : z
+    }
+
+    /// The model's output rows [L][V], unshifted.
+    func rawLogits(_ tokens: [Int]) -> [[Double]] {
         let d = c.dModel, hd = c.headDim, H = c.nHeads, KV = c.nKVHeads, ff = c.mlpHiddenSize, V = c.vocab
         let L = tokens.count
-        var x: [[Double]] = tokens.map { Array(w["model.transformer.wte.weight"]![($0 * d)..<($0 * d + d)]) }
+        var x: [[Double]] = tokens.map { Array(w[tname("wte")]![($0 * d)..<($0 * d + d)]) }
         for l in 0..<c.nLayers {
-            let p = "model.transformer.blocks.\(l)."
-            let xn = x.map { rmsnorm($0, w[p + "attn_norm.weight"]!) }
-            let q = xn.map { matvec(w[p + "q_proj.weight"]!, rows: d, cols: d, $0) }
-            let k = xn.map { matvec(w[p + "k_proj.weight"]!, rows: KV * hd, cols: d, $0) }
-            let v = xn.map { matvec(w[p + "v_proj.weight"]!, rows: KV * hd, cols: d, $0) }
+            func p(_ k: String) -> String { tname(k, l) }
+            let xn = x.map { rmsnorm($0, w[p("attn_norm")]!) }
+            let q = xn.map { biased(matvec(w[p("q_proj")]!, rows: d, cols: d, $0), "q_proj", l) }
+            let k = xn.map { biased(matvec(w[p("k_proj")]!, rows: KV * hd, cols: d, $0), "k_proj", l) }
+            let v = xn.map { biased(matvec(w[p("v_proj")]!, rows: KV * hd, cols: d, $0), "v_proj", l) }
             var att = [[Double]](repeating: [Double](repeating: 0, count: d), count: L)
             for h in 0..<H {
                 let g = h / (H / KV)
@@ -69,17 +109,17 @@ struct Reference {
                 }
             }
             for i in 0..<L {
-                let o = matvec(w[p + "attn_out.weight"]!, rows: d, cols: d, att[i])
+                let o = matvec(w[p("attn_out")]!, rows: d, cols: d, att[i])
                 for e in 0..<d { x[i][e] += o[e] }
-                let xn2 = rmsnorm(x[i], w[p + "ff_norm.weight"]!)
-                let a = matvec(w[p + "ff_proj.weight"]!, rows: ff, cols: d, xn2)
-                let u = matvec(w[p + "up_proj.weight"]!, rows: ff, cols: d, xn2)
+                let xn2 = rmsnorm(x[i], w[p("ff_norm")]!)
+                let a = matvec(w[p("ff_proj")]!, rows: ff, cols: d, xn2)
+                let u = matvec(w[p("up_proj")]!, rows: ff, cols: d, xn2)
                 let hh = (0..<ff).map { a[$0] / (1 + Foundation.exp(-a[$0])) * u[$0] }
-                let f = matvec(w[p + "ff_out.weight"]!, rows: d, cols: ff, hh)
+                let f = matvec(w[p("ff_out")]!, rows: d, cols: ff, hh)
                 for e in 0..<d { x[i][e] += f[e] }
             }
         }
-        return x.map { matvec(w["model.transformer.ff_out.weight"]!, rows: V, cols: d, rmsnorm($0, w["model.transformer.ln_f.weight"]!)) }
+        return x.map { matvec(w[tname("head")]!, rows: V, cols: d, rmsnorm($0, w[tname("ln_f")]!)) }
     }
 
     static func logSoftmax(_ z: [Double]) -> [Double] {

@@ -21,7 +21,7 @@ final class RunSettingsTests: XCTestCase {
             if (try? probe.set(s.key, .number(String(i + 1)), source: "probe")) != nil { return .number(String(i + 1)) }
             return .number(String(i - 1))
         case .text:
-            let valid = ["eval_task": "sudoku", "lora_targets": "q_proj,ff_out", "memory_limit": "8G"]
+            let valid = ["eval_task": "sudoku", "lora_targets": "q_proj,ff_out", "memory_limit": "8G", "eval_benchmark": "gsm8k"]
             return .string(valid[s.key] ?? "x-\(s.key)")
         }
     }
@@ -54,8 +54,9 @@ final class RunSettingsTests: XCTestCase {
             "recompute": c.recompute.rawValue, "base_dtype": c.baseDtype.rawValue,
             "s1k_system_prompt": c.s1kSystemPrompt, "s1k_reasoning_tag": c.s1kReasoningTag, "s1k_answer_tag": c.s1kAnswerTag,
             "extra_eos": c.extraEOS, "min_lr_ratio": c.minLRRatio, "memory_limit": c.memoryLimit,
-            // added with the table: --report-to (not a defining field)
-            "report_to": c.reportTo.rawValue,
+            // added since the table: --report-to, --eval-benchmark, --eval-data, --eval-gen-length (none defines a checkpoint)
+            "report_to": c.reportTo.rawValue, "eval_benchmark": c.evalBenchmark, "eval_data": c.evalData,
+            "eval_gen_length": c.evalGenLength,
         ]
     }
 

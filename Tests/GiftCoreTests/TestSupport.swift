@@ -229,3 +229,24 @@ func runMPICheck(_ test: XCTestCase, ranks: Int, chunk: Int?, count: Int, values
     XCTAssertTrue(r.stdout.contains("all collectives correct"), r.stdout, file: file, line: line)
     return (r.stdout, dir)
 }
+
+let loraLogitsSeqLen = 12
+
+/// A model's logits (with `lora`: base + adapters) at every position of a fixed batch (2 sequences of 12
+/// seeded tokens, inference: no dropout), for the checks in Python: DIR/logits.f32 (row-major, fp32) and
+/// DIR/tokens.json.
+func writeLogits(config c: ModelConfig, weights: FloatBuffer, lora: (layout: LoRALayout, adapters: FloatBuffer)?,
+                 dir: URL) throws -> (logits: URL, tokens: URL) {
+    let B = 2, L = loraLogitsSeqLen
+    let tokens = (0..<(B * L)).map { Int32(CounterRNG(7).bits(UInt64($0)) % UInt64(c.vocab)) }
+    let model = Transformer(config: c, maxSeqLen: 64)
+    let acts = Activations(config: c, capacityTokens: 64, maxSeqLen: 64, training: lora != nil)
+    let run = lora.map { LoRARun(layout: $0.layout, weights: $0.adapters.pointer, capacityTokens: 64, training: true) }
+    model.forward(weights.pointer, tokens: tokens, batch: B, seqLen: L, acts: acts, lora: run)
+    let logits = model.head(weights.pointer, rows: (0..<Int32(B * L)).map { $0 }, acts: acts)
+    let lpath = dir.appendingPathComponent("logits.f32")
+    try Data(bytes: logits, count: B * L * c.vocab * 4).write(to: lpath)
+    let tpath = dir.appendingPathComponent("tokens.json")
+    try JSONSerialization.data(withJSONObject: (0..<B).map { b in (0..<L).map { Int(tokens[b * L + $0]) } }).write(to: tpath)
+    return (lpath, tpath)
+}

@@ -6,19 +6,9 @@ import XCTest
 /// generations as `gift eval --benchmark` gives for the same weights, on 1 rank and on 2 ranks under
 /// ZeRO-3 (where every rank samples through the block gathers).
 final class TrainBenchmarkTests: XCTestCase {
-    /// A tiny chat model folder and `BenchmarkEvalTests`' Sudoku file.
-    func chatModelAndSudoku(_ dir: URL) throws -> (model: String, data: String) {
-        let model = dir.appendingPathComponent("model")
-        try FileManager.default.createDirectory(at: model, withIntermediateDirectories: true)
-        _ = try makeChatModelFolder(model)
-        let data = dir.appendingPathComponent("sudoku.csv")
-        try BenchmarkEvalTests.sudokuCSV.write(to: data, atomically: true, encoding: .utf8)
-        return (model.path, data.path)
-    }
-
     func testTrainingEvaluatesTheBenchmarkLikeGiftEval() throws {
         let dir = try temporaryDirectory(self)
-        let (model, data) = try chatModelAndSudoku(dir)
+        let (model, data) = try BenchmarkEvalTests.setUp(dir)
         let train = dir.appendingPathComponent("train.jsonl")
         try (0..<8).map { "{\"prompt\": \"what is \($0) plus 1?\", \"response\": \"\($0 + 1)\"}" }.joined(separator: "\n")
             .write(to: train, atomically: true, encoding: .utf8)
@@ -65,7 +55,7 @@ final class TrainBenchmarkTests: XCTestCase {
                              "--eval-data", "/nonexistent.jsonl", "--out", dir.appendingPathComponent("r").path])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("tokenizer.json"), r.stderr)
-        let (model, _) = try chatModelAndSudoku(dir)
+        let (model, _) = try BenchmarkEvalTests.setUp(dir)
         let r2 = try runGift(["train", "--model", model, "--data", train.path, "--max-steps", "1", "--micro-batch", "2", "--eval-benchmark", "gsm8k",
                               "--out", dir.appendingPathComponent("r2").path])
         XCTAssertNotEqual(r2.status, 0)

@@ -8,10 +8,13 @@
 # issue 23 (c61bd9c) with the checkpoint writer's rank_state keys sorted (they were in hash order, so
 # checkpoint bytes differed from run to run).
 #   cluster/experiments/bit-identity.sh > before.txt     (GIFT=path/to/gift WORK=/tmp/gift-bit-identity)
+# results/bit-identity-dream-tiny.txt: MODEL=dream-tiny at h-dream 6b94e74 (WORK=/tmp/dream-bi-dream): its
+# metrics and weights columns are equal between exactly the runs whose LLaDA lines are equal.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 GIFT=${GIFT:-.build/release/gift}
 WORK=${WORK:-/tmp/gift-bit-identity}
+MODEL=${MODEL:-tiny}   # MODEL=dream-tiny: the same matrix on the Dream family
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_pml=${OMPI_MCA_pml:-ob1}
 export OPENBLAS_NUM_THREADS=1
 [ -x "$GIFT" ] || { echo "bit-identity: build gift first (swift build -c release)" >&2; exit 2; }
@@ -31,7 +34,7 @@ for l in open(sys.argv[1]):
 run() {   # name ranks flags...
   local name=$1 np=$2; shift 2
   local out="$WORK/$name"
-  local args=(train --model tiny --data countdown --task-examples 96 --max-steps 4 --micro-batch 2 --max-length 32
+  local args=(train --model "$MODEL" --data countdown --task-examples 96 --max-steps 4 --micro-batch 2 --max-length 32
               --seed 3 --lr 1e-3 --eval-every 2 --eval-task countdown --eval-n 4 --checkpoint-every 2
               --compression-workers 0 --out "$out" "$@")
   if [ "$np" = 1 ]; then "$GIFT" "${args[@]}" > "$out.log" 2>&1

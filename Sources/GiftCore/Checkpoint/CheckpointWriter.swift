@@ -144,10 +144,7 @@ public final class CheckpointWriter {
             }
             try Checkpoint.fsyncPath(mpath)
             try Checkpoint.fsyncPath(p.tmp)
-            // testing aid: die at the worst moment, everything written but not yet renamed into place
-            if let s = ProcessInfo.processInfo.environment["GIFT_CRASH_IN_CHECKPOINT"], Int(s) == p.manifest.state.step {
-                kill(getpid(), SIGKILL)
-            }
+            FaultInjection.checkpointWritten(step: p.manifest.state.step)   // the worst moment to die
             let final = dir + "/" + Checkpoint.folderName(step: p.manifest.state.step)
             if fm.fileExists(atPath: final) { try fm.removeItem(atPath: final) }   // re-saving a step after a resume
             if rename(p.tmp, final) != 0 { throw GiftError(.io, "\(final): rename failed (errno \(errno))") }

@@ -82,7 +82,7 @@ public enum ModelFolder {
             if !extra.isEmpty {
                 let shown = extra.prefix(5).map { "'\($0)'" }.joined(separator: ", ")
                 let more = extra.count > 5 ? " and \(extra.count - 5) more" : ""
-                throw GiftError(.mismatch, "\(source): unexpected tensors not in the LLaDA layout of \(configPath): "
+                throw GiftError(.mismatch, "\(source): unexpected tensors not in the \(layout.config.family.displayName) layout of \(configPath): "
                                 + shown + more)
             }
             return out

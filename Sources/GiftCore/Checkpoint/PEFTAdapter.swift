@@ -53,7 +53,9 @@ public enum PEFTAdapter {
     /// PEFT matches a plain name against every module whose path ends with it, and LLaDA's output head
     /// is `model.transformer.ff_out`: a list naming ff_out would adapt the head too. So with ff_out the
     /// targets are written as the regex PEFT full-matches, naming the blocks only.
-    static func targetModules(_ targets: [LoRATarget]) -> Any {
+    /// Dream (Qwen2): the modules' own names (q_proj, o_proj, gate_proj, …; the head lm_head matches none).
+    static func targetModules(_ targets: [LoRATarget], family: ModelFamily = .llada) -> Any {
+        if family != .llada { return targets.map { String(family.module($0).split(separator: ".").last!) } }
         let names = targets.map(\.rawValue)
         if !targets.contains(.ffOut) { return names }
         return "model\\.transformer\\.blocks\\.\\d+\\.(" + names.joined(separator: "|") + ")"
@@ -67,7 +69,7 @@ public enum PEFTAdapter {
         let l = layout.lora
         let cfg: [String: Any] = [
             "peft_type": "LORA", "task_type": NSNull(), "r": l.r, "lora_alpha": l.alpha, "lora_dropout": l.dropout,
-            "target_modules": targetModules(l.targets), "base_model_name_or_path": baseModel, "bias": "none",
+            "target_modules": targetModules(l.targets, family: layout.model.family), "base_model_name_or_path": baseModel, "bias": "none",
             "fan_in_fan_out": false, "use_rslora": l.rslora, "init_lora_weights": true, "inference_mode": true,
             "modules_to_save": NSNull(), "layers_to_transform": NSNull(), "layers_pattern": NSNull(),
             "rank_pattern": [String: Any](), "alpha_pattern": [String: Any](), "use_dora": false, "revision": NSNull(),
@@ -115,6 +117,12 @@ public enum PEFTAdapter {
         do { layout = try LoRALayout(model, c) } catch { throw GiftError(.mismatch, "\(cpath): \(error)") }
         let wpath = dir + "/" + weightsFile
         let f = try SafetensorsFile.read(path: wpath)
+        // an adapter of the other family (its module paths say which), refused by name
+        for other in ModelFamily.allCases where other != model.family {
+            if let n = f.names.first(where: { $0.hasPrefix(LoRALayout.peftPrefix + other.blocksRoot) }) {
+                throw GiftError(.mismatch, "\(wpath): the adapter is for a \(other.displayName) model (tensor '\(n)'); this model is \(model.family.displayName)")
+            }
+        }
         let buf = FloatBuffer(count: layout.count)
         for t in layout.tensors {
             guard let info = f.tensors[t.name] else {
@@ -134,8 +142,9 @@ public enum PEFTAdapter {
 
     /// PEFT's target_modules: a list of names (matched as path suffixes) or a regex (full match).
     static func targets(_ v: StrictJSON?, model: ModelConfig, bad: (String, String) -> GiftError) throws -> [LoRATarget] {
-        let blockModules = (0..<model.nLayers).flatMap { l in LoRATarget.allCases.map { (LoRALayout.moduleName(block: l, $0), $0) } }
-        let head = "model.transformer.ff_out"
+        let fam = model.family
+        let blockModules = (0..<model.nLayers).flatMap { l in LoRATarget.allCases.map { (LoRALayout.moduleName(block: l, $0, family: fam), $0) } }
+        let head = fam.headModule
         var matched: [String] = []
         switch v {
         case .array(let a)?:
@@ -157,10 +166,10 @@ public enum PEFTAdapter {
         default:
             throw bad("target_modules", "must be a list of module names or a regex")
         }
-        let targets = LoRATarget.allCases.filter { t in matched.contains { $0.hasSuffix("." + t.rawValue) } }
+        let targets = LoRATarget.allCases.filter { t in matched.contains { $0.hasSuffix("." + fam.module(t)) } }
         if targets.isEmpty { throw bad("target_modules", "matches no linear layer of the model") }
         // every block gets the same adapters (layers_to_transform is not supported)
-        let want = Set((0..<model.nLayers).flatMap { l in targets.map { LoRALayout.moduleName(block: l, $0) } })
+        let want = Set((0..<model.nLayers).flatMap { l in targets.map { LoRALayout.moduleName(block: l, $0, family: fam) } })
         if Set(matched) != want { throw bad("target_modules", "adapts some blocks but not others, which gift does not support") }
         return targets
     }

@@ -15,6 +15,9 @@ public enum Resume {
     /// Refuses a checkpoint of another model, data, run config or global batch, naming the field.
     public static func checkCompatible(_ m: Manifest, path: String, config: RunConfig, model: ModelConfig,
                                        dataFingerprint: UInt64, globalBatch: Int) throws {
+        if m.modelConfig.family != model.family {
+            throw GiftError(.mismatch, "\(path): the checkpoint is of a \(m.modelConfig.family.displayName) model; this run's model is \(model.family.displayName)")
+        }
         if m.modelConfig != model {
             throw GiftError(.mismatch, "\(path): the checkpoint is of another model (d_model \(m.modelConfig.dModel), \(m.modelConfig.nLayers) layers, vocab \(m.modelConfig.vocab)) than this run's (d_model \(model.dModel), \(model.nLayers) layers, vocab \(model.vocab))")
         }

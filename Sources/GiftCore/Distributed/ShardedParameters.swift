@@ -46,7 +46,7 @@ public final class ShardedParameters: BlockWeightSource, @unchecked Sendable {
         units = [0..<b[0].attnNorm] + (0..<b.count).map { l in b[l].attnNorm..<(l + 1 < b.count ? b[l + 1].attnNorm : lnF) }
             + [lnF..<n]
         state = Array(repeating: .absent, count: units.count)
-        let norms = layout.tensors.filter(\.isNorm).map { $0.offset..<($0.offset + $0.count) }
+        let norms = layout.tensors.filter { $0.isNorm || $0.isBias }.map { $0.offset..<($0.offset + $0.count) }
         normsOf = units.map { u in norms.filter { u.contains($0.lowerBound) } }
     }
 

@@ -145,7 +145,9 @@ public final class PaddedSampler: @unchecked Sendable {
             let start = P + block.lowerBound, end = P + block.upperBound
             let blockDone = { (0..<b).allSatisfy { j in !x[(j * L + start)..<(j * L + end)].contains(mask) } }
             // this block's cache of everything before it (filled by its first step)
-            let cache = prefixCache ? PrefixCache(config: config, batch: copies * b, prefix: start, maxLen: L) : nil
+            // (Dream: up to the row before the block, which predicts the block's first token)
+            let shift = config.family.predictionShift, cacheEnd = max(start - shift, 0)
+            let cache = prefixCache ? PrefixCache(config: config, batch: copies * b, prefix: cacheEnd, maxLen: L) : nil
             var s = 0
             // d1: the schedule's steps; Fast-dLLM's threshold: until the block holds no mask id (bounded)
             while threshold == nil ? s < schedule.stepsPerBlock : (!blockDone() && s < block.count) {
@@ -153,11 +155,11 @@ public final class PaddedSampler: @unchecked Sendable {
                 let k = threshold == nil ? schedule.counts[bi][s] : Int.max, step = bi * schedule.stepsPerBlock + s
                 if k == 0 { continue }   // d1 runs the model and commits nothing: x is unchanged
                 // the rows this step runs: whole sequences, or (cache filled) from the block's start on
-                let reading = cache != nil && s > 0, first = reading ? start : 0, S = L - first
+                let reading = cache != nil && s > 0, first = reading ? cacheEnd : 0, S = L - first
                 // candidates: masked positions before the block's end (reading the cache: in the block), per row
                 var rows: [Int32] = [], rowSeq: [Int] = [], rowPos: [Int] = [], perRow = [Int](repeating: 0, count: b)
                 for j in 0..<b {
-                    for t in first..<end where x[j * L + t] == mask {
+                    for t in (reading ? start : 0)..<end where x[j * L + t] == mask {
                         rows.append(Int32(j * S + t - first)); rowSeq.append(j); rowPos.append(t); perRow[j] += 1
                     }
                 }

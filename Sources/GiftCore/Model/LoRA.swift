@@ -87,7 +87,7 @@ public struct LoRALayout: Sendable {
             var mods: [LoRAModule] = []
             for target in lora.targets {
                 let (i, o) = target.dims(c)
-                let name = Self.peftPrefix + Self.moduleName(block: l, target)
+                let name = Self.peftPrefix + Self.moduleName(block: l, target, family: c.family)
                 t.append(TensorInfo(name: name + ".lora_A.weight", shape: [lora.r, i], offset: off))
                 let a = off; off += lora.r * i
                 t.append(TensorInfo(name: name + ".lora_B.weight", shape: [o, lora.r], offset: off))
@@ -99,8 +99,11 @@ public struct LoRALayout: Sendable {
         tensors = t; count = off; blocks = bl; blockStart = starts
     }
 
-    /// The module's path in the Hugging Face model ("model.transformer.blocks.3.q_proj").
-    public static func moduleName(block: Int, _ t: LoRATarget) -> String { "model.transformer.blocks.\(block).\(t.rawValue)" }
+    /// The module's path in the Hugging Face model ("model.transformer.blocks.3.q_proj";
+    /// Dream: "model.layers.3.self_attn.q_proj").
+    public static func moduleName(block: Int, _ t: LoRATarget, family: ModelFamily = .llada) -> String {
+        family.blockPrefix(block) + family.module(t)
+    }
 
     public func module(block l: Int, _ t: LoRATarget) -> LoRAModule? { blocks[l].first { $0.target == t } }
 

@@ -1,7 +1,10 @@
 import Foundation
 
-/// The model's shape and constants, read from and written to the Hugging Face LLaDA `config.json`.
+/// The model's shape and constants, read from and written to the Hugging Face `config.json` of its family
+/// (LLaDA's or Dream's fields: `ModelFamily`).
 public struct ModelConfig: Equatable, Sendable {
+    /// Which architecture's names, config fields and logit-row rule (from config.json's `model_type`).
+    public var family: ModelFamily = .llada
     public var dModel: Int
     public var nHeads: Int
     public var nKVHeads: Int
@@ -29,7 +32,8 @@ public struct ModelConfig: Equatable, Sendable {
     public init(dModel: Int, nHeads: Int, nKVHeads: Int? = nil, nLayers: Int, mlpHiddenSize: Int,
                 vocabSize: Int, embeddingSize: Int? = nil, maskTokenId: Int, eosTokenId: Int? = nil,
                 padTokenId: Int? = nil, ropeTheta: Double = 10000, rmsNormEps: Double = 1e-5,
-                maxSequenceLength: Int = 4096) {
+                maxSequenceLength: Int = 4096, family: ModelFamily = .llada) {
+        self.family = family
         self.dModel = dModel; self.nHeads = nHeads; self.nKVHeads = nKVHeads ?? nHeads
         self.nLayers = nLayers; self.mlpHiddenSize = mlpHiddenSize; self.vocabSize = vocabSize
         self.embeddingSize = embeddingSize ?? vocabSize; self.maskTokenId = maskTokenId
@@ -41,7 +45,7 @@ public struct ModelConfig: Equatable, Sendable {
     /// Checks the sizes fit together; `source` names the file in the message.
     public func validate(source: String = "config") throws {
         func bad(_ field: String, _ why: String) -> GiftError {
-            GiftError(.config, "\(source): field '\(field)' \(why)")
+            GiftError(.config, "\(source): field '\(family.field(field))' \(why)")
         }
         for (f, v) in [("d_model", dModel), ("n_heads", nHeads), ("n_kv_heads", nKVHeads), ("n_layers", nLayers),
                        ("mlp_hidden_size", mlpHiddenSize), ("vocab_size", vocabSize),
@@ -54,8 +58,9 @@ public struct ModelConfig: Equatable, Sendable {
         if embeddingSize < vocabSize { throw bad("embedding_size", "(\(embeddingSize)) is smaller than vocab_size (\(vocabSize))") }
         if nLayers > Self.maxLayers { throw bad("n_layers", "(\(nLayers)) is more than gift's limit of \(Self.maxLayers)") }
         guard let n = ParameterLayout.checkedCount(self), n <= Self.maxParameters else {
-            throw GiftError(.config, "\(source): d_model \(dModel), n_layers \(nLayers), mlp_hidden_size \(mlpHiddenSize) and "
-                            + "embedding_size \(embeddingSize) describe more than gift's limit of \(Self.maxParameters) parameters")
+            let f = family.field
+            throw GiftError(.config, "\(source): \(f("d_model")) \(dModel), \(f("n_layers")) \(nLayers), \(f("mlp_hidden_size")) \(mlpHiddenSize) and "
+                            + "\(f("embedding_size")) \(embeddingSize) describe more than gift's limit of \(Self.maxParameters) parameters")
         }
         for (f, v) in [("mask_token_id", maskTokenId), ("eos_token_id", eosTokenId), ("pad_token_id", padTokenId)]
         where v < 0 || v >= embeddingSize {
@@ -73,7 +78,7 @@ public struct ModelConfig: Equatable, Sendable {
 
     // MARK: presets
 
-    public static let presetNames = ["tiny", "mini", "small", "base", "llada-8b"]
+    public static let presetNames = ["tiny", "mini", "small", "base", "llada-8b", "dream-tiny", "dream-7b"]
 
     public static func preset(_ name: String) throws -> ModelConfig {
         switch name {
@@ -88,14 +93,45 @@ public struct ModelConfig: Equatable, Sendable {
                                 padTokenId: 126081, ropeTheta: 500000, rmsNormEps: 1e-5, maxSequenceLength: 4096)
             c.mlpRatio = 4   // as published (mlp_hidden_size 12288 is what the model uses)
             return c
+        // a tiny Dream (Qwen2 blocks with q/k/v biases, GQA, shifted predictions) for tests
+        case "dream-tiny":
+            return ModelConfig(dModel: 64, nHeads: 4, nKVHeads: 2, nLayers: 2, mlpHiddenSize: 128, vocabSize: 100,
+                               maskTokenId: 99, eosTokenId: 97, padTokenId: 97, ropeTheta: 1_000_000, rmsNormEps: 1e-6,
+                               maxSequenceLength: 4096, family: .dream)
+        // Dream-org/Dream-v0-Base-7B and -Instruct-7B config.json: 7.62 B parameters
+        case "dream-7b":
+            return ModelConfig(dModel: 3584, nHeads: 28, nKVHeads: 4, nLayers: 28, mlpHiddenSize: 18944, vocabSize: 152064,
+                               maskTokenId: 151666, eosTokenId: 151643, padTokenId: 151643, ropeTheta: 1_000_000,
+                               rmsNormEps: 1e-6, maxSequenceLength: 131072, family: .dream)
         default: throw GiftError(.usage, "unknown preset '\(name)'; known presets: \(presetNames.joined(separator: ", "))")
         }
     }
 
     // MARK: config.json
 
-    /// The full LLaDA config.json, with every field LLaDA's own modeling code checks.
+    /// The family's full config.json: LLaDA's with every field LLaDA's own modeling code checks; Dream's
+    /// with Qwen2's field names (its remote code's `auto_map` and the like come from the source folder,
+    /// `ModelCompanions`).
     public func jsonObject() -> [String: Any] {
+        switch family {
+        case .llada: return lladaJSONObject()
+        case .dream: return dreamJSONObject()
+        }
+    }
+
+    func dreamJSONObject() -> [String: Any] {
+        [
+            "model_type": family.modelType, "architectures": family.architectures,
+            "hidden_size": dModel, "num_attention_heads": nHeads, "num_key_value_heads": nKVHeads,
+            "num_hidden_layers": nLayers, "intermediate_size": mlpHiddenSize, "vocab_size": vocabSize,
+            "mask_token_id": maskTokenId, "eos_token_id": eosTokenId, "pad_token_id": padTokenId,
+            "rope_theta": ropeTheta, "rms_norm_eps": rmsNormEps, "max_position_embeddings": maxSequenceLength,
+            "tie_word_embeddings": false, "hidden_act": "silu", "rope_scaling": NSNull(), "use_sliding_window": false,
+            "attention_dropout": 0.0, "use_cache": false,
+        ]
+    }
+
+    func lladaJSONObject() -> [String: Any] {
         [
             "model_type": "llada", "architectures": ["LLaDAModelLM"],
             "d_model": dModel, "n_heads": nHeads, "n_kv_heads": nKVHeads, "n_layers": nLayers,
@@ -131,64 +167,104 @@ public struct ModelConfig: Equatable, Sendable {
 
     /// Parses a config.json's object (also a checkpoint manifest's "model").
     static func parse(object o: [String: StrictJSON], source: String) throws -> ModelConfig {
-        func present(_ k: String) -> StrictJSON? {
-            guard let v = o[k] else { return nil }
-            if case .null = v { return nil }
-            return v
-        }
-        func int(_ k: String, required: Bool = true) throws -> Int? {
-            guard let v = present(k) else {
-                if required { throw GiftError(.config, "\(source): missing field '\(k)'") }
-                return nil
+        let f = ConfigFields(o: o, source: source)
+        if case .string(let mt)? = o["model_type"] {
+            guard let fam = ModelFamily.from(modelType: mt) else {
+                throw GiftError(.config, "\(source): field 'model_type' is '\(mt)'; gift supports 'llada' and 'Dream'")
             }
-            // an integer literal, or a number with an integral value (64.0, 6.4e1) that fits in Int
-            guard case .number(let t) = v, let i = Int(t) ?? Double(t).flatMap({ Int(exactly: $0) }) else {
-                throw GiftError(.config, "\(source): field '\(k)' must be an integer, got \(v.brief)")
-            }
-            return i
+            if fam == .dream { return try parseDream(o, source: source) }
         }
-        func double(_ k: String, default d: Double) throws -> Double {
-            guard let v = present(k) else { return d }
-            guard case .number(let t) = v, let x = Double(t) else {
-                throw GiftError(.config, "\(source): field '\(k)' must be a number, got \(v.brief)")
-            }
-            return x
-        }
-        func flag(_ k: String, expect: Bool) throws {
-            guard let v = present(k) else { return }
-            guard case .bool(let b) = v else { throw GiftError(.config, "\(source): field '\(k)' must be true or false") }
-            if b != expect { throw GiftError(.config, "\(source): field '\(k)' is \(b); gift supports only \(expect)") }
-        }
-        if case .string(let mt)? = o["model_type"], mt != "llada" {
-            throw GiftError(.config, "\(source): field 'model_type' is '\(mt)'; gift supports 'llada'")
-        }
-        try flag("weight_tying", expect: false)
-        try flag("include_bias", expect: false)
-        try flag("include_qkv_bias", expect: false)
-        try flag("alibi", expect: false)
-        try flag("attention_layer_norm", expect: false)
-        try flag("scale_logits", expect: false)
-        try flag("rope", expect: true)
+        try f.flag("weight_tying", expect: false)
+        try f.flag("include_bias", expect: false)
+        try f.flag("include_qkv_bias", expect: false)
+        try f.flag("alibi", expect: false)
+        try f.flag("attention_layer_norm", expect: false)
+        try f.flag("scale_logits", expect: false)
+        try f.flag("rope", expect: true)
         for (k, want) in [("activation_type", "silu"), ("layer_norm_type", "rms"), ("block_type", "llama")] {
-            if let v = present(k) {
+            if let v = f.present(k) {
                 if case .string(want) = v { continue }
                 let shown: String
                 if case .string(let s) = v { shown = s } else { shown = v.brief }
                 throw GiftError(.config, "\(source): field '\(k)' is \(shown); gift supports only '\(want)'")
             }
         }
-        let d = try int("d_model")!, h = try int("n_heads")!
+        let d = try f.int("d_model")!, h = try f.int("n_heads")!
         var c = ModelConfig(
-            dModel: d, nHeads: h, nKVHeads: try int("n_kv_heads", required: false) ?? h,
-            nLayers: try int("n_layers")!, mlpHiddenSize: try int("mlp_hidden_size")!,
-            vocabSize: try int("vocab_size")!, embeddingSize: try int("embedding_size", required: false),
-            maskTokenId: try int("mask_token_id")!, eosTokenId: try int("eos_token_id", required: false),
-            padTokenId: try int("pad_token_id", required: false), ropeTheta: try double("rope_theta", default: 10000),
-            rmsNormEps: try double("rms_norm_eps", default: 1e-5),
-            maxSequenceLength: try int("max_sequence_length", required: false) ?? 4096)
+            dModel: d, nHeads: h, nKVHeads: try f.int("n_kv_heads", required: false) ?? h,
+            nLayers: try f.int("n_layers")!, mlpHiddenSize: try f.int("mlp_hidden_size")!,
+            vocabSize: try f.int("vocab_size")!, embeddingSize: try f.int("embedding_size", required: false),
+            maskTokenId: try f.int("mask_token_id")!, eosTokenId: try f.int("eos_token_id", required: false),
+            padTokenId: try f.int("pad_token_id", required: false), ropeTheta: try f.double("rope_theta", default: 10000),
+            rmsNormEps: try f.double("rms_norm_eps", default: 1e-5),
+            maxSequenceLength: try f.int("max_sequence_length", required: false) ?? 4096)
         try c.validate(source: source)
         // after validate: the derived ratio divides by d_model
-        if let r = try int("mlp_ratio", required: false), r != c.writtenMLPRatio { c.mlpRatio = r }
+        if let r = try f.int("mlp_ratio", required: false), r != c.writtenMLPRatio { c.mlpRatio = r }
         return c
+    }
+
+    /// Dream's config.json (Qwen2's fields; DreamConfig's defaults where a field is absent). Every Qwen2
+    /// switch gift does not implement is refused by name.
+    static func parseDream(_ o: [String: StrictJSON], source: String) throws -> ModelConfig {
+        let f = ConfigFields(o: o, source: source)
+        try f.flag("tie_word_embeddings", expect: false)
+        try f.flag("use_sliding_window", expect: false)
+        if let v = f.present("hidden_act") {
+            guard case .string("silu") = v else {
+                throw GiftError(.config, "\(source): field 'hidden_act' is \(v.brief); gift supports only 'silu'")
+            }
+        }
+        if let v = f.present("rope_scaling") {
+            throw GiftError(.config, "\(source): field 'rope_scaling' is \(v.brief); gift supports only null (plain RoPE)")
+        }
+        let d = try f.int("hidden_size")!, h = try f.int("num_attention_heads")!
+        if let hd = try f.int("head_dim", required: false), h > 0, hd != d / h {
+            throw GiftError(.config, "\(source): field 'head_dim' is \(hd); gift supports only hidden_size / num_attention_heads (\(d / h))")
+        }
+        let c = ModelConfig(
+            dModel: d, nHeads: h, nKVHeads: try f.int("num_key_value_heads", required: false) ?? h,
+            nLayers: try f.int("num_hidden_layers")!, mlpHiddenSize: try f.int("intermediate_size")!,
+            vocabSize: try f.int("vocab_size")!, maskTokenId: try f.int("mask_token_id")!,
+            eosTokenId: try f.int("eos_token_id", required: false), padTokenId: try f.int("pad_token_id", required: false),
+            ropeTheta: try f.double("rope_theta", default: 10000), rmsNormEps: try f.double("rms_norm_eps", default: 1e-6),
+            maxSequenceLength: try f.int("max_position_embeddings", required: false) ?? 32768, family: .dream)
+        try c.validate(source: source)
+        return c
+    }
+}
+
+/// The fields of a config.json object, each read with an error naming the file and field (both
+/// families' parsers read through it).
+struct ConfigFields {
+    let o: [String: StrictJSON], source: String
+
+    func present(_ k: String) -> StrictJSON? {
+        guard let v = o[k] else { return nil }
+        if case .null = v { return nil }
+        return v
+    }
+    func int(_ k: String, required: Bool = true) throws -> Int? {
+        guard let v = present(k) else {
+            if required { throw GiftError(.config, "\(source): missing field '\(k)'") }
+            return nil
+        }
+        // an integer literal, or a number with an integral value (64.0, 6.4e1) that fits in Int
+        guard case .number(let t) = v, let i = Int(t) ?? Double(t).flatMap({ Int(exactly: $0) }) else {
+            throw GiftError(.config, "\(source): field '\(k)' must be an integer, got \(v.brief)")
+        }
+        return i
+    }
+    func double(_ k: String, default d: Double) throws -> Double {
+        guard let v = present(k) else { return d }
+        guard case .number(let t) = v, let x = Double(t) else {
+            throw GiftError(.config, "\(source): field '\(k)' must be a number, got \(v.brief)")
+        }
+        return x
+    }
+    func flag(_ k: String, expect: Bool) throws {
+        guard let v = present(k) else { return }
+        guard case .bool(let b) = v else { throw GiftError(.config, "\(source): field '\(k)' must be true or false") }
+        if b != expect { throw GiftError(.config, "\(source): field '\(k)' is \(b); gift supports only \(expect)") }
     }
 }

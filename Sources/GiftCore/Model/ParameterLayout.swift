@@ -6,16 +6,26 @@ public struct TensorInfo: Equatable, Sendable {
     public let shape: [Int]
     public let offset: Int
     public var count: Int { shape.reduce(1, *) }
-    /// Norm weights get no weight decay and are initialised to 1.
-    public var isNorm: Bool { name.hasSuffix("_norm.weight") || name.hasSuffix("ln_f.weight") }
+    /// Norm weights get no weight decay and are initialised to 1 (LLaDA's attn_norm, ff_norm, ln_f;
+    /// Dream's input_layernorm, post_attention_layernorm, model.norm).
+    public var isNorm: Bool {
+        name.hasSuffix("_norm.weight") || name.hasSuffix("ln_f.weight") || name.hasSuffix("layernorm.weight")
+            || name == "model.norm.weight"
+    }
+    /// Biases (Dream's q/k/v) get no weight decay and are initialised to 0.
+    public var isBias: Bool { name.hasSuffix(".bias") }
+    /// Whether AdamW's weight decay applies: matrices only (as Hugging Face's Trainer: no norms, no biases).
+    public var decays: Bool { !isNorm && !isBias }
 }
 
 /// Offsets of one transformer block's tensors in the flat buffer.
 public struct BlockOffsets: Sendable {
     public let attnNorm, q, k, v, attnOut, ffNorm, ffProj, upProj, ffOut: Int
+    /// The q|k|v biases, back to back ([d + 2·kv] floats), where the family has them (Dream).
+    public let qkvBias: Int?
 }
 
-/// The table (name, shape, offset) of every parameter, in LLaDA's Hugging Face names. Parameters,
+/// The table (name, shape, offset) of every parameter, in the family's Hugging Face names (`ModelFamily`). Parameters,
 /// gradients and optimizer moments all use these offsets into buffers of `count` floats.
 public struct ParameterLayout: Sendable {
     public let config: ModelConfig
@@ -35,29 +45,26 @@ public struct ParameterLayout: Sendable {
             return o
         }
         let d = c.dModel
-        wte = add("model.transformer.wte.weight", [c.vocab, d])
+        let f = c.family
+        wte = add(f.embeddingName, [c.vocab, d])
         let blockTensors = Self.blockTensors(c)
+        let j = f.hasQKVBias ? 3 : 0   // the bias slots after v_proj's weight
         var bl: [BlockOffsets] = []
         for i in 0..<c.nLayers {
-            let p = "model.transformer.blocks.\(i).", o = blockTensors.map { add(p + $0.name, $0.shape) }
-            bl.append(BlockOffsets(attnNorm: o[0], q: o[1], k: o[2], v: o[3], attnOut: o[4], ffNorm: o[5],
-                                   ffProj: o[6], upProj: o[7], ffOut: o[8]))
+            let p = f.blockPrefix(i), o = blockTensors.map { add(p + $0.name, $0.shape) }
+            bl.append(BlockOffsets(attnNorm: o[0], q: o[1], k: o[2], v: o[3], attnOut: o[4 + j], ffNorm: o[5 + j],
+                                   ffProj: o[6 + j], upProj: o[7 + j], ffOut: o[8 + j], qkvBias: f.hasQKVBias ? o[4] : nil))
         }
         blocks = bl
-        lnF = add("model.transformer.ln_f.weight", [d])
-        head = add("model.transformer.ff_out.weight", [c.vocab, d])
+        lnF = add(f.finalNormName, [d])
+        head = add(f.headName, [c.vocab, d])
         tensors = t
         count = off
     }
 
-    /// One block's tensors (name after "model.transformer.blocks.N."), in layout order: the order
-    /// `BlockOffsets` lists them.
-    static func blockTensors(_ c: ModelConfig) -> [(name: String, shape: [Int])] {
-        let d = c.dModel, kv = c.kvDim, ff = c.mlpHiddenSize
-        return [("attn_norm.weight", [d]), ("q_proj.weight", [d, d]), ("k_proj.weight", [kv, d]), ("v_proj.weight", [kv, d]),
-                ("attn_out.weight", [d, d]), ("ff_norm.weight", [d]), ("ff_proj.weight", [ff, d]), ("up_proj.weight", [ff, d]),
-                ("ff_out.weight", [d, ff])]
-    }
+    /// One block's tensors (name after the family's block prefix), in layout order: the order
+    /// `BlockOffsets` lists them (the biases, where the family has them, after v_proj's weight).
+    static func blockTensors(_ c: ModelConfig) -> [(name: String, shape: [Int])] { c.family.blockTensors(c) }
 
     /// The count `init` would reach, nil when it overflows Int (for sizes read from an untrusted config,
     /// before a layout is made): the same tensors, each product and sum checked.
@@ -90,10 +97,10 @@ public struct ParameterLayout: Sendable {
     /// Parameters that take part in matrix multiplies (all but the embedding table and the norms):
     /// the N in the 6·N·tokens FLOP estimate.
     public var matmulParameterCount: Int {
-        tensors.filter { !$0.isNorm && $0.name != "model.transformer.wte.weight" }.reduce(0) { $0 + $1.count }
+        tensors.filter { $0.decays && $0.offset != wte }.reduce(0) { $0 + $1.count }
     }
 
-    /// A fresh parameter buffer: normal(0, 0.02) matrices, unit norm weights. Same seed, same bytes:
+    /// A fresh parameter buffer: normal(0, 0.02) matrices, unit norm weights, zero biases. Same seed, same bytes:
     /// each tensor draws from its own counter stream keyed by (seed, tensor index).
     public func initialize(seed: UInt64, std: Double = 0.02) -> FloatBuffer {
         let buf = FloatBuffer(count: count)
@@ -101,6 +108,8 @@ public struct ParameterLayout: Sendable {
             let p = buf.pointer + t.offset
             if t.isNorm {
                 p.update(repeating: 1, count: t.count)
+            } else if t.isBias {
+                p.update(repeating: 0, count: t.count)
             } else {
                 let rng = CounterRNG(seed, 0x1417, UInt64(i))
                 for j in 0..<t.count { p[j] = Float(std * rng.normal(UInt64(j))) }

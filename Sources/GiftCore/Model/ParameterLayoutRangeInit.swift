@@ -14,6 +14,8 @@ extension ParameterLayout {
             let p = buf.pointer + (lo - range.lowerBound)
             if t.isNorm {
                 p.update(repeating: 1, count: hi - lo)
+            } else if t.isBias {
+                p.update(repeating: 0, count: hi - lo)
             } else {
                 let rng = CounterRNG(seed, 0x1417, UInt64(i))
                 for j in (lo - t.offset)..<(hi - t.offset) { p[j - (lo - t.offset)] = Float(std * rng.normal(UInt64(j))) }

@@ -1,8 +1,10 @@
 import Foundation
 
-/// The LLaDA transformer: explicit forward and backward per block over the flat parameter buffer.
-/// Forward fills `Activations`; `head` computes logits only at the rows asked for (the loss needs
-/// nothing else); backward takes dlogits in `acts.logits` and accumulates into the flat gradient.
+/// The transformer of both families (LLaDA, Dream: `ModelFamily`): explicit forward and backward per
+/// block over the flat parameter buffer. Forward fills `Activations`; `head` computes logits only for the
+/// tokens asked for (the loss needs nothing else), at the rows the family's rule says predict them;
+/// backward takes dlogits in `acts.logits` and accumulates into the flat gradient.
+/// Dream's q/k/v biases (one [d + 2·kv] row after v_proj's weight) are added by the fused projection.
 ///
 /// q_proj, k_proj, v_proj lie back to back in the flat buffer, and so do ff_proj, up_proj: each group
 /// is one [out, d] matrix, multiplied in one GEMM (bigger GEMMs run closer to the machine's peak).
@@ -45,8 +47,9 @@ public final class Transformer: @unchecked Sendable {
             cache: cache)
     }
 
-    /// Pass 1's forward (inference activations only): afterwards `acts.hf` holds the final norm at
-    /// `outputRows` (indices into batch·seqLen, each at most once) and nothing else is meaningful.
+    /// Pass 1's forward (inference activations only): afterwards `acts.hf` holds the final norm at the rows
+    /// that predict the tokens `outputRows` (indices into batch·seqLen, each at most once; the same rows
+    /// under LLaDA) and nothing else is meaningful.
     /// Same arithmetic as `forward` at those rows, less work:
     /// - block 0: rows with the same token id have the same embedding, attn_norm and pre-RoPE q|k|v, so
     ///   the fused QKV GEMM runs once per distinct token (pass 1's masked response is one token repeated);
@@ -55,7 +58,14 @@ public final class Transformer: @unchecked Sendable {
     public func forwardPass1(_ params: UnsafePointer<Float>, tokens: [Int32], batch: Int, seqLen: Int,
                              outputRows: [Int32], acts: Activations, lora: LoRARun? = nil) {
         precondition(!acts.training, "forwardPass1 keeps no activations: use inference activations")
-        run(params, tokens: tokens, batch: batch, seqLen: seqLen, acts: acts, outputRows: outputRows, lora: lora)
+        // `outputRows` are the tokens `head` will be asked for: the rows predicting them are computed
+        // (Dream: each row before; two tokens may share a row, computed once)
+        var rows = outputRows
+        if config.family.predictionShift != 0 {
+            var seen = Set<Int32>()
+            rows = config.logitRows(forTokenRows: outputRows, seqLen: seqLen).filter { seen.insert($0).inserted }
+        }
+        run(params, tokens: tokens, batch: batch, seqLen: seqLen, acts: acts, outputRows: rows, lora: lora)
     }
 
     /// Rows with equal token ids, for block 0's QKV GEMM: the distinct ids' first rows (`tokens` order)
@@ -120,6 +130,7 @@ public final class Transformer: @unchecked Sendable {
                 for (u, t) in distinct.first.enumerated() { (A.ao + u * d).update(from: A.xin + t * d, count: d) }
                 RMSNorm.forward(x: A.ao, weight: params + o.attnNorm, y: A.xn2, rstd: A.rstd1, rows: U, d: d, eps: eps)
                 Gemm.linear(A.xn2, params + o.q, A.au, rows: U, inDim: d, outDim: W)
+                if let b = o.qkvBias { Self.addBias(params + b, to: A.au, rows: U, width: W) }
                 adaptQKV(l, A.xn2, U, A.au)
                 let slot = distinct.slot, au = A.au, qkv = A.qkv
                 Parallel.chunks(T, minChunk: 64) { t0, t1 in
@@ -171,11 +182,12 @@ public final class Transformer: @unchecked Sendable {
         if head { ws.acquire(block: n); ws.release(block: n) }
     }
 
-    /// attn_norm and the fused q|k|v projection (with block l's adapters) on every row.
+    /// attn_norm and the fused q|k|v projection (its biases, then block l's adapters) on every row.
     private func projectQKV(_ params: UnsafePointer<Float>, _ l: Int, _ A: LayerActs, rows T: Int, lora: LoRARun?, keep: Bool) {
         let c = config, d = c.dModel, kv = c.kvDim, W = qkvWidth, o = layout.blocks[l]
         RMSNorm.forward(x: A.xin, weight: params + o.attnNorm, y: A.xn1, rstd: A.rstd1, rows: T, d: d, eps: Float(c.rmsNormEps))
         Gemm.linear(A.xn1, params + o.q, A.qkv, rows: T, inDim: d, outDim: W)
+        if let b = o.qkvBias { Self.addBias(params + b, to: A.qkv, rows: T, width: W) }
         lora?.forward(l, .q, x: A.xn1, rows: T, y: A.qkv, ldy: W, keep: keep)
         lora?.forward(l, .k, x: A.xn1, rows: T, y: A.qkv + d, ldy: W, keep: keep)
         lora?.forward(l, .v, x: A.xn1, rows: T, y: A.qkv + d + kv, ldy: W, keep: keep)
@@ -259,14 +271,16 @@ public final class Transformer: @unchecked Sendable {
         }
     }
 
-    /// Logits at the given token rows (indices into batch·seqLen) into `acts.logits` [rows.count, vocab].
+    /// The logits predicting the given tokens (rows: indices into batch·seqLen) into `acts.logits`
+    /// [rows.count, vocab]: row r is the model output at the row the family's rule pairs with token
+    /// rows[r] (LLaDA: that row; Dream: the row before, the first row standing for itself).
     @discardableResult
     public func head(_ params: UnsafePointer<Float>, rows: [Int32], acts: Activations) -> UnsafeMutablePointer<Float> {
         let d = config.dModel
         weightSource?.acquire(block: config.nLayers)
         defer { weightSource?.release(block: config.nLayers) }
-        acts.headRows = rows
-        for (r, t) in rows.enumerated() { (acts.hsel + r * d).update(from: acts.hf + Int(t) * d, count: d) }
+        acts.headRows = config.logitRows(forTokenRows: rows, seqLen: acts.seqLen)
+        for (r, t) in acts.headRows.enumerated() { (acts.hsel + r * d).update(from: acts.hf + Int(t) * d, count: d) }
         Gemm.linear(acts.hsel, params + layout.head, acts.logits, rows: rows.count, inDim: d, outDim: config.vocab)
         return acts.logits
     }
@@ -293,6 +307,7 @@ public final class Transformer: @unchecked Sendable {
         weightSource?.acquire(block: -1); weightSource?.acquire(block: c.nLayers)
         defer { weightSource?.release(block: -1); weightSource?.release(block: c.nLayers) }
         // output head: dW_head += dlogitsᵀ hsel ; dhsel = dlogits W_head, scattered into dhf (acts.dxn)
+        // (added: under Dream two tokens may share a logit row)
         Gemm.linearBackward(x: acts.hsel, w: params + layout.head, dy: acts.logits, dx: acts.hsel, dw: g(layout.head),
                             rows: R, inDim: d, outDim: c.vocab)
         acts.dxn.update(repeating: 0, count: T * d)
@@ -333,6 +348,7 @@ public final class Transformer: @unchecked Sendable {
             }
             rope.apply(acts.dqkv, batch: acts.batch, seqLen: acts.seqLen, heads: c.nHeads, rowStride: W, inverse: true)
             rope.apply(acts.dqkv + d, batch: acts.batch, seqLen: acts.seqLen, heads: c.nKVHeads, rowStride: W, inverse: true)
+            if let b = o.qkvBias, let gb = g(b) { Self.addColumnSums(acts.dqkv, rows: T, width: W, into: gb) }
             Gemm.linearBackward(x: A.xn1, w: params + o.q, dy: acts.dqkv, dx: acts.dxn, dw: g(o.q),
                                 rows: T, inDim: d, outDim: W)
             lora?.backward(l, .q, x: A.xn1, dy: acts.dqkv, ldy: W, dx: acts.dxn, rows: T)
@@ -352,5 +368,26 @@ public final class Transformer: @unchecked Sendable {
             }
         }
         ready?(0)
+    }
+
+    /// y[r] += b for each of `rows` rows of `width` floats (the q|k|v bias row).
+    static func addBias(_ b: UnsafePointer<Float>, to y: UnsafeMutablePointer<Float>, rows: Int, width W: Int) {
+        Parallel.chunks(rows, minChunk: 64) { r0, r1 in
+            for r in r0..<r1 {
+                let row = y + r * W
+                for j in 0..<W { row[j] += b[j] }
+            }
+        }
+    }
+
+    /// db += the column sums of dy ([rows, width]): the bias gradient. Each column is summed in row order
+    /// whatever the threads, so the same bits.
+    static func addColumnSums(_ dy: UnsafePointer<Float>, rows: Int, width W: Int, into db: UnsafeMutablePointer<Float>) {
+        Parallel.chunks(W, minChunk: 64) { c0, c1 in
+            for r in 0..<rows {
+                let row = dy + r * W
+                for j in c0..<c1 { db[j] += row[j] }
+            }
+        }
     }
 }

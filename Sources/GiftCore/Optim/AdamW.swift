@@ -27,8 +27,8 @@ public final class AdamW: @unchecked Sendable {
             let lo = max(t.offset, sh.lowerBound), hi = min(t.offset + t.count, sh.upperBound)
             return lo < hi ? (lo, hi - lo) : nil
         }
-        decayRanges = layout.tensors.filter { !$0.isNorm }.compactMap(clipped)
-        plainRanges = layout.tensors.filter { $0.isNorm }.compactMap(clipped)
+        decayRanges = layout.tensors.filter(\.decays).compactMap(clipped)
+        plainRanges = layout.tensors.filter { !$0.decays }.compactMap(clipped)
     }
 
     /// One update with learning rate `lr`: p ← p − lr·(m̂/(√v̂ + eps) + wd·p), over the shard.

@@ -146,19 +146,13 @@ public final class Trainer {
 
     /// Optimizer step `step` on this rank's part of its global batch.
     public func step(_ step: Int) throws -> StepResult {
-        if let f = faultStep, step == f, comm.rank == faultRank {
-            throw GiftError(.data, "injected fault at step \(step + 1) (GIFT_FAULT_RANK/GIFT_FAULT_STEP)")
-        }
+        try FaultInjection.beforeStep(step, rank: comm.rank)
         let b = try batches.step(step, rank: comm.rank, fixedPadLength: fixedPadLength, betas: reference.train)
         let lr = cfg.schedule.lr(step: step, total: totalSteps, warmup: warmupSteps, base: cfg.lr, minRatio: cfg.minLRRatio)
         let o = try stepper.run(b.sequences, step: step, lr: lr, normalizer: b.normalizer)
         return StepResult(stats: o.stats, gradNorm: o.gradNorm, lr: lr, skipped: o.skipped, tokens: b.tokens,
                           commWait: o.commWait, padTokens: b.padTokens)
     }
-
-    /// Testing aid for fault handling: GIFT_FAULT_RANK=r GIFT_FAULT_STEP=s makes rank r fail at step s.
-    let faultRank = Int(ProcessInfo.processInfo.environment["GIFT_FAULT_RANK"] ?? "") ?? -1
-    let faultStep = Int(ProcessInfo.processInfo.environment["GIFT_FAULT_STEP"] ?? "").map { $0 - 1 }
 
     /// Before the first step: the ranks agree on config, model and data, and get rank 0's weights.
     public func synchronizeStart() throws {

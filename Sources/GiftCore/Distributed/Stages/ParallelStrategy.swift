@@ -86,6 +86,7 @@ public enum ParallelStrategies {
         public var bucketFloats: Int
         /// `--grad-reduce-dtype bf16`.
         public var bf16Reduce: Bool
+        // the memberwise init, written out because a public struct's is internal
         public init(comm: Communicator, count: Int, bucketFloats: Int, bf16Reduce: Bool) {
             self.comm = comm; self.count = count; self.bucketFloats = bucketFloats; self.bf16Reduce = bf16Reduce
         }

@@ -46,6 +46,7 @@ public final class ShardedOptimizer: ParallelStrategy {
     public func drain() throws {}
     public var bytesMoved: (gradients: Int, parameters: Int) { (reduced, gathered) }
 
+    /// Each stage states its parts in the same form (`Plan.StageParts`); the sizes are the stage's own.
     public static func planParts(_ z: Plan.Sizes, _ s: Plan.Settings) -> Plan.StageParts {
         let n = z.n, S = z.shard
         let comm = s.gradReduceBF16
