@@ -22,8 +22,9 @@ struct BenchCommand: ParsableCommand {
         and the GIFT/SFT step ratio of every setting where both ran (the ratio of the medians, and the median \
         of the ratios of steps run side by side, which is steadier on a machine whose speed drifts).
 
-        bf16 runs oneDNN's kernel ("native") only with AMX, else "emulated" (bf16-rounded operands through the \
-        fp32 GEMM); the line says which and why.
+        --gemm auto measures the kernels on the model's GEMM shapes as gift train does (the table is printed) \
+        and runs the fastest; bf16 on --gemm onednn runs oneDNN's kernel ("native") where the CPU has bf16 \
+        instructions, else "emulated" (bf16-rounded operands through the fp32 GEMM); the line says which and why.
 
         Threads: OPENBLAS_NUM_THREADS (default: all cores; oneDNN uses the same count). Under mpirun every \
         rank runs its own batch and gradients are summed as in training; the figures are then for all ranks \
@@ -123,22 +124,11 @@ struct BenchCommand: ParsableCommand {
         for line in Gemm.kernelReport.prefix(3) { say("  " + line) }
         // --gemm auto: the kernels gift train would measure and choose at this shape (rank 0's, on every rank)
         for (i, c) in computes.enumerated() where c.gemm == "auto" {
-            var code: [Int64] = [0, 0, 0]
-            if root {
-                let env = ProcessInfo.processInfo.environment["GIFT_BF16_KERNEL"] ?? ""
-                let t = try KernelChoice.table(model: config, tokens: T, precision: c.precision,
-                                               forced: c.precision == .bf16 ? BF16Kernel(rawValue: env) : nil)
-                let k = KernelChoice.choose(t)
-                if t.candidates.count == 1 {
-                    say("  --gemm auto, \(c.precision.rawValue): \(t.candidates[k].summary), the only candidate")
-                } else {
-                    say("  --gemm auto, \(c.precision.rawValue): the linear layers' GEMMs at \(T) tokens (\(t.note)), as gift train measures them:")
-                    for l in t.lines(chosen: k) { say("    " + l) }
-                }
-                code = t.candidates[k].code
-            }
-            if comm.size > 1 { try code.withUnsafeMutableBytes { try comm.broadcast($0.baseAddress!, bytes: $0.count, root: 0) } }
-            guard let k = GemmKernels(code: code) else { throw ValidationError("--gemm auto: rank 0 sent an unknown choice") }
+            let lines = try KernelChoice.settle(comm: comm, model: config, tokens: T,
+                                                what: "batch \(batch) × \(seq), as gift train measures them", precision: c.precision)
+            say("  --gemm auto, \(c.precision.rawValue):")
+            for l in lines { say("    " + l) }
+            let k = GemmKernels.current
             computes[i] = Bench.Compute(gemm: k.backend.rawValue, precision: k.precision, kernel: k.bf16Kernel)
         }
         say("  fp32 GEMM at \(shape): " + refs.map { String(format: "%@ %.1f GFLOP/s", $0.0, $0.1) }.joined(separator: ", ")

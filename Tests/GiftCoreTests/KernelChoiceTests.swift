@@ -133,8 +133,8 @@ final class KernelChoiceTests: XCTestCase {
         }
         let a = try gift(trainArgs(straight), timings: onednnWins)
         XCTAssertEqual(a.status, 0, a.stderr)
-        XCTAssertTrue(a.stderr.contains("kernels: measured on rank 0"), a.stderr)
-        XCTAssertTrue(a.stderr.contains("<- chosen") && a.stderr.contains("kernels: onednn fp32 chosen for the run"), a.stderr)
+        XCTAssertTrue(a.stderr.contains("kernels: timed at "), a.stderr)
+        XCTAssertTrue(a.stderr.contains("<- chosen") && a.stderr.contains("kernels: onednn fp32 chosen"), a.stderr)
         XCTAssertTrue(a.stderr.contains("matmuls: onednn fp32"), a.stderr)
         let rec = try kernelsRecord(straight)
         XCTAssertEqual((rec["kernels"] as? [String: Any])?["summary"] as? String, "onednn fp32")
@@ -152,7 +152,7 @@ final class KernelChoiceTests: XCTestCase {
         let second = try gift(trainArgs(split, extra: ["--resume", "auto"]), timings: openblasWins)
         XCTAssertEqual(second.status, 0, second.stderr)
         XCTAssertTrue(second.stderr.contains("kernels: onednn fp32, recorded in"), second.stderr)
-        XCTAssertFalse(second.stderr.contains("kernels: measured"), second.stderr)
+        XCTAssertFalse(second.stderr.contains("kernels: timed at "), second.stderr)
         XCTAssertTrue(second.stderr.contains("matmuls: onednn fp32"), second.stderr)
         XCTAssertEqual(try losses(straight), try losses(split))
         XCTAssertEqual(try Data(contentsOf: straight.appendingPathComponent("model/model.safetensors")),
@@ -166,12 +166,12 @@ final class KernelChoiceTests: XCTestCase {
         let third = try gift(trainArgs(older, extra: ["--resume", "auto"]), timings: openblasWins)
         XCTAssertEqual(third.status, 0, third.stderr)
         XCTAssertTrue(third.stderr.contains("records no kernels (written by an older gift): measuring them"), third.stderr)
-        XCTAssertTrue(third.stderr.contains("kernels: openblas fp32 chosen for the run"), third.stderr)
+        XCTAssertTrue(third.stderr.contains("kernels: openblas fp32 chosen"), third.stderr)
 
         // --gemm by name: no measurement; over a different record, the log says bit-identity ends
         let forced = try gift(trainArgs(byName, extra: ["--resume", "auto", "--gemm", "openblas"]), timings: nil)
         XCTAssertEqual(forced.status, 0, forced.stderr)
-        XCTAssertFalse(forced.stderr.contains("kernels: measured"), forced.stderr)
+        XCTAssertFalse(forced.stderr.contains("kernels: timed at "), forced.stderr)
         XCTAssertTrue(forced.stderr.contains("in place of the onednn fp32 recorded in") && forced.stderr.contains("no longer bit-identical"),
                       forced.stderr)
     }
@@ -192,9 +192,9 @@ final class KernelChoiceTests: XCTestCase {
             let r = try runProcess(mpirunURL, ["--oversubscribe", "--bind-to", "none", "-np", "1"] + rank(zero) + [":", "-np", "1"] + rank(one),
                                    env: env)
             XCTAssertEqual(r.status, 0, r.stderr)
-            XCTAssertTrue(r.stderr.contains("kernels: \(want) chosen for the run"), r.stderr)
+            XCTAssertTrue(r.stderr.contains("kernels: \(want) chosen"), r.stderr)
             XCTAssertTrue(r.stderr.contains("matmuls: \(want)"), r.stderr)
-            XCTAssertEqual(r.stderr.components(separatedBy: "kernels: measured").count, 2, "one rank measures: \(r.stderr)")
+            XCTAssertEqual(r.stderr.components(separatedBy: "kernels: timed at ").count, 2, "one rank measures: \(r.stderr)")
             XCTAssertTrue(r.stderr.contains("parameters identical on all 2 ranks"), r.stderr)
         }
     }
@@ -216,7 +216,83 @@ final class KernelChoiceTests: XCTestCase {
         let out = try temporaryDirectory(self)
         let r = try runGift(trainArgs(out, steps: 1, extra: ["--gemm", "openblas"]), env: env)
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertFalse(r.stderr.contains("kernels: measured"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("kernels: timed at "), r.stderr)
         XCTAssertEqual((try kernelsRecord(out)["source"]) as? String, "--gemm openblas")
+    }
+
+    /// The machine's cache (`KernelCache`): a stored entry is read back as stored; a file that is not a
+    /// cache, a malformed entry, or one that does not fit its key is ignored with a warning naming the
+    /// file; at most `maxEntries` are kept, the newest.
+    func testKernelCacheFileIsReadAsUntrusted() throws {
+        let dir = try temporaryDirectory(self), file = dir.appendingPathComponent("sub/kernels.json").path
+        let shapes = KernelChoice.shapes(model: try ModelConfig.preset("small"), tokens: 1024)
+        let t = table(fp32, rates: [uniform(100), uniform(250)], shapes: shapes)
+        var warnings: [String] = []
+        let warn: (String) -> Void = { warnings.append($0) }
+        XCTAssertNil(KernelCache.lookup(key: "k", candidates: fp32, shapes: shapes.count, at: file, warning: warn), "no file yet")
+        KernelCache.store(key: "k", table: t, at: file, warning: warn)
+        let hit = try XCTUnwrap(KernelCache.lookup(key: "k", candidates: fp32, shapes: shapes.count, at: file, warning: warn))
+        XCTAssertEqual(hit.seconds, t.seconds, "stored and read back exactly (JSON keeps a Double's shortest repr)")
+        XCTAssertEqual(KernelChoice.choose(KernelChoice.Table(candidates: fp32, shapes: shapes, seconds: hit.seconds)), 1)
+        XCTAssertNil(KernelCache.lookup(key: "other", candidates: fp32, shapes: shapes.count, at: file, warning: warn))
+        XCTAssertEqual(warnings, [])
+        // the same key with other candidates or another shape count: not used, and said so
+        XCTAssertNil(KernelCache.lookup(key: "k", candidates: [fp32[0]], shapes: shapes.count, at: file, warning: warn))
+        XCTAssertNil(KernelCache.lookup(key: "k", candidates: fp32, shapes: shapes.count - 1, at: file, warning: warn))
+        XCTAssertEqual(warnings.count, 2)
+        XCTAssertTrue(warnings.allSatisfy { $0.contains(file) && $0.contains("measuring again") }, "\(warnings)")
+        // a time that is not a positive finite number spoils its entry (and only it)
+        var text = try String(contentsOfFile: file, encoding: .utf8)
+        text = text.replacingOccurrences(of: "\"version\" : 1", with: "\"version\" : 1, \"x\": 0")
+        let bad = #""bad" : {"candidates": ["openblas fp32", "onednn fp32"], "measured": "2026", "seconds": [[-1], [1]]},"#
+        try text.replacingOccurrences(of: "\"entries\" : {", with: "\"entries\" : {" + bad).write(toFile: file, atomically: true, encoding: .utf8)
+        XCTAssertNil(KernelCache.lookup(key: "bad", candidates: fp32, shapes: 1, at: file, warning: warn))
+        XCTAssertNotNil(KernelCache.lookup(key: "k", candidates: fp32, shapes: shapes.count, at: file, warning: warn))
+        // not a cache at all: ignored with a warning, and the next store replaces it
+        for junk in ["not json", "[1, 2]", #"{"version": 2, "entries": {}}"#, String(repeating: " ", count: KernelCache.maxBytes + 1)] {
+            try junk.write(toFile: file, atomically: true, encoding: .utf8)
+            warnings = []
+            XCTAssertNil(KernelCache.lookup(key: "k", candidates: fp32, shapes: shapes.count, at: file, warning: warn))
+            XCTAssertEqual(warnings.count, 1, junk.prefix(20) + ": \(warnings)")
+            XCTAssertTrue(warnings[0].contains(file), warnings[0])
+        }
+        KernelCache.store(key: "k", table: t, at: file, warning: warn)
+        XCTAssertNotNil(KernelCache.lookup(key: "k", candidates: fp32, shapes: shapes.count, at: file, warning: warn))
+        // bounded: the newest maxEntries kept
+        for i in 0..<(KernelCache.maxEntries + 3) { KernelCache.store(key: "k\(i)", table: t, at: file, warning: warn) }
+        XCTAssertEqual(KernelCache.read(file, warning: warn)?.count, KernelCache.maxEntries)
+    }
+
+    /// A fresh run takes the timings an earlier run on this machine stored, so it chooses as that run did
+    /// (and trains bit-identically to it): proven by editing the stored timings to favour the other
+    /// candidate, which the next run then chooses without timing anything. GIFT_KERNEL_CACHE=off measures.
+    func testFreshRunsTakeTheMachinesStoredTimings() throws {
+        try XCTSkipUnless(Gemm.onednnAvailable, "oneDNN not installed: one candidate only")
+        let dir = try temporaryDirectory(self), cache = dir.appendingPathComponent("kernels.json").path
+        var e = env; e["GIFT_KERNEL_CACHE"] = cache; e["GIFT_KERNEL_TIMINGS"] = ""
+        let a = try runGift(trainArgs(dir.appendingPathComponent("a"), steps: 1), env: e)
+        XCTAssertEqual(a.status, 0, a.stderr)
+        XCTAssertTrue(a.stderr.contains("measured in") && a.stderr.contains("kept in \(cache) for the next runs"), a.stderr)
+        let first = try XCTUnwrap(KernelCache.read(cache, warning: { XCTFail($0) }))
+        XCTAssertEqual(first.count, 1)
+        let (key, entry) = first.first!
+        // make the candidate that lost win by far
+        let chosen = try XCTUnwrap((try kernelsRecord(dir.appendingPathComponent("a"))["kernels"] as? [String: Any])?["summary"] as? String)
+        let loser = try XCTUnwrap(entry.candidates.firstIndex { $0 != chosen })
+        var seconds = entry.seconds
+        for c in seconds.indices { seconds[c] = seconds[c].map { c == loser ? $0 / 100 : $0 * 100 } }
+        KernelCache.store(key: key, table: KernelChoice.Table(candidates: entry.candidates.map { s in fp32.first { $0.summary == s }! },
+                                                              shapes: KernelChoice.shapes(model: try ModelConfig.preset("mini"), tokens: 16 * 48),
+                                                              seconds: seconds), at: cache, warning: { XCTFail($0) })
+        let b = try runGift(trainArgs(dir.appendingPathComponent("b"), steps: 1), env: e)
+        XCTAssertEqual(b.status, 0, b.stderr)
+        XCTAssertTrue(b.stderr.contains("on this machine, kept in \(cache)"), b.stderr)
+        XCTAssertFalse(b.stderr.contains("measured in"), b.stderr)
+        XCTAssertTrue(b.stderr.contains("kernels: \(entry.candidates[loser]) chosen"), b.stderr)
+        XCTAssertEqual((try kernelsRecord(dir.appendingPathComponent("b"))["source"]) as? String, "measured earlier on this machine")
+        e["GIFT_KERNEL_CACHE"] = "off"
+        let c = try runGift(trainArgs(dir.appendingPathComponent("c"), steps: 1), env: e)
+        XCTAssertEqual(c.status, 0, c.stderr)
+        XCTAssertTrue(c.stderr.contains("measured in") && c.stderr.contains("GIFT_KERNEL_CACHE=off: not kept"), c.stderr)
     }
 }

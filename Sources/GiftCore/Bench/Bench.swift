@@ -100,8 +100,8 @@ public enum Bench {
     }
 
     /// On a CPU with bf16 instructions, where oneDNN is loaded: times a bf16 GEMM at this shape with both
-    /// kernels (operand conversion included) and returns a warning when the one not chosen by the ISA
-    /// rule (`Gemm.nativeBF16IsFaster`) is more than 10% faster here, else nil. Leaves `gemm` in bf16
+    /// kernels (operand conversion included) and returns a warning when the one not configured (a backend
+    /// by name: `Gemm.configure`) is more than 10% faster here, else nil. Leaves `gemm` in bf16
     /// configured as it was.
     public static func bf16KernelCheck(gemm: String, m: Int, n: Int, k: Int) throws -> String? {
         guard Gemm.onednnAvailable, Gemm.nativeBF16 else { return nil }
@@ -117,7 +117,7 @@ public enum Bench {
                           rate[.native]!, rate[.emulated]!)
         guard rate[other]! > 1.1 * rate[chosen]! else { return nil }
         return "warning: \(line): the \(other.rawValue) kernel is faster on this CPU than the \(chosen.rawValue) one "
-            + "chosen by ISA (GIFT_BF16_KERNEL=\(other.rawValue) selects it; please report the CPU)"
+            + "that --gemm \(gemm) runs (GIFT_BF16_KERNEL=\(other.rawValue) selects it; --gemm auto measures both and takes the faster)"
     }
 
     /// One objective's timed loop state (the model's memory is shared: one lane runs at a time).

@@ -92,7 +92,9 @@ public enum KernelChoice {
     public static let maxTimedWork = 1 << 27
 
     /// The linear layers' GEMMs of `model` at `tokens` rows (micro-batch × sequence length).
-    public static func shapes(model c: ModelConfig, tokens: Int, maxWork: Int = maxTimedWork) -> [Shape] {
+    /// `classes`: the products the command runs (sampling runs the forward alone).
+    public static func shapes(model c: ModelConfig, tokens: Int, maxWork: Int = maxTimedWork,
+                              classes: [ShapeClass] = ShapeClass.allCases) -> [Shape] {
         let d = c.dModel, f = c.mlpHiddenSize
         let layers = [("qkv", d, d + 2 * c.kvDim, c.nLayers), ("attn_out", d, d, c.nLayers), ("ff_proj", d, 2 * f, c.nLayers),
                       ("ff_out", f, d, c.nLayers), ("head", d, c.vocab, 1)]
@@ -105,7 +107,7 @@ public enum KernelChoice {
                 t = (max(1, Int(Double(tokens) * s)), max(1, Int(Double(inDim) * s)), max(1, Int(Double(outDim) * s)))
                 while work >= Double(Gemm.onednnMinWork) && t.rows * t.inDim * t.outDim < Gemm.onednnMinWork { t.rows += 1 }
             }
-            for cls in ShapeClass.allCases {
+            for cls in classes {
                 out.append(Shape(layer: name, shapeClass: cls, rows: tokens, inDim: inDim, outDim: outDim, count: count, timed: t))
             }
         }
@@ -175,11 +177,14 @@ public enum KernelChoice {
             }
         }
 
+        /// The shape classes timed, in `ShapeClass` order.
+        public var classes: [ShapeClass] { ShapeClass.allCases.filter { c in shapes.contains { $0.shapeClass == c } } }
+
         /// The fastest candidate of each shape class and the model's GEMM rate with that mix: what a choice
         /// per shape class would give (the log reports it; the run takes one candidate for all).
         public var perClass: (picks: [Int], gflops: Double) {
             var picks: [Int] = [], t = 0.0
-            for cls in ShapeClass.allCases {
+            for cls in classes {
                 let p = candidates.indices.map { predictedSeconds($0, cls) }
                 let b = p.indices.min { p[$0] < p[$1] }!
                 picks.append(b); t += p[b]
@@ -193,15 +198,15 @@ public enum KernelChoice {
         public func lines(chosen: Int) -> [String] {
             let w = max(24, candidates.map { $0.summary.count }.max() ?? 0)
             var out = ["candidate".padding(toLength: w, withPad: " ", startingAt: 0) + "   GFLOP/s: "
-                       + ShapeClass.allCases.map(\.rawValue).joined(separator: " | ") + " | model"]
+                       + classes.map(\.rawValue).joined(separator: " | ") + " | model"]
             for (c, k) in candidates.enumerated() {
                 out.append(k.summary.padding(toLength: w, withPad: " ", startingAt: 0) + "   "
-                           + ShapeClass.allCases.map { String(format: "%.1f", gflops(c, $0)) }.joined(separator: " | ")
+                           + classes.map { String(format: "%.1f", gflops(c, $0)) }.joined(separator: " | ")
                            + String(format: " | %.1f", overallGFlops(c)) + (c == chosen ? "   <- chosen" : ""))
             }
             let pc = perClass
             if Set(pc.picks).count > 1 {
-                out.append("per shape class the fastest are " + zip(ShapeClass.allCases, pc.picks).map { "\($0.rawValue) \(candidates[$1].summary)" }
+                out.append("per shape class the fastest are " + zip(classes, pc.picks).map { "\($0.rawValue) \(candidates[$1].summary)" }
                     .joined(separator: ", ") + String(format: ": %.1f GFLOP/s for the model, %+.0f%% over the chosen (one choice per run: not used)",
                                                        pc.gflops, 100 * (pc.gflops / overallGFlops(chosen) - 1)))
             }
@@ -211,7 +216,7 @@ public enum KernelChoice {
         var json: [String: Any] {
             ["candidates": candidates.enumerated().map { c, k -> [String: Any] in
                 var o: [String: Any] = ["kernels": k.summary, "model_gflops": overallGFlops(c), "predicted_seconds_per_micro_batch": predictedSeconds(c)]
-                for cls in ShapeClass.allCases { o[cls.rawValue.replacingOccurrences(of: " ", with: "_") + "_gflops"] = gflops(c, cls) }
+                for cls in classes { o[cls.rawValue.replacingOccurrences(of: " ", with: "_") + "_gflops"] = gflops(c, cls) }
                 return o
             },
              "shapes": shapes.map { ["layer": $0.layer, "class": $0.shapeClass.rawValue, "rows": $0.rows, "in": $0.inDim, "out": $0.outDim,
@@ -280,7 +285,54 @@ public enum KernelChoice {
             }
         }
         return Table(candidates: candidates, shapes: shapes, seconds: seconds,
-                     note: String(format: "%.2f s", Date().timeIntervalSince(t0)))
+                     note: String(format: "measured in %.2f s", Date().timeIntervalSince(t0)))
+    }
+
+    /// GIFT_BF16_KERNEL in a bf16 run: the kernel it forces (nil when unset or in fp32).
+    public static func forcedBF16Kernel(precision: Precision) throws -> BF16Kernel? {
+        let env = ProcessInfo.processInfo.environment["GIFT_BF16_KERNEL"] ?? ""
+        guard precision == .bf16, !env.isEmpty else { return nil }
+        guard let k = BF16Kernel(rawValue: env) else { throw GiftError(.usage, "GIFT_BF16_KERNEL must be native or emulated, not '\(env)'") }
+        return k
+    }
+
+    /// A measured choice: the kernels, the table it was made from, and the lines the log shows.
+    public struct Choice {
+        public var kernels: GemmKernels, table: Table, lines: [String]
+        /// Where the choice came from, for the record: "the only candidate", "measured", ...
+        public var source: String {
+            table.candidates.count == 1 ? "the only candidate"
+                : table.note.hasPrefix("injected") ? "injected timings"
+                : table.note.hasPrefix("measured in") ? "measured" : "measured earlier on this machine"
+        }
+    }
+
+    /// Chooses the kernels for `model` at `tokens` rows per GEMM (`what` names them in the log, e.g.
+    /// "micro-batch 4 × 512"), without configuring them. Every command that runs a model under `--gemm auto`
+    /// goes through here (train broadcasts and records the result: `Trainer.chooseKernels`).
+    public static func choose(model: ModelConfig, tokens: Int, what: String, precision: Precision,
+                              classes: [ShapeClass] = ShapeClass.allCases) throws -> Choice {
+        let forced = try forcedBF16Kernel(precision: precision)
+        let t = try table(model: model, tokens: tokens, precision: precision, forced: forced, classes: classes)
+        let c = choose(t)
+        let k = t.candidates[c]
+        var lines: [String]
+        if t.candidates.count == 1 {
+            lines = ["kernels: \(k.summary), the only candidate here (\(whyOneCandidate(forced: forced)))"]
+        } else {
+            let products = classes == ShapeClass.allCases ? "" : " (" + classes.map(\.rawValue).joined(separator: ", ") + ")"
+            lines = ["kernels: timed at \(tokens) tokens (\(what)) on the linear layers' GEMMs\(products) (\(t.note)); attention's per-thread products stay on OpenBLAS:"]
+            lines += t.lines(chosen: c).map { "  " + $0 }
+            lines.append("kernels: \(k.summary) chosen" + (forced.map { " (GIFT_BF16_KERNEL=\($0.rawValue))" } ?? ""))
+        }
+        return Choice(kernels: k, table: t, lines: lines)
+    }
+
+    static func whyOneCandidate(forced: BF16Kernel?) -> String {
+        if forced == .native { return "GIFT_BF16_KERNEL=native" }
+        if !Gemm.onednnAvailable { return "oneDNN: \(Gemm.onednnDescription)" }
+        return "every GEMM of this model is under \(Gemm.onednnMinWork) multiply-adds, where oneDNN's backend runs OpenBLAS too"
+            + (forced == .emulated ? "; GIFT_BF16_KERNEL=emulated" : "")
     }
 
     /// Test aid: GIFT_KERNEL_TIMINGS="onednn fp32=200;openblas fp32=100" (kernels summary = GFLOP/s on
@@ -305,9 +357,12 @@ public enum KernelChoice {
     private static let cacheLock = NSLock()
 
     /// The table for a run: measured once per process for the same shapes, candidates and threads (a
-    /// second run in the same process, as `gift compare` makes, reuses it), or injected (GIFT_KERNEL_TIMINGS).
-    public static func table(model: ModelConfig, tokens: Int, precision: Precision, forced: BF16Kernel?) throws -> Table {
-        let s = shapes(model: model, tokens: tokens)
+    /// second run in the same process, as `gift compare` makes, reuses it) and once per machine
+    /// (`KernelCache`: a later run with the same key takes the stored timings, so it chooses as the last
+    /// one did), or injected (GIFT_KERNEL_TIMINGS). `warning` gets the cache's complaints.
+    public static func table(model: ModelConfig, tokens: Int, precision: Precision, forced: BF16Kernel?,
+                             classes: [ShapeClass] = ShapeClass.allCases, warning: (String) -> Void = { FileHandle.standardError.write(Data(("warning: " + $0 + "\n").utf8)) }) throws -> Table {
+        let s = shapes(model: model, tokens: tokens, classes: classes)
         let c = candidates(precision: precision, forced: forced, shapes: s)
         if let spec = ProcessInfo.processInfo.environment["GIFT_KERNEL_TIMINGS"], !spec.isEmpty {
             return try injected(spec, candidates: c, shapes: s)
@@ -315,11 +370,62 @@ public enum KernelChoice {
         if c.count == 1 {
             return Table(candidates: c, shapes: s, seconds: [s.map { _ in 0 }], note: "the only candidate")
         }
-        let key = "\(c.map(\.summary)) \(s.map { "\($0.timed)\($0.count)" }) \(Gemm.threads)"
+        let key = KernelCache.key(candidates: c, shapes: s)
         cacheLock.lock(); defer { cacheLock.unlock() }
         if let t = cache[key] { return t }
-        let t = try measure(candidates: c, shapes: s)
+        let file = KernelCache.path
+        var t: Table
+        if let file, let hit = KernelCache.lookup(key: key, candidates: c, shapes: s.count, at: file, warning: warning) {
+            t = Table(candidates: c, shapes: s, seconds: hit.seconds,
+                      note: "measured \(hit.measured) on this machine, kept in \(file); delete it or set GIFT_KERNEL_CACHE=off to measure again")
+        } else {
+            t = try measure(candidates: c, shapes: s)
+            if let file {
+                KernelCache.store(key: key, table: t, at: file, warning: warning)
+                t.note += ", kept in \(file) for the next runs"
+            } else {
+                t.note += ", GIFT_KERNEL_CACHE=off: not kept"
+            }
+        }
         cache[key] = t
         return t
+    }
+}
+
+extension KernelChoice {
+    /// Rank 0's kernels on every rank: `decide` runs on rank 0 alone (a measurement on every rank at once
+    /// would time each against the others, and could choose differently), its choice is broadcast, and
+    /// every rank configures it (`reason`: why, for the log; other ranks say "rank 0's choice"). A rank that
+    /// cannot load the kernels stops the job with one message.
+    public static func agree(comm: Communicator, reason: () -> String, decide: () throws -> GemmKernels) throws -> GemmKernels {
+        var code: [Int64] = comm.rank == 0 ? try decide().code : [0, 0, 0]
+        if comm.size > 1 {
+            try code.withUnsafeMutableBytes { try comm.broadcast($0.baseAddress!, bytes: $0.count, root: 0) }
+        }
+        guard let k = GemmKernels(code: code) else { throw GiftError(.mismatch, "kernels: rank 0 sent an unknown choice \(code)") }
+        var failure: String?
+        do { try k.configure(reason: comm.rank == 0 ? reason() : "rank 0's choice") } catch { failure = "\(error)" }
+        if comm.size > 1 {
+            var bad = [failure == nil ? 0.0 : 1.0]
+            try comm.allreduceSum(&bad)
+            if bad[0] > 0 {
+                throw GiftError(.mismatch, "kernels: \(Int(bad[0])) of \(comm.size) ranks cannot run the \(k.summary) rank 0 chose"
+                                + (failure.map { " (this rank: \($0))" } ?? "") + "; every rank must be able to load the same libraries")
+            }
+        } else if let failure { throw GiftError(.usage, failure) }
+        return k
+    }
+
+    /// `choose` on rank 0 and `agree` on every rank: the commands that need no record (generate, eval,
+    /// inspect, bench). Returns rank 0's log lines (empty on the others).
+    public static func settle(comm: Communicator, model: ModelConfig, tokens: Int, what: String, precision: Precision,
+                              classes: [ShapeClass] = ShapeClass.allCases) throws -> [String] {
+        var chosen: Choice?
+        _ = try agree(comm: comm, reason: { chosen?.source ?? "" }) {
+            let c = try choose(model: model, tokens: tokens, what: what, precision: precision, classes: classes)
+            chosen = c
+            return c.kernels
+        }
+        return chosen?.lines ?? []
     }
 }

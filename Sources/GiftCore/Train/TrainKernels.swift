@@ -32,12 +32,7 @@ extension Trainer {
         var lines: [String] = []
         var table: KernelChoice.Table?
         var source = ""
-        let env = ProcessInfo.processInfo.environment["GIFT_BF16_KERNEL"] ?? ""
-        let forced: BF16Kernel?
-        if cfg.precision == .bf16 && !env.isEmpty {
-            guard let k = BF16Kernel(rawValue: env) else { throw GiftError(.usage, "GIFT_BF16_KERNEL must be native or emulated, not '\(env)'") }
-            forced = k
-        } else { forced = nil }
+        let forced = try KernelChoice.forcedBF16Kernel(precision: cfg.precision)
         let recorded = isRoot ? Self.recordedKernels(resumeSpec: resumeSpec, runDir: outDir) : .none
         if cfg.gemm != .auto {
             // as given (configured in init); a resume that changes the recorded kernels is told so
@@ -46,55 +41,17 @@ extension Trainer {
                 lines.append("kernels: \(Gemm.summary) (--gemm \(cfg.gemm.rawValue)) in place of the \(k.summary) recorded in \(p): the resumed run is no longer bit-identical to an uninterrupted one")
             }
         } else {
-            var code: [Int64] = [0, 0, 0]
-            if isRoot {
-                var chosen: GemmKernels?
-                switch recorded {
-                case .recorded(let k, let p):
-                    if k.precision != cfg.precision {
-                        lines.append("kernels: \(p) recorded \(k.summary), for another precision than this run's \(cfg.precision.rawValue): measuring again")
-                    } else if k.backend == .onednn && !Gemm.onednnAvailable {
-                        lines.append("warning: kernels: \(p) recorded \(k.summary) but oneDNN cannot be loaded here (\(Gemm.onednnDescription)): measuring again; the resumed run is no longer bit-identical to an uninterrupted one")
-                    } else if let f = forced, f != k.bf16Kernel {
-                        lines.append("kernels: GIFT_BF16_KERNEL=\(f.rawValue) in place of the \(k.summary) recorded in \(p): measuring the \(f.rawValue) kernel's candidates; the resumed run is no longer bit-identical to an uninterrupted one")
-                    } else {
-                        chosen = k; source = "recorded in \(p)"
-                        lines.append("kernels: \(k.summary), recorded in \(p)/manifest.json: not measured again (the resumed run runs the kernels it ran)")
-                    }
-                case .older(let p):
-                    lines.append("kernels: \(p) records no kernels (written by an older gift): measuring them")
-                case .none: break
+            _ = try KernelChoice.agree(comm: comm, reason: { source }) {
+                if let k = Self.usable(recorded, precision: cfg.precision, forced: forced, lines: &lines) {
+                    source = "recorded in the checkpoint resumed"
+                    return k
                 }
-                if chosen == nil {
-                    let tokens = cfg.microBatch * model.rope.maxLen
-                    let t = try KernelChoice.table(model: model.config, tokens: tokens, precision: cfg.precision, forced: forced)
-                    let c = KernelChoice.choose(t)
-                    chosen = t.candidates[c]; table = t
-                    source = t.candidates.count == 1 ? "the only candidate" : (t.note.hasPrefix("injected") ? "injected timings" : "measured")
-                    if t.candidates.count == 1 {
-                        lines.append("kernels: \(chosen!.summary), the only candidate here (\(Self.whyOneCandidate(t, forced: forced)))")
-                    } else {
-                        lines.append("kernels: measured on rank 0 at \(tokens) tokens (micro-batch \(cfg.microBatch) × \(model.rope.maxLen)), the linear layers' GEMMs (\(t.note)); attention's per-thread products stay on OpenBLAS:")
-                        lines += t.lines(chosen: c).map { "  " + $0 }
-                        lines.append("kernels: \(chosen!.summary) chosen for the run" + (forced.map { " (GIFT_BF16_KERNEL=\($0.rawValue))" } ?? ""))
-                    }
-                }
-                code = chosen!.code
+                let c = try KernelChoice.choose(model: model.config, tokens: cfg.microBatch * model.rope.maxLen,
+                                                what: "micro-batch \(cfg.microBatch) × \(model.rope.maxLen), on rank 0", precision: cfg.precision)
+                table = c.table; source = c.source
+                lines += c.lines
+                return c.kernels
             }
-            if comm.size > 1 {
-                try code.withUnsafeMutableBytes { try comm.broadcast($0.baseAddress!, bytes: $0.count, root: 0) }
-            }
-            guard let k = GemmKernels(code: code) else { throw GiftError(.mismatch, "kernels: rank 0 sent an unknown choice \(code)") }
-            var failure: String?
-            do { try k.configure(reason: isRoot ? source : "rank 0's choice") } catch { failure = "\(error)" }
-            if comm.size > 1 {
-                var bad = [failure == nil ? 0.0 : 1.0]
-                try comm.allreduceSum(&bad)
-                if bad[0] > 0 {
-                    throw GiftError(.mismatch, "kernels: \(Int(bad[0])) of \(comm.size) ranks cannot run the \(k.summary) rank 0 chose"
-                                    + (failure.map { " (this rank: \($0))" } ?? "") + "; every rank must be able to load the same libraries")
-                }
-            } else if let failure { throw GiftError(.usage, failure) }
         }
         if isRoot {
             var o: [String: Any] = ["kernels": GemmKernels.current.json, "source": source, "gemm": cfg.gemm.rawValue]
@@ -106,10 +63,25 @@ extension Trainer {
         return lines
     }
 
-    static func whyOneCandidate(_ t: KernelChoice.Table, forced: BF16Kernel?) -> String {
-        if forced == .native { return "GIFT_BF16_KERNEL=native" }
-        if !Gemm.onednnAvailable { return "oneDNN: \(Gemm.onednnDescription)" }
-        return "every GEMM of this model is under \(Gemm.onednnMinWork) multiply-adds, where oneDNN's backend runs OpenBLAS too"
-            + (forced == .emulated ? "; GIFT_BF16_KERNEL=emulated" : "")
+    /// The recorded kernels when the resumed run can run them (same precision, loadable, not overridden
+    /// by GIFT_BF16_KERNEL), else nil with the reason in `lines`: the run measures again.
+    static func usable(_ recorded: RecordedKernels, precision: Precision, forced: BF16Kernel?, lines: inout [String]) -> GemmKernels? {
+        switch recorded {
+        case .recorded(let k, let p):
+            if k.precision != precision {
+                lines.append("kernels: \(p) recorded \(k.summary), for another precision than this run's \(precision.rawValue): measuring again")
+            } else if k.backend == .onednn && !Gemm.onednnAvailable {
+                lines.append("warning: kernels: \(p) recorded \(k.summary) but oneDNN cannot be loaded here (\(Gemm.onednnDescription)): measuring again; the resumed run is no longer bit-identical to an uninterrupted one")
+            } else if let f = forced, f != k.bf16Kernel {
+                lines.append("kernels: GIFT_BF16_KERNEL=\(f.rawValue) in place of the \(k.summary) recorded in \(p): measuring the \(f.rawValue) kernel's candidates; the resumed run is no longer bit-identical to an uninterrupted one")
+            } else {
+                lines.append("kernels: \(k.summary), recorded in \(p)/manifest.json: not measured again (the resumed run runs the kernels it ran)")
+                return k
+            }
+        case .older(let p):
+            lines.append("kernels: \(p) records no kernels (written by an older gift): measuring them")
+        case .none: break
+        }
+        return nil
     }
 }
