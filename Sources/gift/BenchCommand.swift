@@ -22,8 +22,9 @@ struct BenchCommand: ParsableCommand {
         and the GIFT/SFT step ratio of every setting where both ran (the ratio of the medians, and the median \
         of the ratios of steps run side by side, which is steadier on a machine whose speed drifts).
 
-        bf16 runs oneDNN's kernel ("native") only with AMX, else "emulated" (bf16-rounded operands through the \
-        fp32 GEMM); the line says which and why.
+        --gemm auto measures the kernels on the model's GEMM shapes as gift train does (the table is printed) \
+        and runs the fastest; bf16 on --gemm onednn runs oneDNN's kernel ("native") where the CPU has bf16 \
+        instructions, else "emulated" (bf16-rounded operands through the fp32 GEMM); the line says which and why.
 
         Threads: OPENBLAS_NUM_THREADS (default: all cores; oneDNN uses the same count). Under mpirun every \
         rank runs its own batch and gradients are summed as in training; the figures are then for all ranks \
@@ -121,12 +122,21 @@ struct BenchCommand: ParsableCommand {
         say("bench: \(model ?? preset)\(layers.map { ", \($0) of \(try! ModelConfig.preset(preset).nLayers) layers" } ?? "")"
             + "\(realVocab != nil ? ", vocab \(config.vocab) of \(realVocab!)" : ""), \(ParameterLayout(config).count) parameters, seq \(seq), batch \(batch) per rank, \(comm.size) ranks × \(Gemm.threads) threads")
         for line in Gemm.kernelReport.prefix(3) { say("  " + line) }
+        // --gemm auto: the kernels gift train would measure and choose at this shape (rank 0's, on every rank)
+        for (i, c) in computes.enumerated() where c.gemm == "auto" {
+            let lines = try KernelChoice.settle(comm: comm, model: config, tokens: T,
+                                                what: "batch \(batch) × \(seq), as gift train measures them", precision: c.precision)
+            say("  --gemm auto, \(c.precision.rawValue):")
+            for l in lines { say("    " + l) }
+            let k = GemmKernels.current
+            computes[i] = Bench.Compute(gemm: k.backend.rawValue, precision: k.precision, kernel: k.bf16Kernel)
+        }
         say("  fp32 GEMM at \(shape): " + refs.map { String(format: "%@ %.1f GFLOP/s", $0.0, $0.1) }.joined(separator: ", ")
             + "; reference: \(best.0)")
         if layers != nil || realVocab != nil {
             // every linear layer's GEMM at this slice's shapes (3 repetitions each: they are large), on
             // the first setting measured
-            try Gemm.configure(gemm: computes[0].gemm, precision: computes[0].precision)
+            try computes[0].configure()
             let d = config.dModel, f = config.mlpHiddenSize, kv = config.kvDim
             let shapes = [("qkv", T, d + 2 * kv, d), ("attn_out", T, d, d), ("ff_proj|up", T, 2 * f, d), ("ff_out", T, d, f),
                           ("head", T, realVocab ?? config.vocab, d)]
@@ -139,11 +149,11 @@ struct BenchCommand: ParsableCommand {
             + attention.joined(separator: ", ") + " GFLOP/s (under 2^24 multiply-adds gift runs them on OpenBLAS)")
         var warnings: [String] = Blas.genericKernelWarning.map { [$0] } ?? []
         for c in computes {
-            try Gemm.configure(gemm: c.gemm, precision: c.precision)
+            try c.configure()
             let r = Bench.sgemmGFlops(m: gemmShape.m, n: gemmShape.n, k: gemmShape.k)
             say("  matmul \(Gemm.summary): \(String(format: "%.1f", r)) GFLOP/s at the same shape"
                 + (c.precision == .bf16 ? " (\(Gemm.bf16KernelReason))" : ""))
-            if c.precision == .bf16, let w = try Bench.bf16KernelCheck(gemm: c.gemm, m: gemmShape.m, n: gemmShape.n, k: gemmShape.k) {
+            if c.precision == .bf16, c.kernel == nil, let w = try Bench.bf16KernelCheck(gemm: c.gemm, m: gemmShape.m, n: gemmShape.n, k: gemmShape.k) {
                 say("  " + w); warnings.append(w)
             }
         }

@@ -132,6 +132,8 @@ struct EvalCommand: ParsableCommand {
             settings.prefixCache = fast?.prefixCache ?? false
             settings.threshold = fast?.threshold
             let log: (String) -> Void = { if comm.rank == 0 { FileHandle.standardError.write(Data("gift eval: \($0)\n".utf8)) } }
+            try compute.settle(comm: comm, model: cfg, tokens: min(batchSize, problems.count) * (opts.genLength + (prompts.map(\.ids.count).max() ?? 0)),
+                               what: "batch \(batchSize) × (longest prompt + gen length)")
             let sched = try opts.schedule
             if let t = settings.threshold { log("parallel decoding: threshold \(t) (Fast-dLLM); --steps is not used") }
             if settings.prefixCache { log("prefix cache (Fast-dLLM, approximate)") }
@@ -176,6 +178,8 @@ struct EvalCommand: ParsableCommand {
         guard seeds >= 1 else { throw ValidationError("--seeds must be at least 1") }
         let (cfg, params) = try loadModelForSampling(model, adapter: adapter)
         let opts = try sampler.options(genLength: Evaluate.defaultOptions(for: t).genLength, seed: seed)
+        let promptLength = t.generate(n: 1, seed: seed, split: .test).first?.prompt.utf8.count ?? 0   // (character-level)
+        try compute.settle(model: cfg, tokens: min(n, opts.maxBatch) * (opts.genLength + promptLength + 1), what: "a batch of prompts + gen length")
         let sched = try opts.schedule
         FileHandle.standardError.write(Data("gift eval: \(t.name), \(n) problems × \(seeds) seeds, gen length \(opts.genLength), \(sched.blocks.count) block(s), \(sched.totalSteps) steps, temperature \(opts.temperature), \(opts.remasking.rawValue)\(opts.cfg > 0 ? ", cfg \(opts.cfg)" : "")\n".utf8))
         let r = try Evaluate.run(config: cfg, params: params, task: t, n: n, seeds: seeds, seed: seed, options: opts,

@@ -31,6 +31,7 @@ struct InspectCommand: ParsableCommand {
         try compute.apply()
         let (config, params) = try ModelFolder.load(model)
         let seqs = try Inspect.readBatch(path: batch, config: config)
+        try compute.settle(model: config, tokens: seqs.count * seqs[0].tokens.count, what: "the batch", forwardOnly: false)
         let m = Transformer(config: config, maxSeqLen: seqs[0].tokens.count)
         let result = Inspect.run(model: m, params: params, options: options, batch: seqs)
         try Inspect.write(result, layout: m.layout, to: out)

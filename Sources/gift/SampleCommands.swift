@@ -110,6 +110,8 @@ struct GenerateCommand: ParsableCommand {
         if let path = messages { inputs += try text.readConversations(path) }
         guard !inputs.isEmpty else { throw ValidationError("give --prompt TEXT, --prompts FILE.jsonl or --messages FILE.jsonl") }
         let opts = try sampler.options(genLength: 32, seed: seed)
+        try compute.settle(model: cfg, tokens: min(inputs.count, opts.maxBatch) * (opts.genLength + inputs.map(\.ids.count).max()!),
+                           what: "a batch of prompts + gen length")
         let outs: [[Int32]]
         if let fast = try sampler.fast() {
             outs = try fast.sampler(config: cfg, params: params, options: opts, maxPromptLength: inputs.map(\.ids.count).max()!)

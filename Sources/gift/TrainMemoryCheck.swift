@@ -7,13 +7,23 @@ extension TrainCommand {
     /// are not checked: the plan is for full fine-tuning (its gradients and moments are the adapters' only).
     func checkMemoryPlan(_ cfg: RunConfig, data: TrainData, comm: Communicator) throws {
         guard !cfg.lora.enabled && cfg.adapter.isEmpty else { return }
-        try Gemm.configure(gemm: cfg.gemm.rawValue, precision: cfg.precision)   // which bf16 kernel: the weight copy's size
+        // which bf16 kernel: the weight copy's size. --gemm auto measures the kernels once the model is
+        // loaded (Trainer.run): the plan counts the emulation's fp32 copy, the larger, unless
+        // GIFT_BF16_KERNEL=native makes oneDNN's native kernel the one candidate
+        let forcedNative = cfg.precision == .bf16 && ProcessInfo.processInfo.environment["GIFT_BF16_KERNEL"] == "native"
+        if cfg.gemm == .auto {
+            try Gemm.configure(gemm: "openblas", precision: cfg.precision, bf16Kernel: cfg.precision == .bf16 ? .emulated : nil,
+                               reason: "provisional, until the run measures")
+        } else {
+            try Gemm.configure(gemm: cfg.gemm.rawValue, precision: cfg.precision)
+        }
         var s = Plan.Settings()
         s.ranks = comm.size; s.zero = cfg.zero; s.microBatch = cfg.microBatch; s.gradAccum = cfg.gradAccum
         s.seqLen = max(2, min(cfg.maxLength, data.maxExampleLength + 1))   // the trainer's activation length
         s.precision = cfg.precision; s.objective = cfg.objective.kind; s.recompute = cfg.recompute == .blocks
         s.gradReduceBF16 = (cfg.json["grad_reduce_dtype"] as? String) == "bf16"   // the field, where this build has it
-        s.bucketMB = cfg.bucketMB; s.nativeBF16 = Gemm.bf16Kernel == .native; s.checkpointEvery = checkpointEvery
+        s.bucketMB = cfg.bucketMB; s.nativeBF16 = cfg.gemm == .auto ? forcedNative : Gemm.bf16Kernel == .native
+        s.checkpointEvery = checkpointEvery
         s.runtimeBytes = MemoryInfo.resident() ?? 0
         let plan = try Plan(config: try Plan.modelConfig(cfg.model), s)
         if comm.rank == 0 {

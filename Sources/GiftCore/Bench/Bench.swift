@@ -4,10 +4,17 @@ import Foundation
 /// measurement at the model's largest matmul shape, so a step's achieved GFLOP/s is read against what
 /// the machine's GEMM reaches right now (the machine is shared and noisy: only ratios from one run count).
 public enum Bench {
-    /// A matmul backend and precision to measure (`Gemm.configure`'s arguments).
+    /// A matmul backend and precision to measure (`Gemm.configure`'s arguments); `kernel`: the bf16
+    /// kernel when chosen (`--gemm auto` resolved by measurement, `KernelChoice`), else nil (the rule).
     public struct Compute: Sendable, Equatable {
-        public var gemm: String, precision: Precision
-        public init(gemm: String, precision: Precision) { self.gemm = gemm; self.precision = precision }
+        public var gemm: String, precision: Precision, kernel: BF16Kernel?
+        public init(gemm: String, precision: Precision, kernel: BF16Kernel? = nil) {
+            self.gemm = gemm; self.precision = precision; self.kernel = kernel
+        }
+        public func configure() throws {
+            try Gemm.configure(gemm: gemm, precision: precision, bf16Kernel: precision == .bf16 ? kernel : nil,
+                               reason: "measured (--gemm auto)")
+        }
     }
 
     public struct Result {
@@ -93,8 +100,8 @@ public enum Bench {
     }
 
     /// On a CPU with bf16 instructions, where oneDNN is loaded: times a bf16 GEMM at this shape with both
-    /// kernels (operand conversion included) and returns a warning when the one not chosen by the ISA
-    /// rule (`Gemm.nativeBF16IsFaster`) is more than 10% faster here, else nil. Leaves `gemm` in bf16
+    /// kernels (operand conversion included) and returns a warning when the one not configured (a backend
+    /// by name: `Gemm.configure`) is more than 10% faster here, else nil. Leaves `gemm` in bf16
     /// configured as it was.
     public static func bf16KernelCheck(gemm: String, m: Int, n: Int, k: Int) throws -> String? {
         guard Gemm.onednnAvailable, Gemm.nativeBF16 else { return nil }
@@ -110,7 +117,7 @@ public enum Bench {
                           rate[.native]!, rate[.emulated]!)
         guard rate[other]! > 1.1 * rate[chosen]! else { return nil }
         return "warning: \(line): the \(other.rawValue) kernel is faster on this CPU than the \(chosen.rawValue) one "
-            + "chosen by ISA (GIFT_BF16_KERNEL=\(other.rawValue) selects it; please report the CPU)"
+            + "that --gemm \(gemm) runs (GIFT_BF16_KERNEL=\(other.rawValue) selects it; --gemm auto measures both and takes the faster)"
     }
 
     /// One objective's timed loop state (the model's memory is shared: one lane runs at a time).
@@ -170,7 +177,7 @@ public enum Bench {
         let settings: [Compute?] = computes.isEmpty ? [nil] : computes
         var lanes: [Lane] = []
         for cs in settings {
-            if let cs { try Gemm.configure(gemm: cs.gemm, precision: cs.precision) }
+            if let cs { try cs.configure() }
             for o in objectives {
                 // with LoRA: each objective's full fine-tuning step beside its LoRA step
                 for withLoRA in lora == nil ? [false] : [false, true] {
@@ -206,7 +213,7 @@ public enum Bench {
             let b = timed[s % timed.count]
             for lane in lanes {
                 Profiler.state = lane.profile
-                if !computes.isEmpty { try Gemm.configure(gemm: lane.compute.gemm, precision: lane.compute.precision) }
+                if !computes.isEmpty { try lane.compute.configure() }
                 let step = lane.lora ? loraStep! : full
                 step.runner.options = lane.objective
                 let sequences = batches == nil ? lane.seqs : b.sequences

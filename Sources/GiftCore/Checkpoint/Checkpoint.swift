@@ -86,6 +86,9 @@ public struct Manifest: Sendable {
     public var dataFingerprint: UInt64
     /// A LoRA run's checkpoint: the buffer is the adapters of this config, on this base.
     public var lora: LoRAIdentity? = nil
+    /// The matmul kernels the run ran (`GemmKernels`): a resume with `--gemm auto` runs them again
+    /// (bit-identical continuation) instead of measuring. nil in checkpoints of an older gift.
+    public var kernels: GemmKernels? = nil
 
     /// The table the shards' ranges cover.
     public var table: TensorTable {
@@ -108,6 +111,7 @@ public struct Manifest: Sendable {
                                     "bytes": $0.bytes, "checksum": String(format: "%016llx", $0.checksum)] },
         ]
         if let lora { o["lora"] = lora.json }
+        if let kernels { o["kernels"] = kernels.json }
         let body = try! JSONSerialization.data(withJSONObject: o, options: [.prettyPrinted, .sortedKeys])
         // the envelope: a checksum of the body's exact bytes, so any changed byte is detected
         var h = FNV1a(); body.withUnsafeBytes { h.add($0) }
@@ -172,6 +176,11 @@ public struct Manifest: Sendable {
             guard case .object(let lobj) = lo else { throw bad("lora", "must be an object") }
             lora = try LoRAIdentity(json: lobj, source: path + " (lora)")
         }
+        var kernels: GemmKernels?
+        if let ko = o["kernels"] {
+            guard case .object(let kobj) = ko else { throw bad("kernels", "must be an object") }
+            kernels = try GemmKernels(json: kobj, source: path + " (kernels)")
+        }
         let layout: TensorTable
         do { layout = try lora.map { try LoRALayout(mc, $0.config).table } ?? ParameterLayout(mc).table } catch {
             throw GiftError(.format, "\(path): field 'lora' does not fit the model: \(error)")
@@ -200,7 +209,7 @@ public struct Manifest: Sendable {
         if covered != layout.count { throw bad("shards", "cover \(covered) of \(layout.count) parameters") }
         return Manifest(formatVersion: version, state: state, epoch: epoch, examplesSeen: try int("examples_seen"),
                         worldSize: world, modelConfig: mc, runConfig: rc, tensors: tensors, shards: shards,
-                        dataFingerprint: try hex("data_fingerprint"), lora: lora)
+                        dataFingerprint: try hex("data_fingerprint"), lora: lora, kernels: kernels)
     }
 }
 

@@ -13,6 +13,8 @@ public final class CheckpointWriter {
     /// The buffer saved when it is not the whole model (LoRA: the adapters), and what they adapt.
     public var trainable: TensorTable?
     public var lora: LoRAIdentity?
+    /// The matmul kernels the run runs, recorded in each manifest (a resume keeps them).
+    public var kernels: GemmKernels?
     var table: TensorTable { trainable ?? layout.table }
     /// The checkpoint this run resumed from: retention never deletes it.
     public var protected: String?
@@ -64,7 +66,7 @@ public final class CheckpointWriter {
                                 worldSize: world, modelConfig: layout.config, runConfig: [:], tensors: table.tensors,
                                 shards: shards.enumerated().map { Manifest.Shard(file: Checkpoint.shardName(rank: $0, of: world), rank: $0,
                                                                                range: $1, bytes: 0, checksum: 0) },
-                                dataFingerprint: dataFingerprint, lora: lora)
+                                dataFingerprint: dataFingerprint, lora: lora, kernels: kernels)
         let path = tmp + "/" + Checkpoint.shardName(rank: rank, of: world)
         let rankState = try JSONSerialization.data(withJSONObject: ["rank": rank, "world_size": world, "range": [mine.lowerBound, mine.upperBound],
                                                                     "step": state.step], options: [.sortedKeys])

@@ -36,28 +36,23 @@ public enum Gemm {
     public static var onednnAvailable: Bool { gift_dnnl_available() != 0 }
     public static var nativeBF16: Bool { gift_dnnl_native_bf16() != 0 }
 
-    /// Why `bf16Kernel` is what it is (for logs): the ISA rule, or the override.
+    /// Why `bf16Kernel` is what it is (for logs): the backend's, or the override.
     nonisolated(unsafe) public private(set) static var bf16KernelReason = ""
 
-    /// Whether oneDNN's bf16 matmul is the faster bf16 kernel here: only with AMX. On AVX512_BF16 without
-    /// AMX (Cooper Lake, Sapphire/Emerald Rapids with AMX off, Zen 4) oneDNN 2.6 runs its bf16 matmul at
-    /// about half its f32 speed (126 vs 229-295 GFLOP/s measured on an Emerald Rapids core pair), so the
-    /// emulation (bf16-rounded operands through the fp32 GEMM) wins; without bf16 instructions oneDNN
-    /// has no bf16 kernel worth the name. A table by ISA, not a timing: the choice, and with it the
-    /// summation order, must be the same in every process of a run and of its resumptions.
-    public static var nativeBF16IsFaster: Bool { gift_dnnl_amx() != 0 }
-
-    /// Selects the backend and the precision. `auto`: OpenBLAS for fp32 (its kernel chosen for this CPU:
-    /// as fast as oneDNN's f32 matmul on the bench shape, faster on the small ones, see README), and for
-    /// bf16 oneDNN where its bf16 kernel is the faster one (AMX), else OpenBLAS with the emulation.
-    /// The bf16 kernel is `native` only where `nativeBF16IsFaster`; GIFT_BF16_KERNEL=native|emulated (or
-    /// `bf16Kernel`) overrides that. Throws when the BLAS cannot load or oneDNN is asked for and cannot.
+    /// Selects the backend and the precision. `auto` is OpenBLAS (the emulation in bf16) until the
+    /// command knows its model's GEMM shapes and measures the candidates (`KernelChoice.settle`; `gift
+    /// train` through `Trainer.chooseKernels`, which also records the choice): which kernel is fastest is
+    /// a measurement, not a rule by instruction set (oneDNN's bf16 kernel was found fast on Zen 4/5 with
+    /// AVX512_BF16 alone, slow on an Emerald Rapids core pair without AMX).
+    /// `onednn` in bf16 is oneDNN's native bf16 kernel where the CPU has bf16 instructions, else the
+    /// emulation on oneDNN's f32 kernel. GIFT_BF16_KERNEL=native|emulated (or `bf16Kernel`) overrides
+    /// that; `reason` then says why in the log (default: "forced by the caller").
+    /// Throws when the BLAS cannot load or oneDNN is asked for and cannot.
     public static func configure(gemm: String = "auto", precision: Precision = .fp32,
-                                 bf16Kernel forcedKernel: BF16Kernel? = nil) throws {
+                                 bf16Kernel forcedKernel: BF16Kernel? = nil, reason: String? = nil) throws {
         try Blas.load()
         switch gemm {
-        case "auto": backend = precision == .bf16 && onednnAvailable && nativeBF16IsFaster ? .onednn : .openblas
-        case "openblas": backend = .openblas
+        case "auto", "openblas": backend = .openblas
         case "onednn":
             guard onednnAvailable else {
                 throw GiftError(.usage, "--gemm onednn: \(onednnDescription)")
@@ -68,18 +63,18 @@ public enum Gemm {
         self.precision = precision
         var kernel: BF16Kernel = .emulated
         if backend != .onednn {
-            bf16KernelReason = "the emulation: the \(backend.rawValue) backend has no bf16 kernel"
+            bf16KernelReason = gemm == "auto" ? "the emulation on OpenBLAS, until the kernels are measured"
+                : "the emulation: the \(backend.rawValue) backend has no bf16 kernel"
         } else if !nativeBF16 {
             bf16KernelReason = "the emulation: this CPU has no bf16 instructions"
-        } else if !nativeBF16IsFaster {
-            bf16KernelReason = "the emulation: oneDNN's bf16 matmul without AMX runs at about half its f32 speed"
         } else {
             kernel = .native
-            bf16KernelReason = "oneDNN's bf16 kernel: AMX"
+            bf16KernelReason = "oneDNN's bf16 kernel: the CPU has bf16 instructions"
         }
         // the bf16 kernel matters to bf16 matmuls only: an fp32 setting (the bench's fp32 reference lanes
         // beside a bf16 one, say) leaves GIFT_BF16_KERNEL for the bf16 settings
-        let env = precision == .bf16 ? ProcessInfo.processInfo.environment["GIFT_BF16_KERNEL"] ?? "" : ""
+        // (under auto it narrows the candidates the measurement times: `KernelChoice.candidates`)
+        let env = precision == .bf16 && gemm != "auto" ? ProcessInfo.processInfo.environment["GIFT_BF16_KERNEL"] ?? "" : ""
         if forcedKernel != nil || !env.isEmpty {
             guard let k = forcedKernel ?? BF16Kernel(rawValue: env) else {
                 throw GiftError(.usage, "GIFT_BF16_KERNEL must be native or emulated, not '\(env)'")
@@ -88,7 +83,7 @@ public enum Gemm {
                 throw GiftError(.usage, "GIFT_BF16_KERNEL=native needs the oneDNN backend (--gemm onednn)")
             }
             kernel = k
-            bf16KernelReason = forcedKernel != nil ? "forced by the caller" : "GIFT_BF16_KERNEL=\(env)"
+            bf16KernelReason = forcedKernel != nil ? reason ?? "forced by the caller" : "GIFT_BF16_KERNEL=\(env)"
         }
         bf16Kernel = kernel
         if backend == .onednn { gift_dnnl_set_threads(Int32(threads)) }

@@ -13,8 +13,8 @@ public enum Recompute: String, CaseIterable, Sendable { case none, blocks }
 /// one block decoded at a time; the weights are then the bf16-rounded ones).
 public enum BaseDtype: String, CaseIterable, Sendable { case fp32, bf16 }
 
-/// Matrix-multiply backend of a run: auto (see `Gemm.configure`: OpenBLAS for fp32, oneDNN for bf16 with
-/// AMX) or one `GemmBackend` by name.
+/// Matrix-multiply backend of a run: auto (measured once per machine: `KernelChoice`, `KernelCache`) or
+/// one `GemmBackend` by name.
 public enum GemmBackendChoice: String, CaseIterable, Sendable { case auto, openblas, onednn }
 
 /// Where a run's metrics go besides metrics.jsonl: nowhere, or TensorBoard event files in

@@ -59,7 +59,7 @@ public enum RunSettings {
                 "Gradients on the wire: fp32, or bf16 (half the bytes; each rank's contribution rounded to bf16, the owner sums in fp32)."),
         .number("bucket_mb", \.bucketMB, .positive, "Gradient allreduce bucket size in MiB (buckets start while backward runs)."),
         .choice("gemm", \.gemm, listed: .alternatives,
-                "Matrix-multiply backend: auto (OpenBLAS for fp32; for bf16 oneDNN where its bf16 kernel is the faster one, AMX, else OpenBLAS with bf16-rounded operands), openblas or onednn."),
+                "Matrix-multiply backend: auto (rank 0 times the candidates it can load, OpenBLAS, oneDNN f32, and in bf16 the emulation and oneDNN's native bf16 kernel, on the model's linear-layer GEMMs at the start, prints the table and every rank runs the fastest; recorded in RUN_DIR/kernels.json and the checkpoints, so a resumed run keeps its kernels), openblas or onednn (no measurement)."),
         .choice("precision", \.precision, listed: .alternatives,
                 "Matmul input precision: fp32 or bf16 (fp32 accumulation; master weights, gradients, AdamW state, softmax, norms, entropy and loss stay fp32)."),
         .integer("lora_r", \.lora.r, min: 0, defines: .addedLater(olderCheckpoints: "0"),

@@ -63,6 +63,7 @@ final class TrainCheckpoints {
         let w = CheckpointWriter(runDir: runDir, comm: comm, options: options, layout: layout,
                                  runConfig: cfg.json, dataFingerprint: dataFingerprint)
         if lora != nil { w.trainable = table; w.lora = loraIdentity }
+        w.kernels = GemmKernels.current
         w.log = comm.rank == 0 ? log : { _ in }
         w.protected = resumedFrom
         writer = w

@@ -85,7 +85,14 @@ public final class Trainer {
         } else {
             trainable = stage.weights?.master ?? params; loraIdentity = nil
         }
-        try Gemm.configure(gemm: config.gemm.rawValue, precision: config.precision)
+        if config.gemm == .auto {
+            // provisional (OpenBLAS, the emulation in bf16), until `run` settles the kernels by measurement or
+            // the checkpoint's record (GIFT_BF16_KERNEL=native is honoured there, among the candidates)
+            try Gemm.configure(gemm: "openblas", precision: config.precision, bf16Kernel: config.precision == .bf16 ? .emulated : nil,
+                               reason: "provisional, until the run measures")
+        } else {
+            try Gemm.configure(gemm: config.gemm.rawValue, precision: config.precision)
+        }
         batches = try TrainBatches(config: config, data: data, ranks: comm.size, eos: Int32(modelConfig.eosTokenId), vocab: modelConfig.vocab)
         model = Transformer(config: modelConfig, maxSeqLen: max(2, min(config.maxLength, data.maxExampleLength + 1)))
         model.weightSource = baseStore ?? stage.weights
@@ -180,6 +187,8 @@ extension Trainer {
             var resolved = cfg; resolved.out = outDir
             try resolved.jsonData().write(to: URL(fileURLWithPath: outDir + "/config.json"), options: .atomic)
         }
+        // --gemm auto: the kernels measured on rank 0 (or recorded by the checkpoint resumed), on every rank
+        try chooseKernels(outDir: outDir)
         try synchronizeStart()
         let resumed = try checkpoints.resume(resumeSpec, runDir: outDir, dataFingerprint: dataFingerprint,
                                              globalBatch: globalBatch, totalSteps: totalSteps)
