@@ -25,9 +25,10 @@ final class DreamSamplerTests: XCTestCase {
         return (c, p)
     }
 
-    func runPort(_ folder: String, _ request: [String: Any], dir: URL) throws -> [[Int]] {
-        let req = dir.appendingPathComponent("request-\(UUID().uuidString).json")
-        try JSONSerialization.data(withJSONObject: request).write(to: req)
+    /// The port's generated ids for each request (one Python run).
+    func runPort(_ folder: String, _ requests: [[String: Any]], dir: URL) throws -> [[[Int]]] {
+        let req = dir.appendingPathComponent("requests.json")
+        try JSONSerialization.data(withJSONObject: requests).write(to: req)
         let script = Self.fixtures.appendingPathComponent("dream_generate.py").path
         let r = try runPython("import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')",
                               [script, folder, req.path])
@@ -36,7 +37,7 @@ final class DreamSamplerTests: XCTestCase {
         }
         XCTAssertEqual(r.status, 0, r.stderr)
         let o = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
-        return o["outputs"] as! [[Int]]
+        return o["outputs"] as! [[[Int]]]
     }
 
     /// gift's generated ids equal the port's for each algorithm at temperature 0 (origin with gift's transfer
@@ -52,7 +53,7 @@ final class DreamSamplerTests: XCTestCase {
         let cases: [(DreamAlgorithm, Int, Double?, Int?)] = [(.origin, 12, nil, nil), (.maskgitPlus, 12, nil, nil),
                                                              (.topkMargin, 5, nil, nil), (.entropy, 12, nil, nil),
                                                              (.entropy, 7, 0.6, nil), (.maskgitPlus, 8, nil, 3)]
-        var distinct = Set<[[Int32]]>()
+        var requests: [[String: Any]] = [], expected: [(what: String, ids: [[Int32]])] = []
         for (alg, steps, topP, topK) in cases {
             let what = "\(alg.rawValue), \(steps) steps, top_p \(topP as Any), top_k \(topK as Any)"
             let opts = SamplerOptions(genLength: G, steps: steps, seed: 3, maxBatch: 3)
@@ -64,19 +65,21 @@ final class DreamSamplerTests: XCTestCase {
                                       "keys": [0, 1, 2]]
             if let topP { req["top_p"] = topP }
             if let topK { req["top_k"] = topK }
-            XCTAssertEqual(batched.map { $0.map(Int.init) }, try runPort(folder, req, dir: dir), "batch: \(what)")
+            requests.append(req); expected.append(("batch: " + what, batched))
             for (i, p) in prompts.enumerated() {
                 let alone = try sampler.generate([p], keys: [i])
                 XCTAssertEqual(alone, [batched[i]], "prompt \(i) alone: \(what)")
-                if i == 0 {
-                    req["prompts"] = [p.map(Int.init)]; req["keys"] = [i]
-                    XCTAssertEqual(alone.map { $0.map(Int.init) }, try runPort(folder, req, dir: dir), "alone: \(what)")
-                }
             }
+            // the first prompt alone in the port too (no padding: Dream's full attention, no position ids)
+            req["prompts"] = [prompts[0].map(Int.init)]; req["keys"] = [0]
+            requests.append(req); expected.append(("alone: " + what, [batched[0]]))
             XCTAssertFalse(batched.joined().contains(Int32(c.maskTokenId)), "every position decided: \(what)")
-            distinct.insert(batched)
         }
-        XCTAssertGreaterThanOrEqual(distinct.count, 4, "the settings change the outputs: the comparison sees them")
+        let port = try runPort(folder, requests, dir: dir)
+        XCTAssertEqual(port.count, expected.count)
+        for (want, got) in zip(port, expected) { XCTAssertEqual(got.ids.map { $0.map(Int.init) }, want, got.what) }
+        XCTAssertGreaterThanOrEqual(Set(expected.filter { $0.what.hasPrefix("batch") }.map(\.ids)).count, 4,
+                                    "the settings change the outputs: the comparison sees them")
     }
 
     /// DreamSchedule's timesteps equal torch.linspace(1, eps, steps + 1) bit for bit, and the transfer

@@ -14,8 +14,9 @@ The one change: origin's torch.rand transfer draws are gift's (a port of gift's 
 seed, prompt key, step and position from the response start), so that the test can compare `origin`.
 Only temperature 0 and alg_temp 0 (Dream's torch draws otherwise); the sampling rows then raise.
 
-Usage: python dream_generate.py FOLDER REQUEST.json  ->  {"outputs": [[...], ...]} (the generated ids only)
-REQUEST: prompts, gen_length, steps, eps, alg, temperature, alg_temp, top_p, top_k, pad_id, seed, keys.
+Usage: python dream_generate.py FOLDER REQUESTS.json  ->  {"outputs": [[[...], ...], ...]} (per request, the
+generated ids of each prompt). A request: prompts, gen_length, steps, eps, alg, temperature, alg_temp, top_p, top_k,
+pad_id, seed, keys.
 """
 import json
 import os
@@ -137,17 +138,20 @@ def sample(model, input_ids, attention_mask, r):
     return x
 
 
-def main():
-    folder, request = sys.argv[1:3]
-    r = json.load(open(request))
-    model = DreamReference(folder)
+def generate(model, r):
+    """The generated ids of request r's prompts (one batch)."""
     prompts = r["prompts"]
     P = max(len(p) for p in prompts)
     # diffusion_generate's inputs as a left-padding tokenizer gives them: pad ids and an attention mask
     ids = torch.tensor([[r["pad_id"]] * (P - len(p)) + p for p in prompts], dtype=torch.long)
     att = torch.tensor([[0] * (P - len(p)) + [1] * len(p) for p in prompts], dtype=torch.long)
-    x = sample(model, ids, att, r)
-    print(json.dumps({"outputs": x[:, P:].tolist()}))
+    return sample(model, ids, att, r)[:, P:].tolist()
+
+
+def main():
+    folder, request = sys.argv[1:3]
+    model = DreamReference(folder)
+    print(json.dumps({"outputs": [generate(model, r) for r in json.load(open(request))]}))
 
 
 if __name__ == "__main__":

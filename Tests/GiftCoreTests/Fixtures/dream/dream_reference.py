@@ -39,6 +39,7 @@ class DreamReference:
     """Qwen2Model + lm_head of a gift Dream folder (one model.safetensors), float64, bidirectional."""
 
     def __init__(self, folder):
+        torch.set_num_threads(1)   # tiny matrices: threads only wait on each other (40x slower on a busy machine)
         cfg = json.load(open(folder + "/config.json"))
         use_float64_eager_attention()
         sd = load_file(folder + "/model.safetensors")
