@@ -176,7 +176,8 @@ print(json.dumps(out))
 
     /// `gift eval --benchmark` on a Dream chat folder samples with Dream's sampler: its generations are the
     /// ids DreamSampler gives the rendered prompts (and not d1's sampler's), and eval-settings.json records
-    /// Dream's settings; --attend-padding (d1's) is refused.
+    /// Dream's settings; so does training-time evaluation (`TrainBenchmark`, Dream's defaults); --attend-padding
+    /// and --threshold (d1's, Fast-dLLM's) are refused.
     func testBenchmarkEvalOnDreamUsesDreamsSampler() throws {
         let dir = try temporaryDirectory(self)
         let model = dir.appendingPathComponent("model")
@@ -213,6 +214,17 @@ print(json.dumps(out))
         let d1 = try PaddedSampler(config: c, params: p, options: SamplerOptions(genLength: 12, blockLength: 12, steps: 6, maxBatch: 2),
                                    padId: padId, attendPadding: false, maxPromptLength: ids.map(\.count).max()!).generateAll(ids)
         XCTAssertNotEqual(got, d1.map { $0.map(Int.init) }, "the test tells the two samplers apart")
+        // training-time evaluation (--eval-benchmark) on a Dream model: Dream's sampler with its defaults
+        var rc = RunConfig()
+        rc.model = model.path; rc.evalBenchmark = "sudoku"; rc.evalData = data.path; rc.evalN = 3; rc.evalGenLength = 12
+        let tb = try TrainBenchmark(config: rc, model: c)
+        XCTAssertEqual(tb.settings.dream, DreamSettings())
+        _ = try tb.run(config: c, weights: .fp32(p), comm: SingleProcess(), runDir: dir.path, stepsDone: 0, log: { _ in })
+        let trained = try String(contentsOfFile: dir.path + "/benchmark/step-00000000/generations.jsonl", encoding: .utf8)
+            .split(separator: "\n").map { (try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["output_ids"] as! [Int] }
+        let defaults = try DreamSampler(config: c, params: p, options: SamplerOptions(genLength: 12, maxBatch: 8), dream: DreamSettings(),
+                                        padId: padId, maxPromptLength: ids.map(\.count).max()!).generateAll(ids)
+        XCTAssertEqual(trained, defaults.map { $0.map(Int.init) })
         let a = try runGift(args.map { $0 == out ? out + "2" : $0 } + ["--attend-padding"])
         XCTAssertTrue(a.stderr.contains("--attend-padding is d1's LLaDA behaviour"), a.stderr)
         let t = try runGift(args.map { $0 == out ? out + "3" : $0 } + ["--threshold", "0.5"])
