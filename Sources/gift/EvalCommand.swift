@@ -17,7 +17,10 @@ struct EvalCommand: ParsableCommand {
         Countdown JSONL ("input" "a,b,c", "output"), Sudoku CSV (Puzzle,Solution). Countdown and Sudoku use the 256 \
         problems d1 draws (numpy seed 42; a smaller file whole); --limit N keeps the first N.
 
-        Sampling is d1's generate(): low-confidence remasking, semi-autoregressive blocks, temperature 0, batches of \
+        A Dream model folder samples with Dream's own sampler (see gift help generate: --alg, --alg-temp, --top-p, \
+        --top-k, --eps; --steps default gen length), the padding masked out of attention as Dream's attention \
+        mask does; LLaDA's switches (--block-length, --remasking, --cfg, --threshold, --cache, --attend-padding) \
+        are refused there, and Dream's on LLaDA. For LLaDA, sampling is d1's generate(): low-confidence remasking, semi-autoregressive blocks, temperature 0, batches of \
         --batch-size problems left-padded with the pad token. d1 lets every token attend to that padding, so its \
         outputs depend on which problems share a batch; --attend-padding does the same (gift's batch i is problems \
         [i·B, (i+1)·B), d1's on one GPU). By default the padding is masked out of attention, so a problem's output \
@@ -121,7 +124,11 @@ struct EvalCommand: ParsableCommand {
             let builder = try BenchmarkPromptBuilder(model: text)
             let prompts = try problems.map { try builder.prompt(b, $0) }
             let (cfg, weights) = try loadEvalWeights(model, adapter: adapter, bf16: dtype == "bf16")
-            var opts = try sampler.options(genLength: 256, seed: seed)
+            let dream = try sampler.dreamSettings(for: cfg.family)
+            if dream != nil && attendPadding {
+                throw ValidationError("--attend-padding is d1's LLaDA behaviour; Dream's sampler masks the padding as Dream's attention mask does")
+            }
+            var opts = try sampler.options(genLength: 256, seed: seed, family: cfg.family)
             opts.maxBatch = batchSize
             let padId = text.padId(modelDefault: cfg.padTokenId)
             let checksum = XXH64.hash([UInt8](FileManager.default.contents(atPath: data) ?? Data()))
@@ -131,14 +138,14 @@ struct EvalCommand: ParsableCommand {
             settings.dtype = dtype
             settings.prefixCache = fast?.prefixCache ?? false
             settings.threshold = fast?.threshold
+            settings.dream = dream
             let log: (String) -> Void = { if comm.rank == 0 { FileHandle.standardError.write(Data("gift eval: \($0)\n".utf8)) } }
             try compute.settle(comm: comm, model: cfg, tokens: min(batchSize, problems.count) * (opts.genLength + (prompts.map(\.ids.count).max() ?? 0)),
                                what: "batch \(batchSize) × (longest prompt + gen length)")
-            let sched = try opts.schedule
             if let t = settings.threshold { log("parallel decoding: threshold \(t) (Fast-dLLM); --steps is not used") }
             if settings.prefixCache { log("prefix cache (Fast-dLLM, approximate)") }
-            log("\(b.rawValue), \(problems.count) problems from \(data), gen length \(opts.genLength), block \(opts.blockLength), "
-                + "\(sched.totalSteps) steps, batch \(batchSize), padding \(attendPadding ? "attended (as d1)" : "masked"), "
+            log("\(b.rawValue), \(problems.count) problems from \(data), \(try sampler.describe(opts, dream: dream)), "
+                + "batch \(batchSize), padding \(attendPadding ? "attended (as d1)" : "masked"), "
                 + "\(comm.size) rank(s); \(Gemm.summary)")
             let eval = BenchmarkEval(settings: settings, problems: problems, prompts: prompts, out: out, comm: comm,
                                      decode: { try text.tokenizer.decode($0, skipSpecialTokens: false) }, log: log)
@@ -177,13 +184,13 @@ struct EvalCommand: ParsableCommand {
         guard n >= 1 else { throw ValidationError("--n must be at least 1") }
         guard seeds >= 1 else { throw ValidationError("--seeds must be at least 1") }
         let (cfg, params) = try loadModelForSampling(model, adapter: adapter)
-        let opts = try sampler.options(genLength: Evaluate.defaultOptions(for: t).genLength, seed: seed)
+        let dream = try sampler.dreamSettings(for: cfg.family)
+        let opts = try sampler.options(genLength: Evaluate.defaultOptions(for: t).genLength, seed: seed, family: cfg.family)
         let promptLength = t.generate(n: 1, seed: seed, split: .test).first?.prompt.utf8.count ?? 0   // (character-level)
         try compute.settle(model: cfg, tokens: min(n, opts.maxBatch) * (opts.genLength + promptLength + 1), what: "a batch of prompts + gen length")
-        let sched = try opts.schedule
-        FileHandle.standardError.write(Data("gift eval: \(t.name), \(n) problems × \(seeds) seeds, gen length \(opts.genLength), \(sched.blocks.count) block(s), \(sched.totalSteps) steps, temperature \(opts.temperature), \(opts.remasking.rawValue)\(opts.cfg > 0 ? ", cfg \(opts.cfg)" : "")\n".utf8))
+        FileHandle.standardError.write(Data("gift eval: \(t.name), \(n) problems × \(seeds) seeds, \(try sampler.describe(opts, dream: dream))\n".utf8))
         let r = try Evaluate.run(config: cfg, params: params, task: t, n: n, seeds: seeds, seed: seed, options: opts,
-                                 fast: try sampler.fast(), log: { print($0) })
+                                 fast: try sampler.fast(), dream: dream, log: { print($0) })
         if let out { try Evaluate.writeJSONL(r.records, to: out) }
         if profile { for (k, v) in Profiler.report { print(String(format: "  %-18@ %8.3f s", k, v)) } }
         print(String(format: "accuracy: %.4f ± %.4f (%@, %d problems × %d seeds, %.1f s)", r.accuracy, r.stderr,

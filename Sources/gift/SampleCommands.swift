@@ -2,23 +2,33 @@ import ArgumentParser
 import Foundation
 import GiftCore
 
-/// The sampler switches shared by `gift generate` and `gift eval`.
+/// The sampler switches shared by `gift generate` and `gift eval`: the model's family decides which sampler
+/// runs (LLaDA's, or Dream's), and the other family's switches are refused.
 struct SamplerFlags: ParsableArguments {
     @Option(help: "Tokens generated per prompt (generate: 32; eval: the task's longest answer + EOS).") var genLength: Int?
-    @Option(help: "Block length (semi-autoregressive blocks, left to right; a shorter last block takes the remainder).")
-    var blockLength: Int = 32
-    @Option(help: "Denoising steps in total, divisible by the number of blocks (default: gen length / 2).") var steps: Int?
-    @Option(help: "0: greedy argmax (deterministic); > 0: Gumbel-max sampling at this temperature.") var temperature: Double = 0
-    @Option(help: "Which predictions a step keeps: low_confidence or random.") var remasking: String = "low_confidence"
-    @Option(help: "Classifier-free guidance scale (0: off).") var cfg: Double = 0
+    @Option(help: "Denoising steps in total (LLaDA: divisible by the number of blocks, default gen length / 2; Dream: default gen length).")
+    var steps: Int?
+    @Option(help: "0: greedy argmax (deterministic); > 0: sampling at this temperature (Gumbel-max).") var temperature: Double = 0
     @Option(help: "Sequences per forward pass.") var batch: Int = 32
-    @Option(help: "Fast-dLLM's parallel decoding: a step commits its most confident prediction and every other at or above this confidence, and a block runs until it is decoded (--steps unused). Off by default.")
+    @Option(help: "LLaDA: block length (semi-autoregressive blocks, left to right; a shorter last block takes the remainder; default 32).")
+    var blockLength: Int?
+    @Option(help: "LLaDA: which predictions a step keeps: low_confidence (default) or random.") var remasking: String?
+    @Option(help: "LLaDA: classifier-free guidance scale (default 0: off).") var cfg: Double?
+    @Option(help: "LLaDA: Fast-dLLM's parallel decoding: a step commits its most confident prediction and every other at or above this confidence, and a block runs until it is decoded (--steps unused). Off by default.")
     var threshold: Double?
-    @Option(help: "none, or prefix: Fast-dLLM's approximate prefix cache (a block's first step keeps the keys and values of everything before it; its later steps run only the block and what follows).")
-    var cache: String = "none"
+    @Option(help: "LLaDA: none (default), or prefix: Fast-dLLM's approximate prefix cache (a block's first step keeps the keys and values of everything before it; its later steps run only the block and what follows).")
+    var cache: String?
+    @Option(help: "Dream: which masked positions a step commits: origin (each with probability 1 - s/t), maskgit_plus (most probable token), topk_margin (largest top1 - top2 margin) or entropy (lowest entropy; default, as dllm's Dream eval).")
+    var alg: String?
+    @Option(help: "Dream: 0 (default): commit the most confident positions; > 0: draw them from softmax(confidence / alg-temp).")
+    var algTemp: Double?
+    @Option(help: "Dream: nucleus filtering of each prediction (default 1: off).") var topP: Double?
+    @Option(help: "Dream: keep each prediction's K most likely tokens (default: all).") var topK: Int?
+    @Option(help: "Dream: the schedule's last time, timesteps linspace(1, eps, steps + 1) (default 0.001).") var eps: Double?
 
     /// The Fast-dLLM switches when any is on (sampling then follows d1's rules on padded batches).
     func fast() throws -> FastDecoding? {
+        let cache = self.cache ?? "none"
         guard cache == "none" || cache == "prefix" else {
             throw ValidationError("--cache must be none or prefix (Fast-dLLM's dual cache is not in gift yet), not '\(cache)'")
         }
@@ -26,13 +36,54 @@ struct SamplerFlags: ParsableArguments {
         return threshold != nil || cache == "prefix" ? FastDecoding(threshold: threshold, prefixCache: cache == "prefix") : nil
     }
 
-    func options(genLength defaultGen: Int, seed: UInt64) throws -> SamplerOptions {
-        let o = SamplerOptions(genLength: genLength ?? defaultGen, blockLength: blockLength, steps: steps,
-                               temperature: temperature, remasking: try Remasking(name: remasking), cfg: cfg,
-                               seed: seed, maxBatch: batch)
+    /// The settings shared by both samplers (LLaDA's schedule checked for a LLaDA model).
+    func options(genLength defaultGen: Int, seed: UInt64, family: ModelFamily) throws -> SamplerOptions {
+        let o = SamplerOptions(genLength: genLength ?? defaultGen, blockLength: blockLength ?? 32, steps: steps,
+                               temperature: temperature, remasking: try Remasking(name: remasking ?? "low_confidence"),
+                               cfg: cfg ?? 0, seed: seed, maxBatch: batch)
         try o.validate()
-        _ = try o.schedule
+        if family == .llada { _ = try o.schedule }
         return o
+    }
+
+    /// Dream's settings for a Dream model (LLaDA's switches refused), nil for LLaDA (Dream's refused).
+    func dreamSettings(for family: ModelFamily) throws -> DreamSettings? {
+        let dreamFlags = [("--alg", alg != nil), ("--alg-temp", algTemp != nil), ("--top-p", topP != nil), ("--top-k", topK != nil),
+                          ("--eps", eps != nil)].filter(\.1).map(\.0)
+        let lladaFlags = [("--block-length", blockLength != nil), ("--remasking", remasking != nil), ("--cfg", cfg != nil),
+                          ("--threshold", threshold != nil), ("--cache", cache != nil)].filter(\.1).map(\.0)
+        switch family {
+        case .llada:
+            guard dreamFlags.isEmpty else {
+                throw ValidationError("\(dreamFlags.joined(separator: ", ")): Dream's sampler settings, and this is a LLaDA model "
+                                      + "(LLaDA's sampler: --block-length --remasking --cfg --threshold --cache)")
+            }
+            return nil
+        case .dream:
+            guard lladaFlags.isEmpty else {
+                throw ValidationError("\(lladaFlags.joined(separator: ", ")): LLaDA's sampler settings, and this is a Dream model "
+                                      + "(Dream's sampler: --alg --alg-temp --top-p --top-k --eps)")
+            }
+            var d = DreamSettings()
+            if let alg { d.alg = try DreamAlgorithm(name: alg) }
+            if let algTemp { d.algTemp = algTemp }
+            if let eps { d.eps = eps }
+            d.topP = topP; d.topK = topK
+            try d.validate()
+            return d
+        }
+    }
+
+    /// One line on the sampler that runs.
+    func describe(_ o: SamplerOptions, dream: DreamSettings?) throws -> String {
+        guard let dream else {
+            let sched = try o.schedule
+            return "LLaDA's sampler, gen length \(o.genLength), block \(o.blockLength), \(sched.totalSteps) steps, "
+                + "temperature \(o.temperature), \(o.remasking.rawValue)\(o.cfg > 0 ? ", cfg \(o.cfg)" : "")"
+        }
+        return "Dream's sampler, gen length \(o.genLength), \(o.steps ?? DreamSettings.defaultSteps(genLength: o.genLength)) steps, "
+            + "temperature \(o.temperature), alg \(dream.alg.rawValue), alg temp \(dream.algTemp), eps \(dream.eps)"
+            + (dream.topP.map { ", top p \($0)" } ?? "") + (dream.topK.map { ", top k \($0)" } ?? "")
     }
 }
 
@@ -63,11 +114,16 @@ func textModelDirectory(_ dir: String) -> String {
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
-        abstract: "Generate responses with LLaDA's diffusion sampler (low-confidence remasking).",
+        abstract: "Generate responses with the model family's diffusion sampler (LLaDA's or Dream's).",
         discussion: """
-        Each response starts as --gen-length mask tokens after its prompt and is denoised block by block \
+        Each response starts as --gen-length mask tokens after its prompt. LLaDA: it is denoised block by block \
         (--block-length), --steps steps in all, each step committing an even share of the block's tokens: the \
-        most confident predictions (low_confidence) or random ones (random).
+        most confident predictions (low_confidence) or random ones (random). Dream (a Dream model folder): \
+        Dream's diffusion_generate, --steps steps over the whole response with timesteps linspace(1, --eps, \
+        steps + 1), each committing the share 1 - s/t of the masked positions chosen by --alg (origin, \
+        maskgit_plus, topk_margin, entropy; --alg-temp > 0 draws them), predictions with --temperature, --top-p, \
+        --top-k; prompts batched left-padded, the padding masked out of attention. Each family's own switches \
+        are refused on the other.
 
         --model takes a model folder or a training run folder (its model/ subfolder; a LoRA run folder: its \
         base with the run's adapter merged in), --adapter a PEFT adapter folder to merge into --model. Prompts: \
@@ -84,6 +140,7 @@ struct GenerateCommand: ParsableCommand {
           gift generate --model runs/gift1 --prompt "7 15 3 to 36:" --gen-length 16
           gift generate --model runs/gift1 --prompts prompts.jsonl --json
           gift generate --model LLaDA-8B-Instruct --adapter runs/s1k-lora/adapter --messages chats.jsonl
+          gift generate --model Dream-v0-Instruct-7B --prompt "Hi" --gen-length 128 --alg entropy
         """)
 
     @Option(help: "Model folder, or a training run folder with model/config.json (a LoRA run: its base with the run's adapters).") var model: String
@@ -102,6 +159,7 @@ struct GenerateCommand: ParsableCommand {
     func run() throws {
         try compute.apply()
         let (cfg, params) = try loadModelForSampling(model, adapter: adapter)
+        let dream = try sampler.dreamSettings(for: cfg.family)   // the family's sampler; the other's switches refused
         // the tokenizer and chat template of the model folder (a LoRA base's own with --adapter)
         var text = try TextPrompts(modelDir: adapter == nil ? textModelDirectory(model) : Evaluate.modelDirectory(model), config: cfg)
         text.plain = noChatTemplate
@@ -109,11 +167,14 @@ struct GenerateCommand: ParsableCommand {
         if let path = prompts { inputs += try Self.readPrompts(path, encode: { try text.encode($0) }) }
         if let path = messages { inputs += try text.readConversations(path) }
         guard !inputs.isEmpty else { throw ValidationError("give --prompt TEXT, --prompts FILE.jsonl or --messages FILE.jsonl") }
-        let opts = try sampler.options(genLength: 32, seed: seed)
+        let opts = try sampler.options(genLength: 32, seed: seed, family: cfg.family)
         try compute.settle(model: cfg, tokens: min(inputs.count, opts.maxBatch) * (opts.genLength + inputs.map(\.ids.count).max()!),
                            what: "a batch of prompts + gen length")
         let outs: [[Int32]]
-        if let fast = try sampler.fast() {
+        if let dream {
+            outs = try DreamSampler(config: cfg, params: params, options: opts, dream: dream,
+                                    maxPromptLength: inputs.map(\.ids.count).max()!).generateAll(inputs.map(\.ids))
+        } else if let fast = try sampler.fast() {
             outs = try fast.sampler(config: cfg, params: params, options: opts, maxPromptLength: inputs.map(\.ids.count).max()!)
                 .generateAll(inputs.map(\.ids))
         } else {

@@ -283,6 +283,9 @@ final class DreamTests: XCTestCase {
 
     // MARK: against transformers' Qwen2
 
+    /// Where the scripts find Fixtures/dream/dream_reference.py (the float64 Qwen2 reading a Dream folder).
+    static let referencePath = ["PYTHONPATH": DreamSamplerTests.fixtures.path]
+
     /// A tiny random Dream folder written by gift, read by transformers' Qwen2Model + lm_head (float64,
     /// bidirectional: an all-zero additive mask for every layer; softmax in float64 too), logits shifted
     /// as Dream's code does: they equal gift's within the float32 forward bound.
@@ -296,7 +299,7 @@ final class DreamTests: XCTestCase {
         XCTAssertEqual((0..<p2.count).allSatisfy { p2[$0] == params[$0] }, true, "the folder reads back bit for bit")
         let L = loraLogitsSeqLen
         let (lpath, tpath) = try writeLogits(config: c, weights: params, lora: nil, dir: dir)
-        let r = try runPython(Self.qwen2Script, [folder, tpath.path, lpath.path])
+        let r = try runPython(Self.qwen2Script, [folder, tpath.path, lpath.path], env: Self.referencePath)
         if r.status != 0 && r.stderr.contains("No module named") {
             throw XCTSkip("Qwen2 check skipped: \(r.stderr.split(separator: "\n").last ?? "")")
         }
@@ -340,7 +343,7 @@ final class DreamTests: XCTestCase {
         let merged = dir.appendingPathComponent("merged").path
         let ex = try runGift(["export", "--model", modelDir, "--adapter", adapterDir, "--merge", "--out", merged])
         XCTAssertEqual(ex.status, 0, ex.stderr)
-        let r = try runPython(Self.peftScript, [modelDir, adapterDir, tpath.path, lpath.path, merged])
+        let r = try runPython(Self.peftScript, [modelDir, adapterDir, tpath.path, lpath.path, merged], env: Self.referencePath)
         if r.status != 0 && r.stderr.contains("No module named") {
             throw XCTSkip("PEFT check skipped: \(r.stderr.split(separator: "\n").last ?? "")")
         }
@@ -413,28 +416,12 @@ import numpy as np
 import torch
 from peft import PeftModel
 from safetensors.torch import load_file
-from transformers import Qwen2Config, Qwen2ForCausalLM
-from transformers.models.qwen2 import modeling_qwen2 as mq
+from transformers import Qwen2ForCausalLM
+from dream_reference import qwen2_config, use_float64_eager_attention
 
 model_dir, adapter_dir, tokens_path, logits_path, merged_dir = sys.argv[1:6]
-cfg = json.load(open(model_dir + "/config.json"))
-qc = Qwen2Config(vocab_size=cfg["vocab_size"], hidden_size=cfg["hidden_size"], intermediate_size=cfg["intermediate_size"],
-                 num_hidden_layers=cfg["num_hidden_layers"], num_attention_heads=cfg["num_attention_heads"],
-                 num_key_value_heads=cfg["num_key_value_heads"], rope_theta=cfg["rope_theta"], rms_norm_eps=cfg["rms_norm_eps"],
-                 max_position_embeddings=cfg["max_position_embeddings"], tie_word_embeddings=False,
-                 attn_implementation="eager")
-
-def eager64(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
-    k = mq.repeat_kv(key, module.num_key_value_groups)
-    v = mq.repeat_kv(value, module.num_key_value_groups)
-    w = torch.matmul(query, k.transpose(2, 3)) * scaling
-    if attention_mask is not None:
-        w = w + attention_mask
-    w = torch.softmax(w, dim=-1)
-    return torch.matmul(w, v).transpose(1, 2).contiguous(), w
-mq.eager_attention_forward = eager64
-
-base = Qwen2ForCausalLM(qc)
+use_float64_eager_attention()
+base = Qwen2ForCausalLM(qwen2_config(json.load(open(model_dir + "/config.json"))))
 base.load_state_dict(load_file(model_dir + "/model.safetensors"), strict=True)
 base = base.double().eval()
 peft_model = PeftModel.from_pretrained(base, adapter_dir).double().eval()
@@ -462,44 +449,14 @@ print(json.dumps({"logit_max_diff": float(np.abs(logits - gift).max()), "logit_s
 import json, sys
 import numpy as np
 import torch
-from safetensors.torch import load_file
-from transformers import Qwen2Config, Qwen2Model
-from transformers.models.qwen2 import modeling_qwen2 as mq
+from dream_reference import DreamReference
 
 folder, tokens_path, logits_path = sys.argv[1:4]
-cfg = json.load(open(folder + "/config.json"))
-assert cfg["model_type"] == "Dream"
-qc = Qwen2Config(vocab_size=cfg["vocab_size"], hidden_size=cfg["hidden_size"], intermediate_size=cfg["intermediate_size"],
-                 num_hidden_layers=cfg["num_hidden_layers"], num_attention_heads=cfg["num_attention_heads"],
-                 num_key_value_heads=cfg["num_key_value_heads"], rope_theta=cfg["rope_theta"], rms_norm_eps=cfg["rms_norm_eps"],
-                 max_position_embeddings=cfg["max_position_embeddings"], tie_word_embeddings=False,
-                 attn_implementation="eager")
-
-# transformers' eager attention takes the softmax in float32 whatever the dtype: the same in float64
-def eager64(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
-    k = mq.repeat_kv(key, module.num_key_value_groups)
-    v = mq.repeat_kv(value, module.num_key_value_groups)
-    w = torch.matmul(query, k.transpose(2, 3)) * scaling
-    if attention_mask is not None:
-        w = w + attention_mask
-    w = torch.softmax(w, dim=-1)
-    return torch.matmul(w, v).transpose(1, 2).contiguous(), w
-mq.eager_attention_forward = eager64
-
-sd = load_file(folder + "/model.safetensors")
-model = Qwen2Model(qc).double().eval()
-body = {k[len("model."):]: v.double() for k, v in sd.items() if k.startswith("model.")}
-missing, unexpected = model.load_state_dict(body, strict=True), None
-head = sd["lm_head.weight"].double()
-assert set(sd) == set(["lm_head.weight"] + ["model." + k for k in body]), "only model.* and lm_head"
+ref = DreamReference(folder)   # float64 Qwen2Model + lm_head, bidirectional (nothing masked)
 toks = torch.tensor(json.load(open(tokens_path)))
-B, L = toks.shape
-mask = torch.zeros(B, 1, L, L, dtype=torch.float64)   # bidirectional: nothing masked
-with torch.no_grad():
-    h = model(input_ids=toks, attention_mask={"full_attention": mask}).last_hidden_state
-    raw = h @ head.T
-    shifted = torch.cat([raw[:, :1], raw[:, :-1]], dim=1)   # Dream: row i-1 predicts token i
-V = raw.shape[-1]
+raw = ref.raw_logits(toks)
+shifted = torch.cat([raw[:, :1], raw[:, :-1]], dim=1)   # Dream: row i-1 predicts token i
+B, L, V = raw.shape
 gift = torch.from_numpy(np.fromfile(logits_path, dtype=np.float32).astype(np.float64)).reshape(B, L, V)
 print(json.dumps({"max_diff": (gift - shifted).abs().max().item(), "scale": shifted.abs().max().item(),
                   "unshifted_diff": (gift - raw).abs().max().item()}))

@@ -2,9 +2,10 @@ import Foundation
 import XCTest
 @testable import GiftCore
 
-/// A tiny LLaDA-layout folder: tokenizer.json (trained here), tokenizer_config.json with LLaDA's
-/// template, config.json whose vocab covers the tokenizer, mask = <|mdm_mask|>, eos = <|endoftext|>.
-func makeChatModelFolder(_ dir: URL, vocabSize: Int = 400) throws -> (vocab: Int, mask: Int, eos: Int) {
+/// A tiny LLaDA-layout folder (`preset`: another family's tiny preset, e.g. dream-tiny): tokenizer.json
+/// (trained here), tokenizer_config.json with LLaDA's template, config.json whose vocab covers the
+/// tokenizer, mask = <|mdm_mask|>, eos = <|endoftext|>.
+func makeChatModelFolder(_ dir: URL, vocabSize: Int = 400, preset: String = "tiny") throws -> (vocab: Int, mask: Int, eos: Int) {
     let template = try String(contentsOf: goldenDir.deletingLastPathComponent()
         .appendingPathComponent("chat-templates/llada-8b-instruct.jinja"), encoding: .utf8)
     let py = #"""
@@ -31,7 +32,7 @@ func makeChatModelFolder(_ dir: URL, vocabSize: Int = 400) throws -> (vocab: Int
     try XCTSkipIf(r.status != 0 && r.stderr.contains("No module named"), "python tokenizers missing: launch/test.sh installs it")
     XCTAssertEqual(r.status, 0, r.stderr)
     let o = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Int]
-    let init_ = try runGift(["init", "--preset", "tiny", "--vocab", "\(o["vocab"]!)", "--mask-id", "\(o["mask"]!)",
+    let init_ = try runGift(["init", "--preset", preset, "--vocab", "\(o["vocab"]!)", "--mask-id", "\(o["mask"]!)",
                              "--eos-id", "\(o["eos"]!)", "--out", dir.path])
     XCTAssertEqual(init_.status, 0, init_.stderr)
     return (o["vocab"]!, o["mask"]!, o["eos"]!)

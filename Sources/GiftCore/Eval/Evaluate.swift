@@ -46,7 +46,7 @@ public struct EvalResult: Sendable {
     }
 }
 
-/// Accuracy of a model on a built-in task's test split, with LLaDA's sampler.
+/// Accuracy of a model on a built-in task's test split, with its family's sampler (LLaDA's or Dream's).
 ///
 /// Repetition r (0..<seeds) uses seed S + r (S = `seed`) twice: it draws its own n test problems with
 /// `task.generate(n:seed: S + r, split: .test)`, and samples with sampler seed S + r. So repetitions
@@ -63,13 +63,16 @@ public enum Evaluate {
     /// Evaluates `params` (a model of `config`) on n problems × `seeds` repetitions of `task`'s test
     /// split. `options` (default `defaultOptions(for:)`) gives the sampler settings; its seed is
     /// replaced by each repetition's. `log` receives one line per repetition.
+    /// A Dream model samples with Dream's sampler (`DreamSampler`, settings `dream`, default
+    /// `DreamSettings()`; `options`' block length and remasking unused); `dream` on LLaDA is refused.
     /// `fast`: sample with d1's rules on padded batches plus Fast-dLLM's threshold and/or prefix cache
     /// (`PaddedSampler`) instead of LLaDA's sampler.
     /// `weightSource`: where the model reads its blocks when `params` is a view that is not resident
     /// (ZeRO-3 during training: collective, so every rank evaluates the same problems).
     public static func run(config: ModelConfig, params: FloatBuffer, task: BuiltinTask, n: Int = 256,
                            seeds: Int = 3, seed: UInt64 = 0, options: SamplerOptions? = nil, fast: FastDecoding? = nil,
-                           weightSource: BlockWeightSource? = nil, log: ((String) -> Void)? = nil) throws -> EvalResult {
+                           weightSource: BlockWeightSource? = nil, dream: DreamSettings? = nil,
+                           log: ((String) -> Void)? = nil) throws -> EvalResult {
         guard n >= 1 else { throw GiftError(.usage, "n must be at least 1, got \(n)") }
         guard seeds >= 1 else { throw GiftError(.usage, "seeds must be at least 1, got \(seeds)") }
         let tok = try CharTokenizer(vocabSize: config.vocab, eosId: config.eosTokenId, maskId: config.maskTokenId)
@@ -91,7 +94,15 @@ public enum Evaluate {
         var opt = base
         opt.seed = seed
         let outs: [[Int32]]
-        if let fast {
+        if config.family == .dream {
+            guard fast == nil else { throw GiftError(.usage, "Fast-dLLM's threshold and prefix cache are LLaDA's; Dream's sampler has neither") }
+            let weights: EvalWeights = weightSource.map { .gathered(params, $0) } ?? .fp32(params)
+            outs = try DreamSampler(config: config, weights: weights, options: opt, dream: dream ?? DreamSettings(),
+                                    padId: Int32(config.padTokenId), maxPromptLength: prompts.map(\.count).max()!)
+                .generateAll(prompts, keys: keys, seeds: promptSeeds)
+        } else if dream != nil {
+            throw GiftError(.usage, "Dream's sampler settings given for a LLaDA model")
+        } else if let fast {
             precondition(weightSource == nil, "the padded sampler reads resident weights")
             outs = try fast.sampler(config: config, params: params, options: opt, maxPromptLength: prompts.map(\.count).max()!)
                 .generateAll(prompts, keys: keys)

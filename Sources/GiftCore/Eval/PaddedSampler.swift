@@ -27,21 +27,15 @@ import Foundation
 ///   positions.
 ///
 /// Weights, activations and the model are made once for the largest batch and prompt, and reused.
-public final class PaddedSampler: @unchecked Sendable {
-    public let config: ModelConfig
+public final class PaddedSampler: BatchSampler, @unchecked Sendable {
     public let options: SamplerOptions
     public let schedule: SamplerSchedule
     public let padId: Int32
     public let attendPadding: Bool
-    /// The flat parameters the model reads; `owner` keeps them alive; `store`: a bf16 base whose blocks
-    /// are decoded one at a time (`--dtype bf16`).
-    let params: UnsafePointer<Float>
-    let owner: AnyObject
-    /// Where the model reads its blocks when `params` is not resident (a bf16 store, ZeRO-3's gathers).
-    let store: BlockWeightSource?
-    let model: Transformer
-    let acts: Activations
-    let maxPrompt: Int
+    /// The weights, model and activations (`SamplingModel`).
+    let runner: SamplingModel
+    public var config: ModelConfig { runner.config }
+    public var maxBatch: Int { options.maxBatch }
     /// Fast-dLLM's confidence threshold (nil: d1's fixed schedule).
     public var threshold: Double?
     /// Fast-dLLM's approximate prefix cache (false: every step runs the whole sequence, as d1).
@@ -51,93 +45,56 @@ public final class PaddedSampler: @unchecked Sendable {
 
     public convenience init(config: ModelConfig, params: FloatBuffer, options: SamplerOptions, padId: Int32, attendPadding: Bool,
                             maxPromptLength: Int) throws {
-        guard params.count == ParameterLayout(config).count else {
-            throw GiftError(.mismatch, "parameter buffer has \(params.count) floats, the model needs \(ParameterLayout(config).count)")
-        }
-        try self.init(config: config, weights: params.pointer, owner: params, store: nil, options: options, padId: padId,
-                      attendPadding: attendPadding, maxPromptLength: maxPromptLength)
+        try self.init(config: config, weights: .fp32(params), options: options, padId: padId, attendPadding: attendPadding,
+                      maxPromptLength: maxPromptLength)
     }
 
     /// The model kept as bf16 (half the memory): each block decoded just before it runs, then dropped.
     public convenience init(config: ModelConfig, store: BF16BaseStore, options: SamplerOptions, padId: Int32,
                             attendPadding: Bool, maxPromptLength: Int) throws {
-        try self.init(config: config, weights: store.view, owner: store, store: store, options: options, padId: padId,
-                      attendPadding: attendPadding, maxPromptLength: maxPromptLength)
+        try self.init(config: config, weights: .bf16(store), options: options, padId: padId, attendPadding: attendPadding,
+                      maxPromptLength: maxPromptLength)
     }
 
     /// A view of weights read block by block through `source` (ZeRO-3's gathered view during training:
     /// collective, so every rank must run as many batches).
     public convenience init(config: ModelConfig, view: FloatBuffer, source: BlockWeightSource, options: SamplerOptions, padId: Int32,
                             attendPadding: Bool, maxPromptLength: Int) throws {
-        try self.init(config: config, weights: view.pointer, owner: view, store: source, options: options, padId: padId,
+        try self.init(config: config, weights: .gathered(view, source), options: options, padId: padId,
                       attendPadding: attendPadding, maxPromptLength: maxPromptLength)
     }
 
-    init(config: ModelConfig, weights: UnsafePointer<Float>, owner: AnyObject, store: BlockWeightSource?, options: SamplerOptions,
-         padId: Int32, attendPadding: Bool, maxPromptLength: Int) throws {
+    public init(config: ModelConfig, weights: EvalWeights, options: SamplerOptions, padId: Int32, attendPadding: Bool,
+                maxPromptLength: Int) throws {
         try options.validate()
         guard padId >= 0 && Int(padId) < config.vocab else {
             throw GiftError(.config, "pad token id \(padId) is outside the model vocabulary of \(config.vocab)")
         }
-        let maxLen = maxPromptLength + options.genLength
-        guard maxLen <= config.maxSequenceLength else {
-            throw GiftError(.config, "prompt + gen length (\(maxPromptLength) + \(options.genLength) tokens) exceeds the "
-                            + "model's max_sequence_length \(config.maxSequenceLength)")
-        }
-        self.config = config; self.params = weights; self.owner = owner; self.store = store; self.options = options
-        self.padId = padId; self.attendPadding = attendPadding; self.maxPrompt = maxPromptLength
+        runner = try SamplingModel(config: config, weights: weights, maxBatch: options.maxBatch, copies: options.cfg > 0 ? 2 : 1,
+                                   maxPromptLength: maxPromptLength, genLength: options.genLength)
+        self.options = options; self.padId = padId; self.attendPadding = attendPadding
         schedule = try options.schedule
-        let copies = options.cfg > 0 ? 2 : 1
-        model = Transformer(config: config, maxSeqLen: maxLen)
-        model.weightSource = store
-        acts = Activations(config: config, capacityTokens: copies * options.maxBatch * maxLen, maxSeqLen: maxLen, training: false)
     }
 
     /// The genLength generated ids of each prompt (one batch, at most `options.maxBatch` prompts).
-    /// `keys[i]`: prompt i's index in the random draws (temperature > 0).
-    public func generate(_ prompts: [[Int32]], keys: [Int]? = nil) throws -> [[Int32]] {
+    /// `keys[i]`: prompt i's index in the random draws (temperature > 0), `seeds[i]` its seed (default
+    /// `options.seed`).
+    public func generate(_ prompts: [[Int32]], keys: [Int]? = nil, seeds: [UInt64]? = nil) throws -> [[Int32]] {
         if prompts.isEmpty { return [] }
-        guard prompts.count <= options.maxBatch else {
-            throw GiftError(.usage, "\(prompts.count) prompts in one batch; the sampler was made for \(options.maxBatch)")
-        }
-        for (i, p) in prompts.enumerated() {
-            guard !p.isEmpty, p.count <= maxPrompt else {
-                throw GiftError(.data, "prompt \(i) has \(p.count) tokens; the sampler was made for 1 to \(maxPrompt)")
-            }
-            if let bad = p.first(where: { $0 < 0 || Int($0) >= config.vocab }) {
-                throw GiftError(.data, "prompt \(i): token id \(bad) is outside the model vocabulary of \(config.vocab)")
-            }
-        }
+        try runner.check(prompts)
         let keys = keys ?? Array(prompts.indices)
-        // bf16 matmuls: a bf16 copy of fp32 weights for the batch (a bf16 store's blocks are decoded as they run)
-        if store != nil { return run(prompts, keys: keys) }
-        return Gemm.withWeightMirror(params, count: ParameterLayout(config).count) { run(prompts, keys: keys) }
+        let seeds = seeds ?? [UInt64](repeating: options.seed, count: prompts.count)
+        return runner.withWeights { run(prompts, keys: keys, seeds: seeds) }
     }
 
-    /// `generate` over any number of prompts, `options.maxBatch` at a time in the given order.
-    public func generateAll(_ prompts: [[Int32]], keys: [Int]? = nil) throws -> [[Int32]] {
-        let keys = keys ?? Array(prompts.indices)
-        var out: [[Int32]] = []
-        var i = 0
-        while i < prompts.count {
-            let j = min(prompts.count, i + options.maxBatch)
-            out += try generate(Array(prompts[i..<j]), keys: Array(keys[i..<j]))
-            i = j
-        }
-        return out
-    }
-
-    func run(_ prompts: [[Int32]], keys: [Int]) -> [[Int32]] {
-        let b = prompts.count, P = prompts.map(\.count).max()!, G = options.genLength, L = P + G, V = config.vocab
+    func run(_ prompts: [[Int32]], keys: [Int], seeds: [UInt64]) -> [[Int32]] {
+        let b = prompts.count, G = options.genLength, V = config.vocab
         let mask = Int32(config.maskTokenId)
         let useCFG = options.cfg > 0, copies = useCFG ? 2 : 1, cfg = Float(options.cfg)
         // left padding: row j starts with pad[j] pad tokens
-        let pad = prompts.map { P - $0.count }
-        var x = [Int32](repeating: mask, count: b * L)
-        for j in 0..<b {
-            for t in 0..<pad[j] { x[j * L + t] = padId }
-            for (t, id) in prompts[j].enumerated() { x[j * L + pad[j] + t] = id }
-        }
+        let padded = runner.leftPadded(prompts, padId: padId)
+        var x = padded.x
+        let pad = padded.pad, P = padded.promptLength, L = P + G
         // d1's prompt_index (x != mask before sampling): what the unconditional copy masks under cfg
         let promptIndex = x.map { $0 != mask }
         let keyStart: [Int]? = attendPadding ? nil : (0..<copies).flatMap { _ in pad }
@@ -173,16 +130,13 @@ public final class PaddedSampler: @unchecked Sendable {
                 }
                 if useCFG { for r in 0..<R { rows.append(rows[r] + Int32(b * S)) } }
                 let use: PrefixCacheUse? = cache.map { reading ? .read($0) : .fill($0) }
-                Profiler.measure("sampler forward") {
-                    model.forward(params, tokens: input, batch: copies * b, seqLen: S, acts: acts, keyStart: keyStart, cache: use)
-                }
+                runner.forward(input, batch: copies * b, seqLen: S, keyStart: keyStart, cache: use)
                 forwardPasses += 1
-                let logits = Profiler.measure("sampler head") { model.head(params, rows: rows, acts: acts) }
-                let seed = options.seed
+                let logits = runner.head(rows: rows)
                 let (x0, conf) = Profiler.measure("sampler choose") {
                     Sampler.predict(logits: logits, rows: R, vocab: V, cfg: useCFG ? cfg : nil, temperature: options.temperature,
                                     remasking: options.remasking, forbid: { _ in },
-                                    rng: { r in CounterRNG(seed, UInt64(bitPattern: Int64(keys[rowSeq[r]])), UInt64(step),
+                                    rng: { r in CounterRNG(seeds[rowSeq[r]], UInt64(bitPattern: Int64(keys[rowSeq[r]])), UInt64(step),
                                                            UInt64(rowPos[r] - P)) })
                 }
                 var r0 = 0

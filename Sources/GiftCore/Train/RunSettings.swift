@@ -52,7 +52,7 @@ public enum RunSettings {
                                                          "one of \(Benchmark.allCases.map(\.rawValue).joined(separator: ", ")) or \"\""),
               "One of the paper's benchmarks (gsm8k, math500, countdown, sudoku) at every --eval-every and at the end, as `gift eval --benchmark` samples and scores it (d1's prompts, sampler and scorer; padding masked), over the ranks; needs --eval-data and a model folder with its tokenizer. Accuracy goes to metrics.jsonl, the plot and the summary; each evaluation's generations to RUN_DIR/benchmark/step-N."),
         .text("eval_data", \.evalData, "The --eval-benchmark test file (GSM8K or MATH-500 JSONL, d1's Countdown JSONL, Sudoku CSV)."),
-        .integer("eval_gen_length", \.evalGenLength, min: 2, "--eval-benchmark: tokens generated per problem (block 32, steps half of it, as d1)."),
+        .integer("eval_gen_length", \.evalGenLength, min: 2, "--eval-benchmark: tokens generated per problem (LLaDA: block 32, steps half of it, as d1; Dream: Dream's sampler, entropy, a step per token)."),
         .integer("zero", \.zero, min: 0, max: 3,
                  "ZeRO stage, what is sharded over ranks: 0 nothing; 1 the AdamW moments; 2 also the gradients (reduce-scattered bucket by bucket during backward); 3 also the parameters (each block gathered just before it runs, freed after, the next prefetched). Same model at every stage; `gift plan` shows the memory of each."),
         .choice("grad_reduce_dtype", \.gradReduceDtype, listed: .alternatives,

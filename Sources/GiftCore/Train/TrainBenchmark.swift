@@ -1,8 +1,8 @@
 import Foundation
 
 /// `gift train --eval-benchmark B --eval-data FILE --eval-n N`: one of the paper's benchmarks, prompted,
-/// sampled (d1's generate, padding masked) and scored (d1's scorer) as `gift eval --benchmark` does, at
-/// every evaluation of the run. The problems are dealt over the ranks in batches (`BenchmarkEval`); under
+/// sampled (LLaDA: d1's generate, padding masked; Dream: Dream's sampler, `DreamSettings()`) and scored
+/// (d1's scorer) as `gift eval --benchmark` does, at every evaluation of the run. The problems are dealt over the ranks in batches (`BenchmarkEval`); under
 /// ZeRO-3 every rank samples through the block gathers of training, so no rank holds the whole model.
 /// Each evaluation's generations.jsonl and eval.json go to RUN_DIR/benchmark/step-NNNNNNNN.
 final class TrainBenchmark {
@@ -33,10 +33,13 @@ final class TrainBenchmark {
         opts.maxBatch = 8
         try opts.validate()
         let checksum = XXH64.hash([UInt8](FileManager.default.contents(atPath: c.evalData) ?? Data()))
-        settings = BenchmarkEvalSettings(benchmark: b, data: c.evalData, dataChecksum: checksum, limit: c.evalN,
-                                         problems: problems.count, model: c.model, adapter: nil, sampler: opts,
-                                         attendPadding: false, padId: text.padId(modelDefault: model.padTokenId),
-                                         precision: c.precision.rawValue)
+        var settings = BenchmarkEvalSettings(benchmark: b, data: c.evalData, dataChecksum: checksum, limit: c.evalN,
+                                             problems: problems.count, model: c.model, adapter: nil, sampler: opts,
+                                             attendPadding: false, padId: text.padId(modelDefault: model.padTokenId),
+                                             precision: c.precision.rawValue)
+        // a Dream model: Dream's sampler with its defaults (one step per generated token)
+        settings.dream = model.family == .dream ? DreamSettings() : nil
+        self.settings = settings
     }
 
     /// One evaluation after `stepsDone` steps (collective: every rank calls it). The score on rank 0.

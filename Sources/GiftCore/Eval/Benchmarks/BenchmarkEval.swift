@@ -20,6 +20,9 @@ public struct BenchmarkEvalSettings: Sendable {
     public var threshold: Double? = nil
     /// Fast-dLLM's approximate prefix cache.
     public var prefixCache = false
+    /// Dream's sampler settings: set for a Dream model (its sampler runs; `sampler`'s block length,
+    /// remasking and cfg are not used), nil for LLaDA (d1's sampler).
+    public var dream: DreamSettings? = nil
 
     public init(benchmark: Benchmark, data: String, dataChecksum: UInt64, limit: Int?, problems: Int, model: String,
                 adapter: String?, sampler: SamplerOptions, attendPadding: Bool, padId: Int32, precision: String) {
@@ -31,15 +34,27 @@ public struct BenchmarkEvalSettings: Sendable {
     /// The settings as one JSON object (fixed key order). The paths are recorded but not hashed (a folder
     /// moved is the same eval); the data file's checksum is.
     public var json: String {
-        let steps = (try? sampler.schedule.totalSteps) ?? 0
         var s = "{\"benchmark\": \"\(benchmark.rawValue)\", \"data\": \(StrictJSON.quote(data)), "
         s += "\"data_xxh64\": \"\(String(format: "%016llx", dataChecksum))\", \"limit\": \(limit.map(String.init) ?? "null"), "
         s += "\"problems\": \(problems), \"model\": \(StrictJSON.quote(model)), \"adapter\": \(adapter.map(StrictJSON.quote) ?? "null"), "
-        s += "\"gen_length\": \(sampler.genLength), \"block_length\": \(sampler.blockLength), \"steps\": \(steps), "
-        s += "\"temperature\": \(sampler.temperature), \"remasking\": \"\(sampler.remasking.rawValue)\", \"cfg\": \(sampler.cfg), "
+        if let dream {
+            // Dream's sampler: its own settings in place of LLaDA's block length, remasking and cfg
+            s += "\"sampler\": \"dream\", \"gen_length\": \(sampler.genLength), \"steps\": \(totalSteps), "
+            s += "\"temperature\": \(sampler.temperature), \"alg\": \"\(dream.alg.rawValue)\", \"alg_temp\": \(dream.algTemp), "
+            s += "\"eps\": \(dream.eps), \"top_p\": \(dream.topP.map { "\($0)" } ?? "null"), \"top_k\": \(dream.topK.map(String.init) ?? "null"), "
+        } else {
+            s += "\"gen_length\": \(sampler.genLength), \"block_length\": \(sampler.blockLength), \"steps\": \(totalSteps), "
+            s += "\"temperature\": \(sampler.temperature), \"remasking\": \"\(sampler.remasking.rawValue)\", \"cfg\": \(sampler.cfg), "
+        }
         s += "\"seed\": \(sampler.seed), \"batch_size\": \(sampler.maxBatch), \"attend_padding\": \(attendPadding), "
         s += "\"pad_id\": \(padId), \"precision\": \"\(precision)\", \"dtype\": \"\(dtype)\", \"threshold\": \(threshold.map { "\($0)" } ?? "null"), \"cache\": \"\(prefixCache ? "prefix" : "none")\"}"
         return s
+    }
+
+    /// Denoising steps in all: LLaDA's schedule, or Dream's (default one per generated token).
+    public var totalSteps: Int {
+        if dream != nil { return sampler.steps ?? DreamSettings.defaultSteps(genLength: sampler.genLength) }
+        return (try? sampler.schedule.totalSteps) ?? 0
     }
 
     /// What the outputs depend on (not the paths), hashed.
@@ -69,8 +84,8 @@ public struct BenchmarkEvalResult: Sendable {
     public var forwardPasses: Int
 }
 
-/// `gift eval --benchmark`: prompts every problem, samples with d1's generate() (`PaddedSampler`) in
-/// batches of `batchSize` problems in data order, scores each output with d1's scorer and writes
+/// `gift eval --benchmark`: prompts every problem, samples with the model family's sampler (LLaDA: d1's
+/// generate(), `PaddedSampler`; Dream: Dream's, `DreamSampler`) in batches of `batchSize` problems in data order, scores each output with d1's scorer and writes
 /// OUT/generations.jsonl (a line per problem, in data order) and OUT/eval.json.
 ///
 /// Across ranks: the batches are fixed by the data order alone (batch i holds problems
@@ -113,26 +128,10 @@ public final class BenchmarkEval {
         let first = Int(doneCount)
         if first > 0 && rank == 0 { log("resuming: \(first) of \(N) problems already in \(generationsPath)") }
         let maxPrompt = prompts.map(\.ids.count).max() ?? 1
-        let sampler: PaddedSampler
-        switch weights {
-        case .fp32(let p):
-            sampler = try PaddedSampler(config: config, params: p, options: settings.sampler, padId: settings.padId,
-                                        attendPadding: settings.attendPadding, maxPromptLength: maxPrompt)
-        case .bf16(let store):
-            sampler = try PaddedSampler(config: config, store: store, options: settings.sampler, padId: settings.padId,
-                                        attendPadding: settings.attendPadding, maxPromptLength: maxPrompt)
-        case .gathered(let view, let source):
-            guard settings.threshold == nil && !settings.prefixCache else {
-                throw GiftError(.config, "sampling through ZeRO-3's gathers runs d1's fixed schedule: every rank must run as many forward passes (no --threshold or --cache)")
-            }
-            sampler = try PaddedSampler(config: config, view: view, source: source, options: settings.sampler, padId: settings.padId,
-                                        attendPadding: settings.attendPadding, maxPromptLength: maxPrompt)
-        }
+        let sampler = try makeSampler(config: config, weights: weights, maxPrompt: maxPrompt)
         // collective gathers: a rank without a batch in the last round samples batch 0 again (dropped)
         let collective: Bool
         if case .gathered(_, let source) = weights { collective = source.isCollective } else { collective = false }
-        sampler.threshold = settings.threshold
-        sampler.prefixCache = settings.prefixCache
         let nBatches = (N + B - 1) / B, firstBatch = first / B
         var records = done
         var round = firstBatch
@@ -144,13 +143,13 @@ public final class BenchmarkEval {
             buf.pointer.update(repeating: -1, count: R * slot)
             if mine < nBatches {
                 let idx = Array((mine * B)..<min(N, (mine + 1) * B))
-                let outs = try sampler.generate(idx.map { prompts[$0].ids }, keys: idx)
+                let outs = try sampler.generate(idx.map { prompts[$0].ids }, keys: idx, seeds: nil)
                 for (j, o) in outs.enumerated() {
                     for (t, id) in o.enumerated() { buf.pointer[rank * slot + j * G + t] = Float(id) }
                 }
             } else if collective {
                 let idx = Array(0..<min(N, B))
-                _ = try sampler.generate(idx.map { prompts[$0].ids }, keys: idx)
+                _ = try sampler.generate(idx.map { prompts[$0].ids }, keys: idx, seeds: nil)
             }
             try comm.allgather(buf.pointer, shards: shards)
             if rank == 0 {
@@ -177,6 +176,29 @@ public final class BenchmarkEval {
                                          forwardPasses: sampler.forwardPasses)
         if rank == 0 { try Checkpoint.writeAtomically(Data(resultJSON(result).utf8), to: resultPath) }
         return result
+    }
+
+    /// The model family's sampler: d1's (`PaddedSampler`, with Fast-dLLM's switches) for LLaDA, Dream's
+    /// (`DreamSampler`) for Dream.
+    func makeSampler(config: ModelConfig, weights: EvalWeights, maxPrompt: Int) throws -> BatchSampler {
+        let fast = settings.threshold != nil || settings.prefixCache
+        switch (config.family, settings.dream) {
+        case (.dream, let dream?):
+            guard !fast else { throw GiftError(.config, "--threshold and --cache are Fast-dLLM's switches of LLaDA's sampler; Dream's sampler has neither") }
+            return try DreamSampler(config: config, weights: weights, options: settings.sampler, dream: dream, padId: settings.padId,
+                                    maxPromptLength: maxPrompt)
+        case (.llada, nil):
+            if case .gathered = weights, fast {
+                throw GiftError(.config, "sampling through ZeRO-3's gathers runs d1's fixed schedule: every rank must run as many forward passes (no --threshold or --cache)")
+            }
+            let s = try PaddedSampler(config: config, weights: weights, options: settings.sampler, padId: settings.padId,
+                                      attendPadding: settings.attendPadding, maxPromptLength: maxPrompt)
+            s.threshold = settings.threshold
+            s.prefixCache = settings.prefixCache
+            return s
+        case (let family, _):
+            throw GiftError(.config, "the eval settings are for \(settings.dream == nil ? "LLaDA's" : "Dream's") sampler, the model is \(family.displayName)")
+        }
     }
 
     func record(_ i: Int, ids: [Int32]) throws -> GenerationRecord {
