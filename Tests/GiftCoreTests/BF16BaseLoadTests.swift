@@ -68,19 +68,22 @@ final class BF16BaseLoadTests: XCTestCase {
         }
     }
 
-    /// The old path end to end: an fp32 folder of the rounded values trains with an fp32 base exactly as
-    /// the bf16 base loaded by ranges from the unrounded source trains (the bf16 store decodes exactly).
+    /// The old path end to end: an fp32 folder of the values the old path stored (the blocks rounded to
+    /// nearest even) trains with an fp32 base exactly as the bf16 base loaded by ranges from the unrounded
+    /// source trains (the store decodes exactly). Against a gift built before the change, the preset run's
+    /// losses were equal too (cluster/experiments/bit-identity.sh's np1-lora-bf16base, tiny and dream-tiny).
     /// LLaDA from a preset on one rank; Dream from a sharded fp32 folder on 2 ranks at ZeRO-2, the bf16 run
     /// stopped after 2 steps and resumed: the same losses, bit for bit, and the same adapter bytes.
     func testTrainingOnTheRangedBF16LoadIsBitIdentical() throws {
         let dir = try temporaryDirectory(self)
-        /// `source`'s values (a folder, or a preset's initialisation) rounded to bf16, as an fp32 folder.
+        /// `source`'s values (a folder, or a preset's initialisation) as the store holds them, as an fp32
+        /// folder: the blocks rounded to bf16, the embedding, ln_f and head as they are.
         func roundedFolder(_ source: String, seed: UInt64) throws -> String {
             let (c, fp): (ModelConfig, FloatBuffer) = ModelConfig.isPreset(source)
                 ? (try ModelConfig.preset(source), ParameterLayout(try ModelConfig.preset(source)).initialize(seed: seed))
                 : try ModelFolder.load(source)
-            let before = fp.array
-            BFloat16.roundInPlace(fp.pointer, count: fp.count)
+            let before = fp.array, l = ParameterLayout(c), blocks = l.blocks[0].attnNorm..<l.lnF
+            BFloat16.roundInPlace(fp.pointer + blocks.lowerBound, count: blocks.count)
             XCTAssertNotEqual(fp.array, before, "\(source): the rounding changes values")
             let out = dir.appendingPathComponent("rounded-\((source as NSString).lastPathComponent)").path
             let w = try StreamingModelWriter(dir: out, config: c, dtype: .F32, maxShardBytes: 1 << 30)

@@ -101,7 +101,9 @@ public final class Trainer {
                             microBatch: config.microBatch, maxGradNorm: config.maxGradNorm, seed: config.seed)
         let merged: () -> FloatBuffer = { [params = self.params, trainable] in
             guard let lora else { return params }
-            return lora.merged(base: (baseStore?.materialize() ?? params).pointer, adapters: trainable.pointer)
+            // the decoded base must outlive the merge that reads it (not only the `.pointer` access)
+            let base = baseStore?.materialize() ?? params
+            return withExtendedLifetime(base) { lora.merged(base: base.pointer, adapters: trainable.pointer) }
         }
         evaluation = TrainEvaluation(config: config, comm: comm, model: model, runner: runner, batches: batches, stage: stage,
                                      benchmark: benchmark,
