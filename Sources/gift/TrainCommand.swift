@@ -112,24 +112,16 @@ struct TrainCommand: ParsableCommand {
             let data = try TrainData.load(cfg, model: try Plan.modelConfig(cfg.model),
                                           verify: comm.rank == 0 || cfg.objective.kind == .giftRef)
             try checkMemoryPlan(cfg, data: data, comm: comm)
-            // --base-dtype bf16 from a model folder: read straight into the bf16 store a block at a time (the
-            // peak is the bf16 base plus one block, never the fp32 model); a preset (or a ZeRO-3 shard) is
-            // made in fp32, rounded, and the fp32 copy freed
-            let mc: ModelConfig
-            var params: FloatBuffer, store: BF16BaseStore? = nil
-            let folder = FileManager.default.fileExists(atPath: cfg.model + "/" + ModelFolder.configFile)
-            if cfg.baseDtype == .bf16 && folder && !(cfg.zero == 3 && comm.size > 1) {
-                let (c, s) = try BF16BaseStore.load(cfg.model)
+            // --base-dtype bf16: the folder read (or the preset initialised) straight into the bf16 store a
+            // range at a time, so the peak is the store plus one bounded buffer, never the fp32 model
+            // (LoRA has no ZeRO-3, so every rank holds the whole base: rank 0's is broadcast at start)
+            let mc: ModelConfig, params: FloatBuffer, store: BF16BaseStore?
+            if cfg.baseDtype == .bf16 {
+                let (c, s) = try BF16BaseStore.open(model: cfg.model, seed: cfg.initSeed)
                 mc = c; store = s
                 params = FloatBuffer(viewOf: s.view, count: ParameterLayout(c).count, owner: s)
             } else {
-                let loaded = try loadModel(cfg, comm: comm)
-                mc = loaded.0; params = loaded.1
-                if cfg.baseDtype == .bf16 {
-                    let s = try withExtendedLifetime(params) { try BF16BaseStore(config: mc, from: params.pointer) }
-                    store = s
-                    params = FloatBuffer(viewOf: s.view, count: params.count, owner: s)
-                }
+                (mc, params) = try loadModel(cfg, comm: comm); store = nil
             }
             let adapters = try loadAdapter(&cfg, model: mc)
             let trainer = try Trainer(config: cfg, comm: comm, modelConfig: mc, params: params, data: data, adapters: adapters,
@@ -195,7 +187,7 @@ struct TrainCommand: ParsableCommand {
                                     advice: "every rank must see the same files at --model (under ZeRO-3 each rank reads only its own shard of it, so differing copies would train a mix of both)",
                                     place: place)
         }
-        if ModelConfig.presetNames.contains(cfg.model) && !FileManager.default.fileExists(atPath: cfg.model) {
+        if ModelConfig.isPreset(cfg.model) {
             let c = try ModelConfig.preset(cfg.model)
             if shardOnly {
                 // initialised from the seed on every rank (the seed is compared with the run config)

@@ -170,22 +170,24 @@ final class ModelRangeLoadTests: XCTestCase {
     }
 }
 
+/// 54.8 M parameters (219 MB as fp32), written as shards of `dtype` (6 for bf16, like LLaDA-8B's folder) by
+/// the streaming writer from the ranged initialisation, 8 ranges at a time: the writer never holds it all.
+func makeLargeModelFolder(_ dir: URL, dtype: SafetensorsDType) throws -> ModelConfig {
+    let c = ModelConfig(dModel: 512, nHeads: 8, nLayers: 16, mlpHiddenSize: 1376, vocabSize: 4096, maskTokenId: 4095)
+    let layout = ParameterLayout(c)
+    let w = try StreamingModelWriter(dir: dir.path, config: c, dtype: dtype, maxShardBytes: 20_000_000 * dtype.size / 2)
+    for r in shardRanges(count: layout.count, parts: 8) {
+        let part = layout.initialize(seed: 9, range: r)
+        try w.append(part.pointer, count: part.count)
+    }
+    try w.finish()
+    return c
+}
+
 /// The acceptance point "loading a sharded bf16 folder: peak RSS during load at most 1.2x the final
 /// sharded state", measured in `gift load-check` child processes (one per rank, as on a cluster).
 final class RangeLoadMemoryTests: XCTestCase {
-    /// 54.8 M parameters (219 MB as fp32), written as 6 bf16 shards (like LLaDA-8B's folder) by the
-    /// streaming writer from the ranged initialisation, 8 ranges at a time: the writer never holds it all.
-    func makeLargeFolder(_ dir: URL) throws -> ModelConfig {
-        let c = ModelConfig(dModel: 512, nHeads: 8, nLayers: 16, mlpHiddenSize: 1376, vocabSize: 4096, maskTokenId: 4095)
-        let layout = ParameterLayout(c)
-        let w = try StreamingModelWriter(dir: dir.path, config: c, dtype: .BF16, maxShardBytes: 20_000_000)
-        for r in shardRanges(count: layout.count, parts: 8) {
-            let part = layout.initialize(seed: 9, range: r)
-            try w.append(part.pointer, count: part.count)
-        }
-        try w.finish()
-        return c
-    }
+    func makeLargeFolder(_ dir: URL) throws -> ModelConfig { try makeLargeModelFolder(dir, dtype: .BF16) }
 
     func loadCheck(_ dir: URL, rank: Int, ranks: Int, full: Bool = false) throws -> [String: Any] {
         let r = try runGift(["load-check", dir.path, "--rank", "\(rank)", "--ranks", "\(ranks)"] + (full ? ["--full"] : []))

@@ -35,6 +35,66 @@ final class PlanTests: XCTestCase {
         XCTAssertEqual(try Plan(config: c, s).notHeldAtOnce, 0)
     }
 
+    /// LoRA over a bf16 base (LLaDA-8B's shape, r 128 on q/k/v, ZeRO-2 on 8 ranks): the base is 2 bytes a
+    /// block parameter + the embedding, ln_f and head in fp32 + the running block decoded to fp32; the
+    /// load peak is the store plus the 16 MiB piece buffer and the reader's 4 MiB scratch, not the fp32
+    /// model; the stage shards the adapters. Sizes written out from the config, not from the layout.
+    func testLoRAWithABF16BaseCountsTheStoreAndItsLoad() throws {
+        let c = try ModelConfig.preset("llada-8b")
+        let d = c.dModel, L = c.nLayers, kv = c.kvDim
+        let block = 2 * d + d * (d + 2 * kv) + d * d + 3 * d * c.mlpHiddenSize   // norms, q k v, attn_out, ff_proj up_proj ff_out
+        let outer = 2 * c.vocab * d + d                                              // embedding, head, ln_f
+        let n = L * block + outer
+        XCTAssertEqual(ParameterLayout(c).count, n)
+        let r = 128, adapters = L * r * ((d + d) + 2 * (d + kv))                      // A [r, in] and B [out, r] of q, k, v
+        var s = Plan.Settings(); s.ranks = 8; s.zero = 2; s.seqLen = 512; s.runtimeBytes = 1 << 20
+        s.lora.r = r; s.lora.targets = [.q, .k, .v]; s.baseBF16 = true
+        let p = try Plan(config: c, s)
+        XCTAssertEqual(p.bytes("base"), 2 * L * block + 4 * outer + 4 * block)
+        XCTAssertEqual(p.loadPeakBytes, 2 * L * block + 4 * outer + 4 * (1 << 22) + 4 * (1 << 20) + s.runtimeBytes)
+        XCTAssertLessThan(Double(p.loadPeakBytes), 0.6 * Double(4 * n), "LLaDA-8B's bf16 load stays far below its fp32 size")
+        XCTAssertEqual(p.bytes("adapters"), 4 * adapters)
+        XCTAssertEqual(p.bytes("moments"), 8 * ((adapters + 7) / 8))
+        XCTAssertNil(p.parts.first { $0.name == "parameters" }, "the frozen base is not a trained parameter")
+        XCTAssertEqual(p.bytes("last_good_copy"), 4 * adapters)
+        XCTAssertEqual(p.bytes("checkpoint_snapshot"), 12 * ((adapters + 7) / 8))
+        XCTAssertEqual(p.peakBytes, max(p.totalBytes, p.loadPeakBytes))
+        XCTAssertTrue(p.report(gflops: 1).contains { $0.contains("load peak") && $0.contains("never held") })
+        XCTAssertTrue(p.report(gflops: 1).last!.contains("\"load_peak_bytes\": \(p.loadPeakBytes)"))
+        // no bf16 weight copy over the store; an fp32 base is 4 bytes a parameter, loaded as such, with the copy
+        s.precision = .bf16; s.nativeBF16 = true
+        XCTAssertEqual(try Plan(config: c, s).parts.first { $0.name == "bf16_weights" }?.bytes, 0)
+        s.baseBF16 = false
+        let f = try Plan(config: c, s)
+        XCTAssertEqual(f.bytes("base"), 4 * n)
+        XCTAssertEqual(f.loadPeakBytes, 4 * n + s.runtimeBytes)
+        XCTAssertEqual(f.bytes("bf16_weights"), 2 * n)
+        XCTAssertEqual(f.totalBytes - p.totalBytes, 4 * n - p.bytes("base") + 2 * n, "the bf16 base saves its half and the copy")
+        // LoRA has no ZeRO-3; a bf16 base needs LoRA
+        s.zero = 3
+        XCTAssertThrowsError(try Plan(config: c, s))
+        var full = Plan.Settings(); full.baseBF16 = true
+        XCTAssertThrowsError(try Plan(config: c, full))
+    }
+
+    /// `gift plan --lora-r --base-dtype bf16` prints the same plan: the base part and the load peak (the
+    /// JSON's, the runtime this process measured included).
+    func testPlanCommandTakesLoRAAndTheBaseDtype() throws {
+        let r = try runGift(["plan", "--model", "small", "--lora-r", "8", "--lora-targets", "q_proj,v_proj", "--base-dtype", "bf16", "--gflops", "10"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("LoRA r 8 on q_proj,v_proj over a frozen bf16 base"), r.stdout)
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.split(separator: "\n").last!.utf8)) as! [String: Any]
+        let bytes = json["bytes_per_rank"] as! [String: Int]
+        var s = Plan.Settings(); s.lora.r = 8; s.lora.targets = [.q, .v]; s.baseBF16 = true; s.runtimeBytes = bytes["runtime"]!
+        let p = try Plan(config: try ModelConfig.preset("small"), s)
+        XCTAssertEqual(json["load_peak_bytes"] as? Int, p.loadPeakBytes)
+        XCTAssertEqual(bytes["base"], p.bytes("base"))
+        XCTAssertEqual(bytes["total"], p.totalBytes)
+        let bad = try runGift(["plan", "--model", "small", "--base-dtype", "bf16"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("needs --lora-r"), bad.stderr)
+    }
+
     func testPlanMatchesPeakRSS() throws {
         try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: time.path), "GNU time not installed")
         try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: mpirun.path), "mpirun not installed")

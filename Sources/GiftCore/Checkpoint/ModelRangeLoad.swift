@@ -104,6 +104,8 @@ final class SafetensorsHeader: TensorFileListing {
 
     /// Elements converted per read: 1 Mi (a 2 MiB scratch buffer for 16-bit weights).
     static let chunkElements = 1 << 20
+    /// The scratch `readFloats` is given (4 bytes an element: room for a big-endian host's F32 too).
+    static let scratchBytes = chunkElements * 4
 }
 
 extension ModelFolder {
@@ -112,23 +114,45 @@ extension ModelFolder {
     /// validated as `load` validates it (every tensor of the layout present once with its shape and a
     /// float dtype, nothing extra), from the headers alone, with the same errors.
     public static func loadRange(_ dir: String, range: Range<Int>) throws -> (ModelConfig, FloatBuffer) {
-        let w = try WeightHeaders(dir)
-        let layout = ParameterLayout(w.config)
-        guard range.lowerBound >= 0, range.upperBound <= layout.count else {
+        let reader = try RangeReader(dir)
+        guard range.lowerBound >= 0, range.upperBound <= reader.layout.count else {
             throw GiftError(.usage, "\(dir): range \(range.lowerBound)..<\(range.upperBound) is outside the model's "
-                            + "\(layout.count) parameters")
+                            + "\(reader.layout.count) parameters")
         }
-        let entries = try w.check(layout)
         let buffer = FloatBuffer(count: range.count)
-        let scratch = UnsafeMutableRawPointer.allocate(byteCount: SafetensorsHeader.chunkElements * 4, alignment: 64)
-        defer { scratch.deallocate() }
-        for (t, (file, entry)) in zip(layout.tensors, entries) {
-            let lo = max(range.lowerBound, t.offset), hi = min(range.upperBound, t.offset + t.count)
-            guard lo < hi else { continue }
-            try file.readFloats(entry, elements: (lo - t.offset)..<(hi - t.offset),
-                                into: buffer.pointer + (lo - range.lowerBound), scratch: scratch)
+        try reader.read(range, into: buffer.pointer)
+        return (reader.config, buffer)
+    }
+
+    /// A model folder validated once (as `loadRange` validates it), then read range by range into the
+    /// caller's memory: many ranges (a bf16 base store filled a piece at a time) cost one header parse.
+    public final class RangeReader {
+        public let config: ModelConfig
+        public let layout: ParameterLayout
+        private let entries: [(SafetensorsHeader, SafetensorsTensor)]
+        /// The 16-bit dtypes' conversion buffer (`SafetensorsHeader.scratchBytes`).
+        private let scratch: UnsafeMutableRawPointer
+
+        public init(_ dir: String) throws {
+            let w = try WeightHeaders(dir)
+            config = w.config
+            layout = ParameterLayout(w.config)
+            entries = try w.check(layout)
+            scratch = .allocate(byteCount: SafetensorsHeader.scratchBytes, alignment: 64)
         }
-        return (w.config, buffer)
+
+        deinit { scratch.deallocate() }
+
+        /// The floats of the flat range `range` (inside the layout) written to `dst`.
+        public func read(_ range: Range<Int>, into dst: UnsafeMutablePointer<Float>) throws {
+            precondition(range.lowerBound >= 0 && range.upperBound <= layout.count, "range \(range) outside the layout")
+            for (t, (file, entry)) in zip(layout.tensors, entries) {
+                let lo = max(range.lowerBound, t.offset), hi = min(range.upperBound, t.offset + t.count)
+                guard lo < hi else { continue }
+                try file.readFloats(entry, elements: (lo - t.offset)..<(hi - t.offset),
+                                    into: dst + (lo - range.lowerBound), scratch: scratch)
+            }
+        }
     }
 
     /// Bytes of weight data `loadRange(dir, range:)` reads (the overlapping parts of the tensors).

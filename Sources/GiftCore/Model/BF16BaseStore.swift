@@ -44,10 +44,12 @@ public final class BF16BaseStore: BlockWeightSource, @unchecked Sendable {
     }
 
     /// A store filled by `read(range, into)`, which writes the fp32 values of the flat parameter range
-    /// into `into`: once for each tensor range outside the blocks (straight into the view) and once per
-    /// block (into a block-sized buffer, then rounded to bf16), so no more than one block is ever held in
-    /// fp32 besides the view's embedding and head (`load` reads a model folder this way).
-    public init(config: ModelConfig, read: (Range<Int>, UnsafeMutablePointer<Float>) throws -> Void) throws {
+    /// into `into`: once for each tensor range outside the blocks (straight into the view) and then the
+    /// blocks in pieces of at most `chunk` floats (into one reused buffer, then rounded to bf16), so
+    /// besides the store nothing but that buffer is held in fp32 (`BF16BaseLoad.swift`: folders, presets).
+    /// Rounding is per element, so the bits do not depend on the pieces.
+    public init(config: ModelConfig, chunk: Int = loadChunk, read: (Range<Int>, UnsafeMutablePointer<Float>) throws -> Void) throws {
+        precondition(chunk > 0)
         layout = ParameterLayout(config)
         let n = layout.count
         blocks = layout.blocks.first!.attnNorm..<layout.lnF
@@ -61,26 +63,17 @@ public final class BF16BaseStore: BlockWeightSource, @unchecked Sendable {
         // the tensors outside the blocks stay fp32 (the embedding table is gathered row by row, the head
         // is the largest single GEMM operand)
         for r in [0..<blocks.lowerBound, blocks.upperBound..<n] where !r.isEmpty { try read(r, view + r.lowerBound) }
-        let starts = layout.blocks.map(\.attnNorm) + [layout.lnF]
-        for l in 0..<layout.blocks.count {
-            let r = starts[l]..<starts[l + 1]
-            let tmp = FloatBuffer(count: r.count)
+        let tmp = FloatBuffer(count: min(blocks.count, chunk))
+        for start in stride(from: blocks.lowerBound, to: blocks.upperBound, by: chunk) {
+            let r = start..<min(start + chunk, blocks.upperBound)
             try read(r, tmp.pointer)
             let src = tmp.pointer, dst = bits + (r.lowerBound - blocks.lowerBound)
             Parallel.chunks(r.count, minChunk: 1 << 16) { s, e in BFloat16.encode(src + s, into: dst + s, count: e - s) }
         }
     }
 
-    /// A model folder read straight into a store, one tensor range at a time (`ModelFolder.loadRange`):
-    /// the peak is the store plus one block in fp32, never the whole model in fp32.
-    public static func load(_ dir: String) throws -> (ModelConfig, BF16BaseStore) {
-        let (config, _) = try ModelFolder.loadRange(dir, range: 0..<0)
-        let store = try BF16BaseStore(config: config) { r, dst in
-            let (_, part) = try ModelFolder.loadRange(dir, range: r)
-            dst.update(from: part.pointer, count: r.count)
-        }
-        return (config, store)
-    }
+    /// Floats of the fp32 buffer the blocks are read through at load: 4 Mi (16 MiB), whatever the model.
+    public static let loadChunk = 1 << 22
 
     deinit {
         munmap(UnsafeMutableRawPointer(view), viewBytes)

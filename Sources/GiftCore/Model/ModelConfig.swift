@@ -80,6 +80,11 @@ public struct ModelConfig: Equatable, Sendable {
 
     public static let presetNames = ["tiny", "mini", "small", "base", "llada-8b", "dream-tiny", "dream-7b"]
 
+    /// Whether `--model` names a built-in preset: a preset's name, unless a folder of that name exists.
+    public static func isPreset(_ model: String) -> Bool {
+        presetNames.contains(model) && !FileManager.default.fileExists(atPath: model)
+    }
+
     public static func preset(_ name: String) throws -> ModelConfig {
         switch name {
         case "tiny": return ModelConfig(dModel: 64, nHeads: 4, nLayers: 2, mlpHiddenSize: 176, vocabSize: 64, maskTokenId: 63)

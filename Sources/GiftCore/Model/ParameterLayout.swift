@@ -103,19 +103,7 @@ public struct ParameterLayout: Sendable {
     /// A fresh parameter buffer: normal(0, 0.02) matrices, unit norm weights, zero biases. Same seed, same bytes:
     /// each tensor draws from its own counter stream keyed by (seed, tensor index).
     public func initialize(seed: UInt64, std: Double = 0.02) -> FloatBuffer {
-        let buf = FloatBuffer(count: count)
-        for (i, t) in tensors.enumerated() {
-            let p = buf.pointer + t.offset
-            if t.isNorm {
-                p.update(repeating: 1, count: t.count)
-            } else if t.isBias {
-                p.update(repeating: 0, count: t.count)
-            } else {
-                let rng = CounterRNG(seed, 0x1417, UInt64(i))
-                for j in 0..<t.count { p[j] = Float(std * rng.normal(UInt64(j))) }
-            }
-        }
-        return buf
+        initialize(seed: seed, std: std, range: 0..<count)   // ParameterLayoutRangeInit.swift
     }
 }
 

@@ -5,13 +5,19 @@ extension ParameterLayout {
     /// its own counter stream (seed, 0x1417, tensor index) at counter = element index, so a rank makes
     /// its ZeRO-3 shard of a fresh model, bit-equal to the full one's, without the rest.
     public func initialize(seed: UInt64, std: Double = 0.02, range: Range<Int>) -> FloatBuffer {
+        let buf = FloatBuffer(count: range.count)
+        initialize(seed: seed, std: std, range: range, into: buf.pointer)
+        return buf
+    }
+
+    /// The same slice written to `dst` (`range.count` floats): a bf16 base store made a piece at a time.
+    public func initialize(seed: UInt64, std: Double = 0.02, range: Range<Int>, into dst: UnsafeMutablePointer<Float>) {
         precondition(range.lowerBound >= 0 && range.upperBound <= count,
                      "range \(range) outside the layout's \(count) parameters")
-        let buf = FloatBuffer(count: range.count)
         for (i, t) in tensors.enumerated() {
             let lo = max(range.lowerBound, t.offset), hi = min(range.upperBound, t.offset + t.count)
             guard lo < hi else { continue }
-            let p = buf.pointer + (lo - range.lowerBound)
+            let p = dst + (lo - range.lowerBound)
             if t.isNorm {
                 p.update(repeating: 1, count: hi - lo)
             } else if t.isBias {
@@ -21,6 +27,5 @@ extension ParameterLayout {
                 for j in (lo - t.offset)..<(hi - t.offset) { p[j - (lo - t.offset)] = Float(std * rng.normal(UInt64(j))) }
             }
         }
-        return buf
     }
 }

@@ -147,6 +147,9 @@ public struct RunConfig: Equatable, Sendable {
         try setting.write(&self, RunSetting.Value(json: v, key: key, source: source))
     }
 
+    /// Why LoRA has no ZeRO-3 (the message of both refusals).
+    public static let loraZeroThree = "--zero 3 shards trained parameters; under LoRA only the adapters train (the base is frozen; keep it in bf16 with --base-dtype bf16): use --zero 1 or 2 to shard the adapters' moments and gradients"
+
     /// Range checks that a flag or file cannot express.
     public func validate() throws {
         try objective.validate()
@@ -168,5 +171,7 @@ public struct RunConfig: Equatable, Sendable {
         if baseDtype == .bf16 && !lora.enabled && adapter.isEmpty {
             throw bad("base_dtype bf16 stores a frozen base: it needs LoRA (--lora-r or --adapter); a full fine-tune keeps fp32 master weights")
         }
+        // refused here, before any model is loaded (the trainer refuses it too)
+        if zero == 3 && (lora.enabled || !adapter.isEmpty) { throw bad(Self.loraZeroThree) }
     }
 }

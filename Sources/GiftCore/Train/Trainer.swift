@@ -54,7 +54,7 @@ public final class Trainer {
         cfg = config; self.comm = comm; self.baseStore = baseStore
         if baseStore != nil && !config.lora.enabled { throw GiftError(.config, "a bf16 base store needs LoRA (a frozen base)") }
         if config.zero == 3 && config.lora.enabled {
-            throw GiftError(.config, "--zero 3 shards trained parameters; under LoRA only the adapters train (the base is frozen; keep it in bf16 with --base-dtype bf16): use --zero 1 or 2 to shard the adapters' moments and gradients")
+            throw GiftError(.config, RunConfig.loraZeroThree)
         }
         // the benchmark's data and prompts first: a bad --eval-data stops the run before anything is allocated
         let benchmark = config.evalBenchmark.isEmpty ? nil : try TrainBenchmark(config: config, model: modelConfig)
@@ -108,7 +108,9 @@ public final class Trainer {
                             microBatch: config.microBatch, maxGradNorm: config.maxGradNorm, seed: config.seed)
         let merged: () -> FloatBuffer = { [params = self.params, trainable] in
             guard let lora else { return params }
-            return lora.merged(base: (baseStore?.materialize() ?? params).pointer, adapters: trainable.pointer)
+            // the decoded base must outlive the merge that reads it (not only the `.pointer` access)
+            let base = baseStore?.materialize() ?? params
+            return withExtendedLifetime(base) { lora.merged(base: base.pointer, adapters: trainable.pointer) }
         }
         evaluation = TrainEvaluation(config: config, comm: comm, model: model, runner: runner, batches: batches, stage: stage,
                                      benchmark: benchmark,
