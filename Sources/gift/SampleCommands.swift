@@ -14,16 +14,16 @@ struct SamplerFlags: ParsableArguments {
     @Option(help: "Sequences per forward pass.") var batch: Int = 32
     @Option(help: "Fast-dLLM's parallel decoding: a step commits its most confident prediction and every other at or above this confidence, and a block runs until it is decoded (--steps unused). Off by default.")
     var threshold: Double?
-    @Option(help: "none, or prefix: Fast-dLLM's approximate prefix cache (a block's first step keeps the keys and values of everything before it; its later steps run only the block and what follows).")
+    @Option(help: "none, prefix or dual: Fast-dLLM's approximate KV caches (a block's first step keeps every position's keys and values; its later steps run only the block and what follows (prefix) or the block alone (dual) against them). Off by default.")
     var cache: String = "none"
 
     /// The Fast-dLLM switches when any is on (sampling then follows d1's rules on padded batches).
     func fast() throws -> FastDecoding? {
-        guard cache == "none" || cache == "prefix" else {
-            throw ValidationError("--cache must be none or prefix (Fast-dLLM's dual cache is not in gift yet), not '\(cache)'")
+        guard let mode = CacheMode(rawValue: cache) else {
+            throw ValidationError("--cache must be one of \(CacheMode.names), not '\(cache)'")
         }
         if let threshold, !(threshold.isFinite && threshold >= 0) { throw ValidationError("--threshold must be a number >= 0") }
-        return threshold != nil || cache == "prefix" ? FastDecoding(threshold: threshold, prefixCache: cache == "prefix") : nil
+        return threshold != nil || mode != .none ? FastDecoding(threshold: threshold, cache: mode) : nil
     }
 
     func options(genLength defaultGen: Int, seed: UInt64) throws -> SamplerOptions {
@@ -78,7 +78,8 @@ struct GenerateCommand: ParsableCommand {
         tokenizer_config.json's chat template with the generation prompt, as apply_chat_template does \
         (--no-chat-template: plain text), and outputs are decoded with the tokenizer (special tokens left out); \
         otherwise prompts are text for the character tokenizer. Prints each output on its own line (text up to \
-        the first EOS), or with --json one {"prompt", "prompt_ids", "output", "output_ids"} object per line.
+        the first EOS), or with --json one {"prompt", "prompt_ids", "output", "output_ids"} object per line; the \
+        sampling time (model load and decoding left out) and generated tokens/s go to stderr.
 
         Examples:
           gift generate --model runs/gift1 --prompt "7 15 3 to 36:" --gen-length 16
@@ -110,6 +111,7 @@ struct GenerateCommand: ParsableCommand {
         if let path = messages { inputs += try text.readConversations(path) }
         guard !inputs.isEmpty else { throw ValidationError("give --prompt TEXT, --prompts FILE.jsonl or --messages FILE.jsonl") }
         let opts = try sampler.options(genLength: 32, seed: seed)
+        let clock = Date()   // sampling alone (no load, no decoding), for speed comparisons
         let outs: [[Int32]]
         if let fast = try sampler.fast() {
             outs = try fast.sampler(config: cfg, params: params, options: opts, maxPromptLength: inputs.map(\.ids.count).max()!)
@@ -117,6 +119,8 @@ struct GenerateCommand: ParsableCommand {
         } else {
             outs = try Sampler(config: cfg, params: params, options: opts).generate(inputs.map(\.ids))
         }
+        let secs = Date().timeIntervalSince(clock), toks = outs.count * opts.genLength
+        FileHandle.standardError.write(Data("gift generate: sampled \(toks) tokens in \(String(format: "%.3f", secs)) s (\(String(format: "%.1f", Double(toks) / secs)) generated tokens/s)\n".utf8))
         for (i, o) in outs.enumerated() {
             let decoded = try text.decode(o)
             if json {

@@ -18,8 +18,8 @@ public struct BenchmarkEvalSettings: Sendable {
     public var dtype: String = "f32"
     /// Fast-dLLM's confidence threshold (parallel decoding), nil: d1's schedule.
     public var threshold: Double? = nil
-    /// Fast-dLLM's approximate prefix cache.
-    public var prefixCache = false
+    /// Fast-dLLM's approximate KV cache (none, prefix or dual).
+    public var cache = CacheMode.none
 
     public init(benchmark: Benchmark, data: String, dataChecksum: UInt64, limit: Int?, problems: Int, model: String,
                 adapter: String?, sampler: SamplerOptions, attendPadding: Bool, padId: Int32, precision: String) {
@@ -38,7 +38,7 @@ public struct BenchmarkEvalSettings: Sendable {
         s += "\"gen_length\": \(sampler.genLength), \"block_length\": \(sampler.blockLength), \"steps\": \(steps), "
         s += "\"temperature\": \(sampler.temperature), \"remasking\": \"\(sampler.remasking.rawValue)\", \"cfg\": \(sampler.cfg), "
         s += "\"seed\": \(sampler.seed), \"batch_size\": \(sampler.maxBatch), \"attend_padding\": \(attendPadding), "
-        s += "\"pad_id\": \(padId), \"precision\": \"\(precision)\", \"dtype\": \"\(dtype)\", \"threshold\": \(threshold.map { "\($0)" } ?? "null"), \"cache\": \"\(prefixCache ? "prefix" : "none")\"}"
+        s += "\"pad_id\": \(padId), \"precision\": \"\(precision)\", \"dtype\": \"\(dtype)\", \"threshold\": \(threshold.map { "\($0)" } ?? "null"), \"cache\": \"\(cache.rawValue)\"}"
         return s
     }
 
@@ -122,7 +122,7 @@ public final class BenchmarkEval {
             sampler = try PaddedSampler(config: config, store: store, options: settings.sampler, padId: settings.padId,
                                         attendPadding: settings.attendPadding, maxPromptLength: maxPrompt)
         case .gathered(let view, let source):
-            guard settings.threshold == nil && !settings.prefixCache else {
+            guard settings.threshold == nil && settings.cache == .none else {
                 throw GiftError(.config, "sampling through ZeRO-3's gathers runs d1's fixed schedule: every rank must run as many forward passes (no --threshold or --cache)")
             }
             sampler = try PaddedSampler(config: config, view: view, source: source, options: settings.sampler, padId: settings.padId,
@@ -132,7 +132,7 @@ public final class BenchmarkEval {
         let collective: Bool
         if case .gathered(_, let source) = weights { collective = source.isCollective } else { collective = false }
         sampler.threshold = settings.threshold
-        sampler.prefixCache = settings.prefixCache
+        sampler.cache = settings.cache
         let nBatches = (N + B - 1) / B, firstBatch = first / B
         var records = done
         var round = firstBatch
