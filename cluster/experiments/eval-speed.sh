@@ -63,7 +63,7 @@ LANES=(
   "torch eager fp32 --cache dual --threshold 0.9|${P[*]} --cache dual --threshold 0.9"
   "torch eager bf16 autocast|${P[*]} --bf16"
 )
-if $GIFT bench --help >/dev/null 2>&1 && GIFT_BF16_KERNEL=native $GIFT "${G[@]}" --gemm onednn --precision bf16 >/dev/null 2>&1; then
+if [[ "gift bf16 native (oneDNN)" =~ $ONLY ]] && $GIFT bench --help >/dev/null 2>&1 && GIFT_BF16_KERNEL=native $GIFT "${G[@]}" --gemm onednn --precision bf16 >/dev/null 2>&1; then
   LANES+=("gift bf16 native (oneDNN)|env GIFT_BF16_KERNEL=native $GIFT ${G[*]} --gemm onednn --precision bf16")
 fi
 if [ "${COMPILE:-0}" = 1 ]; then
