@@ -24,8 +24,8 @@ struct EvalCommand: ParsableCommand {
         --batch-size problems left-padded with the pad token. d1 lets every token attend to that padding, so its \
         outputs depend on which problems share a batch; --attend-padding does the same (gift's batch i is problems \
         [i·B, (i+1)·B), d1's on one GPU). By default the padding is masked out of attention, so a problem's output \
-        does not depend on its batch. Opt-in: --threshold P and --cache prefix (Fast-dLLM's parallel decoding \
-        and approximate prefix cache), --dtype bf16 (half the weights' memory).
+        does not depend on its batch. Opt-in: --threshold P and --cache prefix|dual (Fast-dLLM's parallel decoding \
+        and approximate KV caches), --dtype bf16 (half the weights' memory).
 
         Writes DIR/generations.jsonl (a line per problem in data order: index, question, prompt, output, \
         output_ids, extracted, ground_truth, verdict, and for Sudoku empty_cells) and DIR/eval.json (accuracy, \
@@ -136,14 +136,14 @@ struct EvalCommand: ParsableCommand {
                                                  problems: problems.count, model: model, adapter: adapter, sampler: opts,
                                                  attendPadding: attendPadding, padId: padId, precision: compute.precision)
             settings.dtype = dtype
-            settings.prefixCache = fast?.prefixCache ?? false
+            settings.cache = fast?.cache ?? .none
             settings.threshold = fast?.threshold
             settings.dream = dream
             let log: (String) -> Void = { if comm.rank == 0 { FileHandle.standardError.write(Data("gift eval: \($0)\n".utf8)) } }
             try compute.settle(comm: comm, model: cfg, tokens: min(batchSize, problems.count) * (opts.genLength + (prompts.map(\.ids.count).max() ?? 0)),
                                what: "batch \(batchSize) × (longest prompt + gen length)")
             if let t = settings.threshold { log("parallel decoding: threshold \(t) (Fast-dLLM); --steps is not used") }
-            if settings.prefixCache { log("prefix cache (Fast-dLLM, approximate)") }
+            if settings.cache != .none { log("\(settings.cache.rawValue) cache (Fast-dLLM, approximate)") }
             log("\(b.rawValue), \(problems.count) problems from \(data), \(try sampler.describe(opts, dream: dream)), "
                 + "batch \(batchSize), padding \(attendPadding ? "attended (as d1)" : "masked"), "
                 + "\(comm.size) rank(s); \(Gemm.summary)")

@@ -16,7 +16,7 @@ struct SamplerFlags: ParsableArguments {
     @Option(help: "LLaDA: classifier-free guidance scale (default 0: off).") var cfg: Double?
     @Option(help: "LLaDA: Fast-dLLM's parallel decoding: a step commits its most confident prediction and every other at or above this confidence, and a block runs until it is decoded (--steps unused). Off by default.")
     var threshold: Double?
-    @Option(help: "LLaDA: none (default), or prefix: Fast-dLLM's approximate prefix cache (a block's first step keeps the keys and values of everything before it; its later steps run only the block and what follows).")
+    @Option(help: "LLaDA: none (default), prefix or dual: Fast-dLLM's approximate KV caches (a block's first step keeps every position's keys and values; its later steps run only the block and what follows (prefix) or the block alone (dual) against them).")
     var cache: String?
     @Option(help: "Dream: which masked positions a step commits: origin (each with probability 1 - s/t), maskgit_plus (most probable token), topk_margin (largest top1 - top2 margin) or entropy (lowest entropy; default, as dllm's Dream eval).")
     var alg: String?
@@ -29,11 +29,11 @@ struct SamplerFlags: ParsableArguments {
     /// The Fast-dLLM switches when any is on (sampling then follows d1's rules on padded batches).
     func fast() throws -> FastDecoding? {
         let cache = self.cache ?? "none"
-        guard cache == "none" || cache == "prefix" else {
-            throw ValidationError("--cache must be none or prefix (Fast-dLLM's dual cache is not in gift yet), not '\(cache)'")
+        guard let mode = CacheMode(rawValue: cache) else {
+            throw ValidationError("--cache must be one of \(CacheMode.names), not '\(cache)'")
         }
         if let threshold, !(threshold.isFinite && threshold >= 0) { throw ValidationError("--threshold must be a number >= 0") }
-        return threshold != nil || cache == "prefix" ? FastDecoding(threshold: threshold, prefixCache: cache == "prefix") : nil
+        return threshold != nil || mode != .none ? FastDecoding(threshold: threshold, cache: mode) : nil
     }
 
     /// The settings shared by both samplers (LLaDA's schedule checked for a LLaDA model).
@@ -134,7 +134,8 @@ struct GenerateCommand: ParsableCommand {
         tokenizer_config.json's chat template with the generation prompt, as apply_chat_template does \
         (--no-chat-template: plain text), and outputs are decoded with the tokenizer (special tokens left out); \
         otherwise prompts are text for the character tokenizer. Prints each output on its own line (text up to \
-        the first EOS), or with --json one {"prompt", "prompt_ids", "output", "output_ids"} object per line.
+        the first EOS), or with --json one {"prompt", "prompt_ids", "output", "output_ids"} object per line; the \
+        sampling time (model load and decoding left out) and generated tokens/s go to stderr.
 
         Examples:
           gift generate --model runs/gift1 --prompt "7 15 3 to 36:" --gen-length 16
@@ -170,6 +171,7 @@ struct GenerateCommand: ParsableCommand {
         let opts = try sampler.options(genLength: 32, seed: seed, family: cfg.family)
         try compute.settle(model: cfg, tokens: min(inputs.count, opts.maxBatch) * (opts.genLength + inputs.map(\.ids.count).max()!),
                            what: "a batch of prompts + gen length")
+        let clock = Date()   // sampling alone (no load, no decoding), for speed comparisons
         let outs: [[Int32]]
         if let dream {
             outs = try DreamSampler(config: cfg, params: params, options: opts, dream: dream,
@@ -180,6 +182,8 @@ struct GenerateCommand: ParsableCommand {
         } else {
             outs = try Sampler(config: cfg, params: params, options: opts).generate(inputs.map(\.ids))
         }
+        let secs = Date().timeIntervalSince(clock), toks = outs.count * opts.genLength
+        FileHandle.standardError.write(Data("gift generate: sampled \(toks) tokens in \(String(format: "%.3f", secs)) s (\(String(format: "%.1f", Double(toks) / secs)) generated tokens/s)\n".utf8))
         for (i, o) in outs.enumerated() {
             let decoded = try text.decode(o)
             if json {

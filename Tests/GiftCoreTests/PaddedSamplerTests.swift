@@ -21,10 +21,11 @@ final class PaddedSamplerTests: XCTestCase {
     }
 
     func sampleCounting(_ prompts: [[Int32]], attend: Bool, batch: Int? = nil, threshold: Double? = nil,
-                        prefixCache: Bool = false) throws -> ([[Int32]], Int) {
-        let s = try PaddedSampler(config: config, params: params, options: options(batch: batch ?? prompts.count),
-                                  padId: 38, attendPadding: attend, maxPromptLength: 9)
-        s.threshold = threshold; s.prefixCache = prefixCache
+                        cache: CacheMode = .none, config: ModelConfig? = nil) throws -> ([[Int32]], Int) {
+        let c = config ?? self.config
+        let s = try PaddedSampler(config: c, params: ParameterLayout(c).initialize(seed: 11, std: 0.35),
+                                  options: options(batch: batch ?? prompts.count), padId: 38, attendPadding: attend, maxPromptLength: 9)
+        s.threshold = threshold; s.cache = cache
         return (try s.generate(prompts), s.forwardPasses)
     }
 
@@ -32,21 +33,23 @@ final class PaddedSamplerTests: XCTestCase {
         let dir = try temporaryDirectory(self)
         try ModelFolder.save(dir.path, config: config, parameters: params)
         let script = packageRoot.appendingPathComponent("Tests/GiftCoreTests/Fixtures/d1/generate_reference.py").path
-        for (attend, threshold, cache) in [(true, nil, false), (false, nil, false), (false, 0.3, false), (true, 0.9, false),
-                                           (false, nil, true), (true, nil, true), (false, 0.3, true)] as [(Bool, Double?, Bool)] {
+        for (attend, threshold, cache) in [(true, nil, .none), (false, nil, .none), (false, 0.3, .none), (true, 0.9, .none),
+                                           (false, nil, .prefix), (true, nil, .prefix), (false, 0.3, .prefix),
+                                           (false, nil, .dual), (true, nil, .dual), (false, 0.3, .dual), (true, 0.9, .dual)]
+                as [(Bool, Double?, CacheMode)] {
             let req = dir.appendingPathComponent("req.json")
             let body: [String: Any] = ["prompts": prompts.map { $0.map(Int.init) }, "gen_length": 16, "block_length": 8,
                                        "steps": 8, "pad_id": 38, "mask_padding": !attend, "threshold": threshold as Any? ?? NSNull(),
-                                       "prefix_cache": cache]
+                                       "cache": cache.rawValue]
             try JSONSerialization.data(withJSONObject: body).write(to: req)
             let r = try runPython("import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')",
                                   [script, dir.path, req.path])
             try XCTSkipIf(r.status != 0 && r.stderr.contains("No module named"), "numpy/safetensors missing: launch/test.sh installs them")
             XCTAssertEqual(r.status, 0, r.stderr)
             let ref = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
-            let (got, forwards) = try sampleCounting(prompts, attend: attend, threshold: threshold, prefixCache: cache)
+            let (got, forwards) = try sampleCounting(prompts, attend: attend, threshold: threshold, cache: cache)
             XCTAssertEqual(got.map { $0.map(Int.init) }, ref["outputs"] as? [[Int]],
-                           "attend padding: \(attend), threshold \(threshold as Any), prefix cache \(cache)")
+                           "attend padding: \(attend), threshold \(threshold as Any), cache \(cache)")
             XCTAssertEqual(forwards, ref["forwards"] as? Int, "forward passes, threshold \(threshold as Any)")
             if threshold == nil { XCTAssertEqual(forwards, 8) }
             // the mask id may be predicted and committed (d1 does not forbid it); every position was decided
@@ -63,16 +66,44 @@ final class PaddedSamplerTests: XCTestCase {
         XCTAssertEqual(out.map(\.count), [16, 16, 16, 16])
     }
 
-    /// Masked padding: a prompt's output is its output alone, whatever shares its batch; attended padding
-    /// changes it (the reason d1's numbers depend on the batch).
+    /// Masked padding: a prompt's output is its output alone, whatever shares its batch, with or without a KV
+    /// cache (the cache holds the padding's rows; the key mask leaves them out); attended padding changes it
+    /// (the reason d1's numbers depend on the batch).
     func testMaskedPaddingIsIndependentOfTheBatch() throws {
-        let together = try sample(prompts, attend: false)
-        for (i, p) in prompts.enumerated() {
-            XCTAssertEqual(try sample([p], attend: false, batch: 4), [together[i]], "prompt \(i)")
+        for cache in CacheMode.allCases {
+            let together = try sampleCounting(prompts, attend: false, cache: cache).0
+            for (i, p) in prompts.enumerated() {
+                XCTAssertEqual(try sampleCounting([p], attend: false, batch: 4, cache: cache).0, [together[i]], "prompt \(i), cache \(cache)")
+            }
+            let attended = try sampleCounting(prompts, attend: true, cache: cache).0
+            XCTAssertEqual(attended[1], together[1], "the longest prompt has no padding, cache \(cache)")
+            XCTAssertNotEqual(attended, together, "padding attended to changes the shorter prompts' outputs, cache \(cache)")
         }
-        let attended = try sample(prompts, attend: true)
-        XCTAssertEqual(attended[1], together[1], "the longest prompt has no padding")
-        XCTAssertNotEqual(attended, together, "padding attended to changes the shorter prompts' outputs")
+    }
+
+    /// In a one-layer model the keys and values are functions of the token ids and positions alone, and a
+    /// block's steps change only the block's ids: there the caches are exact, so the dual cache (only the block
+    /// runs) gives the prefix cache's ids (the block and everything after it runs), in both families (Dream:
+    /// the window starts one row before the block). The two caches differ with two layers (the suffix's keys
+    /// and values then depend on the block: the approximation is real, and this test would see a window that
+    /// leaves out a row it needs).
+    func testDualCacheIsExactWhereKeysDependOnTokensAlone() throws {
+        for family in [ModelFamily.llada, .dream] {
+            for layers in [1, 2] {
+                let c = ModelConfig(dModel: 32, nHeads: 4, nKVHeads: 2, nLayers: layers, mlpHiddenSize: 48, vocabSize: 40,
+                                    maskTokenId: 39, eosTokenId: 38, padTokenId: 38, family: family)
+                for threshold in [nil, 0.3] as [Double?] {
+                    let prefix = try sampleCounting(prompts, attend: false, threshold: threshold, cache: .prefix, config: c)
+                    let dual = try sampleCounting(prompts, attend: false, threshold: threshold, cache: .dual, config: c)
+                    if layers == 1 {
+                        XCTAssertEqual(dual.0, prefix.0, "\(family), threshold \(threshold as Any)")
+                        XCTAssertEqual(dual.1, prefix.1, "\(family): forward passes")
+                    } else if threshold == nil {
+                        XCTAssertNotEqual(dual.0, prefix.0, "\(family): two layers, the dual cache's suffix is stale")
+                    }
+                }
+            }
+        }
     }
 
     /// --dtype bf16: the folder read a block at a time into a bf16 store holds the same bits as the whole
@@ -94,7 +125,7 @@ final class PaddedSamplerTests: XCTestCase {
         XCTAssertEqual(fromStore, fromRounded)
     }
 
-    /// `gift generate --cache prefix --threshold P` samples with the padded sampler and those switches (the
+    /// `gift generate --cache prefix|dual --threshold P` samples with the padded sampler and those switches (the
     /// same ids as in process); a cache gift does not have is refused by name.
     func testGenerateTakesTheFastSwitches() throws {
         let dir = try temporaryDirectory(self)
@@ -104,16 +135,18 @@ final class PaddedSamplerTests: XCTestCase {
             .write(to: file, atomically: true, encoding: .utf8)
         let args = ["generate", "--model", dir.path, "--prompts", file.path, "--gen-length", "16", "--block-length", "8",
                     "--steps", "8", "--batch", "4", "--json"]
-        let r = try runGift(args + ["--cache", "prefix", "--threshold", "0.3"])
-        XCTAssertEqual(r.status, 0, r.stderr)
-        let got = try r.stdout.split(separator: "\n").map {
-            (try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["output_ids"] as! [Int]
+        for cache in [CacheMode.prefix, .dual] {
+            let r = try runGift(args + ["--cache", cache.rawValue, "--threshold", "0.3"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let got = try r.stdout.split(separator: "\n").map {
+                (try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["output_ids"] as! [Int]
+            }
+            let want = try sampleCounting(prompts, attend: false, threshold: 0.3, cache: cache).0
+            XCTAssertEqual(got, want.map { $0.map(Int.init) }, "\(cache)")
         }
-        let want = try sampleCounting(prompts, attend: false, threshold: 0.3, prefixCache: true).0
-        XCTAssertEqual(got, want.map { $0.map(Int.init) })
-        let bad = try runGift(args + ["--cache", "dual"])
+        let bad = try runGift(args + ["--cache", "full"])
         XCTAssertNotEqual(bad.status, 0)
-        XCTAssertTrue(bad.stderr.contains("dual cache is not in gift yet"), bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("--cache must be one of none, prefix, dual, not 'full'"), bad.stderr)
     }
 
     func testRefusesWhatItWasNotMadeFor() throws {

@@ -2,11 +2,15 @@
 # Sampling speed: gift's diffusion sampler against d1's generate() in PyTorch (d1_generate_torch.py beside this
 # file) on the same CPU, model and prompts, side by side in one sitting, ROUNDS rounds each (best kept).
 #   cluster/experiments/eval-speed.sh [--preset small] [--batch 8] [--prompt-len 48] [--gen 128] [--block 32] [--steps 64]
-# gift lanes: default kernels, --gemm onednn, --precision bf16 (and GIFT_BF16_KERNEL=native where oneDNN has
-# it); PyTorch lanes: eager fp32, eager bf16 autocast (COMPILE=1 adds torch.compile). Needs torch in a venv
+# gift lanes: default kernels, Fast-dLLM's --cache prefix|dual and --threshold 0.9, --gemm onednn, --precision
+# bf16 (and GIFT_BF16_KERNEL=native where oneDNN has it); PyTorch lanes: eager fp32 with and without the same
+# Fast-dLLM switches, eager bf16 autocast (COMPILE=1 adds torch.compile); ONLY=REGEX keeps the lanes whose
+# names match. The rounds interleave the lanes; the figures compared are sampling seconds (gift generate's
+# stderr line, the peer's generate() time), process seconds beside them. Needs torch in a venv
 # outside the repository: PEER_VENV (default /tmp/gift-peer-venv), made with `pip install torch numpy
 # safetensors` when missing. Threads: THREADS (default: all cores) for both sides. Prints one table and, last,
-# one JSON line with each lane's generated tokens/s and gift's best over PyTorch's best.
+# one JSON line with each lane's generated tokens/s, gift's best over PyTorch's best and, for each switch, PyTorch's
+# seconds over gift's.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 THREADS=${THREADS:-$(nproc)}
@@ -37,42 +41,78 @@ with open(sys.argv[1], "w") as f:
 EOF
 export OPENBLAS_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS
 echo "eval-speed: $(lscpu | sed -n 's/^Model name: *//p'), $THREADS threads, preset $PRESET, batch $BATCH, prompt $PLEN, gen $GEN, block $BLOCK, steps $STEPS"
-declare -A best
+declare -A best wall
 LANE_LIMIT=${LANE_LIMIT:-900}   # seconds a lane's run may take (PyTorch's bf16 autocast crawls on CPUs without bf16)
-lane() {   # name, command...: best wall seconds of ROUNDS runs, printed as it goes
-  local name=$1; shift
-  for _ in $(seq "$ROUNDS"); do
-    local t0 t1 s
-    t0=$(date +%s.%N)
-    if ! timeout "$LANE_LIMIT" "$@" >/dev/null; then echo "  $name: failed or over ${LANE_LIMIT} s" >&2; return 0; fi
-    t1=$(date +%s.%N)
-    s=$(python3 -c "print(round($t1 - $t0, 3))")
-    echo "  $name: $s s" >&2
-    if [ -z "${best[$name]:-}" ] || python3 -c "import sys; sys.exit(0 if $s < ${best[$name]} else 1)"; then best[$name]=$s; fi
-  done
-}
+ONLY=${ONLY:-.}                 # a regex: only the lanes whose names match it
 G=(generate --model "$WORK/model" --prompts "$WORK/prompts.jsonl" --gen-length "$GEN" --block-length "$BLOCK" --steps "$STEPS" --batch "$BATCH")
 P=("$PEER_VENV/bin/python" cluster/experiments/d1_generate_torch.py "$WORK/model" --prompt-len "$PLEN" --batch "$BATCH" --gen "$GEN" --block "$BLOCK" --steps "$STEPS" --threads "$THREADS" --rounds 1)
-lane "gift default" $GIFT "${G[@]}"
-lane "gift --gemm onednn" $GIFT "${G[@]}" --gemm onednn
-lane "gift --precision bf16" $GIFT "${G[@]}" --precision bf16
-if $GIFT bench --help >/dev/null 2>&1 && GIFT_BF16_KERNEL=native $GIFT "${G[@]}" --gemm onednn --precision bf16 >/dev/null 2>&1; then
-  lane "gift bf16 native (oneDNN)" env GIFT_BF16_KERNEL=native $GIFT "${G[@]}" --gemm onednn --precision bf16
+# name|command: gift prints its sampling seconds ("sampled N tokens in S s") to stderr, the peer its generate()
+# seconds as JSON: those are compared (model load and process start left out on both sides)
+LANES=(
+  "gift default|$GIFT ${G[*]}"
+  "gift --cache prefix|$GIFT ${G[*]} --cache prefix"
+  "gift --cache dual|$GIFT ${G[*]} --cache dual"
+  "gift --threshold 0.9|$GIFT ${G[*]} --threshold 0.9"
+  "gift --cache dual --threshold 0.9|$GIFT ${G[*]} --cache dual --threshold 0.9"
+  "gift --gemm onednn|$GIFT ${G[*]} --gemm onednn"
+  "gift --precision bf16|$GIFT ${G[*]} --precision bf16"
+  "torch eager fp32|${P[*]}"
+  "torch eager fp32 --cache prefix|${P[*]} --cache prefix"
+  "torch eager fp32 --cache dual|${P[*]} --cache dual"
+  "torch eager fp32 --threshold 0.9|${P[*]} --threshold 0.9"
+  "torch eager fp32 --cache dual --threshold 0.9|${P[*]} --cache dual --threshold 0.9"
+  "torch eager bf16 autocast|${P[*]} --bf16"
+)
+if [[ "gift bf16 native (oneDNN)" =~ $ONLY ]] && $GIFT bench --help >/dev/null 2>&1 && GIFT_BF16_KERNEL=native $GIFT "${G[@]}" --gemm onednn --precision bf16 >/dev/null 2>&1; then
+  LANES+=("gift bf16 native (oneDNN)|env GIFT_BF16_KERNEL=native $GIFT ${G[*]} --gemm onednn --precision bf16")
 fi
-lane "torch eager fp32" "${P[@]}"
-lane "torch eager bf16 autocast" "${P[@]}" --bf16
 if [ "${COMPILE:-0}" = 1 ]; then
-  lane "torch compile fp32" "${P[@]}" --compile
-  lane "torch compile bf16 autocast" "${P[@]}" --compile --bf16
+  LANES+=("torch compile fp32|${P[*]} --compile" "torch compile bf16 autocast|${P[*]} --compile --bf16")
 fi
+run_lane() {   # name, command (words split on spaces: the paths have none): one run; keeps the best seconds
+  local name=$1 cmd=$2 t0 t1 out s w
+  t0=$(date +%s.%N)
+  # the last line of both streams: gift's timing line (stderr) or the peer's JSON (stdout)
+  if ! out=$(timeout "$LANE_LIMIT" $cmd 2>&1 | grep -E 'sampled [0-9]+ tokens in|"seconds"' | tail -1) || [ -z "$out" ]; then
+    echo "  $name: failed or over ${LANE_LIMIT} s" >&2; return 0
+  fi
+  t1=$(date +%s.%N)
+  s=$(python3 -c "import json, re, sys; t = sys.argv[1]; m = re.search(r'tokens in ([0-9.]+) s', t); print(m.group(1) if m else json.loads(t)['seconds'])" "$out")
+  w=$(python3 -c "print(round($t1 - $t0, 3))")
+  echo "  $name: sampling $s s, process $w s" >&2
+  if [ -z "${best[$name]:-}" ] || python3 -c "import sys; sys.exit(0 if $s < ${best[$name]} else 1)"; then best[$name]=$s; fi
+  if [ -z "${wall[$name]:-}" ] || python3 -c "import sys; sys.exit(0 if $w < ${wall[$name]} else 1)"; then wall[$name]=$w; fi
+}
+# rounds outermost: every lane runs once per round, so a change of load hits all lanes alike
+for r in $(seq "$ROUNDS"); do
+  echo "round $r" >&2
+  for l in "${LANES[@]}"; do
+    name=${l%%|*}
+    [[ $name =~ $ONLY ]] || continue
+    run_lane "$name" "${l#*|}"
+  done
+done
 TOKENS=$((BATCH * GEN))
-python3 - "$TOKENS" "$(for k in "${!best[@]}"; do printf '%s=%s\n' "$k" "${best[$k]}"; done)" <<'EOF'
+python3 - "$TOKENS" "$(for k in "${!best[@]}"; do printf '%s=%s=%s\n' "$k" "${best[$k]}" "${wall[$k]}"; done)" <<'EOF'
 import json, sys
-tokens, lanes = int(sys.argv[1]), dict(l.split("=", 1) for l in sys.argv[2].splitlines() if l)
-rows = sorted(((k, float(v)) for k, v in lanes.items()), key=lambda r: r[1])
-print(f"{'lane':32} {'wall s':>8} {'gen tok/s':>10}")
-for k, s in rows:
-    print(f"{k:32} {s:8.2f} {tokens / s:10.1f}")
-g = min(s for k, s in rows if k.startswith("gift")); t = min(s for k, s in rows if k.startswith("torch"))
-print(json.dumps({"lanes": {k: round(tokens / s, 2) for k, s in rows}, "gift_best_over_torch_best": round(t / g, 3)}))
+tokens = int(sys.argv[1])
+lanes = {k: (float(s), float(w)) for k, s, w in (l.split("=") for l in sys.argv[2].splitlines() if l)}
+rows = sorted(lanes.items(), key=lambda r: r[1][0])
+print(f"{'lane':46} {'sampling s':>10} {'gen tok/s':>10} {'process s':>10}")
+for k, (s, w) in rows:
+    print(f"{k:46} {s:10.2f} {tokens / s:10.1f} {w:10.2f}")
+res = {"lanes": {k: round(tokens / s, 2) for k, (s, w) in rows}}
+gift = [s for k, (s, w) in rows if k.startswith("gift")]
+torch = [s for k, (s, w) in rows if k.startswith("torch")]
+if gift and torch:
+    res["gift_best_over_torch_best"] = round(min(torch) / min(gift), 3)
+# the same algorithm on both sides: PyTorch's seconds over gift's
+pairs = {"default": ("gift default", "torch eager fp32")}
+for k in lanes:
+    if k.startswith("gift --cache") or k.startswith("gift --threshold"):
+        pairs[k[5:]] = (k, "torch eager fp32 " + k[5:])
+for name, (g, t) in pairs.items():
+    if g in lanes and t in lanes:
+        res[f"{name}: gift over torch"] = round(lanes[t][0] / lanes[g][0], 3)
+print(json.dumps(res))
 EOF

@@ -65,7 +65,7 @@ public enum Evaluate {
     /// replaced by each repetition's. `log` receives one line per repetition.
     /// A Dream model samples with Dream's sampler (`DreamSampler`, settings `dream`, default
     /// `DreamSettings()`; `options`' block length and remasking unused); `dream` on LLaDA is refused.
-    /// `fast`: sample with d1's rules on padded batches plus Fast-dLLM's threshold and/or prefix cache
+    /// `fast`: sample with d1's rules on padded batches plus Fast-dLLM's threshold and/or KV cache
     /// (`PaddedSampler`) instead of LLaDA's sampler.
     /// `weightSource`: where the model reads its blocks when `params` is a view that is not resident
     /// (ZeRO-3 during training: collective, so every rank evaluates the same problems).
@@ -166,17 +166,17 @@ public enum Evaluate {
     }
 }
 
-/// Fast-dLLM's switches (`--threshold`, `--cache prefix`): sampling then follows d1's rules on left-padded
+/// Fast-dLLM's switches (`--threshold`, `--cache prefix|dual`): sampling then follows d1's rules on left-padded
 /// batches (`PaddedSampler`, padding masked out of attention) with them on top.
 public struct FastDecoding: Sendable {
     public var threshold: Double?
-    public var prefixCache: Bool
-    public init(threshold: Double?, prefixCache: Bool) { self.threshold = threshold; self.prefixCache = prefixCache }
+    public var cache: CacheMode
+    public init(threshold: Double?, cache: CacheMode) { self.threshold = threshold; self.cache = cache }
 
     public func sampler(config: ModelConfig, params: FloatBuffer, options: SamplerOptions, maxPromptLength: Int) throws -> PaddedSampler {
         let s = try PaddedSampler(config: config, params: params, options: options, padId: Int32(config.padTokenId),
                                   attendPadding: false, maxPromptLength: maxPromptLength)
-        s.threshold = threshold; s.prefixCache = prefixCache
+        s.threshold = threshold; s.cache = cache
         return s
     }
 }

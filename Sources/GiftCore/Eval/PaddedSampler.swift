@@ -21,10 +21,11 @@ import Foundation
 ///   every other whose confidence is at least the threshold, and a block runs steps until none of its
 ///   positions holds the mask id (at most the block's length of steps), so `steps` is not used.
 ///
-/// - `prefixCache` (Fast-dLLM's approximate prefix cache, opt-in): each block's first step runs the whole
-///   sequence and keeps the keys and values of everything before the block (`PrefixCache`); its other steps
-///   run only the block and what follows it against them, and their candidates are the block's masked
-///   positions.
+/// - `cache` (Fast-dLLM's approximate KV caches, opt-in; `CacheMode`): each block's first step runs the whole
+///   sequence and keeps every position's keys and values (`KVCache`); its other steps run only the block and
+///   what follows it (`.prefix`) or the block alone (`.dual`) against them, and their candidates are the block's
+///   masked positions. Masked padding stays masked (the cache holds the padding's rows, the key mask skips them).
+///   Dream: the window starts a row before the block (that row predicts the block's first token).
 ///
 /// Weights, activations and the model are made once for the largest batch and prompt, and reused.
 public final class PaddedSampler: BatchSampler, @unchecked Sendable {
@@ -38,8 +39,10 @@ public final class PaddedSampler: BatchSampler, @unchecked Sendable {
     public var maxBatch: Int { options.maxBatch }
     /// Fast-dLLM's confidence threshold (nil: d1's fixed schedule).
     public var threshold: Double?
-    /// Fast-dLLM's approximate prefix cache (false: every step runs the whole sequence, as d1).
-    public var prefixCache = false
+    /// Fast-dLLM's approximate KV cache (`.none`: every step runs the whole sequence, as d1).
+    public var cache = CacheMode.none
+    /// The cache's buffers, made at the first batch that uses one (for the largest batch), then reused.
+    private var kvCache: KVCache?
     /// Model forward passes run so far (with cfg, each counts once).
     public private(set) var forwardPasses = 0
 
@@ -87,6 +90,14 @@ public final class PaddedSampler: BatchSampler, @unchecked Sendable {
         return runner.withWeights { run(prompts, keys: keys, seeds: seeds) }
     }
 
+    /// The KV cache shaped for `batch` sequences of `seqLen`, made once for the largest batch and prompt.
+    private func cacheBuffers(batch: Int, seqLen: Int) -> KVCache {
+        let c = kvCache ?? KVCache(config: config, capacityTokens: (options.cfg > 0 ? 2 : 1) * options.maxBatch * (runner.maxPrompt + options.genLength))
+        kvCache = c
+        c.setShape(batch: batch, seqLen: seqLen)
+        return c
+    }
+
     func run(_ prompts: [[Int32]], keys: [Int], seeds: [UInt64]) -> [[Int32]] {
         let b = prompts.count, G = options.genLength, V = config.vocab
         let mask = Int32(config.maskTokenId)
@@ -98,21 +109,19 @@ public final class PaddedSampler: BatchSampler, @unchecked Sendable {
         // d1's prompt_index (x != mask before sampling): what the unconditional copy masks under cfg
         let promptIndex = x.map { $0 != mask }
         let keyStart: [Int]? = attendPadding ? nil : (0..<copies).flatMap { _ in pad }
+        let kv = cache == .none ? nil : cacheBuffers(batch: copies * b, seqLen: L)
         for (bi, block) in schedule.blocks.enumerated() {
             let start = P + block.lowerBound, end = P + block.upperBound
             let blockDone = { (0..<b).allSatisfy { j in !x[(j * L + start)..<(j * L + end)].contains(mask) } }
-            // this block's cache of everything before it (filled by its first step)
-            // (Dream: up to the row before the block, which predicts the block's first token)
-            let shift = config.family.predictionShift, cacheEnd = max(start - shift, 0)
-            let cache = prefixCache ? PrefixCache(config: config, batch: copies * b, prefix: cacheEnd, maxLen: L) : nil
+            // the rows a cached step runs (the rest of the sequence is in the cache the block's first step fills)
+            let window = cache.window(block: start..<end, seqLen: L, shift: config.family.predictionShift)
             var s = 0
             // d1: the schedule's steps; Fast-dLLM's threshold: until the block holds no mask id (bounded)
             while threshold == nil ? s < schedule.stepsPerBlock : (!blockDone() && s < block.count) {
                 defer { s += 1 }
                 let k = threshold == nil ? schedule.counts[bi][s] : Int.max, step = bi * schedule.stepsPerBlock + s
                 if k == 0 { continue }   // d1 runs the model and commits nothing: x is unchanged
-                // the rows this step runs: whole sequences, or (cache filled) from the block's start on
-                let reading = cache != nil && s > 0, first = reading ? cacheEnd : 0, S = L - first
+                let reading = kv != nil && s > 0, first = reading ? window.lowerBound : 0, S = (reading ? window.upperBound : L) - first
                 // candidates: masked positions before the block's end (reading the cache: in the block), per row
                 var rows: [Int32] = [], rowSeq: [Int] = [], rowPos: [Int] = [], perRow = [Int](repeating: 0, count: b)
                 for j in 0..<b {
@@ -123,14 +132,14 @@ public final class PaddedSampler: BatchSampler, @unchecked Sendable {
                 let R = rows.count
                 var input = [Int32](repeating: mask, count: copies * b * S)
                 for j in 0..<b {
-                    for t in first..<L {
+                    for t in first..<(first + S) {
                         input[j * S + t - first] = x[j * L + t]
                         if useCFG { input[(b + j) * S + t - first] = promptIndex[j * L + t] ? mask : x[j * L + t] }
                     }
                 }
                 if useCFG { for r in 0..<R { rows.append(rows[r] + Int32(b * S)) } }
-                let use: PrefixCacheUse? = cache.map { reading ? .read($0) : .fill($0) }
-                runner.forward(input, batch: copies * b, seqLen: S, keyStart: keyStart, cache: use)
+                let use: KVCacheUse? = kv.map { reading ? .read($0, from: first) : .fill($0) }
+                runner.forward(input, batch: copies * b, seqLen: S, outputRows: rows, keyStart: keyStart, cache: use)
                 forwardPasses += 1
                 let logits = runner.head(rows: rows)
                 let (x0, conf) = Profiler.measure("sampler choose") {

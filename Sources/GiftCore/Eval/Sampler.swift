@@ -239,8 +239,8 @@ public final class Sampler: @unchecked Sendable {
                             for t in P..<L { input[(b + j) * L + t] = x[j * L + t] }
                         }
                     }
-                    Profiler.measure("sampler forward") {
-                        model.forward(params.pointer, tokens: input, batch: copies * b, seqLen: L, acts: acts)
+                    Profiler.measure("sampler forward") {   // the last block's MLP only at the rows the head reads
+                        model.forwardPass1(params.pointer, tokens: input, batch: copies * b, seqLen: L, outputRows: rows, acts: acts)
                     }
                     let logits = Profiler.measure("sampler head") { model.head(params.pointer, rows: rows, acts: acts) }
                     let (x0, conf) = Profiler.measure("sampler choose") {

@@ -97,10 +97,16 @@ public final class SamplingModel: @unchecked Sendable {
     }
 
     /// The inference forward of `tokens` ([batch, seqLen]); `keyStart[b]`: row b's first key (left padding
-    /// before it masked out of attention).
-    func forward(_ tokens: [Int32], batch: Int, seqLen: Int, keyStart: [Int]?, cache: PrefixCacheUse? = nil) {
+    /// before it masked out of attention). `outputRows`: the token rows `head` will be asked for (the last
+    /// block's attention output and MLP then run at the rows predicting them alone); nil: every row.
+    func forward(_ tokens: [Int32], batch: Int, seqLen: Int, outputRows: [Int32]? = nil, keyStart: [Int]?, cache: KVCacheUse? = nil) {
         Profiler.measure("sampler forward") {
-            model.forward(params, tokens: tokens, batch: batch, seqLen: seqLen, acts: acts, keyStart: keyStart, cache: cache)
+            if let outputRows {
+                model.forwardPass1(params, tokens: tokens, batch: batch, seqLen: seqLen, outputRows: outputRows, acts: acts,
+                                   keyStart: keyStart, cache: cache)
+            } else {
+                model.forward(params, tokens: tokens, batch: batch, seqLen: seqLen, acts: acts, keyStart: keyStart, cache: cache)
+            }
         }
     }
 

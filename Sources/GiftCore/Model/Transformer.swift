@@ -41,22 +41,23 @@ public final class Transformer: @unchecked Sendable {
     /// `keyStart[b]`: sequence b's first real token (left padding before it is masked out of attention;
     /// inference only).
     public func forward(_ params: UnsafePointer<Float>, tokens: [Int32], batch: Int, seqLen: Int, acts: Activations,
-                        lora: LoRARun? = nil, keyStart: [Int]? = nil, cache: PrefixCacheUse? = nil) {
+                        lora: LoRARun? = nil, keyStart: [Int]? = nil, cache: KVCacheUse? = nil) {
         precondition((keyStart == nil && cache == nil) || !acts.training, "masked padding and caches are for inference activations")
         run(params, tokens: tokens, batch: batch, seqLen: seqLen, acts: acts, outputRows: nil, lora: lora, keyStart: keyStart,
             cache: cache)
     }
 
-    /// Pass 1's forward (inference activations only): afterwards `acts.hf` holds the final norm at the rows
-    /// that predict the tokens `outputRows` (indices into batch·seqLen, each at most once; the same rows
-    /// under LLaDA) and nothing else is meaningful.
+    /// Pass 1's forward, and the samplers' (inference activations only): afterwards `acts.hf` holds the final
+    /// norm at the rows that predict the tokens `outputRows` (indices into batch·seqLen, each at most once; the
+    /// same rows under LLaDA) and nothing else is meaningful. `keyStart`, `cache`: as in `forward`.
     /// Same arithmetic as `forward` at those rows, less work:
     /// - block 0: rows with the same token id have the same embedding, attn_norm and pre-RoPE q|k|v, so
     ///   the fused QKV GEMM runs once per distinct token (pass 1's masked response is one token repeated);
     /// - last block: keys and values (so q|k|v and attention) are needed at every row, but attn_out, the
     ///   MLP and ln_f only at `outputRows` (nothing else is read after the last block).
     public func forwardPass1(_ params: UnsafePointer<Float>, tokens: [Int32], batch: Int, seqLen: Int,
-                             outputRows: [Int32], acts: Activations, lora: LoRARun? = nil) {
+                             outputRows: [Int32], acts: Activations, lora: LoRARun? = nil, keyStart: [Int]? = nil,
+                             cache: KVCacheUse? = nil) {
         precondition(!acts.training, "forwardPass1 keeps no activations: use inference activations")
         // `outputRows` are the tokens `head` will be asked for: the rows predicting them are computed
         // (Dream: each row before; two tokens may share a row, computed once)
@@ -65,7 +66,8 @@ public final class Transformer: @unchecked Sendable {
             var seen = Set<Int32>()
             rows = config.logitRows(forTokenRows: outputRows, seqLen: seqLen).filter { seen.insert($0).inserted }
         }
-        run(params, tokens: tokens, batch: batch, seqLen: seqLen, acts: acts, outputRows: rows, lora: lora)
+        run(params, tokens: tokens, batch: batch, seqLen: seqLen, acts: acts, outputRows: rows, lora: lora, keyStart: keyStart,
+            cache: cache)
     }
 
     /// Rows with equal token ids, for block 0's QKV GEMM: the distinct ids' first rows (`tokens` order)
@@ -81,7 +83,7 @@ public final class Transformer: @unchecked Sendable {
 
     /// `forward` when `outputRows` is nil, else `forwardPass1`'s trimmed version.
     private func run(_ params: UnsafePointer<Float>, tokens: [Int32], batch: Int, seqLen: Int, acts: Activations,
-                     outputRows: [Int32]?, lora: LoRARun?, keyStart: [Int]? = nil, cache: PrefixCacheUse? = nil) {
+                     outputRows: [Int32]?, lora: LoRARun?, keyStart: [Int]? = nil, cache: KVCacheUse? = nil) {
         precondition(tokens.count == batch * seqLen)
         acts.setShape(batch: batch, seqLen: seqLen, keyStart: keyStart)
         let c = config, T = batch * seqLen, d = c.dModel, kv = c.kvDim, ff = c.mlpHiddenSize, W = qkvWidth
@@ -194,42 +196,28 @@ public final class Transformer: @unchecked Sendable {
     }
 
     /// RoPE on q and k (where positions come in), then attention into `ao`.
-    /// `cache` (inference): `.fill` keeps the prefix's keys and values of `layer`; `.read` places the rows
-    /// after the cached prefix (RoPE positions from there) and attends to cache + fresh keys.
-    private func attend(_ A: LayerActs, acts: Activations, layer: Int = 0, cache: PrefixCacheUse? = nil) {
-        let c = config, d = c.dModel, kv = c.kvDim, W = qkvWidth
+    /// `cache` (inference): `.fill` keeps every row's keys and values of `layer`; `.read(c, from: p)` places
+    /// the rows at positions p..., writes their keys and values into the cache there and attends to all of it.
+    private func attend(_ A: LayerActs, acts: Activations, layer: Int = 0, cache: KVCacheUse? = nil) {
+        let c = config, d = c.dModel, kv = c.kvDim, W = qkvWidth, B = acts.batch, S = acts.seqLen
         var offset = 0
-        if case .read(let pc)? = cache { offset = pc.prefix }
-        rope.apply(A.qkv, batch: acts.batch, seqLen: acts.seqLen, heads: c.nHeads, rowStride: W, offset: offset)
-        rope.apply(A.qkv + d, batch: acts.batch, seqLen: acts.seqLen, heads: c.nKVHeads, rowStride: W, offset: offset)
+        if case .read(_, let from)? = cache { offset = from }
+        rope.apply(A.qkv, batch: B, seqLen: S, heads: c.nHeads, rowStride: W, offset: offset)
+        rope.apply(A.qkv + d, batch: B, seqLen: S, heads: c.nKVHeads, rowStride: W, offset: offset)
         switch cache {
-        case .fill(let pc)?:
-            precondition(pc.batch == acts.batch && pc.prefix <= acts.seqLen, "prefix cache of another shape")
-            for b in 0..<acts.batch {
-                for t in 0..<pc.prefix {
-                    let row = A.qkv + (b * acts.seqLen + t) * W, at = (b * pc.prefix + t) * kv
-                    (pc.k[layer].pointer + at).update(from: row + d, count: kv)
-                    (pc.v[layer].pointer + at).update(from: row + d + kv, count: kv)
-                }
-            }
-        case .read(let pc)?:
-            let S = acts.seqLen, K = pc.prefix + S
-            precondition(pc.batch == acts.batch && K <= pc.maxLen, "prefix cache of another shape")
-            for b in 0..<acts.batch {
-                (pc.keys.pointer + b * K * kv).update(from: pc.k[layer].pointer + b * pc.prefix * kv, count: pc.prefix * kv)
-                (pc.values.pointer + b * K * kv).update(from: pc.v[layer].pointer + b * pc.prefix * kv, count: pc.prefix * kv)
-                for t in 0..<S {
-                    let row = A.qkv + (b * S + t) * W, at = (b * K + pc.prefix + t) * kv
-                    (pc.keys.pointer + at).update(from: row + d, count: kv)
-                    (pc.values.pointer + at).update(from: row + d + kv, count: kv)
-                }
-            }
-            var shape = AttentionShape(batch: acts.batch, seqLen: S, heads: c.nHeads, kvHeads: c.nKVHeads, headDim: c.headDim,
+        case .fill(let kc)?:
+            precondition(kc.batch == B && kc.seqLen == S, "KV cache of another shape")
+            Self.store(A.qkv + d, rowStride: W, rows: B * S, kvDim: kv, into: kc, layer: layer) { $0 }
+        case .read(let kc, let first)?:
+            let K = kc.seqLen
+            precondition(kc.batch == B && first >= 0 && first + S <= K, "KV cache of another shape")
+            Self.store(A.qkv + d, rowStride: W, rows: B * S, kvDim: kv, into: kc, layer: layer) { ($0 / S) * K + first + $0 % S }
+            var shape = AttentionShape(batch: B, seqLen: S, heads: c.nHeads, kvHeads: c.nKVHeads, headDim: c.headDim,
                                        ldQ: W, ldKV: kv, ldO: d, keyLen: K)
             shape.keyStart = acts.keyStart
             precondition(shape.scratchCount <= 2 * max(1 << 18, acts.maxSeqLen))
             Profiler.measure("  attention fwd") {
-                Attention.forward(shape, q: A.qkv, k: pc.keys.pointer, v: pc.values.pointer, out: A.ao, lse: nil,
+                Attention.forward(shape, q: A.qkv, k: kc.k[layer].pointer, v: kc.v[layer].pointer, out: A.ao, lse: nil,
                                   scratch: acts.attnScratch)
             }
             return
@@ -239,6 +227,20 @@ public final class Transformer: @unchecked Sendable {
         Profiler.measure("  attention fwd") {
             Attention.forward(shape, q: A.qkv, k: A.qkv + d, v: A.qkv + d + kv, out: A.ao, lse: A.lse,
                               scratch: acts.attnScratch)
+        }
+    }
+
+    /// Copies each row's key and value (k at `kv`, v right after it, rows `rowStride` apart) to cache row
+    /// `at(row)` of `layer`.
+    private static func store(_ kv: UnsafeMutablePointer<Float>, rowStride W: Int, rows: Int, kvDim: Int, into kc: KVCache,
+                              layer: Int, at: (Int) -> Int) {
+        let kp = kc.k[layer].pointer, vp = kc.v[layer].pointer
+        Parallel.chunks(rows, minChunk: 64) { r0, r1 in
+            for r in r0..<r1 {
+                let src = kv + r * W, dst = at(r) * kvDim
+                (kp + dst).update(from: src, count: kvDim)
+                (vp + dst).update(from: src + kvDim, count: kvDim)
+            }
         }
     }
 

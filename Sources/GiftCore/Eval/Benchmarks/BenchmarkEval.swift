@@ -18,8 +18,8 @@ public struct BenchmarkEvalSettings: Sendable {
     public var dtype: String = "f32"
     /// Fast-dLLM's confidence threshold (parallel decoding), nil: d1's schedule.
     public var threshold: Double? = nil
-    /// Fast-dLLM's approximate prefix cache.
-    public var prefixCache = false
+    /// Fast-dLLM's approximate KV cache (none, prefix or dual).
+    public var cache = CacheMode.none
     /// Dream's sampler settings: set for a Dream model (its sampler runs; `sampler`'s block length,
     /// remasking and cfg are not used), nil for LLaDA (d1's sampler).
     public var dream: DreamSettings? = nil
@@ -47,7 +47,7 @@ public struct BenchmarkEvalSettings: Sendable {
             s += "\"temperature\": \(sampler.temperature), \"remasking\": \"\(sampler.remasking.rawValue)\", \"cfg\": \(sampler.cfg), "
         }
         s += "\"seed\": \(sampler.seed), \"batch_size\": \(sampler.maxBatch), \"attend_padding\": \(attendPadding), "
-        s += "\"pad_id\": \(padId), \"precision\": \"\(precision)\", \"dtype\": \"\(dtype)\", \"threshold\": \(threshold.map { "\($0)" } ?? "null"), \"cache\": \"\(prefixCache ? "prefix" : "none")\"}"
+        s += "\"pad_id\": \(padId), \"precision\": \"\(precision)\", \"dtype\": \"\(dtype)\", \"threshold\": \(threshold.map { "\($0)" } ?? "null"), \"cache\": \"\(cache.rawValue)\"}"
         return s
     }
 
@@ -181,7 +181,7 @@ public final class BenchmarkEval {
     /// The model family's sampler: d1's (`PaddedSampler`, with Fast-dLLM's switches) for LLaDA, Dream's
     /// (`DreamSampler`) for Dream.
     func makeSampler(config: ModelConfig, weights: EvalWeights, maxPrompt: Int) throws -> BatchSampler {
-        let fast = settings.threshold != nil || settings.prefixCache
+        let fast = settings.threshold != nil || settings.cache != .none
         switch (config.family, settings.dream) {
         case (.dream, let dream?):
             guard !fast else { throw GiftError(.config, "--threshold and --cache are Fast-dLLM's switches of LLaDA's sampler; Dream's sampler has neither") }
@@ -194,7 +194,7 @@ public final class BenchmarkEval {
             let s = try PaddedSampler(config: config, weights: weights, options: settings.sampler, padId: settings.padId,
                                       attendPadding: settings.attendPadding, maxPromptLength: maxPrompt)
             s.threshold = settings.threshold
-            s.prefixCache = settings.prefixCache
+            s.cache = settings.cache
             return s
         case (let family, _):
             throw GiftError(.config, "the eval settings are for \(settings.dream == nil ? "LLaDA's" : "Dream's") sampler, the model is \(family.displayName)")

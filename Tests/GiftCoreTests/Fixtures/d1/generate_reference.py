@@ -11,14 +11,18 @@ most confident are committed (ties: lower position, the rule gift documents). Wi
 padding is left out of attention (keys at pad positions get weight 0); without, every token attends to it
 as in d1. With "threshold" (Fast-dLLM's parallel decoding, NVlabs/Fast-dLLM llada/generate.py): a step commits
 the most confident candidate and every other at or above the threshold, and a block runs steps until it holds no
-mask id (at most block_length steps). With "prefix_cache" (Fast-dLLM's generate_with_prefix_cache): a block's
+mask id (at most block_length steps). With "cache": "prefix" (Fast-dLLM's generate_with_prefix_cache): a block's
 first step runs the whole sequence and keeps every layer's keys and values (after RoPE) of the positions before
 the block; its later steps run only x[:, block_start:] (RoPE positions from block_start) against those cached keys
-and values plus their own, and their candidates are the block's masked positions.
+and values plus their own, and their candidates are the block's masked positions. With "cache": "dual" (a port of
+Fast-dLLM's generate_with_dual_cache and its model's replace_position): a block's first step runs the whole
+sequence and keeps every layer's keys (before RoPE, as Fast-dLLM keeps them) and values of every position; its
+later steps run only x[:, block_start:block_end], replace the block's keys and values in that cache with theirs,
+apply RoPE to the whole key sequence and to the queries at the block's positions, and attend to all of it.
 
 Usage: generate_reference.py MODEL_DIR REQUEST.json  ->  prints a JSON list of the generated id lists.
 REQUEST: {"prompts": [[ids]], "gen_length", "block_length", "steps", "pad_id", "mask_padding": bool, "threshold": null,
-          "prefix_cache": false}
+          "cache": "none" | "prefix" | "dual"}
 Prints {"outputs": [[ids]], "forwards": N}.
 """
 import json
@@ -49,17 +53,20 @@ def rope(x, theta, offset=0):
     return x * cos + np.concatenate([-x2, x1], -1) * sin
 
 
-def forward(cfg, w, tokens, key_start, past=None, keep=0):
+def forward(cfg, w, tokens, key_start, past=None, keep=0, dual=None):
     """Logits of `tokens`; `past` (per layer (K, V) of the positions before these rows) is attended to first,
     the rows' RoPE positions continuing after it; with `keep`, also returns each layer's (K, V) of the first
-    `keep` positions."""
+    `keep` positions. `dual` (Fast-dLLM's dual cache): a dict {"past": per layer (K, V) of every position before
+    RoPE, "start": these rows' first position}; with `past` None and `keep` = "dual", returns that cache."""
     b, L = tokens.shape
     offset = 0 if past is None else past[0][0].shape[2]
+    if dual is not None:
+        offset = dual["start"]
     d, H, KV = cfg["d_model"], cfg["n_heads"], cfg.get("n_kv_heads") or cfg["n_heads"]
     hd, eps, theta = d // H, cfg["rms_norm_eps"], cfg["rope_theta"]
     p = "model.transformer."
     x = w[p + "wte.weight"][tokens]
-    keymask = np.zeros((b, 1, 1, offset + L))
+    keymask = np.zeros((b, 1, 1, offset + L if dual is None else dual["past"][0][0].shape[2]))
     for j, s in enumerate(key_start):
         keymask[j, :, :, :s] = -np.inf
     kept = []
@@ -69,8 +76,15 @@ def forward(cfg, w, tokens, key_start, past=None, keep=0):
         Q = (h @ w[q + "q_proj.weight"].T).reshape(b, L, H, hd).transpose(0, 2, 1, 3)
         K = (h @ w[q + "k_proj.weight"].T).reshape(b, L, KV, hd).transpose(0, 2, 1, 3)
         V = (h @ w[q + "v_proj.weight"].T).reshape(b, L, KV, hd).transpose(0, 2, 1, 3)
-        Q, K = rope(Q, theta, offset), rope(K, theta, offset)
-        if keep:
+        if keep == "dual":
+            kept.append((K.copy(), V.copy()))
+        if dual is not None:
+            pk, pv = dual["past"][i]
+            pk[:, :, offset: offset + L], pv[:, :, offset: offset + L] = K, V
+            Q, K, V = rope(Q, theta, offset), rope(pk, theta, 0), pv
+        else:
+            Q, K = rope(Q, theta, offset), rope(K, theta, offset)
+        if keep and keep != "dual":
             kept.append((K[:, :, :keep], V[:, :, :keep]))
         if past is not None:
             K, V = np.concatenate([past[i][0], K], 2), np.concatenate([past[i][1], V], 2)
@@ -93,7 +107,7 @@ def transfer_counts(masked, steps):
     return [base + (1 if i < rem else 0) for i in range(steps)]
 
 
-def generate(cfg, w, prompts, gen_length, block_length, steps, pad_id, mask_padding, threshold=None, prefix_cache=False):
+def generate(cfg, w, prompts, gen_length, block_length, steps, pad_id, mask_padding, threshold=None, cache="none"):
     mask_id = cfg["mask_token_id"]
     P = max(len(p) for p in prompts)
     b, L = len(prompts), P + gen_length
@@ -113,13 +127,16 @@ def generate(cfg, w, prompts, gen_length, block_length, steps, pad_id, mask_padd
         i = 0
         past = None
         while (i < spb) if threshold is None else ((x[:, start:end] == mask_id).any() and i < block_length):
-            first = start if (prefix_cache and i > 0) else 0
-            if not prefix_cache:
+            first = start if (cache != "none" and i > 0) else 0
+            if cache == "none":
                 logits = forward(cfg, w, x, key_start)
             elif i == 0:
-                logits, past = forward(cfg, w, x, key_start, keep=start)
-            else:
+                logits, past = forward(cfg, w, x, key_start, keep=start if cache == "prefix" else "dual")
+            elif cache == "prefix":
                 logits = np.concatenate([np.zeros((b, start, logits.shape[-1])), forward(cfg, w, x[:, start:], key_start, past=past)], 1)
+            else:
+                logits = np.zeros((b, L, logits.shape[-1]))
+                logits[:, start:end] = forward(cfg, w, x[:, start:end], key_start, dual={"past": past, "start": start})
             forwards += 1
             x0 = logits.argmax(-1)
             e = np.exp(logits - logits.max(-1, keepdims=True))
@@ -142,5 +159,5 @@ if __name__ == "__main__":
     cfg, w = load(sys.argv[1])
     r = json.load(open(sys.argv[2]))
     outputs, forwards = generate(cfg, w, r["prompts"], r["gen_length"], r["block_length"], r["steps"], r["pad_id"],
-                                 r["mask_padding"], r.get("threshold"), r.get("prefix_cache", False))
+                                 r["mask_padding"], r.get("threshold"), r.get("cache", "none"))
     print(json.dumps({"outputs": outputs, "forwards": forwards}))
