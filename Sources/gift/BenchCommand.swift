@@ -120,7 +120,7 @@ struct BenchCommand: ParsableCommand {
         let shape = "\(gemmShape.m)×\(gemmShape.n)×\(gemmShape.k)"
         say("bench: \(model ?? preset)\(layers.map { ", \($0) of \(try! ModelConfig.preset(preset).nLayers) layers" } ?? "")"
             + "\(realVocab != nil ? ", vocab \(config.vocab) of \(realVocab!)" : ""), \(ParameterLayout(config).count) parameters, seq \(seq), batch \(batch) per rank, \(comm.size) ranks × \(Gemm.threads) threads")
-        for line in Gemm.kernelReport.prefix(3) { say("  " + line) }
+        for line in Gemm.kernelReport.prefix(Gemm.onednnWarning == nil ? 3 : 4) { say("  " + line) }
         say("  fp32 GEMM at \(shape): " + refs.map { String(format: "%@ %.1f GFLOP/s", $0.0, $0.1) }.joined(separator: ", ")
             + "; reference: \(best.0)")
         if layers != nil || realVocab != nil {
@@ -137,7 +137,7 @@ struct BenchCommand: ParsableCommand {
         }
         say("  attention GEMMs, one thread, QKᵀ \(blk)×\(seq)×\(hd) / PV \(blk)×\(hd)×\(seq): "
             + attention.joined(separator: ", ") + " GFLOP/s (under 2^24 multiply-adds gift runs them on OpenBLAS)")
-        var warnings: [String] = Blas.genericKernelWarning.map { [$0] } ?? []
+        var warnings: [String] = [Blas.genericKernelWarning, Gemm.onednnWarning].compactMap { $0 }
         for c in computes {
             try Gemm.configure(gemm: c.gemm, precision: c.precision)
             let r = Bench.sgemmGFlops(m: gemmShape.m, n: gemmShape.n, k: gemmShape.k)
