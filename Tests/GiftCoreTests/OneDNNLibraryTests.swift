@@ -69,19 +69,11 @@ final class OneDNNLibraryTests: XCTestCase {
             throw XCTSkip("no oneDNN 3.x here: launch/test.sh installs PyPI's onednn-cpu-gomp into the test venv"
                           + " (GIFT_PYTHON's), or GIFT_TEST_ONEDNN3=/path/libdnnl.so.3 names one")
         }
-        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        guard bundle.lastPathComponent.hasSuffix(".xctest"), FileManager.default.isExecutableFile(atPath: bundle.path) else {
-            throw XCTSkip("the test bundle is not an executable here (\(bundle.path)): the re-run needs Linux's xctest layout")
-        }
-        let tests = ["OneDNNLibraryTests/testShimAgreesWithTheReference", "GemmBackendTests"].map { "GiftCoreTests." + $0 }
-        let r = try runProcess(bundle, [tests.joined(separator: ",")],
-                               env: ["GIFT_ONEDNN_LIB": lib, Self.expectKey: "3|\(lib)"])
+        let (r, tail, executed) = try rerunTests(["OneDNNLibraryTests/testShimAgreesWithTheReference", "GemmBackendTests"],
+                                                 env: ["GIFT_ONEDNN_LIB": lib, Self.expectKey: "3|\(lib)"])
         let out = r.stdout + r.stderr
-        let tail = out.split(separator: "\n").filter { $0.contains("Executed") }.last.map(String.init) ?? ""
         XCTAssertEqual(r.status, 0, out.split(separator: "\n").filter { $0.contains(": error") || $0.contains("skipped") }
             .joined(separator: "\n"))
-        let words = tail.split(whereSeparator: { $0 == " " || $0 == "\t" })
-        let executed = words.firstIndex(of: "Executed").flatMap { Int(words[$0 + 1]) } ?? 0
         XCTAssertGreaterThan(executed, 5, tail)
         XCTAssertTrue(tail.contains("with 0 failures"), tail)
         XCTAssertFalse(out.contains("oneDNN cases skipped"), "GemmBackendTests ran its oneDNN cases on \(lib)")
