@@ -121,7 +121,7 @@ struct BenchCommand: ParsableCommand {
         let shape = "\(gemmShape.m)×\(gemmShape.n)×\(gemmShape.k)"
         say("bench: \(model ?? preset)\(layers.map { ", \($0) of \(try! ModelConfig.preset(preset).nLayers) layers" } ?? "")"
             + "\(realVocab != nil ? ", vocab \(config.vocab) of \(realVocab!)" : ""), \(ParameterLayout(config).count) parameters, seq \(seq), batch \(batch) per rank, \(comm.size) ranks × \(Gemm.threads) threads")
-        for line in Gemm.kernelReport.prefix(3) { say("  " + line) }
+        for line in Gemm.kernelReport.prefix(Gemm.onednnWarning == nil ? 3 : 4) { say("  " + line) }
         // --gemm auto: the kernels gift train would measure and choose at this shape (rank 0's, on every rank)
         for (i, c) in computes.enumerated() where c.gemm == "auto" {
             let lines = try KernelChoice.settle(comm: comm, model: config, tokens: T,
@@ -147,7 +147,7 @@ struct BenchCommand: ParsableCommand {
         }
         say("  attention GEMMs, one thread, QKᵀ \(blk)×\(seq)×\(hd) / PV \(blk)×\(hd)×\(seq): "
             + attention.joined(separator: ", ") + " GFLOP/s (under 2^24 multiply-adds gift runs them on OpenBLAS)")
-        var warnings: [String] = Blas.genericKernelWarning.map { [$0] } ?? []
+        var warnings: [String] = [Blas.genericKernelWarning, Gemm.onednnWarning].compactMap { $0 }
         for c in computes {
             try c.configure()
             let r = Bench.sgemmGFlops(m: gemmShape.m, n: gemmShape.n, k: gemmShape.k)

@@ -40,7 +40,7 @@ final class GemmBackendTests: XCTestCase {
     }
 
     /// C = alpha op(A) op(B) + beta C0 in Double; also the error scale e per entry.
-    func reference(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: [Float], lda: Int,
+    static func reference(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: [Float], lda: Int,
                    b: [Float], ldb: Int, beta: Float, c0: [Float], ldc: Int, round: Bool) -> ([Double], [Double]) {
         func A(_ i: Int, _ p: Int) -> Double {
             let v = transA ? a[p * lda + i] : a[i * lda + p]; return Double(round ? BFloat16.round(v) : v)
@@ -61,51 +61,74 @@ final class GemmBackendTests: XCTestCase {
     }
 
     func testEveryBackendAgreesWithTheReference() throws {
-        let r = CounterRNG(2024, 9)
         for setting in settings() {
             try useBackend(setting.gemm, precision: setting.precision, kernel: setting.kernel)
-            let name = Gemm.summary
-            var worstSeen = 0.0   // the largest error as a fraction of its bound, printed for information
-            defer { print(String(format: "GemmBackendTests %@: largest error %.3f of the bound γ_{k+4}·e", name, worstSeen)) }
-            for trial in 0..<24 {
-                let u = UInt64(trial) * 16
-                let m = 1 + Int(r.bits(u) % 70), n = 1 + Int(r.bits(u + 1) % 90), k = 1 + Int(r.bits(u + 2) % 300)
-                let transA = trial % 2 == 1, transB = (trial / 2) % 2 == 1
-                let padA = Int(r.bits(u + 3) % 5), padB = Int(r.bits(u + 4) % 5), padC = Int(r.bits(u + 5) % 3)
-                let lda = (transA ? m : k) + padA, ldb = (transB ? k : n) + padB, ldc = n + padC
-                let alpha: Float = trial % 3 == 0 ? 1 : 0.37, beta: Float = [0, 1, -0.5][trial % 3]
-                let a = randomFloats((transA ? k : m) * lda, seed: u + 6)
-                let b = randomFloats((transB ? n : k) * ldb, seed: u + 7)
-                let c0 = randomFloats(m * ldc, seed: u + 8)
-                var c = c0
-                Gemm.mm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                        beta: beta, c: &c, ldc: ldc)
-                let bf = setting.precision == .bf16
-                let (want, e) = reference(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                                          b: b, ldb: ldb, beta: beta, c0: c0, ldc: ldc, round: bf)
-                let (exact, _) = reference(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                                           b: b, ldb: ldb, beta: beta, c0: c0, ldc: ldc, round: false)
-                var worst = 0.0, worstExact = 0.0
-                for i in 0..<m {
-                    for j in 0..<n {
-                        let x = i * ldc + j
-                        worst = max(worst, abs(Double(c[x]) - want[x]) / e[x])
-                        worstExact = max(worstExact, abs(Double(c[x]) - exact[x]) / e[x])
-                    }
-                    for j in n..<ldc { XCTAssertEqual(c[i * ldc + j], c0[i * ldc + j], "\(name): padding of C written") }
-                }
-                let what = "\(name) m\(m) n\(n) k\(k) tA\(transA) tB\(transB) lda\(lda) ldb\(ldb) ldc\(ldc) alpha\(alpha) beta\(beta)"
-                let fp32Bound = highamGamma(k + 4)
-                worstSeen = max(worstSeen, worst / fp32Bound)
-                XCTAssertLessThanOrEqual(worst, fp32Bound, what)
-                if bf {
-                    let operandBound = 2 * bfloat16UnitRoundoff + bfloat16UnitRoundoff * bfloat16UnitRoundoff
-                    XCTAssertLessThanOrEqual(worstExact, operandBound + fp32Bound, "\(what) vs unrounded inputs")
-                    // bf16 must really round: with random inputs the result differs from fp32's somewhere
-                    if k > 4 { XCTAssertGreaterThan(worstExact, fp32Bound, "\(what): inputs were not rounded to bf16") }
-                }
+            Self.checkRandomGEMMs(Gemm.summary, bf16: setting.precision == .bf16) { t, a, b, c in
+                Gemm.mm(transA: t.transA, transB: t.transB, m: t.m, n: t.n, k: t.k, alpha: t.alpha, a: a, lda: t.lda,
+                        b: b, ldb: t.ldb, beta: t.beta, c: &c, ldc: t.ldc)
+                return true
             }
         }
+    }
+
+    /// One random GEMM of `checkRandomGEMMs`: its shape, transposes, padded leading dimensions, alpha, beta.
+    struct Trial { let transA: Bool, transB: Bool, m: Int, n: Int, k: Int, lda: Int, ldb: Int, ldc: Int, alpha: Float, beta: Float }
+
+    /// 24 random GEMMs (every transpose, padded leading dimensions, alpha 1 and 0.37, beta 0, 1 and -0.5)
+    /// through `gemm` (operands as floats; it returns false when the kernel refused the shape, and such
+    /// trials are not checked), each against the float64 reference within the bounds in the class comment.
+    /// Returns how many trials `gemm` refused.
+    @discardableResult
+    static func checkRandomGEMMs(_ name: String, bf16 bf: Bool,
+                                 _ gemm: (Trial, [Float], [Float], inout [Float]) -> Bool) -> Int {
+        let r = CounterRNG(2024, 9)
+        var worstSeen = 0.0, refused = 0   // the largest error as a fraction of its bound, printed for information
+        defer { print(String(format: "GemmBackendTests %@: largest error %.3f of the bound γ_{k+4}·e", name, worstSeen)) }
+        for trial in 0..<24 {
+            let u = UInt64(trial) * 16
+            let m = 1 + Int(r.bits(u) % 70), n = 1 + Int(r.bits(u + 1) % 90), k = 1 + Int(r.bits(u + 2) % 300)
+            let transA = trial % 2 == 1, transB = (trial / 2) % 2 == 1
+            let padA = Int(r.bits(u + 3) % 5), padB = Int(r.bits(u + 4) % 5), padC = Int(r.bits(u + 5) % 3)
+            let t = Trial(transA: transA, transB: transB, m: m, n: n, k: k, lda: (transA ? m : k) + padA,
+                          ldb: (transB ? k : n) + padB, ldc: n + padC, alpha: trial % 3 == 0 ? 1 : 0.37,
+                          beta: [0, 1, -0.5][trial % 3])
+            let a = randomFloats((transA ? k : m) * t.lda, seed: u + 6)
+            let b = randomFloats((transB ? n : k) * t.ldb, seed: u + 7)
+            let c0 = randomFloats(m * t.ldc, seed: u + 8)
+            var c = c0
+            guard gemm(t, a, b, &c) else { refused += 1; continue }
+            worstSeen = max(worstSeen, check(name, t, a, b, c0, c, bf16: bf))
+        }
+        return refused
+    }
+
+    /// One trial's result against the references; returns its largest error as a fraction of the fp32 bound.
+    static func check(_ name: String, _ t: Trial, _ a: [Float], _ b: [Float], _ c0: [Float], _ c: [Float], bf16 bf: Bool) -> Double {
+        let (m, n, k, ldc) = (t.m, t.n, t.k, t.ldc)
+        func ref(_ round: Bool) -> ([Double], [Double]) {
+            reference(transA: t.transA, transB: t.transB, m: m, n: n, k: k, alpha: t.alpha, a: a, lda: t.lda,
+                      b: b, ldb: t.ldb, beta: t.beta, c0: c0, ldc: ldc, round: round)
+        }
+        let (want, e) = ref(bf), (exact, _) = ref(false)
+        var worst = 0.0, worstExact = 0.0
+        for i in 0..<m {
+            for j in 0..<n {
+                let x = i * ldc + j
+                worst = max(worst, abs(Double(c[x]) - want[x]) / e[x])
+                worstExact = max(worstExact, abs(Double(c[x]) - exact[x]) / e[x])
+            }
+            for j in n..<ldc { XCTAssertEqual(c[i * ldc + j], c0[i * ldc + j], "\(name): padding of C written") }
+        }
+        let what = "\(name) m\(m) n\(n) k\(k) tA\(t.transA) tB\(t.transB) lda\(t.lda) ldb\(t.ldb) ldc\(ldc) alpha\(t.alpha) beta\(t.beta)"
+        let fp32Bound = highamGamma(k + 4)
+        XCTAssertLessThanOrEqual(worst, fp32Bound, what)
+        if bf {
+            let operandBound = 2 * bfloat16UnitRoundoff + bfloat16UnitRoundoff * bfloat16UnitRoundoff
+            XCTAssertLessThanOrEqual(worstExact, operandBound + fp32Bound, "\(what) vs unrounded inputs")
+            // bf16 must really round: with random inputs the result differs from fp32's somewhere
+            if k > 4 { XCTAssertGreaterThan(worstExact, fp32Bound, "\(what): inputs were not rounded to bf16") }
+        }
+        return worst / fp32Bound
     }
 
     /// The bf16 weight copy (made once per step) gives bit-identical results to rounding on the fly.

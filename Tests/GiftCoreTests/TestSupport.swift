@@ -109,6 +109,20 @@ func runProcess(_ exe: URL, _ args: [String], env: [String: String] = [:], cwd: 
                      stderr: String(decoding: errData, as: UTF8.self))
 }
 
+/// Test classes (or class/method names) run again in a process of their own, with `env` added: for
+/// what a process fixes when it starts (the BLAS core, the oneDNN library). Returns the run, its last
+/// "Executed N tests" line and N. Skips where the test bundle is not an executable (Linux's layout).
+func rerunTests(_ tests: [String], env: [String: String]) throws -> (run: RunResult, tail: String, executed: Int) {
+    let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    guard bundle.lastPathComponent.hasSuffix(".xctest"), FileManager.default.isExecutableFile(atPath: bundle.path) else {
+        throw XCTSkip("the test bundle is not an executable here (\(bundle.path)): a re-run needs Linux's xctest layout")
+    }
+    let r = try runProcess(bundle, [tests.map { "GiftCoreTests." + $0 }.joined(separator: ",")], env: env)
+    let tail = (r.stdout + r.stderr).split(separator: "\n").filter { $0.contains("Executed") }.last.map(String.init) ?? ""
+    let words = tail.split(whereSeparator: { $0 == " " || $0 == "\t" })
+    return (r, tail, words.firstIndex(of: "Executed").flatMap { Int(words[$0 + 1]) } ?? 0)
+}
+
 func runGift(_ args: [String], env: [String: String] = [:]) throws -> RunResult {
     try runProcess(giftBinary, args, env: env)
 }

@@ -3,7 +3,7 @@ import CDNNLShim
 import Foundation
 
 /// Which library multiplies matrices: OpenBLAS (fp32, everywhere) or oneDNN (fp32 and bf16; loaded at
-/// run time when Debian's libdnnl is installed).
+/// run time: the library GIFT_ONEDNN_LIB names, 2.x or 3.x, else Debian's libdnnl.so.2).
 public enum GemmBackend: String, CaseIterable, Sendable {
     case openblas, onednn
 }
@@ -31,8 +31,15 @@ public enum Gemm {
     nonisolated(unsafe) public private(set) static var precision: Precision = .fp32
     nonisolated(unsafe) public private(set) static var bf16Kernel: BF16Kernel = .emulated
 
-    /// oneDNN's version and CPU ISA, or why it cannot be used.
+    /// oneDNN's version, the library file loaded and the CPU ISA, or why it cannot be used.
     public static var onednnDescription: String { String(cString: gift_dnnl_description()) }
+    /// Why the library GIFT_ONEDNN_LIB names is not the one in use (it could not be loaded), or nil.
+    public static var onednnWarning: String? {
+        let w = String(cString: gift_dnnl_warning())
+        return w.isEmpty ? nil : "warning: " + w
+    }
+    /// The loaded oneDNN's API generation (2 or 3), 0 when none is loaded.
+    public static var onednnAPI: Int { Int(gift_dnnl_api()) }
     public static var onednnAvailable: Bool { gift_dnnl_available() != 0 }
     public static var nativeBF16: Bool { gift_dnnl_native_bf16() != 0 }
 
@@ -55,7 +62,7 @@ public enum Gemm {
         case "auto", "openblas": backend = .openblas
         case "onednn":
             guard onednnAvailable else {
-                throw GiftError(.usage, "--gemm onednn: \(onednnDescription)")
+                throw GiftError(.usage, "--gemm onednn: \(onednnDescription)" + (onednnWarning.map { " (\($0))" } ?? ""))
             }
             backend = .onednn
         default: throw GiftError(.usage, "--gemm must be auto, openblas or onednn, not '\(gemm)'")
@@ -93,7 +100,7 @@ public enum Gemm {
     /// The libraries and kernels in use, one line each, for the train and bench logs.
     public static var kernelReport: [String] {
         var lines = ["cpu: \(CPU.summary)", "blas: \(Blas.summary)",
-                     "onednn: \(onednnDescription)", "matmuls: \(summary)"]
+                     "onednn: \(onednnDescription)"] + (onednnWarning.map { [$0] } ?? []) + ["matmuls: \(summary)"]
         if precision == .bf16 { lines.append("bf16 kernel: \(bf16Kernel.rawValue), \(bf16KernelReason)") }
         if let w = Blas.genericKernelWarning { lines.append(w) }
         return lines
