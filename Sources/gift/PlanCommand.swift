@@ -18,12 +18,22 @@ struct PlanCommand: ParsableCommand {
         and total, flops_per_step, seconds_per_step_estimate, bytes_moved_per_step). Under mpirun --ranks
         defaults to the job's size and the runtime part includes MPI's own memory. `gift train` prints the
         same plan at start and refuses one that does not fit (see --memory-limit).
+        With --lora-r the plan is LoRA's: the stage holds the adapters (r·(in+out) floats per target layer
+        per block: their parameters, gradients and moments), the base is a frozen part of its own (fp32, or
+        bf16 blocks with --base-dtype bf16) with no gradients or moments, the activations include the
+        adapters' kept products, and the FLOPs count no frozen weight's gradient.
         Examples:
           gift plan --model small --ranks 2 --zero 1 --micro-batch 8 --seq 512
           gift plan --model llada-8b --ranks 16 --zero 3 --recompute blocks --seq 4096 --precision bf16
+          gift plan --model dream-7b --lora-r 128 --lora-targets q_proj,k_proj,v_proj,o_proj --base-dtype bf16 --seq 2048
         """)
 
-    @Option(help: "A preset (tiny, mini, small, base, llada-8b) or a model folder.") var model: String = "small"
+    @Option(help: "A preset (tiny, mini, small, base, llada-8b, dream-7b, …) or a model folder.") var model: String = "small"
+    @Option(help: "LoRA rank (0: full fine-tuning, the default).") var loraR: Int = 0
+    @Option(help: "With --lora-r: the adapted layers, by the model family's names (LLaDA: q_proj … ff_out; Dream: Qwen2's q_proj … down_proj).")
+    var loraTargets: String = "q_proj,k_proj,v_proj"
+    @Option(help: "With --lora-r: the adapters' dropout (above 0 each adapted layer's dropped input is kept for backward).") var loraDropout: Double = 0
+    @Option(help: "With --lora-r: the frozen base's storage, fp32 or bf16.") var baseDtype: String = "fp32"
     @Option(help: "Ranks (default: the MPI job's size, else 1).") var ranks: Int?
     @Option(help: "ZeRO stage: 0 (replicas), 1 (moments sharded), 2 (gradients too), 3 (parameters too).") var zero: Int = 0
     @Option(help: "Activation recomputation: none or blocks.") var recompute: String = "none"
@@ -59,6 +69,14 @@ struct PlanCommand: ParsableCommand {
         var s = Plan.Settings()
         s.ranks = ranks ?? comm.size; s.zero = zero; s.microBatch = microBatch; s.gradAccum = gradAccum; s.seqLen = seq
         s.precision = pr; s.objective = kind; s.recompute = rc == .blocks; s.gradReduceBF16 = grd == .bf16
+        if loraR > 0 {
+            var l = LoRAConfig()
+            l.r = loraR; l.dropout = loraDropout
+            try l.setTargets(loraTargets)
+            s.lora = l
+        }
+        guard ["fp32", "bf16"].contains(baseDtype) else { throw ValidationError("--base-dtype must be fp32 or bf16") }
+        s.baseBF16 = baseDtype == "bf16"
         s.bucketMB = bucketMb; s.checkpointEvery = checkpointEvery; s.nativeBF16 = bf16Kernel.map { $0 == "native" } ?? (Gemm.bf16Kernel == .native); s.runtimeBytes = runtime
         let plan = try Plan(config: config, s)
         if comm.rank == 0 { for line in plan.report(gflops: rate) { print(line) } }

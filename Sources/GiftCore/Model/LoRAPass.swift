@@ -38,18 +38,30 @@ public final class LoRARun: @unchecked Sendable {
     /// one scratch shared by all layers.
     public init(layout: LoRALayout, weights: UnsafePointer<Float>, capacityTokens T: Int, training: Bool) {
         self.layout = layout; self.weights = weights; self.training = training; capacityTokens = T
+        let a = Self.arena(layout, capacityTokens: T, training: training)
+        uOff = a.u; xdOff = a.xd; scratchU = a.scratchU; scratchX = a.scratchX
+        storage = FloatBuffer(count: a.floats)
+        dropped = layout.blocks.map { $0.map { _ in false } }
+    }
+
+    /// Where the buffers lie in the run's storage, and its size in floats (what `gift plan` counts).
+    static func arena(_ layout: LoRALayout, capacityTokens T: Int, training: Bool)
+        -> (u: [[Int]], xd: [[Int]], scratchU: Int, scratchX: Int, floats: Int) {
         let r = layout.lora.r, maxIn = layout.blocks.joined().map(\.inDim).max() ?? 0
-        var arena = Arena()
+        var arena = Arena(), u: [[Int]] = [], xd: [[Int]] = []
         if training {
             for mods in layout.blocks {
-                uOff.append(mods.map { _ in arena.take(T * r) })
-                xdOff.append(mods.map { layout.lora.dropout > 0 ? arena.take(T * $0.inDim) : -1 })
+                u.append(mods.map { _ in arena.take(T * r) })
+                xd.append(mods.map { layout.lora.dropout > 0 ? arena.take(T * $0.inDim) : -1 })
             }
         }
-        scratchU = arena.take(T * r)
-        scratchX = arena.take(T * maxIn)
-        storage = FloatBuffer(count: arena.used)
-        dropped = layout.blocks.map { $0.map { _ in false } }
+        let su = arena.take(T * r), sx = arena.take(T * maxIn)
+        return (u, xd, su, sx, arena.used)
+    }
+
+    /// The bytes a run of `layout` allocates, without making one.
+    public static func bytes(_ layout: LoRALayout, capacityTokens T: Int, training: Bool) -> Int {
+        4 * arena(layout, capacityTokens: T, training: training).floats
     }
 
     public var bytes: Int { storage.count * 4 }
