@@ -18,9 +18,9 @@ struct PlanCommand: ParsableCommand {
         and total, flops_per_step, seconds_per_step_estimate, bytes_moved_per_step). Under mpirun --ranks
         defaults to the job's size and the runtime part includes MPI's own memory. `gift train` prints the
         same plan at start and refuses one that does not fit (see --memory-limit).
-        With --lora-r the plan is LoRA's: the stage holds the adapters (r·(in+out) floats per target layer
-        per block: their parameters, gradients and moments), the base is a frozen part of its own (fp32, or
-        bf16 blocks with --base-dtype bf16) with no gradients or moments, the activations include the
+        With --lora-r the plan is LoRA's: the stage holds the adapters (r·(in+out) floats per target layer \
+        per block: their parameters, gradients and moments), the base is a frozen part of its own (fp32, or \
+        bf16 blocks with --base-dtype bf16) with no gradients or moments, the activations include the \
         adapters' kept products, and the FLOPs count no frozen weight's gradient.
         Examples:
           gift plan --model small --ranks 2 --zero 1 --micro-batch 8 --seq 512
