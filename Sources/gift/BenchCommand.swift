@@ -56,10 +56,11 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Precisions to measure, comma-separated: fp32, bf16 (each objective runs in each, interleaved).")
     var precision: String = "fp32"
 
-    func loraConfig() -> LoRAConfig? {
+    func loraConfig() throws -> LoRAConfig? {
         guard loraR > 0 else { return nil }
         var l = LoRAConfig()
-        l.r = loraR; l.alpha = Double(2 * loraR); l.targets = (try? LoRAConfig.parseTargets(loraTargets)) ?? [.q, .k, .v]
+        l.r = loraR; l.alpha = Double(2 * loraR)
+        try l.setTargets(loraTargets)
         return l
     }
 
@@ -160,7 +161,7 @@ struct BenchCommand: ParsableCommand {
         for w in warnings where w.hasPrefix("warning: OpenBLAS") { say("  " + w) }
         Profiler.enabled = profile
         let results = try Bench.run(model: m, params: params, objectives: opts, batch: batch, seqLen: seq, steps: steps,
-                                    warmup: warmup, computes: computes, comm: comm, lora: loraConfig())
+                                    warmup: warmup, computes: computes, comm: comm, lora: try loraConfig())
         func q(_ s: String) -> String { "\"" + s + "\"" }
         for r in results {
             say("\(r.objective.rawValue), \(r.computeSummary)\(r.loraR > 0 ? ", LoRA r \(r.loraR)" : ""):")
@@ -198,7 +199,7 @@ struct BenchCommand: ParsableCommand {
                 paired.append(String(format: "%@: %.3f", q(s.computeSummary), mid))
             }
         }
-        if let lc = loraConfig() {
+        if let lc = try loraConfig() {
             // LoRA step time over the full fine-tuning step beside it (paired per step, then the median),
             // and the training state per base parameter: full = fp32 weights, gradients and both moments;
             // LoRA = the fp32 frozen base plus the adapters' weights, gradients and moments

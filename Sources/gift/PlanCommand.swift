@@ -19,18 +19,26 @@ struct PlanCommand: ParsableCommand {
         defaults to the job's size and the runtime part includes MPI's own memory. `gift train` prints the
         same plan at start and refuses one that does not fit (see --memory-limit).
 
-        With --lora-r the run is LoRA's: the stage shards the adapters, and the frozen base is a part of \
-        its own, fp32 or, with --base-dtype bf16, the bf16 store (2 bytes a block parameter, the embedding, \
-        ln_f and head in fp32, one block decoded at a time). The load peak is what a rank holds once the \
-        model is loaded: with a bf16 base, the store and one bounded read buffer (the fp32 model is never \
-        held); load_peak_bytes in the JSON.
+        With --lora-r the plan is LoRA's: the stage holds the adapters (r·(in+out) floats per target layer \
+        per block: their parameters, gradients and moments), the base is a frozen part of its own (fp32, or \
+        with --base-dtype bf16 the bf16 store: 2 bytes a block parameter, the embedding, ln_f and head in \
+        fp32, one block decoded at a time) with no gradients or moments, the activations include the \
+        adapters' kept products, and the FLOPs count no frozen weight's gradient. The load peak is what a \
+        rank holds once the model is loaded: with a bf16 base, the store and one bounded read buffer (the \
+        fp32 model is never held); load_peak_bytes in the JSON.
         Examples:
           gift plan --model small --ranks 2 --zero 1 --micro-batch 8 --seq 512
           gift plan --model llada-8b --ranks 16 --zero 3 --recompute blocks --seq 4096 --precision bf16
           gift plan --model llada-8b --lora-r 128 --base-dtype bf16 --ranks 8 --zero 2 --seq 4096
+          gift plan --model dream-7b --lora-r 128 --lora-targets q_proj,k_proj,v_proj,o_proj --base-dtype bf16 --seq 2048
         """)
 
-    @Option(help: "A preset (tiny, mini, small, base, llada-8b) or a model folder.") var model: String = "small"
+    @Option(help: "A preset (tiny, mini, small, base, llada-8b, dream-7b, …) or a model folder.") var model: String = "small"
+    @Option(help: "LoRA rank (0: full fine-tuning, the default).") var loraR: Int = 0
+    @Option(help: "With --lora-r: the adapted layers, by the model family's names (LLaDA: q_proj … ff_out; Dream: Qwen2's q_proj … down_proj).")
+    var loraTargets: String = "q_proj,k_proj,v_proj"
+    @Option(help: "With --lora-r: the adapters' dropout (above 0 each adapted layer's dropped input is kept for backward).") var loraDropout: Double = 0
+    @Option(help: "With --lora-r: the frozen base's storage, fp32 or bf16.") var baseDtype: String = "fp32"
     @Option(help: "Ranks (default: the MPI job's size, else 1).") var ranks: Int?
     @Option(help: "ZeRO stage: 0 (replicas), 1 (moments sharded), 2 (gradients too), 3 (parameters too).") var zero: Int = 0
     @Option(help: "Activation recomputation: none or blocks.") var recompute: String = "none"
@@ -45,10 +53,6 @@ struct PlanCommand: ParsableCommand {
     @Option(help: "Objective (gift runs pass 1 too; sft does not).") var objective: String = "gift"
     @Option(help: "Checkpoint every N steps, as gift train's flag (0: only at the end, when the checkpoint's snapshot is never held beside a step's communication temporaries).")
     var checkpointEvery: Int = 0
-    @Option(help: "LoRA rank, as gift train's flag (0: full fine-tuning).") var loraR: Int = 0
-    @Option(help: "With --lora-r: the adapted layers.") var loraTargets: String = "q_proj,k_proj,v_proj"
-    @Option(help: "With --lora-r: the adapters' input dropout (above 0, training keeps each dropped input).") var loraDropout: Double = 0
-    @Option(help: "With --lora-r: the frozen base's storage, fp32 or bf16.") var baseDtype: String = "fp32"
 
     func run() throws {
         let comm: Communicator = try MPICommunicator.fromEnvironment() ?? SingleProcess()
@@ -61,8 +65,6 @@ struct PlanCommand: ParsableCommand {
         guard gflops.map({ $0 > 0 }) ?? true else { throw ValidationError("--gflops must be positive") }
         guard let kind = ObjectiveKind(rawValue: objective) else { throw ValidationError("--objective: unknown objective '\(objective)'") }
         guard let bd = BaseDtype(rawValue: baseDtype) else { throw ValidationError("--base-dtype must be fp32 or bf16") }
-        var lora = LoRAConfig()
-        lora.r = loraR; lora.dropout = loraDropout; lora.targets = try LoRAConfig.parseTargets(loraTargets)
         let config = try Plan.modelConfig(model)
         try Gemm.configure(gemm: "auto", precision: pr)
         // a GEMM of the model's width (rows capped so it takes a moment): the rate for the estimate, and
@@ -73,8 +75,14 @@ struct PlanCommand: ParsableCommand {
         var s = Plan.Settings()
         s.ranks = ranks ?? comm.size; s.zero = zero; s.microBatch = microBatch; s.gradAccum = gradAccum; s.seqLen = seq
         s.precision = pr; s.objective = kind; s.recompute = rc == .blocks; s.gradReduceBF16 = grd == .bf16
+        if loraR > 0 {
+            var l = LoRAConfig()
+            l.r = loraR; l.dropout = loraDropout
+            try l.setTargets(loraTargets)
+            s.lora = l
+        }
+        s.baseBF16 = bd == .bf16
         s.bucketMB = bucketMb; s.checkpointEvery = checkpointEvery; s.nativeBF16 = bf16Kernel.map { $0 == "native" } ?? (Gemm.bf16Kernel == .native); s.runtimeBytes = runtime
-        s.lora = lora; s.baseBF16 = bd == .bf16
         let plan = try Plan(config: config, s)
         if comm.rank == 0 { for line in plan.report(gflops: rate) { print(line) } }
     }

@@ -160,7 +160,7 @@ struct TrainCommand: ParsableCommand {
         guard !cfg.adapter.isEmpty else { return nil }
         let (lc, weights) = try PEFTAdapter.load(cfg.adapter, model: model)
         if cfg.lora.enabled && (cfg.lora.r != lc.r || cfg.lora.alpha != lc.alpha || cfg.lora.targets != lc.targets) {
-            throw GiftError(.config, "--adapter \(cfg.adapter) has r \(lc.r), alpha \(lc.alpha), targets \(lc.targets.map(\.rawValue).joined(separator: ",")); the --lora-* flags say r \(cfg.lora.r), alpha \(cfg.lora.alpha), targets \(cfg.lora.targets.map(\.rawValue).joined(separator: ",")): leave them out to continue the adapter as it is")
+            throw GiftError(.config, "--adapter \(cfg.adapter) has r \(lc.r), alpha \(lc.alpha), targets \(LoRATarget.names(lc.targets, in: model.family, separator: ",")); the --lora-* flags say r \(cfg.lora.r), alpha \(cfg.lora.alpha), targets \(LoRATarget.names(cfg.lora.targets, in: model.family, separator: ",")): leave them out to continue the adapter as it is")
         }
         // an explicit --lora-dropout overrides the adapter's (the flags are applied last)
         let dropout = try settingFlags().sets("lora_dropout") ? cfg.lora.dropout : lc.dropout

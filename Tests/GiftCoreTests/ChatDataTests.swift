@@ -6,8 +6,12 @@ import XCTest
 /// PyPI's `tokenizers`, LLaDA-8B-Instruct's chat template, and transformers' apply_chat_template +
 /// dllm's prompt/response split computing the ids gift must produce for messages, prompt/response and
 /// s1K records; then `gift tokenize` against apply_chat_template, and a few training steps on the folder.
+/// The same for Dream: Qwen2.5's tokenizer (NFC, Qwen2's regex split, ChatML specials, <|mask|>) and Dream's
+/// chat template on a dream-tiny folder.
 final class ChatDataTests: XCTestCase {
-    func makeFolder(_ dir: URL) throws -> (vocab: Int, mask: Int, eos: Int) { try makeChatModelFolder(dir) }
+    func makeFolder(_ dir: URL, family: ModelFamily = .llada) throws -> (vocab: Int, mask: Int, eos: Int) {
+        try makeChatModelFolder(dir, family: family)
+    }
 
     static let records = [
         #"{"messages": [{"role": "user", "content": "What is 2 + 3?"}, {"role": "assistant", "content": "It is 5."}]}"#,
@@ -40,9 +44,12 @@ final class ChatDataTests: XCTestCase {
         print(json.dumps({"prompt_ids": enc(prompt), "response_ids": enc(full[len(prompt):])}))
     """#
 
-    func testRecordsGiveTheIdsOfTransformers() throws {
+    func testRecordsGiveTheIdsOfTransformers() throws { try checkRecordsGiveTheIdsOfTransformers(.llada) }
+    func testDreamRecordsGiveTheIdsOfTransformers() throws { try checkRecordsGiveTheIdsOfTransformers(.dream) }
+
+    func checkRecordsGiveTheIdsOfTransformers(_ family: ModelFamily) throws {
         let dir = try temporaryDirectory(self)
-        let (vocab, _, _) = try makeFolder(dir)
+        let (vocab, _, _) = try makeFolder(dir, family: family)
         let data = dir.appendingPathComponent("data.jsonl")
         try (Self.records.joined(separator: "\n") + "\n").write(to: data, atomically: true, encoding: .utf8)
         let r = try runPython(Self.reference, [dir.path, data.path])
@@ -60,10 +67,14 @@ final class ChatDataTests: XCTestCase {
         }
     }
 
-    /// `gift tokenize --chat` prints apply_chat_template(tokenize=True)'s ids; --decode inverts plain encoding.
-    func testTokenizeCommandMatchesTransformers() throws {
+    func testTokenizeCommandMatchesTransformers() throws { try checkTokenizeCommandMatchesTransformers(.llada) }
+    func testDreamTokenizeCommandMatchesTransformers() throws { try checkTokenizeCommandMatchesTransformers(.dream) }
+
+    /// `gift tokenize --chat` prints apply_chat_template(tokenize=True)'s ids, with and without the
+    /// generation prompt; --decode inverts plain encoding.
+    func checkTokenizeCommandMatchesTransformers(_ family: ModelFamily) throws {
         let dir = try temporaryDirectory(self)
-        _ = try makeFolder(dir)
+        _ = try makeFolder(dir, family: family)
         let convs = dir.appendingPathComponent("convs.jsonl")
         let lines = [#"[{"role": "user", "content": "What is 2 + 3?"}]"#,
                      #"[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi 🙂"}, {"role": "assistant", "content": "Hello"}]"#]
@@ -73,16 +84,18 @@ final class ChatDataTests: XCTestCase {
         from transformers import PreTrainedTokenizerFast
         tok = PreTrainedTokenizerFast.from_pretrained(sys.argv[1])
         for line in open(sys.argv[2]):
-            ids = tok.apply_chat_template(json.loads(line), tokenize=True, add_generation_prompt=True)
+            ids = tok.apply_chat_template(json.loads(line), tokenize=True, add_generation_prompt=sys.argv[3] == "1")
             print(json.dumps(ids["input_ids"] if hasattr(ids, "keys") else ids))
         """#
-        let ref = try runPython(py, [dir.path, convs.path])
-        try XCTSkipIf(ref.status != 0 && ref.stderr.contains("No module named"), "python transformers missing")
-        XCTAssertEqual(ref.status, 0, ref.stderr)
-        let mine = try runGift(["tokenize", "--model", dir.path, "--chat", "--generation-prompt", "--file", convs.path])
-        XCTAssertEqual(mine.status, 0, mine.stderr)
         let norm = { (s: String) in s.split(separator: "\n").map { $0.replacingOccurrences(of: " ", with: "") } }
-        XCTAssertEqual(norm(mine.stdout), norm(ref.stdout))
+        for generationPrompt in [true, false] {
+            let ref = try runPython(py, [dir.path, convs.path, generationPrompt ? "1" : "0"])
+            try XCTSkipIf(ref.status != 0 && ref.stderr.contains("No module named"), "python transformers missing")
+            XCTAssertEqual(ref.status, 0, ref.stderr)
+            let mine = try runGift(["tokenize", "--model", dir.path, "--chat", "--file", convs.path] + (generationPrompt ? ["--generation-prompt"] : []))
+            XCTAssertEqual(mine.status, 0, mine.stderr)
+            XCTAssertEqual(norm(mine.stdout), norm(ref.stdout), "generation prompt \(generationPrompt)")
+        }
         // plain text round trip through --decode
         let text = dir.appendingPathComponent("text.txt")
         try "The quick brown fox\nÜnïcödé 日本語 🙂\n".write(to: text, atomically: true, encoding: .utf8)

@@ -316,28 +316,34 @@ final class DreamTests: XCTestCase {
         print("Qwen2 check: \(o)")
     }
 
-    /// gift's Dream LoRA adapter (every target) in PEFT itself: transformers' Qwen2ForCausalLM loads gift's
-    /// folder (its names are Qwen2's), PeftModel.from_pretrained loads gift's adapter folder (PEFT's names
-    /// for Qwen2 modules, biases untouched), and its float64 logits, shifted as Dream's code does, equal
-    /// gift's; merge_and_unload() equals `gift export --adapter --merge`.
-    func testLoRAAdapterAgreesWithPEFTOnQwen2() throws {
+    /// gift's Dream LoRA adapter in PEFT itself, its targets given as `--lora-targets` would (Qwen2's names):
+    /// transformers' Qwen2ForCausalLM loads gift's folder (its names are Qwen2's), PeftModel.from_pretrained
+    /// loads gift's adapter folder (adapter_config.json's target_modules are the same Qwen2 names, tensors
+    /// PEFT's paths for Qwen2 modules, biases untouched), and its float64 logits, shifted as Dream's code
+    /// does, equal gift's; merge_and_unload() equals `gift export --adapter --merge`.
+    func checkLoRAAdapterAgainstPEFT(targets: String) throws {
         let (c, base) = try Self.tinyDream(seed: 13)
         let dir = try temporaryDirectory(self)
         let modelDir = dir.appendingPathComponent("model").path, adapterDir = dir.appendingPathComponent("adapter").path
         try ModelFolder.save(modelDir, config: c, parameters: base)
         var lc = LoRAConfig()
-        lc.r = 4; lc.alpha = 8; lc.targets = LoRATarget.allCases
+        lc.r = 4; lc.alpha = 8
+        try lc.setTargets(targets)
         let layout = try LoRALayout(c, lc)
-        XCTAssertTrue(layout.tensors.contains { $0.name == "base_model.model.model.layers.1.self_attn.o_proj.lora_A.weight" })
-        XCTAssertTrue(layout.tensors.contains { $0.name == "base_model.model.model.layers.0.mlp.gate_proj.lora_B.weight" })
+        for name in ["base_model.model.model.layers.1.self_attn.o_proj.lora_A.weight", "base_model.model.model.layers.0.mlp.gate_proj.lora_B.weight",
+                     "base_model.model.model.layers.1.mlp.down_proj.lora_A.weight"] {
+            XCTAssertTrue(layout.tensors.contains { $0.name == name }, name)
+        }
         let a = layout.initialize(seed: 2)
         for t in layout.tensors where t.name.hasSuffix("lora_B.weight") {
             let r = CounterRNG(5, UInt64(t.offset))
             for j in 0..<t.count { a[t.offset + j] = Float(0.4 * r.normal(UInt64(j))) }
         }
         try PEFTAdapter.save(adapterDir, layout: layout, weights: a.pointer, baseModel: "model")
+        let written = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: adapterDir + "/" + PEFTAdapter.configFile))) as! [String: Any]
+        XCTAssertEqual(written["target_modules"] as? [String], targets.split(separator: ",").map(String.init))
         let (lc2, a2) = try PEFTAdapter.load(adapterDir, model: c)
-        XCTAssertEqual(lc2.targets, LoRATarget.allCases, "gift reads its Dream adapter back")
+        XCTAssertEqual(lc2.targets, lc.targets, "gift reads its Dream adapter back")
         XCTAssertTrue((0..<a.count).allSatisfy { a2[$0] == a[$0] })
         let (lpath, tpath) = try writeLogits(config: c, weights: base, lora: (layout, a), dir: dir)
         let merged = dir.appendingPathComponent("merged").path
@@ -356,8 +362,58 @@ final class DreamTests: XCTestCase {
         XCTAssertLessThanOrEqual(o["logit_max_diff"]!, float32Bound(reduction: n, factor: 2) * o["logit_scale"]!, "\(o)")
         XCTAssertGreaterThan(o["logit_scale"]!, 0.1)
         XCTAssertLessThanOrEqual(o["merged_max_rel_diff"]!, 1.2e-7, "\(o)")
-        XCTAssertEqual(Int(o["lora_modules"]!), c.nLayers * LoRATarget.allCases.count, "\(o)")
-        print("Dream PEFT check: \(o)")
+        XCTAssertEqual(Int(o["lora_modules"]!), c.nLayers * lc.targets.count, "\(o)")
+        print("Dream PEFT check (\(targets)): \(o)")
+    }
+
+    func testLoRAAdapterAgreesWithPEFTOnQwen2() throws {
+        try checkLoRAAdapterAgainstPEFT(targets: "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj")
+    }
+
+    /// The layers whose Dream names differ from LLaDA's alone.
+    func testOutputAndMLPAdapterAgreesWithPEFTOnQwen2() throws {
+        try checkLoRAAdapterAgainstPEFT(targets: "o_proj,gate_proj,down_proj")
+    }
+
+    /// --lora-targets takes the model family's module names (PEFT's target_modules): Qwen2's on Dream,
+    /// LLaDA's own on LLaDA; the other family's names are refused with this family's listed, and a list
+    /// mixing both families is refused before any model is read. The setting reads back as given.
+    func testLoRATargetNamesFollowTheFamily() throws {
+        let dream = try ModelConfig.preset("dream-tiny"), llada = try ModelConfig.preset("tiny")
+        func config(_ s: String) throws -> LoRAConfig { var l = LoRAConfig(); l.r = 2; try l.setTargets(s); return l }
+        let qwen = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+        let lq = try config(qwen)
+        XCTAssertEqual(lq.targets, LoRATarget.allCases)
+        XCTAssertEqual(lq.targetsNamedFor, .dream)
+        XCTAssertEqual(lq.targetsText, qwen)
+        XCTAssertNoThrow(try LoRALayout(dream, lq))
+        XCTAssertEqual(try config("q_proj,k_proj,v_proj,attn_out,ff_proj,up_proj,ff_out").targets, LoRATarget.allCases)
+        let shared = try config("v_proj,up_proj")
+        XCTAssertNil(shared.targetsNamedFor)
+        for c in [dream, llada] { XCTAssertNoThrow(try LoRALayout(c, shared)) }
+        for (c, given, says) in [
+            (llada, "q_proj,o_proj,down_proj", "lora_targets names o_proj, down_proj, Dream's layer names; this model is LLaDA: its targets are q_proj, k_proj, v_proj, attn_out, ff_proj, up_proj, ff_out"),
+            (dream, "attn_out,ff_proj", "lora_targets names attn_out, ff_proj, LLaDA's layer names; this model is Dream: its targets are q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj"),
+        ] {
+            XCTAssertThrowsError(try LoRALayout(c, try config(given))) { e in XCTAssertTrue("\(e)".contains(says), "\(e)") }
+        }
+        XCTAssertThrowsError(try config("o_proj,attn_out")) { e in XCTAssertTrue("\(e)".contains("mixes the two families"), "\(e)") }
+        // through gift train: a LLaDA name on dream-tiny fails before training, naming Dream's targets
+        let out = try temporaryDirectory(self)
+        let r = try runGift(["train", "--model", "dream-tiny", "--data", "countdown", "--task-examples", "8", "--max-steps", "1",
+                             "--lora-r", "2", "--lora-targets", "q_proj,ff_out", "--out", out.path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("its targets are q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj"), r.stderr)
+        // a PEFT adapter_config naming the other family's layer is refused with this family's names
+        let ad = out.appendingPathComponent("adapter").path
+        let layout = try LoRALayout(dream, shared)
+        try PEFTAdapter.save(ad, layout: layout, weights: layout.initialize(seed: 1).pointer, baseModel: "m")
+        let cfg = ad + "/" + PEFTAdapter.configFile
+        try (try String(contentsOfFile: cfg, encoding: .utf8)).replacingOccurrences(of: "\"up_proj\"", with: "\"ff_proj\"")
+            .write(toFile: cfg, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try PEFTAdapter.load(ad, model: dream)) { e in
+            XCTAssertTrue("\(e)".contains("names 'ff_proj', which is not a linear layer of a Dream block (q_proj, k_proj, v_proj, o_proj, gate_proj"), "\(e)")
+        }
     }
 
     /// A LLaDA adapter offered to a Dream model (and the reverse) is refused by family name.

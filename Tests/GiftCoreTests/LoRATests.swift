@@ -236,8 +236,8 @@ final class LoRATests: XCTestCase {
     /// Bad input: a target the model lacks, r larger than the layer, an adapter for another shape, a PEFT
     /// target list that would also adapt the output head.
     func testBadInputIsRefusedClearly() throws {
-        XCTAssertThrowsError(try LoRAConfig.parseTargets("q_proj,o_proj")) { e in
-            XCTAssertTrue("\(e)".contains("'o_proj' is not a linear layer"), "\(e)")
+        XCTAssertThrowsError(try LoRAConfig.parseTargets("q_proj,out_proj")) { e in
+            XCTAssertTrue("\(e)".contains("'out_proj' is not a linear layer") && "\(e)".contains("Dream: q_proj, k_proj, v_proj, o_proj"), "\(e)")
         }
         let c = try ModelConfig.preset("tiny")
         XCTAssertThrowsError(try LoRALayout(c, loraConfig(r: 65, targets: [.q]))) { e in

@@ -9,8 +9,8 @@ final class MPITests: XCTestCase {
 
     override func setUpWithError() throws { try skipUnlessMPI() }
 
-    func trainArgs(_ objective: String, out: URL, micro: Int, steps: Int = 20) -> [String] {
-        ["train", "--model", "tiny", "--data", "countdown", "--task-examples", "600", "--max-steps", "\(steps)",
+    func trainArgs(_ objective: String, out: URL, micro: Int, steps: Int = 20, model: String = "tiny") -> [String] {
+        ["train", "--model", model, "--data", "countdown", "--task-examples", "600", "--max-steps", "\(steps)",
          "--lr", "3e-3", "--seed", "5", "--objective", objective, "--max-length", "48", "--eval-every", "10",
          "--micro-batch", "\(micro)", "--out", out.path]
     }
@@ -27,27 +27,33 @@ final class MPITests: XCTestCase {
     /// The two trainings differ only in how each step's gradient sum is split over ranks (and the order
     /// of the all-reduce): `SummationOrderTrajectory` (ErrorBounds.swift) states the model that turns
     /// that into a tolerance per step, from the reference run's own lr and grad_norm. n at --max-length
-    /// 48; 16 sequences × 48 token rows per step.
-    static func trajectory() throws -> SummationOrderTrajectory {
-        SummationOrderTrajectory(config: try ModelConfig.preset("tiny"), seqLen: 48, globalTokens: 16 * 48)
+    /// 48; 16 sequences × 48 token rows per step; the preset trained (tiny unless named).
+    static func trajectory(preset: String = "tiny") throws -> SummationOrderTrajectory {
+        SummationOrderTrajectory(config: try ModelConfig.preset(preset), seqLen: 48, globalTokens: 16 * 48)
     }
 
-    func assertSameTraining(_ a: URL, _ b: URL, file: StaticString = #filePath, line: UInt = #line) throws {
-        try assertSameTinyTraining(a, b, file: file, line: line)
-    }
-
-    /// (a) 2 ranks × micro-batch b against 1 rank × 2b, 20 steps, sft and gift; (b) identical ranks.
-    func testTwoRanksEqualOneRankWithDoubleBatch() throws {
-        for objective in ["sft", "gift"] {
+    /// (a) 2 ranks × micro-batch b against 1 rank × 2b, `steps` steps of each objective on the preset;
+    /// (b) identical ranks.
+    func checkTwoRanksEqualOneRank(model: String, objectives: [String], steps: Int = 20) throws {
+        for objective in objectives {
             let one = try temporaryDirectory(self), two = try temporaryDirectory(self)
-            let r1 = try runGift(trainArgs(objective, out: one, micro: 16), env: env)
+            let r1 = try runGift(trainArgs(objective, out: one, micro: 16, steps: steps, model: model), env: env)
             XCTAssertEqual(r1.status, 0, r1.stderr)
-            let r2 = try mpi(2, trainArgs(objective, out: two, micro: 8))
+            let r2 = try mpi(2, trainArgs(objective, out: two, micro: 8, steps: steps, model: model))
             XCTAssertEqual(r2.status, 0, r2.stderr)
-            try assertSameTraining(one, two)
+            try assertSamePresetTraining(one, two, preset: model)
             XCTAssertTrue(r2.stderr.contains("parameters identical on all 2 ranks"), r2.stderr)
             XCTAssertNotNil(try metrics(two).last!["comm_wait_s"])
         }
+    }
+
+    func testTwoRanksEqualOneRankWithDoubleBatch() throws {
+        try checkTwoRanksEqualOneRank(model: "tiny", objectives: ["sft", "gift"])
+    }
+
+    /// Dream (shifted rows, q/k/v biases, GQA) across ranks as LLaDA: GIFT and dllm's CART objective.
+    func testDreamTwoRanksEqualOneRank() throws {
+        try checkTwoRanksEqualOneRank(model: "dream-tiny", objectives: ["gift", "dream"], steps: 10)
     }
 
     /// (c) 4 ranks on 2 cores (oversubscribed) and (d) ZeRO-1 agree with one process.
@@ -56,11 +62,11 @@ final class MPITests: XCTestCase {
         XCTAssertEqual(try runGift(trainArgs("gift", out: one, micro: 16), env: env).status, 0)
         let r4 = try mpi(4, trainArgs("gift", out: four, micro: 4))
         XCTAssertEqual(r4.status, 0, r4.stderr)
-        try assertSameTraining(one, four)
+        try assertSamePresetTraining(one, four)
         XCTAssertTrue(r4.stderr.contains("parameters identical on all 4 ranks"), r4.stderr)
         let rz = try mpi(2, trainArgs("gift", out: zero, micro: 8) + ["--zero", "1"])
         XCTAssertEqual(rz.status, 0, rz.stderr)
-        try assertSameTraining(one, zero)
+        try assertSamePresetTraining(one, zero)
         XCTAssertTrue(rz.stderr.contains("parameters identical on all 2 ranks"), rz.stderr)
         // the models written at the end agree too
         let (_, p1) = try ModelFolder.load(one.appendingPathComponent("model").path)
@@ -140,13 +146,13 @@ final class MPITests: XCTestCase {
     }
 }
 
-/// `a` is the 1-rank reference; loss and val_loss agree within the trajectory model's bound, the
-/// masked-token counts exactly (the draws depend only on seed, step and example).
-func assertSameTinyTraining(_ a: URL, _ b: URL, file: StaticString = #filePath, line: UInt = #line) throws {
+/// `a` is the 1-rank reference run of `preset`; loss and val_loss agree within the trajectory model's
+/// bound, the masked-token counts exactly (the draws depend only on seed, step and example).
+func assertSamePresetTraining(_ a: URL, _ b: URL, preset: String = "tiny", file: StaticString = #filePath, line: UInt = #line) throws {
     let ma = try MetricsWriter.read(a.appendingPathComponent("metrics.jsonl").path), mb = try MetricsWriter.read(b.appendingPathComponent("metrics.jsonl").path)
     XCTAssertEqual(ma.count, mb.count, file: file, line: line)
     XCTAssertGreaterThan(ma.count, 0, file: file, line: line)
-    let tol = try MPITests.trajectory().tolerances(reference: ma)
+    let tol = try MPITests.trajectory(preset: preset).tolerances(reference: ma)
     var worstRatio = 0.0, worstRel = 0.0
     for (x, y) in zip(ma, mb) {
         let step = (x["step"] as! NSNumber).intValue

@@ -198,6 +198,61 @@ final class PlanTests: XCTestCase {
         XCTAssertLessThan(p1.flopsPerStep, p0.flopsPerStep)
     }
 
+    /// LoRA on Dream-7B's shape against sizes computed here from its config: the stage's parts hold the
+    /// adapters exactly (r·(in+out) per target per layer), the base is one frozen part (fp32 4·N, or bf16
+    /// blocks 2·(N − O) + fp32 outer units 4·O) with no gradients or moments, the activations add the
+    /// adapters' kept products, and the FLOPs drop the frozen matrices' weight gradients.
+    func testLoRAPlanCountsAdaptersAndFreezesTheBase() throws {
+        let c = try ModelConfig.preset("dream-7b")
+        let d = 3584, kv = 512, ff = 18944, V = 152064, layers = 28, r = 128
+        let B = 2 * d + 2 * d * d + 2 * kv * d + (d + 2 * kv) + 3 * ff * d, O = 2 * V * d + d
+        XCTAssertEqual(O + layers * B, ParameterLayout(c).count)
+        let perLayer: [String: Int] = ["q_proj": d + d, "k_proj": d + kv, "v_proj": d + kv, "o_proj": d + d,
+                                       "gate_proj": d + ff, "up_proj": d + ff, "down_proj": ff + d]
+        func plan(_ targets: String, zero: Int = 0, ranks: Int = 1, bf16Base: Bool = false, lora: Bool = true) throws -> Plan {
+            var s = Plan.Settings()
+            s.ranks = ranks; s.zero = zero; s.seqLen = 1024; s.objective = .sft; s.baseBF16 = bf16Base
+            if lora { var l = LoRAConfig(); l.r = r; try l.setTargets(targets); s.lora = l }
+            return try Plan(config: c, s)
+        }
+        for targets in ["q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", "o_proj,gate_proj,down_proj"] {
+            let names = targets.split(separator: ",").map(String.init)
+            let A = layers * names.reduce(0) { $0 + r * perLayer[$1]! }
+            let p = try plan(targets)
+            XCTAssertEqual(p.lora?.count, A, targets)
+            XCTAssertEqual(p.bytes("adapters"), 4 * A)
+            XCTAssertEqual(p.bytes("gradients"), 4 * A)
+            XCTAssertEqual(p.bytes("moments"), 8 * A)
+            XCTAssertEqual(p.bytes("last_good_copy"), 4 * A)
+            XCTAssertEqual(p.bytes("checkpoint_snapshot"), 12 * A)
+            XCTAssertEqual(p.bytes("base"), 4 * (O + layers * B))
+            // bf16: the blocks at 2 bytes, the outer parameters in fp32, and the running block decoded to fp32
+            XCTAssertEqual(try plan(targets, bf16Base: true).bytes("base"), 2 * layers * B + 4 * O + 4 * B)
+            XCTAssertEqual(try plan(targets, zero: 1, ranks: 2).bytes("moments"), 8 * shardRanges(count: A, parts: 2).map(\.count).max()!)
+            // the adapters' products: u [T, r] per target and layer kept, and a [T, r] + [T, max in] scratch in
+            // each of the training and inference runs (T = 1024 tokens)
+            let full = try plan(targets, lora: false), T = 1024
+            let maxIn = names.contains("down_proj") ? ff : d
+            XCTAssertEqual(p.bytes("activations") - full.bytes("activations"), 4 * (layers * names.count * T * r + 2 * (T * r + T * maxIn)))
+            // FLOPs: full − LoRA = the frozen matrices' weight gradients (2·T per weight, the head at the
+            // masked rows) − the adapters' forward and backward (6·T·A)
+            let masked = Double(T * 3 / 4 / 2)
+            let weightGrads = 2 * Double(T) * Double(layers * (B - 2 * d - (d + 2 * kv))) + 2 * masked * Double(V * d)
+            XCTAssertEqual(full.flopsPerStep - p.flopsPerStep, weightGrads - 6 * Double(T) * Double(A), accuracy: 1e-9 * full.flopsPerStep)
+        }
+        XCTAssertThrowsError(try plan("q_proj", zero: 3, ranks: 2)) { e in XCTAssertTrue("\(e)".contains("under LoRA only the adapters train"), "\(e)") }
+        // the command: Dream's names, a LoRA summary line and the JSON's frozen base; LLaDA's names refused
+        let ok = try runGift(["plan", "--model", "dream-7b", "--lora-r", "128", "--lora-targets", "o_proj,gate_proj,down_proj",
+                              "--base-dtype", "bf16", "--seq", "1024", "--gflops", "100"])
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        XCTAssertTrue(ok.stdout.contains("LoRA r 128 on o_proj,gate_proj,down_proj"), ok.stdout)
+        let json = try JSONSerialization.jsonObject(with: Data(ok.stdout.split(separator: "\n").last!.utf8)) as! [String: Any]
+        XCTAssertEqual(((json["bytes_per_rank"] as! [String: Any])["base"] as! NSNumber).intValue, 2 * layers * B + 4 * O + 4 * B)
+        let bad = try runGift(["plan", "--model", "dream-7b", "--lora-r", "8", "--lora-targets", "attn_out"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("this model is Dream: its targets are q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj"), bad.stderr)
+    }
+
     /// ZeRO 2 and 3, recompute and bf16 reduction against the sizes computed here from the model's shape
     /// (N, the largest shard S, one block B, the bucket U, the outer units O), not from the plan's own code.
     func testShardedStagesFollowTheSizes() throws {

@@ -16,25 +16,34 @@ final class ZeROTests: XCTestCase {
         return (losses, p, t)
     }
 
-    func testOneRankStagesAreBitIdentical() throws {
+    /// ZeRO-2 and ZeRO-3, each with and without recompute, against ZeRO-0 on one rank (`stages`: which).
+    func checkOneRankStagesBitIdentical(model: String, stages: [(Int, Recompute)]) throws {
         let d = try temporaryDirectory(self)
         var base = tinyTrainConfig(.gift, dir: d, steps: 4)
+        base.model = model
         base.microBatch = 8; base.bucketMB = 0.01   // many buckets, cut through tensors
         let (l0, p0, _) = try run(base, steps: 4)
-        for zero in [2, 3] {
-            for recompute in [Recompute.none, .blocks] {
-                var c = base; c.zero = zero; c.recompute = recompute
-                let (l, p, t) = try run(c, steps: 4)
-                XCTAssertEqual(l, l0, "ZeRO-\(zero) recompute \(recompute): losses")
-                let differing = zip(p, p0).filter { $0.0.bitPattern != $0.1.bitPattern }.count
-                XCTAssertEqual(differing, 0, "ZeRO-\(zero) recompute \(recompute): \(differing) of \(p.count) parameters differ")
-                if zero == 3 {
-                    // after a step nothing stays gathered: the view's pages are given back
-                    XCTAssertLessThan(t.sharded!.view.residentBytes, 4 * 4096, "gathered weights left resident")
-                }
-                XCTAssertLessThan((t.stage as! ShardedGradientsStage).gradientPages.residentBytes, 4 * 4096, "gradient pages left resident")
+        for (zero, recompute) in stages {
+            var c = base; c.zero = zero; c.recompute = recompute
+            let (l, p, t) = try run(c, steps: 4)
+            XCTAssertEqual(l, l0, "ZeRO-\(zero) recompute \(recompute): losses")
+            let differing = zip(p, p0).filter { $0.0.bitPattern != $0.1.bitPattern }.count
+            XCTAssertEqual(differing, 0, "ZeRO-\(zero) recompute \(recompute): \(differing) of \(p.count) parameters differ")
+            if zero == 3 {
+                // after a step nothing stays gathered: the view's pages are given back
+                XCTAssertLessThan(t.sharded!.view.residentBytes, 4 * 4096, "gathered weights left resident")
             }
+            XCTAssertLessThan((t.stage as! ShardedGradientsStage).gradientPages.residentBytes, 4 * 4096, "gradient pages left resident")
         }
+    }
+
+    func testOneRankStagesAreBitIdentical() throws {
+        try checkOneRankStagesBitIdentical(model: "tiny", stages: [2, 3].flatMap { z in [Recompute.none, .blocks].map { (z, $0) } })
+    }
+
+    /// Dream's biases and gathered units through ZeRO-3's gathers and recompute: ZeRO-0's bits.
+    func testDreamZeroThreeRecomputeIsBitIdentical() throws {
+        try checkOneRankStagesBitIdentical(model: "dream-tiny", stages: [(3, .blocks)])
     }
 
     /// With micro-batches accumulated, ZeRO-2/3 reduce each micro-batch into the shard (ZeRO-0 sums the
@@ -113,8 +122,8 @@ final class ZeROMPITests: XCTestCase {
 
     override func setUpWithError() throws { try skipUnlessMPI() }
 
-    func args(out: URL, ranks: Int, steps: Int = 12, extra: [String] = []) -> [String] {
-        ["train", "--model", "tiny", "--data", "countdown", "--task-examples", "600", "--max-steps", "\(steps)",
+    func args(out: URL, ranks: Int, steps: Int = 12, model: String = "tiny", extra: [String] = []) -> [String] {
+        ["train", "--model", model, "--data", "countdown", "--task-examples", "600", "--max-steps", "\(steps)",
          "--lr", "3e-3", "--seed", "5", "--objective", "gift", "--max-length", "48", "--eval-every", "6",
          "--micro-batch", "\(16 / ranks)", "--bucket-mb", "0.05", "--out", out.path] + extra
     }
@@ -128,8 +137,11 @@ final class ZeROMPITests: XCTestCase {
 
     func parameters(_ run: URL) throws -> FloatBuffer { try ModelFolder.load(run.appendingPathComponent("model").path).1 }
 
-    func assertSameModel(_ reference: URL, _ other: URL, what: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        try assertSameTinyTraining(reference, other, file: file, line: line)
+    /// `cap`: a fixed bound on the final parameters' difference besides the trajectory model's (the issue's
+    /// 1e-5 for tiny); nil: the trajectory model's alone.
+    func assertSameModel(_ reference: URL, _ other: URL, what: String, preset: String = "tiny", cap: Double? = 1e-5,
+                         file: StaticString = #filePath, line: UInt = #line) throws {
+        try assertSamePresetTraining(reference, other, preset: preset, file: file, line: line)
         let a = try MetricsWriter.read(reference.appendingPathComponent("metrics.jsonl").path)
         let b = try MetricsWriter.read(other.appendingPathComponent("metrics.jsonl").path)
         for (x, y) in zip(a, b) {
@@ -141,9 +153,9 @@ final class ZeROMPITests: XCTestCase {
         var worst: Float = 0
         for i in 0..<p.count { worst = max(worst, abs(p[i] - q[i])) }
         let lrs = a.map { ($0["lr"] as! NSNumber).doubleValue }
-        let bound = try MPITests.trajectory().maxParameterDifference(lrs: lrs).last!
+        let bound = try MPITests.trajectory(preset: preset).maxParameterDifference(lrs: lrs).last!
         print(String(format: "%@: max|Δp| %.3g (trajectory bound %.3g)", what, Double(worst), bound))
-        XCTAssertLessThan(Double(worst), min(bound, 1e-5), "\(what): final parameters", file: file, line: line)
+        XCTAssertLessThan(Double(worst), min(bound, cap ?? bound), "\(what): final parameters", file: file, line: line)
     }
 
     func testEveryStageAndRecomputeOnOneTwoFourRanks() throws {
@@ -161,6 +173,17 @@ final class ZeROMPITests: XCTestCase {
                 }
             }
         }
+    }
+
+    /// Dream on 2 ranks with ZeRO-3 and recompute trains ZeRO-0's model of 1 rank, as LLaDA does.
+    func testDreamZeroThreeRecomputeOnTwoRanks() throws {
+        let ref = try temporaryDirectory(self), out = try temporaryDirectory(self)
+        _ = try train(1, args(out: ref, ranks: 1, steps: 6, model: "dream-tiny"))
+        let r = try train(2, args(out: out, ranks: 2, steps: 6, model: "dream-tiny", extra: ["--zero", "3", "--recompute", "blocks"]))
+        XCTAssertTrue(r.stderr.contains("parameter bytes gathered"), r.stderr)
+        // the bound derived for dream-tiny's shape and this run's lrs (LLaDA's fixed 1e-5 is a figure for tiny;
+        // measured here 1.1e-5 against a bound of 2.6e-5)
+        try assertSameModel(ref, out, what: "Dream: 2 ranks ZeRO-3 recompute blocks", preset: "dream-tiny", cap: nil)
     }
 
     /// A ZeRO-3 checkpoint of 2 ranks: resumed on 2 ranks ZeRO-3 it continues bit-identically; on 4 ranks

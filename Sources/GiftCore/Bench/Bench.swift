@@ -55,9 +55,13 @@ public enum Bench {
                                   backward: Bool) -> Double {
         let layout = ParameterLayout(c)
         let body = Double(layout.matmulParameterCount - c.vocab * c.dModel)
-        let f = 2 * body * Double(T) + 2 * Double(c.dModel * c.vocab) * Double(headRows)
-            + 4 * Double(L) * Double(c.dModel) * Double(c.nLayers) * Double(T)
+        let f = 2 * body * Double(T) + 2 * Double(c.dModel * c.vocab) * Double(headRows) + attentionFlops(c, tokens: T, seqLen: L)
         return backward ? 3 * f : f
+    }
+
+    /// Attention's score and value products in one forward: 4·L·d per token and layer.
+    static func attentionFlops(_ c: ModelConfig, tokens T: Int, seqLen L: Int) -> Double {
+        4 * Double(L) * Double(c.dModel) * Double(c.nLayers) * Double(T)
     }
 
     static func median(_ xs: [Double]) -> Double {

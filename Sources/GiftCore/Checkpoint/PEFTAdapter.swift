@@ -29,10 +29,11 @@ public struct LoRAIdentity: Equatable, Sendable {
         guard case .number(let d)? = o["dropout"], let dropout = Double(d) else { throw bad("dropout", "must be a number") }
         c.alpha = alpha; c.dropout = dropout
         guard case .array(let ts)? = o["targets"] else { throw bad("targets", "must be a list of layer names") }
+        // gift's own layer names (LoRATarget's raw values) whatever the family: no family check here
         c.targets = try LoRAConfig.parseTargets(ts.map { v -> String in
             guard case .string(let s) = v else { throw bad("targets", "must be a list of layer names") }
             return s
-        }.joined(separator: ","), source: source + " field 'targets'")
+        }.joined(separator: ","), source: source + " field 'targets'").targets
         guard case .bool(let rs)? = o["rslora"] else { throw bad("rslora", "must be true or false") }
         c.rslora = rs
         guard case .string(let h)? = o["base_fingerprint"], h.count == 16, let fp = UInt64(h, radix: 16) else {
@@ -55,7 +56,7 @@ public enum PEFTAdapter {
     /// targets are written as the regex PEFT full-matches, naming the blocks only.
     /// Dream (Qwen2): the modules' own names (q_proj, o_proj, gate_proj, …; the head lm_head matches none).
     static func targetModules(_ targets: [LoRATarget], family: ModelFamily = .llada) -> Any {
-        if family != .llada { return targets.map { String(family.module($0).split(separator: ".").last!) } }
+        if family != .llada { return targets.map { $0.name(in: family) } }
         let names = targets.map(\.rawValue)
         if !targets.contains(.ffOut) { return names }
         return "model\\.transformer\\.blocks\\.\\d+\\.(" + names.joined(separator: "|") + ")"
@@ -126,7 +127,7 @@ public enum PEFTAdapter {
         let buf = FloatBuffer(count: layout.count)
         for t in layout.tensors {
             guard let info = f.tensors[t.name] else {
-                throw GiftError(.mismatch, "\(wpath): tensor '\(t.name)' missing (adapter_config.json targets \(c.targets.map(\.rawValue).joined(separator: ",")) with r \(r) on \(model.nLayers) layers)")
+                throw GiftError(.mismatch, "\(wpath): tensor '\(t.name)' missing (adapter_config.json targets \(LoRATarget.names(c.targets, in: model.family, separator: ",")) with r \(r) on \(model.nLayers) layers)")
             }
             if info.shape != t.shape {
                 throw GiftError(.mismatch, "\(wpath): tensor '\(t.name)' has shape \(info.shape); this model needs \(t.shape): the adapter is for another base")
@@ -135,7 +136,7 @@ public enum PEFTAdapter {
         }
         let known = Set(layout.tensors.map(\.name))
         if let extra = f.names.first(where: { !known.contains($0) }) {
-            throw GiftError(.mismatch, "\(wpath): unexpected tensor '\(extra)' (not an adapter of this model's \(model.nLayers) blocks for targets \(c.targets.map(\.rawValue).joined(separator: ",")))")
+            throw GiftError(.mismatch, "\(wpath): unexpected tensor '\(extra)' (not an adapter of this model's \(model.nLayers) blocks for targets \(LoRATarget.names(c.targets, in: model.family, separator: ",")))")
         }
         return (c, buf)
     }
@@ -150,18 +151,19 @@ public enum PEFTAdapter {
         case .array(let a)?:
             let names = try a.map { x -> String in guard case .string(let s) = x else { throw bad("target_modules", "must list strings") }; return s }
             for n in names {
-                guard LoRATarget(rawValue: n) != nil || blockModules.contains(where: { $0.0 == n || $0.0.hasSuffix("." + n) }) else {
-                    throw bad("target_modules", "names '\(n)', which is not a linear layer of a LLaDA block (\(LoRATarget.allCases.map(\.rawValue).joined(separator: ", ")))")
+                guard blockModules.contains(where: { $0.0 == n || $0.0.hasSuffix("." + n) }) else {
+                    throw bad("target_modules", "names '\(n)', which is not a linear layer of a \(fam.displayName) block (\(LoRATarget.names(in: fam)))")
                 }
                 if head == n || head.hasSuffix("." + n) {
-                    throw bad("target_modules", "'\(n)' also matches the output head model.transformer.ff_out in PEFT; gift adapts block layers only (write the regex model\\.transformer\\.blocks\\.\\d+\\.(ff_out) to mean the blocks)")
+                    let blocks = fam.blocksRoot.replacingOccurrences(of: ".", with: "\\.")
+                    throw bad("target_modules", "'\(n)' also matches the output head \(head) in PEFT; gift adapts block layers only (write the regex \(blocks)\\d+\\.(\(n)) to mean the blocks)")
                 }
             }
             matched = blockModules.filter { m in names.contains { m.0 == $0 || m.0.hasSuffix("." + $0) } }.map(\.0)
         case .string(let pattern)?:
             guard let re = try? NSRegularExpression(pattern: "^(?:" + pattern + ")$") else { throw bad("target_modules", "is not a valid regex") }
             func full(_ s: String) -> Bool { re.firstMatch(in: s, range: NSRange(s.startIndex..., in: s)) != nil }
-            if full(head) { throw bad("target_modules", "matches the output head model.transformer.ff_out; gift adapts block layers only") }
+            if full(head) { throw bad("target_modules", "matches the output head \(head); gift adapts block layers only") }
             matched = blockModules.map(\.0).filter(full)
         default:
             throw bad("target_modules", "must be a list of module names or a regex")

@@ -1,6 +1,7 @@
 import Foundation
 
-/// A block's linear layer that can carry a LoRA adapter (LLaDA's Hugging Face module names).
+/// A block's linear layer that can carry a LoRA adapter. The raw values are gift's own names for the
+/// layers (LLaDA's, also in checkpoint manifests); users and PEFT see `name(in:)`, the family's names.
 public enum LoRATarget: String, CaseIterable, Sendable, Codable {
     case q = "q_proj", k = "k_proj", v = "v_proj", attnOut = "attn_out", ffProj = "ff_proj", upProj = "up_proj", ffOut = "ff_out"
 
@@ -13,6 +14,15 @@ public enum LoRATarget: String, CaseIterable, Sendable, Codable {
         case .ffOut: return (c.mlpHiddenSize, c.dModel)
         }
     }
+
+    /// The layer's name in `--lora-targets` and PEFT's target_modules for a family: LLaDA's module names,
+    /// Qwen2's for Dream (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj).
+    public func name(in f: ModelFamily) -> String { String(f.module(self).split(separator: ".").last!) }
+
+    /// "q_proj, k_proj, …": a family's names of `targets` (every layer when nil), for messages and help.
+    public static func names(_ targets: [LoRATarget] = allCases, in f: ModelFamily, separator: String = ", ") -> String {
+        targets.map { $0.name(in: f) }.joined(separator: separator)
+    }
 }
 
 /// LoRA as PEFT does it: W x + scale · B A dropout(x), A [r, in] Kaiming-uniform, B [out, r] zero,
@@ -22,34 +32,57 @@ public struct LoRAConfig: Equatable, Sendable {
     public var alpha = 16.0
     public var dropout = 0.0
     public var targets: [LoRATarget] = [.q, .k, .v]
+    /// The family whose layer names `targets` was given in (nil: names both families share, q/k/v_proj and
+    /// up_proj): `validate(for:)` refuses the other family's names, so a LLaDA recipe's attn_out is not
+    /// silently Dream's o_proj.
+    public var targetsNamedFor: ModelFamily?
     public var rslora = false
     public init() {}
 
     public var enabled: Bool { r > 0 }
     public var scale: Float { Float(rslora ? alpha / Double(r).squareRoot() : alpha / Double(r)) }
 
-    /// "q_proj,k_proj,v_proj" → targets in the block's order; an unknown name is an error listing the known.
-    public static func parseTargets(_ s: String, source: String = "--lora-targets") throws -> [LoRATarget] {
-        var set = Set<LoRATarget>()
+    /// "q_proj,k_proj,v_proj" → targets in the block's order, and the family whose names the list uses (nil
+    /// when every name is common to both). Names of either family are read here, since the model is not
+    /// known yet; `validate(for:)` checks them against the model's. Unknown names and a mix of both
+    /// families' names are errors listing each family's names.
+    public static func parseTargets(_ s: String, source: String = "--lora-targets") throws -> (targets: [LoRATarget], family: ModelFamily?) {
+        var set = Set<LoRATarget>(), families = Set<ModelFamily>()
+        let known = ModelFamily.allCases.map { "\($0.displayName): \(LoRATarget.names(in: $0))" }.joined(separator: "; ")
         for name in s.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
-            guard let t = LoRATarget(rawValue: name) else {
-                throw GiftError(.config, "\(source): '\(name)' is not a linear layer of a LLaDA block; the targets are \(LoRATarget.allCases.map(\.rawValue).joined(separator: ", "))")
+            let owners = ModelFamily.allCases.filter { f in LoRATarget.allCases.contains { $0.name(in: f) == name } }
+            guard let f = owners.first, let t = LoRATarget.allCases.first(where: { $0.name(in: f) == name }) else {
+                throw GiftError(.config, "\(source): '\(name)' is not a linear layer of a block; the targets are \(known)")
             }
+            if owners.count == 1 { families.insert(f) }
             set.insert(t)
         }
         if set.isEmpty { throw GiftError(.config, "\(source): no target layers given") }
-        return LoRATarget.allCases.filter(set.contains)
+        if families.count > 1 { throw GiftError(.config, "\(source): '\(s)' mixes the two families' layer names; the targets are \(known)") }
+        return (LoRATarget.allCases.filter(set.contains), families.first)
     }
+
+    /// Sets `targets` (and `targetsNamedFor`) from a --lora-targets list.
+    public mutating func setTargets(_ s: String, source: String = "--lora-targets") throws {
+        (targets, targetsNamedFor) = try Self.parseTargets(s, source: source)
+    }
+
+    /// The targets as given: in the family their names were given in (LLaDA's when shared).
+    public var targetsText: String { LoRATarget.names(targets, in: targetsNamedFor ?? .llada, separator: ",") }
 
     public func validate(for c: ModelConfig) throws {
         guard enabled else { return }
         if !(alpha > 0 && alpha.isFinite) { throw GiftError(.config, "lora_alpha must be positive and finite, got \(alpha)") }
         if !(dropout >= 0 && dropout < 1) { throw GiftError(.config, "lora_dropout must be in [0, 1), got \(dropout)") }
         if targets.isEmpty { throw GiftError(.config, "lora_targets is empty") }
+        if let f = targetsNamedFor, f != c.family {
+            let foreign = targets.filter { $0.name(in: f) != $0.name(in: c.family) }
+            throw GiftError(.config, "lora_targets names \(LoRATarget.names(foreign, in: f)), \(f.displayName)'s layer names; this model is \(c.family.displayName): its targets are \(LoRATarget.names(in: c.family))")
+        }
         for t in targets {
             let (i, o) = t.dims(c)
             if r > min(i, o) {
-                throw GiftError(.config, "lora_r \(r) is larger than \(t.rawValue) (\(o)×\(i)): an adapter's rank can be at most min(in, out) = \(min(i, o))")
+                throw GiftError(.config, "lora_r \(r) is larger than \(t.name(in: c.family)) (\(o)×\(i)): an adapter's rank can be at most min(in, out) = \(min(i, o))")
             }
         }
     }

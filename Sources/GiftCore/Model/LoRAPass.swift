@@ -61,8 +61,9 @@ public final class LoRARun: @unchecked Sendable {
         return (u, xd, su, sx, arena.used)
     }
 
-    static func arenaFloats(_ layout: LoRALayout, capacityTokens T: Int, training: Bool) -> Int {
-        arena(layout, capacityTokens: T, training: training).floats
+    /// The bytes a run of `layout` allocates, without making one.
+    public static func bytes(_ layout: LoRALayout, capacityTokens T: Int, training: Bool) -> Int {
+        4 * arena(layout, capacityTokens: T, training: training).floats
     }
 
     /// Adds the adapter of block `l`'s `target` to y (rows × out, row stride `ldy`) for input x (rows × in,

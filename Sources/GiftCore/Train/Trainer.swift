@@ -76,7 +76,7 @@ public final class Trainer {
         }
         if let lora {
             if let a = adapters, a.count != lora.count {
-                throw GiftError(.mismatch, "the adapters hold \(a.count) values; r \(config.lora.r) on \(config.lora.targets.map(\.rawValue).joined(separator: ",")) needs \(lora.count)")
+                throw GiftError(.mismatch, "the adapters hold \(a.count) values; r \(config.lora.r) on \(LoRATarget.names(config.lora.targets, in: modelConfig.family, separator: ",")) needs \(lora.count)")
             }
             trainable = adapters ?? lora.initialize(seed: config.seed)
             loraIdentity = LoRAIdentity(config: config.lora,
@@ -282,7 +282,7 @@ extension Trainer {
         if let lora {
             log(String(format: "LoRA: r %d, alpha %g (scale %g), dropout %g on %@: %d trainable parameters (%.3f%% of the model), base frozen (fingerprint %016llx)",
                        lora.lora.r, lora.lora.alpha, Double(lora.lora.scale), lora.lora.dropout,
-                       lora.lora.targets.map(\.rawValue).joined(separator: ","), lora.count,
+                       LoRATarget.names(lora.lora.targets, in: lora.model.family, separator: ","), lora.count,
                        100 * Double(lora.count) / Double(model.layout.count), loraIdentity!.baseFingerprint))
         }
         // what this rank holds of the trained state at its ZeRO stage (in flight: one block's gradients,
