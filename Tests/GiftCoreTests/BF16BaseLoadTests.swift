@@ -161,7 +161,7 @@ final class BF16LoadMemoryTests: XCTestCase {
         // reader's 4 MiB conversion scratch (2 MiB of it touched by bf16 shards, none by fp32 ones): `gift
         // plan`'s load peak without the runtime. Allowance: 4 MiB for the parsed headers (as dictionaries)
         // and malloc's arenas, and the store's partial pages; the process's own start is before `rss_before`.
-        var s = Plan.Settings(); s.lora.r = 4; s.baseBF16 = true
+        var s = Plan.Settings(); s.lora = LoRAConfig(); s.lora?.r = 4; s.baseBF16 = true
         let planned = try Plan(config: c, s).loadPeakBytes
         let store = 2 * blockFloats + 4 * (n - blockFloats), allowance = 4 << 20
         XCTAssertEqual(planned, store + 4 * min(blockFloats, BF16BaseStore.loadChunk) + (4 << 20))

@@ -48,7 +48,7 @@ final class PlanTests: XCTestCase {
         XCTAssertEqual(ParameterLayout(c).count, n)
         let r = 128, adapters = L * r * ((d + d) + 2 * (d + kv))                      // A [r, in] and B [out, r] of q, k, v
         var s = Plan.Settings(); s.ranks = 8; s.zero = 2; s.seqLen = 512; s.runtimeBytes = 1 << 20
-        s.lora.r = r; s.lora.targets = [.q, .k, .v]; s.baseBF16 = true
+        var l = LoRAConfig(); l.r = r; l.targets = [.q, .k, .v]; s.lora = l; s.baseBF16 = true
         let p = try Plan(config: c, s)
         XCTAssertEqual(p.bytes("base"), 2 * L * block + 4 * outer + 4 * block)
         XCTAssertEqual(p.loadPeakBytes, 2 * L * block + 4 * outer + 4 * (1 << 22) + 4 * (1 << 20) + s.runtimeBytes)
@@ -85,7 +85,7 @@ final class PlanTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("LoRA r 8 on q_proj,v_proj over a frozen bf16 base"), r.stdout)
         let json = try JSONSerialization.jsonObject(with: Data(r.stdout.split(separator: "\n").last!.utf8)) as! [String: Any]
         let bytes = json["bytes_per_rank"] as! [String: Int]
-        var s = Plan.Settings(); s.lora.r = 8; s.lora.targets = [.q, .v]; s.baseBF16 = true; s.runtimeBytes = bytes["runtime"]!
+        var s = Plan.Settings(); var l = LoRAConfig(); l.r = 8; l.targets = [.q, .v]; s.lora = l; s.baseBF16 = true; s.runtimeBytes = bytes["runtime"]!
         let p = try Plan(config: try ModelConfig.preset("small"), s)
         XCTAssertEqual(json["load_peak_bytes"] as? Int, p.loadPeakBytes)
         XCTAssertEqual(bytes["base"], p.bytes("base"))
