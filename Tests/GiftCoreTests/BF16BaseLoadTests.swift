@@ -93,7 +93,8 @@ final class BF16BaseLoadTests: XCTestCase {
         }
         let common = ["--data", "countdown", "--task-examples", "96", "--max-steps", "4", "--micro-batch", "4", "--max-length", "32",
                       "--seed", "3", "--lr", "1e-2", "--init-seed", "7", "--lora-r", "4", "--lora-dropout", "0.1",
-                      "--lora-targets", "q_proj,v_proj,ff_out", "--compression-workers", "0", "--checkpoint-every", "2"]
+                      "--compression-workers", "0", "--checkpoint-every", "2"]
+        let lladaTargets = ["--lora-targets", "q_proj,v_proj,ff_out"], dreamTargets = ["--lora-targets", "q_proj,v_proj,down_proj"]
         func train(_ ranks: Int, _ args: [String]) throws -> RunResult {
             ranks == 1 ? try runGift(["train"] + common + args)
                 : try runProcess(mpirunURL, ["-np", "\(ranks)", "--oversubscribe", "--bind-to", "none", giftBinary.path, "train"] + common + args,
@@ -107,10 +108,10 @@ final class BF16BaseLoadTests: XCTestCase {
         }
         // LLaDA: the preset initialised by ranges into the store
         let p16 = dir.appendingPathComponent("preset16"), p32 = dir.appendingPathComponent("preset32")
-        let r16 = try train(1, ["--model", "tiny", "--base-dtype", "bf16", "--out", p16.path])
+        let r16 = try train(1, lladaTargets + ["--model", "tiny", "--base-dtype", "bf16", "--out", p16.path])
         XCTAssertEqual(r16.status, 0, r16.stderr)
         XCTAssertTrue(r16.stderr.contains("frozen base (bf16)"), r16.stderr)
-        let r32 = try train(1, ["--model", try roundedFolder("tiny", seed: 7), "--out", p32.path])
+        let r32 = try train(1, lladaTargets + ["--model", try roundedFolder("tiny", seed: 7), "--out", p32.path])
         XCTAssertEqual(r32.status, 0, r32.stderr)
         try assertSameRun(p16, p32, "tiny preset")
         // Dream: a sharded fp32 folder, 2 ranks, ZeRO-2, resumed
@@ -119,7 +120,7 @@ final class BF16BaseLoadTests: XCTestCase {
         let made = try runGift(["init", "--preset", "dream-tiny", "--seed", "4", "--max-shard-bytes", "300000", "--out", dream])
         XCTAssertEqual(made.status, 0, made.stderr)
         let d16 = dir.appendingPathComponent("dream16"), d32 = dir.appendingPathComponent("dream32")
-        let zero = ["--zero", "2"]
+        let zero = ["--zero", "2"] + dreamTargets
         let stop = try train(2, zero + ["--model", dream, "--base-dtype", "bf16", "--out", d16.path, "--stop-at-step", "2"])
         XCTAssertEqual(stop.status, 0, stop.stderr)
         let resumed = try train(2, zero + ["--model", dream, "--base-dtype", "bf16", "--out", d16.path, "--resume", "auto"])

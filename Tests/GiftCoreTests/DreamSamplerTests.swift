@@ -182,7 +182,7 @@ print(json.dumps(out))
         let dir = try temporaryDirectory(self)
         let model = dir.appendingPathComponent("model")
         try FileManager.default.createDirectory(at: model, withIntermediateDirectories: true)
-        _ = try makeChatModelFolder(model, family: .dream)
+        _ = try makeChatModelFolder(model, preset: "dream-tiny")   // (LLaDA's tokenizer: its outputs tell the two samplers apart)
         let data = dir.appendingPathComponent("sudoku.csv")
         try BenchmarkEvalTests.sudokuCSV.write(to: data, atomically: true, encoding: .utf8)
         let out = dir.appendingPathComponent("out").path

@@ -82,7 +82,7 @@ final class PlanTests: XCTestCase {
     func testPlanCommandTakesLoRAAndTheBaseDtype() throws {
         let r = try runGift(["plan", "--model", "small", "--lora-r", "8", "--lora-targets", "q_proj,v_proj", "--base-dtype", "bf16", "--gflops", "10"])
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertTrue(r.stdout.contains("LoRA r 8 on q_proj,v_proj over a frozen bf16 base"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("LoRA r 8 on q_proj,v_proj (131072 adapter parameters, base bf16 frozen)"), r.stdout)
         let json = try JSONSerialization.jsonObject(with: Data(r.stdout.split(separator: "\n").last!.utf8)) as! [String: Any]
         let bytes = json["bytes_per_rank"] as! [String: Int]
         var s = Plan.Settings(); var l = LoRAConfig(); l.r = 8; l.targets = [.q, .v]; s.lora = l; s.baseBF16 = true; s.runtimeBytes = bytes["runtime"]!
@@ -92,7 +92,7 @@ final class PlanTests: XCTestCase {
         XCTAssertEqual(bytes["total"], p.totalBytes)
         let bad = try runGift(["plan", "--model", "small", "--base-dtype", "bf16"])
         XCTAssertNotEqual(bad.status, 0)
-        XCTAssertTrue(bad.stderr.contains("needs --lora-r"), bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("it needs LoRA (--lora-r)"), bad.stderr)
     }
 
     func testPlanMatchesPeakRSS() throws {

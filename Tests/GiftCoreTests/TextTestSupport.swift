@@ -9,7 +9,8 @@ import XCTest
 /// - Dream: Qwen2.5's tokenizer as Dream ships it (NFC, Qwen2's pre-tokenizer regex split before the
 ///   byte-level step; specials <|endoftext|>, <|im_start|>, <|im_end|> and Dream's mask <|mask|>), Dream's
 ///   ChatML template, eos = pad = <|endoftext|> (Dream's config: 151643), mask = <|mask|> (151666).
-func makeChatModelFolder(_ dir: URL, vocabSize: Int = 400, family: ModelFamily = .llada) throws -> (vocab: Int, mask: Int, eos: Int) {
+/// `preset`: the config's preset in place of the family's tiny one (e.g. LLaDA's text pipeline on dream-tiny).
+func makeChatModelFolder(_ dir: URL, vocabSize: Int = 400, family: ModelFamily = .llada, preset: String? = nil) throws -> (vocab: Int, mask: Int, eos: Int) {
     let templateFile = family == .llada ? "llada-8b-instruct.jinja" : "dream-v0-instruct-7b.jinja"
     let template = try String(contentsOf: goldenDir.deletingLastPathComponent()
         .appendingPathComponent("chat-templates/" + templateFile), encoding: .utf8)
@@ -48,7 +49,7 @@ func makeChatModelFolder(_ dir: URL, vocabSize: Int = 400, family: ModelFamily =
     try XCTSkipIf(r.status != 0 && r.stderr.contains("No module named"), "python tokenizers missing: launch/test.sh installs it")
     XCTAssertEqual(r.status, 0, r.stderr)
     let o = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Int]
-    let init_ = try runGift(["init", "--preset", family == .llada ? "tiny" : "dream-tiny", "--vocab", "\(o["vocab"]!)", "--mask-id", "\(o["mask"]!)",
+    let init_ = try runGift(["init", "--preset", preset ?? (family == .llada ? "tiny" : "dream-tiny"), "--vocab", "\(o["vocab"]!)", "--mask-id", "\(o["mask"]!)",
                              "--eos-id", "\(o["eos"]!)", "--out", dir.path])
     XCTAssertEqual(init_.status, 0, init_.stderr)
     return (o["vocab"]!, o["mask"]!, o["eos"]!)
