@@ -4,7 +4,7 @@ import GiftCore
 
 /// The matrix-multiply backend and precision, shared by every command that runs the model.
 struct ComputeFlags: ParsableArguments {
-    @Option(help: "Matrix-multiply backend: auto (the fastest of OpenBLAS and oneDNN, and in bf16 of oneDNN's native kernel and the emulation, timed on the model's own GEMM shapes once per machine: see GIFT_KERNEL_CACHE in the README), openblas or onednn.")
+    @Option(help: "Matrix-multiply backend: auto (the fastest of OpenBLAS and oneDNN, and in bf16 of oneDNN's native kernel and the emulation, timed on the model's own GEMM shapes once per machine: see GIFT_KERNEL_CACHE in the README), openblas or onednn (GIFT_ONEDNN_LIB=PATH loads another oneDNN 2.x/3.x build).")
     var gemm: String = "auto"
     @Option(help: "Matmul input precision: fp32, or bf16 (inputs rounded to bf16, fp32 accumulation; weights, gradients, optimizer state, softmax, norms and loss stay fp32).")
     var precision: String = "fp32"

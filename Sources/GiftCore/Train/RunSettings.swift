@@ -59,7 +59,7 @@ public enum RunSettings {
                 "Gradients on the wire: fp32, or bf16 (half the bytes; each rank's contribution rounded to bf16, the owner sums in fp32)."),
         .number("bucket_mb", \.bucketMB, .positive, "Gradient allreduce bucket size in MiB (buckets start while backward runs)."),
         .choice("gemm", \.gemm, listed: .alternatives,
-                "Matrix-multiply backend: auto (rank 0 times the candidates it can load, OpenBLAS, oneDNN f32, and in bf16 the emulation and oneDNN's native bf16 kernel, on the model's linear-layer GEMMs at the start, prints the table and every rank runs the fastest; recorded in RUN_DIR/kernels.json and the checkpoints, so a resumed run keeps its kernels), openblas or onednn (no measurement)."),
+                "Matrix-multiply backend: auto (rank 0 times the candidates it can load, OpenBLAS, oneDNN f32, and in bf16 the emulation and oneDNN's native bf16 kernel, on the model's linear-layer GEMMs at the start, prints the table and every rank runs the fastest; recorded in RUN_DIR/kernels.json and the checkpoints, so a resumed run keeps its kernels; timed once per machine, kept in ~/.cache/gift/kernels.json or GIFT_KERNEL_CACHE=FILE|off), openblas or onednn (no measurement; GIFT_ONEDNN_LIB=PATH loads another oneDNN 2.x/3.x build)."),
         .choice("precision", \.precision, listed: .alternatives,
                 "Matmul input precision: fp32 or bf16 (fp32 accumulation; master weights, gradients, AdamW state, softmax, norms, entropy and loss stay fp32)."),
         .integer("lora_r", \.lora.r, min: 0, defines: .addedLater(olderCheckpoints: "0"),
