@@ -299,15 +299,7 @@ final class DreamTests: XCTestCase {
         XCTAssertEqual((0..<p2.count).allSatisfy { p2[$0] == params[$0] }, true, "the folder reads back bit for bit")
         let L = loraLogitsSeqLen
         let (lpath, tpath) = try writeLogits(config: c, weights: params, lora: nil, dir: dir)
-        let r = try runPython(Self.qwen2Script, [folder, tpath.path, lpath.path], env: Self.referencePath)
-        if r.status != 0 && r.stderr.contains("No module named") {
-            throw XCTSkip("Qwen2 check skipped: \(r.stderr.split(separator: "\n").last ?? "")")
-        }
-        XCTAssertEqual(r.status, 0, r.stderr)
-        guard let line = r.stdout.split(separator: "\n").last,
-              let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Double] else {
-            return XCTFail("no result from the Qwen2 check: \(r.stdout) \(r.stderr)")
-        }
+        let o = try runPythonCheck("Qwen2 check", Self.qwen2Script, [folder, tpath.path, lpath.path], env: Self.referencePath)
         let n = forwardReductionLength(c, seqLen: L) + 2 * c.nLayers   // + the bias adds
         XCTAssertLessThanOrEqual(o["max_diff"]!, float32Bound(reduction: n, factor: 2) * o["scale"]!, "\(o)")
         XCTAssertGreaterThan(o["scale"]!, 0.1)
@@ -349,15 +341,7 @@ final class DreamTests: XCTestCase {
         let merged = dir.appendingPathComponent("merged").path
         let ex = try runGift(["export", "--model", modelDir, "--adapter", adapterDir, "--merge", "--out", merged])
         XCTAssertEqual(ex.status, 0, ex.stderr)
-        let r = try runPython(Self.peftScript, [modelDir, adapterDir, tpath.path, lpath.path, merged], env: Self.referencePath)
-        if r.status != 0 && r.stderr.contains("No module named") {
-            throw XCTSkip("PEFT check skipped: \(r.stderr.split(separator: "\n").last ?? "")")
-        }
-        XCTAssertEqual(r.status, 0, r.stderr)
-        guard let line = r.stdout.split(separator: "\n").last,
-              let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Double] else {
-            return XCTFail("no result from the PEFT check: \(r.stdout) \(r.stderr)")
-        }
+        let o = try runPythonCheck("PEFT check", Self.peftScript, [modelDir, adapterDir, tpath.path, lpath.path, merged], env: Self.referencePath)
         let n = forwardReductionLength(c, seqLen: loraLogitsSeqLen) + 2 * c.nLayers
         XCTAssertLessThanOrEqual(o["logit_max_diff"]!, float32Bound(reduction: n, factor: 2) * o["logit_scale"]!, "\(o)")
         XCTAssertGreaterThan(o["logit_scale"]!, 0.1)

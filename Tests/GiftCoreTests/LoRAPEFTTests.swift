@@ -28,16 +28,8 @@ final class LoRAPEFTTests: XCTestCase {
                               dir.appendingPathComponent("adapter").path, "--merge", "--out", merged])
         XCTAssertEqual(ex.status, 0, ex.stderr)
         let script = try String(contentsOf: packageRoot.appendingPathComponent("Tests/GiftCoreTests/Fixtures/lora/peft_check.py"), encoding: .utf8)
-        let r = try runPython(script, [dir.appendingPathComponent("model").path, dir.appendingPathComponent("adapter").path,
-                                       tpath.path, lpath.path, merged])
-        if r.status != 0 && r.stderr.contains("No module named") {
-            throw XCTSkip("PEFT check skipped: \(r.stderr.split(separator: "\n").last ?? "")")
-        }
-        XCTAssertEqual(r.status, 0, r.stderr)
-        guard let line = r.stdout.split(separator: "\n").last,
-              let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Double] else {
-            return XCTFail("no result from the PEFT check: \(r.stdout) \(r.stderr)")
-        }
+        let o = try runPythonCheck("PEFT check", script, [dir.appendingPathComponent("model").path, dir.appendingPathComponent("adapter").path,
+                                                         tpath.path, lpath.path, merged])
         // gift float32 vs PEFT float64: the forward's rounding bound on the logits' scale
         let n = forwardReductionLength(c, seqLen: loraLogitsSeqLen)
         XCTAssertLessThanOrEqual(o["logit_max_diff"]!, float32Bound(reduction: n, factor: 2) * o["logit_scale"]!, "\(o)")

@@ -220,6 +220,24 @@ func runPython(_ script: String, _ args: [String], env: [String: String] = [:]) 
     return try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script] + args, env: env)
 }
 
+/// Runs a Python reference check whose last stdout line is a JSON object of numbers, and returns it: the
+/// test is skipped when a module it imports is missing, fails (and throws) when the check exits nonzero or
+/// prints no such line. `what` names the check in the messages.
+func runPythonCheck(_ what: String, _ script: String, _ args: [String], env: [String: String] = [:],
+                    file: StaticString = #filePath, line: UInt = #line) throws -> [String: Double] {
+    let r = try runPython(script, args, env: env)
+    if r.status != 0 && r.stderr.contains("No module named") {
+        throw XCTSkip("\(what) skipped: \(r.stderr.split(separator: "\n").last ?? "")")
+    }
+    XCTAssertEqual(r.status, 0, r.stderr, file: file, line: line)
+    guard let last = r.stdout.split(separator: "\n").last,
+          let o = try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Double] else {
+        XCTFail("no result from the \(what): \(r.stdout) \(r.stderr)", file: file, line: line)
+        throw GiftError(.format, "no result from the \(what)")
+    }
+    return o
+}
+
 /// The `mpirun` the MPI tests launch, and the environment of their jobs (root allowed, the fast-starting
 /// ob1 transport, one BLAS thread per rank on the shared cores).
 let mpirunURL = URL(fileURLWithPath: "/usr/bin/mpirun")
