@@ -10,6 +10,8 @@ struct SamplerFlags: ParsableArguments {
     var steps: Int?
     @Option(help: "0: greedy argmax (deterministic); > 0: sampling at this temperature (Gumbel-max).") var temperature: Double = 0
     @Option(help: "Sequences per forward pass.") var batch: Int = 32
+    @Option(help: "LLaDA's exact sampler: split each batch into this many groups sampled at once, one core each (0, the default: one per core where the batch has that many prompts; 1: the whole batch on all cores). A prompt's output does not depend on its group.")
+    var lanes: Int = 0
     @Option(help: "LLaDA: block length (semi-autoregressive blocks, left to right; a shorter last block takes the remainder; default 32).")
     var blockLength: Int?
     @Option(help: "LLaDA: which predictions a step keeps: low_confidence (default) or random.") var remasking: String?
@@ -38,9 +40,10 @@ struct SamplerFlags: ParsableArguments {
 
     /// The settings shared by both samplers (LLaDA's schedule checked for a LLaDA model).
     func options(genLength defaultGen: Int, seed: UInt64, family: ModelFamily) throws -> SamplerOptions {
-        let o = SamplerOptions(genLength: genLength ?? defaultGen, blockLength: blockLength ?? 32, steps: steps,
+        var o = SamplerOptions(genLength: genLength ?? defaultGen, blockLength: blockLength ?? 32, steps: steps,
                                temperature: temperature, remasking: try Remasking(name: remasking ?? "low_confidence"),
                                cfg: cfg ?? 0, seed: seed, maxBatch: batch)
+        o.lanes = lanes
         try o.validate()
         if family == .llada { _ = try o.schedule }
         return o

@@ -40,6 +40,11 @@ public struct SamplerOptions: Equatable, Sendable {
     public var seed: UInt64
     /// Sequences per forward pass (with cfg each also has its unconditional copy).
     public var maxBatch: Int
+    /// Groups a batch is split into, sampled at once, each on one core with single-threaded kernels (no
+    /// thread synchronisation inside a step, and the serial parts of a step overlap). 0: one per core the
+    /// kernels use, where the batch has that many prompts; 1: the whole batch on all cores. A prompt's
+    /// output does not depend on its group (sampling draws are keyed by prompt).
+    public var lanes: Int = 0
 
     public init(genLength: Int = 32, blockLength: Int = 32, steps: Int? = nil, temperature: Double = 0,
                 remasking: Remasking = .lowConfidence, cfg: Double = 0, seed: UInt64 = 0, maxBatch: Int = 32) {
@@ -58,6 +63,7 @@ public struct SamplerOptions: Equatable, Sendable {
         }
         if !(cfg >= 0) || !cfg.isFinite { throw GiftError(.usage, "cfg must be a finite number >= 0, got \(cfg)") }
         if maxBatch < 1 { throw GiftError(.usage, "batch must be at least 1, got \(maxBatch)") }
+        if lanes < 0 { throw GiftError(.usage, "lanes must be 0 (one per core) or more, got \(lanes)") }
     }
 
     public var schedule: SamplerSchedule {
@@ -183,9 +189,16 @@ public final class Sampler: @unchecked Sendable {
         }
         let copies = options.cfg > 0 ? 2 : 1
         let batchCap = min(options.maxBatch, prompts.count)
-        let model = Transformer(config: config, maxSeqLen: maxLen)
-        model.weightSource = weightSource
-        let acts = Activations(config: config, capacityTokens: copies * batchCap * maxLen, maxSeqLen: maxLen, training: false)
+        // each lane its own model and activations, for its share of a batch
+        let lanes = laneCount(batch: batchCap), laneCap = (batchCap + lanes - 1) / lanes
+        let models = (0..<lanes).map { _ in
+            let m = Transformer(config: config, maxSeqLen: maxLen)
+            m.weightSource = weightSource
+            return m
+        }
+        let acts = (0..<lanes).map { _ in
+            Activations(config: config, capacityTokens: copies * laneCap * maxLen, maxSeqLen: maxLen, training: false)
+        }
         // stable grouping by length, then batches of up to maxBatch
         let order = prompts.indices.sorted { (prompts[$0].count, $0) < (prompts[$1].count, $1) }
         var out = [[Int32]](repeating: [], count: prompts.count)
@@ -196,14 +209,35 @@ public final class Sampler: @unchecked Sendable {
             while end < order.count && end - start < batchCap && prompts[order[end]].count == len { end += 1 }
             let idx = Array(order[start..<end])
             // bf16: the weights' bf16 copy lives for one batch of prompts (params do not change meanwhile)
-            let res = Gemm.withWeightMirror(params.pointer, count: weightSource == nil ? params.count : 0) {
-                run(prompts: idx.map { prompts[$0] }, keys: idx.map { keys[$0] }, seeds: idx.map { seeds[$0] },
-                    model: model, acts: acts)
+            // lane g: a contiguous share of the batch
+            let groups = min(lanes, idx.count)
+            let share = (0..<groups).map { g in Array(idx[(idx.count * g / groups)..<(idx.count * (g + 1) / groups)]) }
+            let res = UnsafeMutableBufferPointer<[[Int32]]>.allocate(capacity: groups)
+            res.initialize(repeating: [])
+            defer { res.deinitialize(); res.deallocate() }
+            let sample = { (g: Int) in
+                res[g] = self.run(prompts: share[g].map { prompts[$0] }, keys: share[g].map { keys[$0] },
+                                  seeds: share[g].map { seeds[$0] }, model: models[g], acts: acts[g])
             }
-            for (j, i) in idx.enumerated() { out[i] = res[j] }
+            if groups == 1 {
+                // bf16: the weights' bf16 copy lives for one batch of prompts (params do not change meanwhile)
+                Gemm.withWeightMirror(params.pointer, count: weightSource == nil ? params.count : 0) { sample(0) }
+            } else {
+                Parallel.tasks(groups) { g, _ in sample(g) }
+            }
+            for g in 0..<groups { for (j, i) in share[g].enumerated() { out[i] = res[g][j] } }
             start = end
         }
         return out
+    }
+
+    /// Lanes for batches of up to `batch` prompts: `options.lanes`, or with 0 one per worker; 1 where lanes
+    /// cannot share the work: blocks read through a weight source (a bf16 store's decode buffer, ZeRO-3's
+    /// collective gathers), bf16 matmuls (one weight mirror per batch), a trace (called in step order) or
+    /// the profiler (one set of totals).
+    func laneCount(batch: Int) -> Int {
+        if weightSource != nil || Gemm.precision != .fp32 || trace != nil || Profiler.enabled { return 1 }
+        return max(1, min(batch, options.lanes > 0 ? options.lanes : Parallel.workers))
     }
 
     /// One batch of prompts of one length.

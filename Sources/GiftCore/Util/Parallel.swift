@@ -26,11 +26,14 @@ public enum Parallel {
 
     /// Runs `tasks` independent tasks over the workers with BLAS single-threaded meanwhile (each task
     /// calls GEMM on small shapes; one thread per task beats two threads per GEMM), worker index given.
+    /// Inside a task `chunks` and `tasks` run inline: each task has its core to itself.
     public static func tasks(_ count: Int, _ body: (_ task: Int, _ worker: Int) -> Void) {
         let w = min(workers, count)
         if w <= 1 { for t in 0..<count { body(t, 0) }; return }
-        let saved = Gemm.threads
+        let saved = Gemm.threads, savedWorkers = workers
         Gemm.setThreads(1)
+        workers = 1
+        defer { workers = savedWorkers }
         sendable(body) { f in
             DispatchQueue.concurrentPerform(iterations: w) { worker in
                 Gemm.singleThreaded {
