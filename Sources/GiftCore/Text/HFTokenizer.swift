@@ -39,19 +39,32 @@ public final class HFTokenizer: @unchecked Sendable {
         try self.init(bytes: Array(json.utf8), source: source)
     }
 
-    init(bytes: [UInt8], source: String) throws {
-        self.source = source
+    convenience init(bytes: [UInt8], source: String) throws {
         let root = try TJ.parse(bytes, source: source)
         _ = try root.object()
         for key in ["truncation", "padding"] {
             if let f = try root.field(key) { throw f.error("\(key) is not supported (expected null)") }
         }
-        normalizer = try root.field("normalizer").map(TextNormalizer.parse)
-        preTokenizer = try root.field("pre_tokenizer").map(PreTokenizer.parse)
-        model = try BPEModel(try root.require("model"))
-        postProcessor = try root.field("post_processor").map(PostProcessor.parse)
-        decoder = try root.field("decoder").map(TextDecoder.parse)
-        added = try AddedVocabulary(try root.field("added_tokens")?.array(), normalizer: normalizer, model: model)
+        let normalizer = try root.field("normalizer").map(TextNormalizer.parse)
+        let preTokenizer = try root.field("pre_tokenizer").map(PreTokenizer.parse)
+        let model = try BPEModel(try root.require("model"))
+        let postProcessor = try root.field("post_processor").map(PostProcessor.parse)
+        let decoder = try root.field("decoder").map(TextDecoder.parse)
+        let added = try AddedVocabulary(try root.field("added_tokens")?.array(), normalizer: normalizer)
+        self.init(source: source, normalizer: normalizer, preTokenizer: preTokenizer, model: model,
+                  postProcessor: postProcessor, decoder: decoder, added: added)
+    }
+
+    /// The pipeline from its parts (a tokenizer.json's, or those SlowBPEFiles builds from vocab.json and merges.txt).
+    init(source: String, normalizer: TextNormalizer?, preTokenizer: PreTokenizer?, model: BPEModel,
+         postProcessor: PostProcessor?, decoder: TextDecoder?, added: AddedVocabulary) {
+        self.source = source
+        self.normalizer = normalizer
+        self.preTokenizer = preTokenizer
+        self.model = model
+        self.postProcessor = postProcessor
+        self.decoder = decoder
+        self.added = added
         let maxID = max(model.idToToken.keys.max() ?? -1, added.tokens.keys.max() ?? -1)
         vocabSize = Int(maxID) + 1
     }
