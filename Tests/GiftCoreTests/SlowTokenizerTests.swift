@@ -87,6 +87,11 @@ final class SlowTokenizerTests: XCTestCase {
     static let config = #"{"tokenizer_class": "Qwen2Tokenizer", "eos_token": "<|endoftext|>", "added_tokens_decoder": {"6": {"content": "<|endoftext|>", "special": true}}}"#
 
     func writeFolder(_ dir: URL, vocab: String = vocab, merges: String = merges, config: String = config) throws {
+        try Self.writeFolder(dir, vocab: vocab, merges: merges, config: config)
+    }
+
+    /// The hand-made folder (FuzzTests' seed too).
+    static func writeFolder(_ dir: URL, vocab: String = vocab, merges: String = merges, config: String = config) throws {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         try vocab.write(to: dir.appendingPathComponent("vocab.json"), atomically: true, encoding: .utf8)
         try merges.write(to: dir.appendingPathComponent("merges.txt"), atomically: true, encoding: .utf8)
@@ -175,6 +180,8 @@ final class SlowTokenizerTests: XCTestCase {
              ["tokenizer_config.json: added_tokens_decoder.3", "vocab.json's token \"ab\""]),
             (try refusal(config: #"{"tokenizer_class": "Qwen2Tokenizer", "added_tokens_decoder": {"x": {"content": "<x>"}}}"#),
              ["tokenizer_config.json: added_tokens_decoder.x", "token id"]),
+            (try refusal(config: #"{"tokenizer_class": "Qwen2Tokenizer", "added_tokens_decoder": {"7": {"content": "<x>"}}}"#),
+             ["tokenizer_config.json: added_tokens_decoder", "\"<x>\" has id 7 where 6 was expected"]),
             (try refusal(config: #"{"tokenizer_class": "Qwen2Tokenizer", "pad_token": "<pad>"}"#),
              ["tokenizer_config.json: pad_token", "neither in added_tokens_decoder nor in vocab.json"]),
         ]

@@ -18,6 +18,11 @@ import Foundation
 /// with errors="replace" (the ByteLevel decoder's lossy decoding) and without spaces between special tokens
 /// (as the fast decoder), and keeps split_special_tokens false.
 ///
+/// Where transformers v5's `Qwen2Tokenizer` differs: it assigns an added token that vocab.json lacks the
+/// next free id rather than its key, and honours add_bos_token/add_eos_token; gift refuses keys that do
+/// not run on from vocab.json's ids and, for the Qwen2 classes, those two flags set (Dream's code ignores
+/// them); real Qwen2 and Dream files have neither.
+///
 /// The files come from the internet: each is at most `maxFileBytes`, the JSON is read by the bounded
 /// `TJ` reader, and every refusal names the file and the line or JSON path.
 enum SlowBPEFiles {
@@ -138,6 +143,16 @@ enum SlowBPEFiles {
                 list.append(t)
             }
             list.sort { $0.id < $1.id }
+            // transformers 4's slow tokenizer takes the keys as ids, v5 gives each token not in vocab.json the
+            // next free id: they agree (and gift with them) only when those ids run on from vocab.json's.
+            var next = Int32(model.idToToken.count)
+            for t in list where model.vocab[ByteKey(t.content)] == nil {
+                guard t.id == next else {
+                    throw dj.error("\(StrictJSON.quote(t.content)) has id \(t.id) where \(next) was expected: the ids of tokens "
+                                   + "not in vocab.json must run on from vocab.json's (\(model.idToToken.count), \(model.idToToken.count + 1), ...)")
+                }
+                next += 1
+            }
         }
         for key in namedTokens {
             guard let f = try cfg.field(key) else { continue }
