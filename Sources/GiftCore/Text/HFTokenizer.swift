@@ -13,7 +13,8 @@ import Foundation
 /// end_of_word_suffix; dropout must be null); normalizers NFC NFD NFKC NFKD Lowercase Replace Prepend Strip
 /// Sequence; pre-tokenizers ByteLevel Split Digits Metaspace Punctuation Whitespace WhitespaceSplit
 /// Sequence; post-processors TemplateProcessing ByteLevel Sequence; decoders ByteLevel Metaspace
-/// ByteFallback Fuse Strip Replace Sequence. truncation and padding must be null.
+/// ByteFallback Fuse Strip Replace Sequence. truncation and padding must be null. SlowBPEFiles builds the
+/// same parts from Qwen2's and Dream's vocab.json + merges.txt + tokenizer_config.json.
 ///
 /// Known differences from HF, all from Unicode data versions: gift classifies characters (letters,
 /// numbers, whitespace, punctuation) and normalizes with the Swift runtime's and Foundation's Unicode
