@@ -8,10 +8,10 @@ struct DataPrepareCommand: ParsableCommand {
         commandName: "prepare",
         abstract: "Tokenize a JSONL file once into a memory-mapped data set for gift train --data DIR.",
         discussion: """
-        Reads --data exactly as gift train would (the --model folder's tokenizer.json and chat template,
+        Reads --data exactly as gift train would (the --model folder's tokenizer.json, or vocab.json + merges.txt, and chat template,
         --data-format, --max-length) and writes --out: tokens.bin (Int32 ids), index.bin (offset, prompt
         and response length, source line per example) and manifest.json (counts, XXH64 checksums of both
-        files, of tokenizer.json and of the chat template, and the options). gift train --data DIR maps
+        files, of the tokenizer files and of the chat template, and the options). gift train --data DIR maps
         the files, checks every offset against their sizes and both checksums, and refuses a set prepared
         with another tokenizer or template than its --model's, naming both hashes. Training on the prepared
         set gives the same examples, data fingerprint and losses as training on the JSONL itself.
@@ -20,7 +20,7 @@ struct DataPrepareCommand: ParsableCommand {
         Example: gift data prepare --model LLaDA-8B-Instruct --data tulu3.jsonl --max-length 2048 --out tulu3-llada
         """)
 
-    @Option(help: "Model folder (its tokenizer.json and tokenizer_config.json's chat template make the ids).") var model: String
+    @Option(help: "Model folder (its tokenizer.json or vocab.json + merges.txt, and tokenizer_config.json's chat template make the ids).") var model: String
     @Option(help: "JSONL file to prepare.") var data: String
     @Option(help: "Output folder.") var out: String
     @Option(help: "JSONL records: auto (by fields), messages, prompt-response, s1k (d1's layout) or ids.") var dataFormat: String = "auto"

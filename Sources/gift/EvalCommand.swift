@@ -117,7 +117,7 @@ struct EvalCommand: ParsableCommand {
         do {
             let modelDir = adapter == nil ? textModelDirectory(model) : Evaluate.modelDirectory(model)
             guard TextModel.present(in: modelDir) else {
-                throw GiftError(.config, "\(modelDir) has no tokenizer.json: the benchmarks need the model's tokenizer and chat template")
+                throw GiftError(.config, "\(modelDir) has no \(TextModel.tokenizerFilesWanted): the benchmarks need the model's tokenizer and chat template")
             }
             let text = try TextModel.load(modelDir)
             let problems = try BenchmarkData.load(b, file: URL(fileURLWithPath: data), limit: limit)

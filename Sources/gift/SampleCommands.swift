@@ -102,7 +102,7 @@ func loadModelForSampling(_ dir: String, adapter: String? = nil) throws -> (Mode
 }
 
 /// The folder whose tokenizer and chat template go with `dir`: its model/ subfolder or itself when that has a
-/// tokenizer.json, else a LoRA run folder's base (the run config's "model"), else `dir`'s model folder.
+/// tokenizer (TextModel.present), else a LoRA run folder's base (the run config's "model"), else `dir`'s model folder.
 func textModelDirectory(_ dir: String) -> String {
     let m = Evaluate.modelDirectory(dir)
     if TextModel.present(in: m) { return m }
@@ -133,7 +133,7 @@ struct GenerateCommand: ParsableCommand {
         --prompt (repeatable), --prompts FILE.jsonl ({"prompt": "..."} or {"prompt_ids": [...]} lines), \
         --messages FILE.jsonl (conversations).
 
-        With a folder that has tokenizer.json (a Hugging Face model), a --prompt becomes one user turn of \
+        With a folder that has a tokenizer (a Hugging Face model's tokenizer.json, or vocab.json + merges.txt), a --prompt becomes one user turn of \
         tokenizer_config.json's chat template with the generation prompt, as apply_chat_template does \
         (--no-chat-template: plain text), and outputs are decoded with the tokenizer (special tokens left out); \
         otherwise prompts are text for the character tokenizer. Prints each output on its own line (text up to \

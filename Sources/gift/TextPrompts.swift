@@ -28,14 +28,14 @@ struct TextPrompts {
         }
         guard let chars else {
             _ = try CharTokenizer(vocabSize: config.vocab, eosId: config.eosTokenId, maskId: config.maskTokenId)
-            throw GiftError(.config, "text prompts need the character tokenizer or a tokenizer.json in the model folder")
+            throw GiftError(.config, "text prompts need the character tokenizer or a model folder with \(TextModel.tokenizerFilesWanted)")
         }
         return try chars.encode(s)
     }
 
     /// A conversation (a list of {"role", "content"}) through the chat template with the generation prompt.
     func encode(conversation ms: [StrictJSON], source: String) throws -> [Int32] {
-        guard let text else { throw GiftError(.config, "\(source): conversations need a model folder with tokenizer.json and a chat template") }
+        guard let text else { throw GiftError(.config, "\(source): conversations need a model folder with \(TextModel.tokenizerFilesWanted) and a chat template") }
         guard let t = text.template else { throw GiftError(.config, "\(source): the model folder's tokenizer_config.json has no chat_template") }
         let rendered: String
         do { rendered = try t.render(messages: ms, addGenerationPrompt: true, variables: text.variables) } catch let e as GiftError {

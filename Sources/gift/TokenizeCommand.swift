@@ -10,7 +10,9 @@ struct TokenizeCommand: ParsableCommand {
         abstract: "Print the token ids of text lines (or decode ids) with a model folder's tokenizer.json and chat template.",
         usage: "gift tokenize --model <model> [<options>]",  // ArgumentParser never wraps USAGE; OPTIONS lists the rest
         discussion: """
-        Reads standard input (or --file), one item a line, and prints one line per item; errors name the line.
+        Reads standard input (or --file), one item a line, and prints one line per item; errors name the line. \
+        The tokenizer is the folder's tokenizer.json, or without one Qwen2's or Dream's slow tokenizer files \
+        vocab.json + merges.txt + tokenizer_config.json (read as transformers' Qwen2 converter builds them).
 
         A text line becomes a JSON array of ids, with special tokens added as the tokenizer's post-processor \
         says (--no-special-tokens leaves them out). With --decode each line is a JSON array of ids and becomes \
@@ -25,7 +27,7 @@ struct TokenizeCommand: ParsableCommand {
           echo '[{"role": "user", "content": "Hi"}]' | gift tokenize --model runs/m --chat --generation-prompt
         """)
 
-    @Option(help: "A model folder with tokenizer.json (and tokenizer_config.json for --chat).") var model: String
+    @Option(help: "A model folder with tokenizer.json or vocab.json + merges.txt (and tokenizer_config.json for --chat).") var model: String
     @Option(help: "Read this file instead of standard input.") var file: String?
     @Flag(help: "Decode: each line is a JSON array of ids.") var decode = false
     @Flag(help: "With --decode: leave special tokens out of the text.") var skipSpecialTokens = false

@@ -18,7 +18,7 @@ struct TrainCommand: ParsableCommand {
         then the --config file (JSON, snake_case keys as written to RUN_DIR/config.json), then the flags.
 
         Data: a JSONL file ({"prompt": "...", "response": "..."} per line with the character tokenizer, or \
-        {"prompt_ids": [...], "response_ids": [...]}; with a model folder holding tokenizer.json, chat records \
+        {"prompt_ids": [...], "response_ids": [...]}; with a model folder holding tokenizer.json or vocab.json + merges.txt, chat records \
         per --data-format), a folder written by `gift data prepare` (memory-mapped; refused when its tokenizer \
         or chat template differs from --model's) or a built-in task (countdown, sudoku). A fraction of it \
         (--validation-fraction, default 0.05, chosen by a hash of --seed) is held out for the validation loss \

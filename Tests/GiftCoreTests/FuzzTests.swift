@@ -12,7 +12,8 @@ import XCTest
 ///
 /// The seed corpus: the golden llada-tiny folder and the golden safetensors files, a `gift init --preset
 /// tiny` folder, a sharded bf16 folder, PEFT adapters, a checkpoint (full and LoRA), a prepared data set,
-/// the chat-template fixtures, a hand-written SentencePiece-style tokenizer.json, and (with GIFT_PYTHON's
+/// the chat-template fixtures, a hand-written SentencePiece-style tokenizer.json, a hand-written Qwen2 slow
+/// tokenizer folder (vocab.json + merges.txt + tokenizer_config.json), and (with GIFT_PYTHON's
 /// `tokenizers`) a trained byte-level tokenizer.json with LLaDA's tokenizer_config.json.
 ///
 /// GIFT_FUZZ_CASES=N: about N in-process cases over all the targets (default 3000); the CLI cases scale
@@ -29,7 +30,7 @@ final class FuzzTests: XCTestCase {
         return (String(s[..<colon]), k)
     }
     /// Weights of all in-process targets together (each target's share of `totalCases`).
-    static let totalWeight = 115
+    static let totalWeight = 119
 
     /// One file (or a few related files) of a folder to mutate, and what loads it.
     struct Target {
@@ -473,6 +474,28 @@ final class FuzzTests: XCTestCase {
             try fuzz(Target(id: id + "-tokenizer-config", dir: dir, files: ["tokenizer_config.json"], seed: seed + ": tokenizer_config.json",
                             weight: 5, mutate: mutate, load: Self.loadTextModel))
         }
+    }
+
+    /// Qwen2/Dream slow tokenizer files (SlowBPEFiles): vocab.json and tokenizer_config.json changed as
+    /// JSON, merges.txt as bytes.
+    func testSlowTokenizerFiles() throws {
+        let dir = try temporaryDirectory(self)
+        try SlowTokenizerTests.writeFolder(dir)
+        let load: (String) throws -> Void = { d in
+            let t = try TextModel.load(d).tokenizer
+            for s in Self.texts { _ = try t.decode(try t.encode(s), skipSpecialTokens: true) }
+            _ = try t.decode([0, 1, 2, 3, 4, 5, 6, 300, -1, Int32.max, Int32.min])
+        }
+        XCTAssertNoThrow(try load(dir.path))
+        let files = ["vocab.json", "merges.txt", "tokenizer_config.json"]
+        let pristine = try Self.read(dir, files)
+        let mutate: (inout FuzzRNG) -> FuzzCase = { r in
+            let f = r.pick(files)
+            if f == "merges.txt" { return Self.stacked([f: pristine[f]!], { (b: inout [UInt8], r: inout FuzzRNG) in FuzzMutator.bytes(&b, &r) })(&r) }
+            return Self.stacked([f: pristine[f]!], FuzzMutator.jsonFile)(&r)
+        }
+        try fuzz(Target(id: "slow-tokenizer", dir: dir, files: files, seed: "SlowTokenizerTests' hand-made Qwen2 folder",
+                        weight: 4, mutate: mutate, load: load))
     }
 
     func testChatTemplates() throws {

@@ -22,22 +22,35 @@ public enum PreparedDataset {
 
     /// What made a prepared set's ids: the hashes a run compares with its model folder's.
     public struct Provenance: Equatable, Sendable {
-        /// XXH64 (hex) of tokenizer.json's bytes, "none" without one.
+        /// XXH64 (hex) of tokenizer.json's bytes (of the slow files' names, sizes and bytes in their
+        /// place: TextModel.tokenizerFiles), "none" without a tokenizer.
         public var tokenizerHash: String
         /// XXH64 (hex) of the chat template's text followed by the special tokens it sees (bos/eos/pad/unk,
         /// sorted by name), "none" without a template.
         public var templateHash: String
         public var tokenizerFile: String, templateFile: String
 
-        /// The provenance of a model folder (a preset or a folder without tokenizer.json: "none").
+        /// The provenance of a model folder (a preset or a folder without a tokenizer: "none").
         public static func of(modelDir dir: String) throws -> Provenance {
-            guard TextModel.present(in: dir) else {
+            guard let files = TextModel.tokenizerFiles(in: dir) else {
                 return Provenance(tokenizerHash: "none", templateHash: "none", tokenizerFile: dir + "/tokenizer.json", templateFile: "")
             }
             let tm = try TextModel.load(dir)
-            let tokBytes = try TextModel.readBytes(dir + "/tokenizer.json")
-            return Provenance(tokenizerHash: hex(XXH64.hash(tokBytes)), templateHash: templateHash(tm),
-                              tokenizerFile: dir + "/tokenizer.json", templateFile: tm.templateName)
+            return Provenance(tokenizerHash: try tokenizerHash(files), templateHash: templateHash(tm),
+                              tokenizerFile: files.joined(separator: " + "), templateFile: tm.templateName)
+        }
+
+        /// One file: the XXH64 of its bytes (as before the slow files were read). Several: of each one's
+        /// name, byte count and bytes, so that a change in any of them, or bytes moved between them, shows.
+        static func tokenizerHash(_ files: [String]) throws -> String {
+            if files.count == 1 { return hex(XXH64.hash(try TextModel.readBytes(files[0]))) }
+            var h = XXH64()
+            for f in files {
+                let b = try TextModel.readBytes(f)
+                h.add(Array("\((f as NSString).lastPathComponent)\u{0}\(b.count)\u{0}".utf8))
+                h.add(b)
+            }
+            return hex(h.digest)
         }
 
         static func templateHash(_ tm: TextModel) -> String {
@@ -269,7 +282,7 @@ public struct PrepareJob {
         let chat = TextModel.present(in: model) ? try TextModel.load(model).formatter(format) : nil
         chat?.s1k = s1k
         if chat == nil, format != .auto, format != .ids, format != .promptResponse {
-            throw GiftError(.config, "--data-format \(format.rawValue) needs a model folder with tokenizer.json and a chat template; \(model) has none")
+            throw GiftError(.config, "--data-format \(format.rawValue) needs a model folder with \(TextModel.tokenizerFilesWanted) and a chat template; \(model) has none")
         }
         let charTok = chat == nil ? try? CharTokenizer(vocabSize: mc.vocab, eosId: mc.eosTokenId, maskId: mc.maskTokenId) : nil
         var (examples, report) = try JSONLReader.read(path: data, tokenizer: charTok, vocabSize: mc.vocab,

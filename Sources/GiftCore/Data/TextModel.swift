@@ -1,7 +1,8 @@
 import Foundation
 
-/// A model folder's text side as Hugging Face ships it: `tokenizer.json`, and `tokenizer_config.json`
-/// with the chat template (or `chat_template.jinja` beside it) and the special tokens the template sees.
+/// A model folder's text side as Hugging Face ships it: `tokenizer.json` (or, without one, Qwen2's or
+/// Dream's slow files `vocab.json` + `merges.txt`: SlowBPEFiles), and `tokenizer_config.json` with the chat
+/// template (or `chat_template.jinja` beside it) and the special tokens the template sees.
 public struct TextModel: Sendable {
     public let tokenizer: HFTokenizer
     public let template: ChatTemplate?
@@ -18,13 +19,25 @@ public struct TextModel: Sendable {
         return Int32(modelDefault)
     }
 
-    /// Whether `dir` has a tokenizer.json (text data then goes through it).
-    public static func present(in dir: String) -> Bool {
-        FileManager.default.fileExists(atPath: dir + "/tokenizer.json")
+    /// What a folder needs for text, as messages name it.
+    public static let tokenizerFilesWanted = "tokenizer.json (or vocab.json + merges.txt + tokenizer_config.json)"
+
+    /// The files `dir`'s tokenizer is read from: tokenizer.json where there is one, else the slow trio
+    /// vocab.json, merges.txt, tokenizer_config.json; nil without either.
+    public static func tokenizerFiles(in dir: String) -> [String]? {
+        let json = dir + "/tokenizer.json"
+        if FileManager.default.fileExists(atPath: json) { return [json] }
+        return SlowBPEFiles.present(in: dir) ? SlowBPEFiles.files(in: dir) : nil
     }
 
+    /// Whether `dir` has a tokenizer (text data then goes through it).
+    public static func present(in dir: String) -> Bool { tokenizerFiles(in: dir) != nil }
+
     public static func load(_ dir: String) throws -> TextModel {
-        let tok = try HFTokenizer(path: dir + "/tokenizer.json")
+        guard let files = tokenizerFiles(in: dir) else {
+            throw GiftError(.io, "\(dir): no \(tokenizerFilesWanted)")
+        }
+        let tok = files.count == 1 ? try HFTokenizer(path: files[0]) : try SlowBPEFiles.load(dir)
         var vars: [String: StrictJSON] = [:]
         var source: String? = nil, name = ""
         let cfgPath = dir + "/tokenizer_config.json"

@@ -1,6 +1,6 @@
 import Foundation
 
-/// One entry of tokenizer.json's `added_tokens`.
+/// One entry of tokenizer.json's `added_tokens` (or of tokenizer_config.json's `added_tokens_decoder`).
 struct AddedToken {
     let id: Int32
     let content: String
@@ -10,6 +10,17 @@ struct AddedToken {
     let rstrip: Bool
     let normalized: Bool
     let singleWord: Bool
+}
+
+extension AddedToken {
+    /// An added token's object (content and flags; `normalized` defaults to not `special`, as in HF).
+    init(_ j: TJ, id: Int32) throws {
+        let content = try j.string("content")
+        let isSpecial = try j.bool("special", default: false)
+        self.init(id: id, content: content, scalars: Array(content.unicodeScalars), special: isSpecial,
+                  lstrip: try j.bool("lstrip", default: false), rstrip: try j.bool("rstrip", default: false),
+                  normalized: try j.bool("normalized", default: !isSpecial), singleWord: try j.bool("single_word", default: false))
+    }
 }
 
 /// Leftmost-longest, non-overlapping matching of a set of strings (HF builds an Aho-Corasick automaton
@@ -54,25 +65,26 @@ final class AddedVocabulary: @unchecked Sendable {
     let raw: LongestMatcher
     let normalizedMatcher: LongestMatcher
 
-    init(_ list: [TJ]?, normalizer: TextNormalizer?, model: BPEModel) throws {
+    /// tokenizer.json's `added_tokens`.
+    convenience init(_ list: [TJ]?, normalizer: TextNormalizer?) throws {
+        try self.init(try (list ?? []).map { j in
+            let id = try j.require("id").int()
+            guard id >= 0, id <= Int(Int32.max) else { throw j.error("invalid token id \(id)") }
+            return try AddedToken(j, id: Int32(id))
+        }, normalizer: normalizer)
+    }
+
+    /// `list` in the order HF adds them (a later token with the same content replaces an earlier one).
+    init(_ list: [AddedToken], normalizer: TextNormalizer?) throws {
         var tokens: [Int32: AddedToken] = [:]
         var byContent: [ByteKey: Int32] = [:]
         var special = Set<ByteKey>()
         var normalizedContent: [Int32: String] = [:]
-        for j in list ?? [] {
-            let id = try j.require("id").int()
-            guard id >= 0, id <= Int(Int32.max) else { throw j.error("invalid token id \(id)") }
-            let content = try j.string("content")
-            if content.isEmpty { continue }
-            let isSpecial = try j.bool("special", default: false)
-            let t = AddedToken(id: Int32(id), content: content, scalars: Array(content.unicodeScalars), special: isSpecial,
-                               lstrip: try j.bool("lstrip", default: false), rstrip: try j.bool("rstrip", default: false),
-                               normalized: try j.bool("normalized", default: !isSpecial),
-                               singleWord: try j.bool("single_word", default: false))
-            if let old = byContent[ByteKey(content)], old != t.id { tokens[old] = nil }
+        for t in list where !t.content.isEmpty {
+            if let old = byContent[ByteKey(t.content)], old != t.id { tokens[old] = nil }
             tokens[t.id] = t
-            byContent[ByteKey(content)] = t.id
-            if isSpecial { special.insert(ByteKey(content)) }
+            byContent[ByteKey(t.content)] = t.id
+            if t.special { special.insert(ByteKey(t.content)) }
             if t.normalized, let n = normalizer {
                 let normed = try n.apply(t.scalars)
                 if normed != t.scalars { normalizedContent[t.id] = normed.scalarText }

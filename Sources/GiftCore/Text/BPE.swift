@@ -24,13 +24,48 @@ final class BPEModel: @unchecked Sendable {
     private let lock = NSLock()
     static let cacheCapacity = 200_000
 
-    init(_ j: TJ) throws {
+    /// The `model` of a tokenizer.json.
+    convenience init(_ j: TJ) throws {
         let type = try j.field("type")?.string() ?? "BPE"
         guard type == "BPE" else { throw j.unsupported("model", type) }
         if let d = try j.field("dropout"), try d.double() != 0 {
             throw d.error("BPE dropout is random and not supported (expected null)")
         }
-        let vj = try j.require("vocab")
+        let (vocab, idToToken) = try BPEModel.vocabulary(try j.require("vocab"), strict: false)
+        var unk: (id: Int32, token: String)? = nil
+        if let u = try j.optString("unk_token") {
+            guard let id = vocab[ByteKey(u)] else {
+                throw try j.require("unk_token").error("unk_token \(StrictJSON.quote(u)) is not in the vocabulary")
+            }
+            unk = (id, u)
+        }
+        let mj = try j.require("merges")
+        let list = try mj.array()
+        let pairs = try list.map { m -> (String, String) in
+            switch m.value {
+            case .string(let s):
+                let parts = s.split(separator: " ", omittingEmptySubsequences: false)
+                guard parts.count == 2 else { throw m.error("a merge must be two tokens separated by one space") }
+                return (String(parts[0]), String(parts[1]))
+            case .array(let two):
+                guard two.count == 2, case .string(let x) = two[0], case .string(let y) = two[1] else {
+                    throw m.error("a merge must be a pair of strings")
+                }
+                return (x, y)
+            default:
+                throw m.error("a merge must be a string or a pair of strings")
+            }
+        }
+        try self.init(vocab: vocab, idToToken: idToToken, merges: pairs, mergeError: { list[$0].error($1) },
+                      prefix: try j.optString("continuing_subword_prefix").map { Array($0.utf8) },
+                      suffix: try j.optString("end_of_word_suffix").map { Array($0.utf8) },
+                      fuseUnk: try j.bool("fuse_unk", default: false), byteFallback: try j.bool("byte_fallback", default: false),
+                      ignoreMerges: try j.bool("ignore_merges", default: false), unk: unk)
+    }
+
+    /// A vocabulary object (token -> id). `strict` (a vocab.json): every id is used once and lies in
+    /// 0..<count, as in the files HF writes; a tokenizer.json's may repeat ids (the first token names it).
+    static func vocabulary(_ vj: TJ, strict: Bool) throws -> ([ByteKey: Int32], [Int32: String]) {
         var vocab: [ByteKey: Int32] = [:]
         var idToToken: [Int32: String] = [:]
         let vo = try vj.object()
@@ -40,51 +75,43 @@ final class BPEModel: @unchecked Sendable {
             guard let id = v.intValue, id >= 0, id <= Int(Int32.max) else {
                 throw vj.error("entry \(StrictJSON.quote(k)) is not a valid token id (\(v.kind))")
             }
+            if strict, id >= vo.count {
+                throw vj.error("entry \(StrictJSON.quote(k)) has id \(id), out of range (the file has \(vo.count) entries: ids 0...\(vo.count - 1))")
+            }
+            if let other = idToToken[Int32(id)] {
+                if strict { throw vj.error("entries \(StrictJSON.quote(other)) and \(StrictJSON.quote(k)) both have id \(id)") }
+            } else {
+                idToToken[Int32(id)] = k
+            }
             vocab[ByteKey(k)] = Int32(id)
-            if idToToken[Int32(id)] == nil { idToToken[Int32(id)] = k }
         }
+        return (vocab, idToToken)
+    }
+
+    /// `merges`: the merge pairs by rank; `mergeError(rank, message)` names where a bad one came from.
+    init(vocab: [ByteKey: Int32], idToToken: [Int32: String], merges pairs: [(String, String)],
+         mergeError: (Int, String) -> GiftError, prefix: [UInt8]? = nil, suffix: [UInt8]? = nil, fuseUnk: Bool = false,
+         byteFallback: Bool = false, ignoreMerges: Bool = false, unk: (id: Int32, token: String)? = nil) throws {
         self.vocab = vocab
         self.idToToken = idToToken
-        prefix = try j.optString("continuing_subword_prefix").map { Array($0.utf8) }
-        suffix = try j.optString("end_of_word_suffix").map { Array($0.utf8) }
-        fuseUnk = try j.bool("fuse_unk", default: false)
-        byteFallback = try j.bool("byte_fallback", default: false)
-        ignoreMerges = try j.bool("ignore_merges", default: false)
-        unkToken = try j.optString("unk_token")
-        if let u = unkToken {
-            let uj = try j.require("unk_token")
-            guard let id = vocab[ByteKey(u)] else { throw uj.error("unk_token \(StrictJSON.quote(u)) is not in the vocabulary") }
-            unkID = id
-        } else {
-            unkID = nil
-        }
+        self.prefix = prefix
+        self.suffix = suffix
+        self.fuseUnk = fuseUnk
+        self.byteFallback = byteFallback
+        self.ignoreMerges = ignoreMerges
+        unkID = unk?.id
+        unkToken = unk?.token
 
-        let mj = try j.require("merges")
         var merges: [UInt64: (rank: UInt32, id: Int32)] = [:]
-        let list = try mj.array()
-        merges.reserveCapacity(list.count)
+        merges.reserveCapacity(pairs.count)
         let prefixLen = prefix?.count ?? 0
-        for (rank, m) in list.enumerated() {
-            let a: String, b: String
-            switch m.value {
-            case .string(let s):
-                let parts = s.split(separator: " ", omittingEmptySubsequences: false)
-                guard parts.count == 2 else { throw m.error("a merge must be two tokens separated by one space") }
-                a = String(parts[0]); b = String(parts[1])
-            case .array(let two):
-                guard two.count == 2, case .string(let x) = two[0], case .string(let y) = two[1] else {
-                    throw m.error("a merge must be a pair of strings")
-                }
-                a = x; b = y
-            default:
-                throw m.error("a merge must be a string or a pair of strings")
-            }
-            guard let ia = vocab[ByteKey(a)] else { throw m.error("merge token \(StrictJSON.quote(a)) is not in the vocabulary") }
-            guard let ib = vocab[ByteKey(b)] else { throw m.error("merge token \(StrictJSON.quote(b)) is not in the vocabulary") }
+        for (rank, (a, b)) in pairs.enumerated() {
+            guard let ia = vocab[ByteKey(a)] else { throw mergeError(rank, "merge token \(StrictJSON.quote(a)) is not in the vocabulary") }
+            guard let ib = vocab[ByteKey(b)] else { throw mergeError(rank, "merge token \(StrictJSON.quote(b)) is not in the vocabulary") }
             let bb = Array(b.utf8)
             let merged = Array(a.utf8) + bb.dropFirst(min(prefixLen, bb.count))
             guard let im = vocab[ByteKey(merged)] else {
-                throw m.error("merged token \(StrictJSON.quote(String(decoding: merged, as: UTF8.self))) is not in the vocabulary")
+                throw mergeError(rank, "merged token \(StrictJSON.quote(String(decoding: merged, as: UTF8.self))) is not in the vocabulary")
             }
             merges[UInt64(UInt32(ia)) << 32 | UInt64(UInt32(ib))] = (UInt32(rank), im)
         }

@@ -13,7 +13,8 @@ import Foundation
 /// end_of_word_suffix; dropout must be null); normalizers NFC NFD NFKC NFKD Lowercase Replace Prepend Strip
 /// Sequence; pre-tokenizers ByteLevel Split Digits Metaspace Punctuation Whitespace WhitespaceSplit
 /// Sequence; post-processors TemplateProcessing ByteLevel Sequence; decoders ByteLevel Metaspace
-/// ByteFallback Fuse Strip Replace Sequence. truncation and padding must be null.
+/// ByteFallback Fuse Strip Replace Sequence. truncation and padding must be null. SlowBPEFiles builds the
+/// same parts from Qwen2's and Dream's vocab.json + merges.txt + tokenizer_config.json.
 ///
 /// Known differences from HF, all from Unicode data versions: gift classifies characters (letters,
 /// numbers, whitespace, punctuation) and normalizes with the Swift runtime's and Foundation's Unicode
@@ -39,19 +40,32 @@ public final class HFTokenizer: @unchecked Sendable {
         try self.init(bytes: Array(json.utf8), source: source)
     }
 
-    init(bytes: [UInt8], source: String) throws {
-        self.source = source
+    convenience init(bytes: [UInt8], source: String) throws {
         let root = try TJ.parse(bytes, source: source)
         _ = try root.object()
         for key in ["truncation", "padding"] {
             if let f = try root.field(key) { throw f.error("\(key) is not supported (expected null)") }
         }
-        normalizer = try root.field("normalizer").map(TextNormalizer.parse)
-        preTokenizer = try root.field("pre_tokenizer").map(PreTokenizer.parse)
-        model = try BPEModel(try root.require("model"))
-        postProcessor = try root.field("post_processor").map(PostProcessor.parse)
-        decoder = try root.field("decoder").map(TextDecoder.parse)
-        added = try AddedVocabulary(try root.field("added_tokens")?.array(), normalizer: normalizer, model: model)
+        let normalizer = try root.field("normalizer").map(TextNormalizer.parse)
+        let preTokenizer = try root.field("pre_tokenizer").map(PreTokenizer.parse)
+        let model = try BPEModel(try root.require("model"))
+        let postProcessor = try root.field("post_processor").map(PostProcessor.parse)
+        let decoder = try root.field("decoder").map(TextDecoder.parse)
+        let added = try AddedVocabulary(try root.field("added_tokens")?.array(), normalizer: normalizer)
+        self.init(source: source, normalizer: normalizer, preTokenizer: preTokenizer, model: model,
+                  postProcessor: postProcessor, decoder: decoder, added: added)
+    }
+
+    /// The pipeline from its parts (a tokenizer.json's, or those SlowBPEFiles builds from vocab.json and merges.txt).
+    init(source: String, normalizer: TextNormalizer?, preTokenizer: PreTokenizer?, model: BPEModel,
+         postProcessor: PostProcessor?, decoder: TextDecoder?, added: AddedVocabulary) {
+        self.source = source
+        self.normalizer = normalizer
+        self.preTokenizer = preTokenizer
+        self.model = model
+        self.postProcessor = postProcessor
+        self.decoder = decoder
+        self.added = added
         let maxID = max(model.idToToken.keys.max() ?? -1, added.tokens.keys.max() ?? -1)
         vocabSize = Int(maxID) + 1
     }

@@ -22,7 +22,7 @@ final class TrainBenchmark {
         }
         let dir = Evaluate.modelDirectory(c.model)
         guard TextModel.present(in: dir) else {
-            throw GiftError(.config, "--eval-benchmark needs the model's tokenizer and chat template: \(dir) has no tokenizer.json (a preset has none)")
+            throw GiftError(.config, "--eval-benchmark needs the model's tokenizer and chat template: \(dir) has no \(TextModel.tokenizerFilesWanted) (a preset has none)")
         }
         benchmark = b
         text = try TextModel.load(dir)

@@ -45,7 +45,7 @@ public struct TrainData: Sendable {
             let chat = TextModel.present(in: cfg.model) ? try TextModel.load(cfg.model).formatter(cfg.dataFormat) : nil
             chat?.s1k = cfg.s1kLayout
             if chat == nil, cfg.dataFormat != .auto, cfg.dataFormat != .ids, cfg.dataFormat != .promptResponse {
-                throw GiftError(.config, "--data-format \(cfg.dataFormat.rawValue) needs a model folder with tokenizer.json and a chat template; \(cfg.model) has none")
+                throw GiftError(.config, "--data-format \(cfg.dataFormat.rawValue) needs a model folder with \(TextModel.tokenizerFilesWanted) and a chat template; \(cfg.model) has none")
             }
             (examples, report) = try JSONLReader.read(path: cfg.data, tokenizer: chat == nil ? tok : nil, vocabSize: c.vocab,
                                                       skipBadLines: cfg.skipBadLines, chat: chat)
