@@ -10,7 +10,7 @@ struct SamplerFlags: ParsableArguments {
     var steps: Int?
     @Option(help: "0: greedy argmax (deterministic); > 0: sampling at this temperature (Gumbel-max).") var temperature: Double = 0
     @Option(help: "Sequences per forward pass.") var batch: Int = 32
-    @Option(help: "LLaDA's exact sampler: split each batch into this many groups sampled at once, one core each (0, the default: one per core where the batch has that many prompts; 1: the whole batch on all cores). A prompt's output does not depend on its group.")
+    @Option(help: "Split each batch into this many groups sampled at once, one core each with single-threaded kernels (0, the default: one per core the kernels use, where the batch has that many prompts; 1: the whole batch on all cores). Every group pads as the whole batch, so a prompt's output does not depend on its group. Always 1 with --precision bf16 or a bf16/ZeRO-3 model.")
     var lanes: Int = 0
     @Option(help: "LLaDA: block length (semi-autoregressive blocks, left to right; a shorter last block takes the remainder; default 32).")
     var blockLength: Int?
@@ -177,8 +177,9 @@ struct GenerateCommand: ParsableCommand {
         let clock = Date()   // sampling alone (no load, no decoding), for speed comparisons
         let outs: [[Int32]]
         if let dream {
-            outs = try DreamSampler(config: cfg, params: params, options: opts, dream: dream,
-                                    maxPromptLength: inputs.map(\.ids.count).max()!).generateAll(inputs.map(\.ids))
+            outs = try SamplingLanes.sampler(options: opts, weights: .fp32(params)) { o in
+                try DreamSampler(config: cfg, params: params, options: o, dream: dream, maxPromptLength: inputs.map(\.ids.count).max()!)
+            }.generateAll(inputs.map(\.ids))
         } else if let fast = try sampler.fast() {
             outs = try fast.sampler(config: cfg, params: params, options: opts, maxPromptLength: inputs.map(\.ids.count).max()!)
                 .generateAll(inputs.map(\.ids))

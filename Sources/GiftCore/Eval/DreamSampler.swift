@@ -56,21 +56,18 @@ public final class DreamSampler: BatchSampler, @unchecked Sendable {
                       padId: padId ?? Int32(config.padTokenId), maxPromptLength: maxPromptLength)
     }
 
-    public func generate(_ prompts: [[Int32]], keys: [Int]? = nil, seeds: [UInt64]? = nil) throws -> [[Int32]] {
-        if prompts.isEmpty { return [] }
-        try runner.check(prompts)
-        let keys = keys ?? Array(prompts.indices)
-        let seeds = seeds ?? [UInt64](repeating: options.seed, count: prompts.count)
-        precondition(keys.count == prompts.count && seeds.count == prompts.count, "one key and seed per prompt")
-        return runner.withWeights { run(prompts, keys: keys, seeds: seeds) }
+    public func generate(_ prompts: [[Int32]], keys: [Int]?, seeds: [UInt64]?, paddedTo: Int) throws -> [[Int32]] {
+        try runner.batch(prompts, keys: keys, seeds: seeds, seed: options.seed, paddedTo: paddedTo) {
+            run(prompts, keys: $0, seeds: $1, paddedTo: paddedTo)
+        }
     }
 
     /// The counter of the origin transfer and alg_temp draws (the Gumbel noise of entry v uses v).
     static let positionCounter = UInt64.max
 
-    func run(_ prompts: [[Int32]], keys: [Int], seeds: [UInt64]) -> [[Int32]] {
+    func run(_ prompts: [[Int32]], keys: [Int], seeds: [UInt64], paddedTo: Int) -> [[Int32]] {
         let b = prompts.count, mask = Int32(config.maskTokenId)
-        let padded = runner.leftPadded(prompts, padId: padId)
+        let padded = runner.leftPadded(prompts, padId: padId, paddedTo: paddedTo)
         var x = padded.x
         let P = padded.promptLength, L = P + options.genLength
         let keyStart: [Int]? = padded.pad.contains { $0 > 0 } ? padded.pad : nil

@@ -97,9 +97,10 @@ public enum Evaluate {
         if config.family == .dream {
             guard fast == nil else { throw GiftError(.usage, "Fast-dLLM's threshold and prefix cache are LLaDA's; Dream's sampler has neither") }
             let weights: EvalWeights = weightSource.map { .gathered(params, $0) } ?? .fp32(params)
-            outs = try DreamSampler(config: config, weights: weights, options: opt, dream: dream ?? DreamSettings(),
-                                    padId: Int32(config.padTokenId), maxPromptLength: prompts.map(\.count).max()!)
-                .generateAll(prompts, keys: keys, seeds: promptSeeds)
+            outs = try SamplingLanes.sampler(options: opt, weights: weights) { o in
+                try DreamSampler(config: config, weights: weights, options: o, dream: dream ?? DreamSettings(),
+                                 padId: Int32(config.padTokenId), maxPromptLength: prompts.map(\.count).max()!)
+            }.generateAll(prompts, keys: keys, seeds: promptSeeds)
         } else if dream != nil {
             throw GiftError(.usage, "Dream's sampler settings given for a LLaDA model")
         } else if let fast {
@@ -173,10 +174,12 @@ public struct FastDecoding: Sendable {
     public var cache: CacheMode
     public init(threshold: Double?, cache: CacheMode) { self.threshold = threshold; self.cache = cache }
 
-    public func sampler(config: ModelConfig, params: FloatBuffer, options: SamplerOptions, maxPromptLength: Int) throws -> PaddedSampler {
-        let s = try PaddedSampler(config: config, params: params, options: options, padId: Int32(config.padTokenId),
-                                  attendPadding: false, maxPromptLength: maxPromptLength)
-        s.threshold = threshold; s.cache = cache
-        return s
+    public func sampler(config: ModelConfig, params: FloatBuffer, options: SamplerOptions, maxPromptLength: Int) throws -> BatchSampler {
+        try SamplingLanes.sampler(options: options, weights: .fp32(params)) { o in
+            let s = try PaddedSampler(config: config, params: params, options: o, padId: Int32(config.padTokenId),
+                                      attendPadding: false, maxPromptLength: maxPromptLength)
+            s.threshold = threshold; s.cache = cache
+            return s
+        }
     }
 }

@@ -82,12 +82,10 @@ public final class PaddedSampler: BatchSampler, @unchecked Sendable {
     /// The genLength generated ids of each prompt (one batch, at most `options.maxBatch` prompts).
     /// `keys[i]`: prompt i's index in the random draws (temperature > 0), `seeds[i]` its seed (default
     /// `options.seed`).
-    public func generate(_ prompts: [[Int32]], keys: [Int]? = nil, seeds: [UInt64]? = nil) throws -> [[Int32]] {
-        if prompts.isEmpty { return [] }
-        try runner.check(prompts)
-        let keys = keys ?? Array(prompts.indices)
-        let seeds = seeds ?? [UInt64](repeating: options.seed, count: prompts.count)
-        return runner.withWeights { run(prompts, keys: keys, seeds: seeds) }
+    public func generate(_ prompts: [[Int32]], keys: [Int]?, seeds: [UInt64]?, paddedTo: Int) throws -> [[Int32]] {
+        try runner.batch(prompts, keys: keys, seeds: seeds, seed: options.seed, paddedTo: paddedTo) {
+            run(prompts, keys: $0, seeds: $1, paddedTo: paddedTo)
+        }
     }
 
     /// The KV cache shaped for `batch` sequences of `seqLen`, made once for the largest batch and prompt.
@@ -98,12 +96,12 @@ public final class PaddedSampler: BatchSampler, @unchecked Sendable {
         return c
     }
 
-    func run(_ prompts: [[Int32]], keys: [Int], seeds: [UInt64]) -> [[Int32]] {
+    func run(_ prompts: [[Int32]], keys: [Int], seeds: [UInt64], paddedTo: Int) -> [[Int32]] {
         let b = prompts.count, G = options.genLength, V = config.vocab
         let mask = Int32(config.maskTokenId)
         let useCFG = options.cfg > 0, copies = useCFG ? 2 : 1, cfg = Float(options.cfg)
         // left padding: row j starts with pad[j] pad tokens
-        let padded = runner.leftPadded(prompts, padId: padId)
+        let padded = runner.leftPadded(prompts, padId: padId, paddedTo: paddedTo)
         var x = padded.x
         let pad = padded.pad, P = padded.promptLength, L = P + G
         // d1's prompt_index (x != mask before sampling): what the unconditional copy masks under cfg

@@ -40,10 +40,8 @@ public struct SamplerOptions: Equatable, Sendable {
     public var seed: UInt64
     /// Sequences per forward pass (with cfg each also has its unconditional copy).
     public var maxBatch: Int
-    /// Groups a batch is split into, sampled at once, each on one core with single-threaded kernels (no
-    /// thread synchronisation inside a step, and the serial parts of a step overlap). 0: one per core the
-    /// kernels use, where the batch has that many prompts; 1: the whole batch on all cores. A prompt's
-    /// output does not depend on its group (sampling draws are keyed by prompt).
+    /// Groups a batch is split into, sampled at once, each on one core (`SamplingLanes`). 0: one per core the
+    /// kernels use, where the batch has that many prompts; 1: the whole batch on all cores.
     public var lanes: Int = 0
 
     public init(genLength: Int = 32, blockLength: Int = 32, steps: Int? = nil, temperature: Double = 0,
@@ -210,8 +208,7 @@ public final class Sampler: @unchecked Sendable {
             let idx = Array(order[start..<end])
             // bf16: the weights' bf16 copy lives for one batch of prompts (params do not change meanwhile)
             // lane g: a contiguous share of the batch
-            let groups = min(lanes, idx.count)
-            let share = (0..<groups).map { g in Array(idx[(idx.count * g / groups)..<(idx.count * (g + 1) / groups)]) }
+            let share = SamplingLanes.split(idx.count, groups: min(lanes, idx.count)).map { Array(idx[$0]) }, groups = share.count
             let res = UnsafeMutableBufferPointer<[[Int32]]>.allocate(capacity: groups)
             res.initialize(repeating: [])
             defer { res.deinitialize(); res.deallocate() }
@@ -231,13 +228,9 @@ public final class Sampler: @unchecked Sendable {
         return out
     }
 
-    /// Lanes for batches of up to `batch` prompts: `options.lanes`, or with 0 one per worker; 1 where lanes
-    /// cannot share the work: blocks read through a weight source (a bf16 store's decode buffer, ZeRO-3's
-    /// collective gathers), bf16 matmuls (one weight mirror per batch), a trace (called in step order) or
-    /// the profiler (one set of totals).
+    /// Lanes for batches of up to `batch` prompts (`SamplingLanes.count`; one with a trace, called in step order).
     func laneCount(batch: Int) -> Int {
-        if weightSource != nil || Gemm.precision != .fp32 || trace != nil || Profiler.enabled { return 1 }
-        return max(1, min(batch, options.lanes > 0 ? options.lanes : Parallel.workers))
+        SamplingLanes.count(requested: trace == nil ? options.lanes : 1, batch: batch, residentWeights: weightSource == nil)
     }
 
     /// One batch of prompts of one length.

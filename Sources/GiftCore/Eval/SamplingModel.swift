@@ -60,11 +60,26 @@ public final class SamplingModel: @unchecked Sendable {
     /// Whether blocks are read through collective gathers (every rank must then run as many forward passes).
     var isCollective: Bool { store?.isCollective ?? false }
 
+    /// One batch: refused if this model was not made for it (`check`), else `body` with every prompt's key
+    /// (default: its index) and seed (default: `seed`), the weights ready (`withWeights`).
+    func batch(_ prompts: [[Int32]], keys: [Int]?, seeds: [UInt64]?, seed: UInt64, paddedTo: Int,
+               _ body: (_ keys: [Int], _ seeds: [UInt64]) -> [[Int32]]) throws -> [[Int32]] {
+        if prompts.isEmpty { return [] }
+        try check(prompts, paddedTo: paddedTo)
+        let keys = keys ?? Array(prompts.indices)
+        let seeds = seeds ?? [UInt64](repeating: seed, count: prompts.count)
+        precondition(keys.count == prompts.count && seeds.count == prompts.count, "one key and seed per prompt")
+        return withWeights { body(keys, seeds) }
+    }
+
     /// Refuses a batch this model was not made for: more than `maxBatch` prompts, an empty or too long
-    /// prompt, an id outside the vocabulary.
-    func check(_ prompts: [[Int32]]) throws {
+    /// prompt (or padding), an id outside the vocabulary.
+    func check(_ prompts: [[Int32]], paddedTo: Int = 0) throws {
         guard prompts.count <= maxBatch else {
             throw GiftError(.usage, "\(prompts.count) prompts in one batch; the sampler was made for \(maxBatch)")
+        }
+        guard paddedTo <= maxPrompt else {
+            throw GiftError(.usage, "padding to \(paddedTo) tokens; the sampler was made for prompts of up to \(maxPrompt)")
         }
         for (i, p) in prompts.enumerated() {
             guard !p.isEmpty, p.count <= maxPrompt else {
@@ -83,10 +98,10 @@ public final class SamplingModel: @unchecked Sendable {
         return try Gemm.withWeightMirror(params, count: ParameterLayout(config).count, body)
     }
 
-    /// x = [pad…, prompt, mask × genLength] per row (all rows as long as the longest prompt + genLength),
-    /// and each row's count of left padding.
-    func leftPadded(_ prompts: [[Int32]], padId: Int32) -> (x: [Int32], pad: [Int], promptLength: Int) {
-        let b = prompts.count, P = prompts.map(\.count).max()!, L = P + genLength
+    /// x = [pad…, prompt, mask × genLength] per row (all rows as long as the longest prompt, or `paddedTo`
+    /// where longer, + genLength), and each row's count of left padding.
+    func leftPadded(_ prompts: [[Int32]], padId: Int32, paddedTo: Int = 0) -> (x: [Int32], pad: [Int], promptLength: Int) {
+        let b = prompts.count, P = max(paddedTo, prompts.map(\.count).max()!), L = P + genLength
         let pad = prompts.map { P - $0.count }
         var x = [Int32](repeating: Int32(config.maskTokenId), count: b * L)
         for j in 0..<b {
@@ -123,11 +138,16 @@ public protocol BatchSampler: AnyObject {
     /// Model forward passes run so far.
     var forwardPasses: Int { get }
     /// The genLength generated ids of each prompt (at most `maxBatch`); `keys[i]`: prompt i's index in
-    /// the random draws, `seeds[i]` its seed (default: the options' seed).
-    func generate(_ prompts: [[Int32]], keys: [Int]?, seeds: [UInt64]?) throws -> [[Int32]]
+    /// the random draws, `seeds[i]` its seed (default: the options' seed). Prompts are left-padded to the
+    /// longest, or to `paddedTo` tokens where that is longer (a lane pads its share as the whole batch).
+    func generate(_ prompts: [[Int32]], keys: [Int]?, seeds: [UInt64]?, paddedTo: Int) throws -> [[Int32]]
 }
 
 extension BatchSampler {
+    public func generate(_ prompts: [[Int32]], keys: [Int]? = nil, seeds: [UInt64]? = nil) throws -> [[Int32]] {
+        try generate(prompts, keys: keys, seeds: seeds, paddedTo: 0)
+    }
+
     /// `generate` over any number of prompts, `maxBatch` at a time in the given order.
     public func generateAll(_ prompts: [[Int32]], keys: [Int]? = nil, seeds: [UInt64]? = nil) throws -> [[Int32]] {
         let keys = keys ?? Array(prompts.indices)
