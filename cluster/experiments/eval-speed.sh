@@ -2,7 +2,7 @@
 # Sampling speed: gift's diffusion sampler against d1's generate() in PyTorch (d1_generate_torch.py beside this
 # file) on the same CPU, model and prompts, side by side in one sitting, ROUNDS rounds each (best kept).
 #   cluster/experiments/eval-speed.sh [--preset small] [--batch 8] [--prompt-len 48] [--gen 128] [--block 32] [--steps 64]
-# gift lanes: default kernels, Fast-dLLM's --cache prefix|dual and --threshold 0.9, --gemm onednn, --precision
+# gift lanes: default kernels (and --lanes 1: the batch on all cores, not split one group per core), Fast-dLLM's --cache prefix|dual and --threshold 0.9, --gemm onednn, --precision
 # bf16 (and GIFT_BF16_KERNEL=native where oneDNN has it); PyTorch lanes: eager fp32 with and without the same
 # Fast-dLLM switches, eager bf16 autocast (COMPILE=1 adds torch.compile); ONLY=REGEX keeps the lanes whose
 # names match. The rounds interleave the lanes; the figures compared are sampling seconds (gift generate's
@@ -50,6 +50,7 @@ P=("$PEER_VENV/bin/python" cluster/experiments/d1_generate_torch.py "$WORK/model
 # seconds as JSON: those are compared (model load and process start left out on both sides)
 LANES=(
   "gift default|$GIFT ${G[*]}"
+  "gift --lanes 1|$GIFT ${G[*]} --lanes 1"
   "gift --cache prefix|$GIFT ${G[*]} --cache prefix"
   "gift --cache dual|$GIFT ${G[*]} --cache dual"
   "gift --threshold 0.9|$GIFT ${G[*]} --threshold 0.9"

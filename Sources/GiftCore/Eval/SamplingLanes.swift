@@ -3,9 +3,9 @@ import Foundation
 /// Sampling lanes: a batch of prompts split into groups sampled at once, each group on one core with
 /// single-threaded kernels. One multi-threaded forward per step synchronises its threads at every GEMM and
 /// leaves a core idle in the step's serial parts (the choice of tokens, the copies); lanes have neither,
-/// and a prompt's output does not depend on its group (its draws are keyed by the prompt, and padding is
-/// masked or the group keeps the batch's length). Measured on a 2-core Zen 2, LLaDA's exact sampler at
-/// batch 8: 0.85 of the time of one batch on both cores (`cluster/experiments/eval-speed.sh`).
+/// and a prompt's output does not depend on its group (its draws are keyed by the prompt, and every group
+/// pads as the whole batch). On a 2-core Zen 2, LLaDA's exact sampler at batch 8 took 0.90 of the time of the
+/// batch on both cores (`cluster/experiments/eval-speed.sh`, the `--lanes 1` lane).
 public enum SamplingLanes {
     /// Lanes for batches of up to `batch` prompts: `requested`, or with 0 one per worker (`Parallel.workers`,
     /// the kernels' threads); 1 where lanes cannot share the work: weights not resident as fp32 (a bf16
