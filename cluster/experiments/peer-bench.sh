@@ -31,9 +31,21 @@ fi
 GIFT=${GIFT:-.build/release/gift}
 [ -x "$GIFT" ] || swift build -c release
 OUT=$(mktemp -d)
+# GIFT_RANKS="1 2": gift once per rank count each round, the same global batch (BATCH / ranks per rank) on the
+# same THREADS cores (THREADS / ranks threads per rank, mpirun): data parallel is how gift spreads over cores
+GIFT_RANKS=${GIFT_RANKS:-1}
 gift_run() {
-  OPENBLAS_NUM_THREADS=$THREADS "$GIFT" bench --preset "$PRESET" --seq "$SEQ" --batch "$BATCH" --steps 3 \
-    --objective sft,gift --precision "$PRECISION" > "$OUT/gift$1.txt"
+  local n
+  for n in $GIFT_RANKS; do
+    if [ "$n" = 1 ]; then
+      OPENBLAS_NUM_THREADS=$THREADS "$GIFT" bench --preset "$PRESET" --seq "$SEQ" --batch "$BATCH" --steps 3 \
+        --objective sft,gift --precision "$PRECISION" > "$OUT/gift$1-ranks1.txt"
+    else
+      OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_pml=ob1 mpirun -np "$n" --bind-to none \
+        -x OPENBLAS_NUM_THREADS=$((THREADS / n)) "$GIFT" bench --preset "$PRESET" --seq "$SEQ" --batch $((BATCH / n)) \
+        --steps 3 --objective sft,gift --precision "$PRECISION" 2>/dev/null > "$OUT/gift$1-ranks$n.txt"
+    fi
+  done
 }
 lscpu | grep -E "Model name|Flags" | cut -c1-200
 # ROUNDS rounds of (gift, every PyTorch configuration), then gift once more: each side's figure is its
@@ -56,9 +68,10 @@ out = sys.argv[1]
 peer = [json.loads(l) for l in open(f"{out}/peer.jsonl")]
 gift = {}
 for f in sorted(glob.glob(f"{out}/gift*.txt")):
+    ranks = int(f.rsplit("ranks", 1)[1].split(".")[0])
     for l in open(f):
         if l.startswith('{"objective"') and '"gemm"' in l:
-            o = json.loads(l); k = (o["objective"], o["compute"])
+            o = json.loads(l); k = (o["objective"], o["compute"] + (f", {ranks} ranks" if ranks > 1 else ""))
             gift[k] = max(gift.get(k, 0), o["tokens_per_s"])
         elif l.startswith('{"objective"'):
             summary = json.loads(l)
