@@ -81,20 +81,25 @@ public enum Gemm {
         // the bf16 kernel matters to bf16 matmuls only: an fp32 setting (the bench's fp32 reference lanes
         // beside a bf16 one, say) leaves GIFT_BF16_KERNEL for the bf16 settings
         // (under auto it narrows the candidates the measurement times: `KernelChoice.candidates`)
-        let env = precision == .bf16 && gemm != "auto" ? ProcessInfo.processInfo.environment["GIFT_BF16_KERNEL"] ?? "" : ""
-        if forcedKernel != nil || !env.isEmpty {
-            guard let k = forcedKernel ?? BF16Kernel(rawValue: env) else {
-                throw GiftError(.usage, "GIFT_BF16_KERNEL must be native or emulated, not '\(env)'")
-            }
+        let env = gemm != "auto" ? try environmentBF16Kernel(precision: precision) : nil
+        if let k = forcedKernel ?? env {
             if k == .native && backend != .onednn {   // (without bf16 instructions it runs, slowly: tests use it)
                 throw GiftError(.usage, "GIFT_BF16_KERNEL=native needs the oneDNN backend (--gemm onednn)")
             }
             kernel = k
-            bf16KernelReason = forcedKernel != nil ? reason ?? "forced by the caller" : "GIFT_BF16_KERNEL=\(env)"
+            bf16KernelReason = forcedKernel != nil ? reason ?? "forced by the caller" : "GIFT_BF16_KERNEL=\(k.rawValue)"
         }
         bf16Kernel = kernel
         if backend == .onednn { gift_dnnl_set_threads(Int32(threads)) }
         mirror.deactivate()
+    }
+
+    /// The bf16 kernel GIFT_BF16_KERNEL forces for a bf16 setting (nil: unset, or an fp32 setting).
+    public static func environmentBF16Kernel(precision: Precision) throws -> BF16Kernel? {
+        let env = ProcessInfo.processInfo.environment["GIFT_BF16_KERNEL"] ?? ""
+        guard precision == .bf16, !env.isEmpty else { return nil }
+        guard let k = BF16Kernel(rawValue: env) else { throw GiftError(.usage, "GIFT_BF16_KERNEL must be native or emulated, not '\(env)'") }
+        return k
     }
 
     /// The libraries and kernels in use, one line each, for the train and bench logs.

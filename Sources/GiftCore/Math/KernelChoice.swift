@@ -288,14 +288,6 @@ public enum KernelChoice {
                      note: String(format: "measured in %.2f s", Date().timeIntervalSince(t0)))
     }
 
-    /// GIFT_BF16_KERNEL in a bf16 run: the kernel it forces (nil when unset or in fp32).
-    public static func forcedBF16Kernel(precision: Precision) throws -> BF16Kernel? {
-        let env = ProcessInfo.processInfo.environment["GIFT_BF16_KERNEL"] ?? ""
-        guard precision == .bf16, !env.isEmpty else { return nil }
-        guard let k = BF16Kernel(rawValue: env) else { throw GiftError(.usage, "GIFT_BF16_KERNEL must be native or emulated, not '\(env)'") }
-        return k
-    }
-
     /// A measured choice: the kernels, the table it was made from, and the lines the log shows.
     public struct Choice {
         public var kernels: GemmKernels, table: Table, lines: [String]
@@ -312,7 +304,7 @@ public enum KernelChoice {
     /// goes through here (train broadcasts and records the result: `Trainer.chooseKernels`).
     public static func choose(model: ModelConfig, tokens: Int, what: String, precision: Precision,
                               classes: [ShapeClass] = ShapeClass.allCases) throws -> Choice {
-        let forced = try forcedBF16Kernel(precision: precision)
+        let forced = try Gemm.environmentBF16Kernel(precision: precision)
         let t = try table(model: model, tokens: tokens, precision: precision, forced: forced, classes: classes)
         let c = choose(t)
         let k = t.candidates[c]

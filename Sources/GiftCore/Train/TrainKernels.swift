@@ -32,7 +32,7 @@ extension Trainer {
         var lines: [String] = []
         var table: KernelChoice.Table?
         var source = ""
-        let forced = try KernelChoice.forcedBF16Kernel(precision: cfg.precision)
+        let forced = try Gemm.environmentBF16Kernel(precision: cfg.precision)
         let recorded = isRoot ? Self.recordedKernels(resumeSpec: resumeSpec, runDir: outDir) : .none
         if cfg.gemm != .auto {
             // as given (configured in init); a resume that changes the recorded kernels is told so
