@@ -115,6 +115,7 @@ struct EvalCommand: ParsableCommand {
         Profiler.enabled = profile
         let comm: Communicator = try MPICommunicator.fromEnvironment() ?? SingleProcess()
         do {
+            try sampler.checkFamily(ofFolder: model)
             let modelDir = adapter == nil ? textModelDirectory(model) : Evaluate.modelDirectory(model)
             guard TextModel.present(in: modelDir) else {
                 throw GiftError(.config, "\(modelDir) has no \(TextModel.tokenizerFilesWanted): the benchmarks need the model's tokenizer and chat template")
@@ -183,6 +184,7 @@ struct EvalCommand: ParsableCommand {
         let t = try BuiltinTask(name: task)
         guard n >= 1 else { throw ValidationError("--n must be at least 1") }
         guard seeds >= 1 else { throw ValidationError("--seeds must be at least 1") }
+        try sampler.checkFamily(ofFolder: model)
         let (cfg, params) = try loadModelForSampling(model, adapter: adapter)
         let dream = try sampler.dreamSettings(for: cfg.family)
         let opts = try sampler.options(genLength: Evaluate.defaultOptions(for: t).genLength, seed: seed, family: cfg.family)

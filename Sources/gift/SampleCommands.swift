@@ -49,6 +49,14 @@ struct SamplerFlags: ParsableArguments {
         return o
     }
 
+    /// Refuses the other family's switches by `dir`'s config.json before any weights load (a model folder, or
+    /// a run folder's model/; a LoRA run folder is checked once its base is loaded).
+    func checkFamily(ofFolder dir: String) throws {
+        let path = Evaluate.modelDirectory(dir) + "/" + ModelFolder.configFile
+        guard let d = FileManager.default.contents(atPath: path), let c = try? ModelConfig.parse(d, source: path) else { return }
+        _ = try dreamSettings(for: c.family)
+    }
+
     /// Dream's settings for a Dream model (LLaDA's switches refused), nil for LLaDA (Dream's refused).
     func dreamSettings(for family: ModelFamily) throws -> DreamSettings? {
         let dreamFlags = [("--alg", alg != nil), ("--alg-temp", algTemp != nil), ("--top-p", topP != nil), ("--top-k", topK != nil),
@@ -162,6 +170,7 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         try compute.apply()
+        try sampler.checkFamily(ofFolder: model)
         let (cfg, params) = try loadModelForSampling(model, adapter: adapter)
         let dream = try sampler.dreamSettings(for: cfg.family)   // the family's sampler; the other's switches refused
         // the tokenizer and chat template of the model folder (a LoRA base's own with --adapter)

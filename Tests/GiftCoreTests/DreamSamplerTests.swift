@@ -170,6 +170,15 @@ print(json.dumps(out))
             XCTAssertTrue(r.stderr.contains(says) && r.stderr.contains(model == dream ? "this is a Dream model" : "this is a LLaDA model"),
                           "\(args): \(r.stderr)")
         }
+        // refused by config.json before any weights load: a folder with nothing else gets the same message
+        let bare = dir.appendingPathComponent("llada-config-only")
+        try FileManager.default.createDirectory(at: bare, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: llada + "/config.json", toPath: bare.appendingPathComponent("config.json").path)
+        for args in [["generate", "--prompts", promptsFile.path], ["eval", "--task", "sudoku", "--n", "2"],
+                     ["eval", "--benchmark", "gsm8k", "--data", promptsFile.path, "--out", dir.appendingPathComponent("o").path]] {
+            let r = try runGift(args + ["--model", bare.path, "--alg", "entropy"])
+            XCTAssertTrue(r.status != 0 && r.stderr.contains("--alg: Dream's sampler settings"), "\(args): \(r.stderr)")
+        }
         let e = try runGift(["eval", "--task", "sudoku", "--n", "2", "--seeds", "1", "--model", dream, "--alg", "nope"])
         XCTAssertTrue(e.stderr.contains("unknown Dream algorithm 'nope'"), e.stderr)
     }
