@@ -206,23 +206,16 @@ public final class Sampler: @unchecked Sendable {
             var end = start
             while end < order.count && end - start < batchCap && prompts[order[end]].count == len { end += 1 }
             let idx = Array(order[start..<end])
-            // bf16: the weights' bf16 copy lives for one batch of prompts (params do not change meanwhile)
-            // lane g: a contiguous share of the batch
-            let share = SamplingLanes.split(idx.count, groups: min(lanes, idx.count)).map { Array(idx[$0]) }, groups = share.count
-            let res = UnsafeMutableBufferPointer<[[Int32]]>.allocate(capacity: groups)
-            res.initialize(repeating: [])
-            defer { res.deinitialize(); res.deallocate() }
-            let sample = { (g: Int) in
-                res[g] = self.run(prompts: share[g].map { prompts[$0] }, keys: share[g].map { keys[$0] },
-                                  seeds: share[g].map { seeds[$0] }, model: models[g], acts: acts[g])
+            // bf16: the weights' bf16 copy lives for one batch of prompts (params do not change meanwhile;
+            // bf16 runs one lane); lane g samples a contiguous share of the batch
+            let res = try Gemm.withWeightMirror(params.pointer, count: weightSource == nil ? params.count : 0) {
+                try SamplingLanes.run(idx.count, lanes: lanes) { g, r in
+                    let share = idx[r]
+                    return run(prompts: share.map { prompts[$0] }, keys: share.map { keys[$0] }, seeds: share.map { seeds[$0] },
+                               model: models[g], acts: acts[g])
+                }
             }
-            if groups == 1 {
-                // bf16: the weights' bf16 copy lives for one batch of prompts (params do not change meanwhile)
-                Gemm.withWeightMirror(params.pointer, count: weightSource == nil ? params.count : 0) { sample(0) }
-            } else {
-                Parallel.tasks(groups) { g, _ in sample(g) }
-            }
-            for g in 0..<groups { for (j, i) in share[g].enumerated() { out[i] = res[g][j] } }
+            for (j, i) in idx.enumerated() { out[i] = res[j] }
             start = end
         }
         return out

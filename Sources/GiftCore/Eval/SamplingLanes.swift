@@ -29,9 +29,21 @@ public enum SamplingLanes {
         return LaneSampler(lanes: try (0..<n).map { _ in try make(share) }, maxBatch: options.maxBatch)
     }
 
-    /// `prompts.count` split into `groups` contiguous ranges, sizes differing by at most one.
+    /// `count` split into `groups` contiguous ranges, sizes differing by at most one.
     static func split(_ count: Int, groups: Int) -> [Range<Int>] {
         (0..<groups).map { g in (count * g / groups)..<(count * (g + 1) / groups) }
+    }
+
+    /// One batch of `count` prompts over up to `lanes` lanes: `body(lane, range)` samples the prompts in
+    /// `range` (their outputs in order), the lanes at once (one lane: inline, on all cores); the outputs
+    /// come back in prompt order.
+    static func run(_ count: Int, lanes: Int, _ body: (_ lane: Int, _ range: Range<Int>) throws -> [[Int32]]) throws -> [[Int32]] {
+        let shares = split(count, groups: max(1, min(lanes, count)))
+        let out = UnsafeMutableBufferPointer<Result<[[Int32]], Error>>.allocate(capacity: shares.count)
+        out.initialize(repeating: .success([]))
+        defer { out.deinitialize(); out.deallocate() }
+        Parallel.tasks(shares.count) { g, _ in out[g] = Result { try body(g, shares[g]) } }
+        return try out.flatMap { try $0.get() }
     }
 }
 
@@ -54,15 +66,8 @@ public final class LaneSampler: BatchSampler, @unchecked Sendable {
         let keys = keys ?? Array(prompts.indices)
         // every lane pads as the whole batch would: a prompt's output is then the same in any lane
         let length = max(paddedTo, prompts.map(\.count).max() ?? 0)
-        let shares = SamplingLanes.split(prompts.count, groups: min(lanes.count, max(1, prompts.count)))
-        let out = UnsafeMutableBufferPointer<Result<[[Int32]], Error>>.allocate(capacity: shares.count)
-        out.initialize(repeating: .success([]))
-        defer { out.deinitialize(); out.deallocate() }
-        Parallel.tasks(shares.count) { g, _ in
-            let r = shares[g]
-            out[g] = Result { try lanes[g].generate(Array(prompts[r]), keys: Array(keys[r]), seeds: seeds.map { Array($0[r]) },
-                                            paddedTo: length) }
+        return try SamplingLanes.run(prompts.count, lanes: lanes.count) { g, r in
+            try lanes[g].generate(Array(prompts[r]), keys: Array(keys[r]), seeds: seeds.map { Array($0[r]) }, paddedTo: length)
         }
-        return try out.flatMap { try $0.get() }
     }
 }
