@@ -130,31 +130,9 @@ static int loadLibrary(const char *name, char *why, size_t whySize) {
     return 1;
 }
 
-static void loadLibraries(const char *env, char *why, size_t whySize);
-
 // GIFT_ONEDNN_LIB when set, else Debian's libdnnl.so.2 (the default: a 3.x build measured no faster,
 // see README); a library GIFT_ONEDNN_LIB names that cannot be used is reported (gift_dnnl_warning) and
 // the default is loaded instead.
-static void load(void) {
-    const char *env = getenv("GIFT_ONEDNN_LIB");
-    char why[PATH_MAX + 256] = "";
-    // libgomp's idle workers spin after each parallel region (300000 pause loops by default: milliseconds on
-    // a Zen 2) waiting for the next one. Between two GEMMs gift runs attention and the elementwise passes
-    // on its own threads (libdispatch, OpenBLAS), which those spinning workers then deprive of their cores.
-    // Unless the user chose (OMP_WAIT_POLICY or GOMP_SPINCOUNT set), idle workers sleep at once: libgomp
-    // reads the variable when it is loaded, here with oneDNN; it is unset again so children choose anew.
-    int passive = !getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT");
-    if (passive) setenv("OMP_WAIT_POLICY", "passive", 1);
-    loadLibraries(env, why, sizeof why);
-    if (passive) unsetenv("OMP_WAIT_POLICY");
-    const char *user = getenv("OMP_WAIT_POLICY") ? "OMP_WAIT_POLICY" : getenv("GOMP_SPINCOUNT") ? "GOMP_SPINCOUNT" : NULL;
-    if (available) {
-        size_t used = strlen(description);
-        if (user) snprintf(description + used, sizeof description - used, ", OpenMP waits as %s=%s says", user, getenv(user));
-        else snprintf(description + used, sizeof description - used, ", OpenMP waits passive (set by gift)");
-    }
-}
-
 static void loadLibraries(const char *env, char *why, size_t whySize) {
     if (env && *env) {
         if ((available = loadLibrary(env, why, whySize))) return;
@@ -162,6 +140,24 @@ static void loadLibraries(const char *env, char *why, size_t whySize) {
     }
     if (!(available = loadLibrary("libdnnl.so.2", why, whySize)))
         snprintf(description, sizeof description, "oneDNN unavailable: %s", why);
+}
+
+// libgomp's idle workers spin after each parallel region (300000 pause loops by default: milliseconds on
+// a Zen 2) waiting for the next one. Between two GEMMs gift runs attention and the elementwise passes
+// on its own threads (libdispatch, OpenBLAS), which those spinning workers then deprive of their cores.
+// Unless the user chose (OMP_WAIT_POLICY or GOMP_SPINCOUNT set), idle workers sleep at once: libgomp
+// reads the variable when it is loaded, here with oneDNN; it is unset again so children choose anew.
+static void load(void) {
+    char why[PATH_MAX + 256] = "";
+    const char *user = getenv("OMP_WAIT_POLICY") ? "OMP_WAIT_POLICY" : getenv("GOMP_SPINCOUNT") ? "GOMP_SPINCOUNT" : NULL;
+    if (!user) setenv("OMP_WAIT_POLICY", "passive", 1);
+    loadLibraries(getenv("GIFT_ONEDNN_LIB"), why, sizeof why);
+    if (!user) unsetenv("OMP_WAIT_POLICY");
+    if (available) {
+        size_t used = strlen(description);
+        if (user) snprintf(description + used, sizeof description - used, ", OpenMP waits as %s=%s says", user, getenv(user));
+        else snprintf(description + used, sizeof description - used, ", OpenMP waits passive (set by gift)");
+    }
 }
 
 // One cached primitive: a shape and the memory objects it runs on (their data handles are set per call).
