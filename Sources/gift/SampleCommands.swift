@@ -186,9 +186,8 @@ struct GenerateCommand: ParsableCommand {
         let clock = Date()   // sampling alone (no load, no decoding), for speed comparisons
         let outs: [[Int32]]
         if let dream {
-            outs = try SamplingLanes.sampler(options: opts, weights: .fp32(params)) { o in
-                try DreamSampler(config: cfg, params: params, options: o, dream: dream, maxPromptLength: inputs.map(\.ids.count).max()!)
-            }.generateAll(inputs.map(\.ids))
+            outs = try DreamSampler.laned(config: cfg, weights: .fp32(params), options: opts, dream: dream,
+                                          maxPromptLength: inputs.map(\.ids.count).max()!).generateAll(inputs.map(\.ids))
         } else if let fast = try sampler.fast() {
             outs = try fast.sampler(config: cfg, params: params, options: opts, maxPromptLength: inputs.map(\.ids.count).max()!)
                 .generateAll(inputs.map(\.ids))

@@ -56,6 +56,15 @@ public final class DreamSampler: BatchSampler, @unchecked Sendable {
                       padId: padId ?? Int32(config.padTokenId), maxPromptLength: maxPromptLength)
     }
 
+    /// Dream's sampler over `options.lanes` lanes (`SamplingLanes`): one sampler, or one per lane.
+    public static func laned(config: ModelConfig, weights: EvalWeights, options: SamplerOptions, dream: DreamSettings,
+                             padId: Int32? = nil, maxPromptLength: Int) throws -> BatchSampler {
+        try SamplingLanes.sampler(options: options, weights: weights) { o in
+            try DreamSampler(config: config, weights: weights, options: o, dream: dream, padId: padId ?? Int32(config.padTokenId),
+                             maxPromptLength: maxPromptLength)
+        }
+    }
+
     public func generate(_ prompts: [[Int32]], keys: [Int]?, seeds: [UInt64]?, paddedTo: Int) throws -> [[Int32]] {
         try runner.batch(prompts, keys: keys, seeds: seeds, seed: options.seed, paddedTo: paddedTo) {
             run(prompts, keys: $0, seeds: $1, paddedTo: paddedTo)

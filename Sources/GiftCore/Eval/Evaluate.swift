@@ -97,10 +97,9 @@ public enum Evaluate {
         if config.family == .dream {
             guard fast == nil else { throw GiftError(.usage, "Fast-dLLM's threshold and prefix cache are LLaDA's; Dream's sampler has neither") }
             let weights: EvalWeights = weightSource.map { .gathered(params, $0) } ?? .fp32(params)
-            outs = try SamplingLanes.sampler(options: opt, weights: weights) { o in
-                try DreamSampler(config: config, weights: weights, options: o, dream: dream ?? DreamSettings(),
-                                 padId: Int32(config.padTokenId), maxPromptLength: prompts.map(\.count).max()!)
-            }.generateAll(prompts, keys: keys, seeds: promptSeeds)
+            outs = try DreamSampler.laned(config: config, weights: weights, options: opt, dream: dream ?? DreamSettings(),
+                                          maxPromptLength: prompts.map(\.count).max()!)
+                .generateAll(prompts, keys: keys, seeds: promptSeeds)
         } else if dream != nil {
             throw GiftError(.usage, "Dream's sampler settings given for a LLaDA model")
         } else if let fast {
@@ -174,10 +173,18 @@ public struct FastDecoding: Sendable {
     public var cache: CacheMode
     public init(threshold: Double?, cache: CacheMode) { self.threshold = threshold; self.cache = cache }
 
+    /// d1's sampler with these switches over `options.lanes` lanes (`SamplingLanes`), padding masked.
     public func sampler(config: ModelConfig, params: FloatBuffer, options: SamplerOptions, maxPromptLength: Int) throws -> BatchSampler {
-        try SamplingLanes.sampler(options: options, weights: .fp32(params)) { o in
-            let s = try PaddedSampler(config: config, params: params, options: o, padId: Int32(config.padTokenId),
-                                      attendPadding: false, maxPromptLength: maxPromptLength)
+        try sampler(config: config, weights: .fp32(params), options: options, padId: Int32(config.padTokenId), attendPadding: false,
+                    maxPromptLength: maxPromptLength)
+    }
+
+    /// d1's sampler with these switches over `options.lanes` lanes: one sampler, or one per lane.
+    public func sampler(config: ModelConfig, weights: EvalWeights, options: SamplerOptions, padId: Int32, attendPadding: Bool,
+                        maxPromptLength: Int) throws -> BatchSampler {
+        try SamplingLanes.sampler(options: options, weights: weights) { o in
+            let s = try PaddedSampler(config: config, weights: weights, options: o, padId: padId, attendPadding: attendPadding,
+                                      maxPromptLength: maxPromptLength)
             s.threshold = threshold; s.cache = cache
             return s
         }

@@ -185,23 +185,15 @@ public final class BenchmarkEval {
         switch (config.family, settings.dream) {
         case (.dream, let dream?):
             guard !fast else { throw GiftError(.config, "--threshold and --cache are Fast-dLLM's switches of LLaDA's sampler; Dream's sampler has neither") }
-            return try SamplingLanes.sampler(options: settings.sampler, weights: weights) { o in
-                try DreamSampler(config: config, weights: weights, options: o, dream: dream, padId: settings.padId, maxPromptLength: maxPrompt)
-            }
+            return try DreamSampler.laned(config: config, weights: weights, options: settings.sampler, dream: dream,
+                                          padId: settings.padId, maxPromptLength: maxPrompt)
         case (.llada, nil):
             if case .gathered = weights, fast {
                 throw GiftError(.config, "sampling through ZeRO-3's gathers runs d1's fixed schedule: every rank must run as many forward passes (no --threshold or --cache)")
             }
-            // d1's attended padding makes a problem's output depend on its batch's padding: one lane
-            var options = settings.sampler
-            if settings.attendPadding { options.lanes = 1 }
-            return try SamplingLanes.sampler(options: options, weights: weights) { o in
-                let s = try PaddedSampler(config: config, weights: weights, options: o, padId: settings.padId,
-                                          attendPadding: settings.attendPadding, maxPromptLength: maxPrompt)
-                s.threshold = settings.threshold
-                s.cache = settings.cache
-                return s
-            }
+            return try FastDecoding(threshold: settings.threshold, cache: settings.cache)
+                .sampler(config: config, weights: weights, options: settings.sampler, padId: settings.padId,
+                         attendPadding: settings.attendPadding, maxPromptLength: maxPrompt)
         case (let family, _):
             throw GiftError(.config, "the eval settings are for \(settings.dream == nil ? "LLaDA's" : "Dream's") sampler, the model is \(family.displayName)")
         }
